@@ -1,0 +1,59 @@
+# Two commands do all the set-up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test install install-dev lint typecheck pytest test-postgres migrate demo demo-reset docs
+
+$(VENV)/bin/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/activate pyproject.toml requirements.lock
+	$(PIP) install --quiet -c requirements.lock -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo
+
+# Starts the web server and the background worker together; Ctrl-C stops both.
+run: migrate
+	@$(PY) manage.py load_demo
+	@echo "Client area: http://$(HOST):$(PORT)/   back office: http://$(HOST):$(PORT)/admin/"
+	@trap 'kill 0' INT TERM; \
+	$(PY) manage.py run_worker & \
+	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & \
+	wait
+
+demo-reset:
+	rm -f var/clientarea.sqlite3 var/clientarea.sqlite3-wal var/clientarea.sqlite3-shm
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+typecheck: install-dev
+	$(VENV)/bin/mypy src
+
+pytest: install-dev
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+test-postgres: install-dev
+	bash .ci/postgres-tests

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth.tokens import default_token_generator
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from clientarea.notifications.services import email_send_to_person
+
+from .models import Account, User
+
+
+class EmailAuthenticationForm(auth_forms.AuthenticationForm):
+    """Login by email. Wrong password and unknown email get the very same message."""
+
+    username = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+    error_messages = {
+        "invalid_login": "That email address and password do not match an active login.",
+        "inactive": "That email address and password do not match an active login.",
+    }
+
+
+class QueuedPasswordResetForm(auth_forms.PasswordResetForm):
+    """Sends the reset link through the outbox, built from SITE_URL (never the Host
+    header, which an attacker controls). Unknown emails silently send nothing."""
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        email = self.cleaned_data["email"]
+        for user in self.get_users(email):
+            uid = urlsafe_base64_encode(force_bytes(user.pk))
+            token = default_token_generator.make_token(user)
+            path = reverse("accounts:password_reset_confirm", args=[uid, token])
+            email_send_to_person(
+                to_email=user.email,
+                to_name=user.get_full_name(),
+                template="accounts/email/password_reset",
+                context={"user": user, "reset_url": f"{settings.SITE_URL}{path}"},
+                kind="security",
+            )
+
+
+class UserProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["first_name", "last_name"]
+
+
+class AccountProfileForm(forms.ModelForm):
+    class Meta:
+        model = Account
+        fields = ["company_name", "address_line1", "address_line2", "city", "postcode", "country"]
+
+    def clean_country(self) -> str:
+        country = self.cleaned_data["country"].strip().upper()
+        if len(country) != 2 or not country.isalpha():
+            raise forms.ValidationError("Enter a two-letter country code, such as IE or DE.")
+        return country
+
+
+class SelectAccountForm(forms.Form):
+    account = forms.IntegerField(min_value=1)

@@ -1,0 +1,71 @@
+"""Resolve the current account for each request and enforce the views' access rules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from .policy import Access, RuleKind, UserRequest, access_for, accounts_for, rule_of
+
+SESSION_ACCOUNT_KEY = "current_account_id"
+
+
+def select_account(request: HttpRequest, account_id: int) -> None:
+    request.session[SESSION_ACCOUNT_KEY] = account_id
+
+
+class AccessMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: UserRequest) -> HttpResponse:
+        request.access = None
+        request.access_lost = False
+        user = request.user
+        if user.is_authenticated and user.is_active:
+            account_id = request.session.get(SESSION_ACCOUNT_KEY)
+            # Re-checked on every request: a revoked or expired membership stops working
+            # at once, on every device, whatever the session remembers.
+            access: Access | None = access_for(user, account_id)
+            if account_id is not None and access is None:
+                del request.session[SESSION_ACCOUNT_KEY]
+                request.access_lost = True
+            if access is None and account_id is None:
+                only = list(accounts_for(user).values_list("pk", flat=True)[:2])
+                if len(only) == 1:
+                    select_account(request, only[0])
+                    access = access_for(user, only[0])
+            request.access = access
+        return self.get_response(request)
+
+    def process_view(
+        self, request: UserRequest, view_func: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        if match is not None and match.app_name == "admin":
+            return None  # the back office has its own staff-only checks
+        if getattr(view_func, "__module__", "").startswith(("django.views.static",)):
+            return None
+        rule = rule_of(view_func)
+        if rule is None:
+            # Deny by default: a view that declares nothing is never served.
+            raise PermissionDenied("This page declares no access rule.")
+        if rule.kind is RuleKind.PUBLIC:
+            return None
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not rule.needs_account:
+            return None
+        access: Access | None = request.access
+        if access is None:
+            if request.access_lost:
+                return redirect("accounts:access_removed")
+            return redirect("accounts:select_account")
+        if not access.allows(rule):
+            raise PermissionDenied("You do not have permission to do this on this account.")
+        return None

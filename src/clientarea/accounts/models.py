@@ -1,0 +1,179 @@
+"""Identity and access: users, accounts and memberships.
+
+The owner of an account is ``Account.owner``: a NOT NULL foreign key, so the database
+guarantees every account has exactly one owner at all times. ``Membership`` rows are the
+*other* people's access (sub-accounts); the owner never has one, which the service layer
+enforces, so the policy has one place to ask "is this the owner?".
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from . import permissions
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=username)
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+def normalize_email(email: str) -> str:
+    """Emails are compared case-insensitively; store them trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField("email address", max_length=254, unique=True)
+    first_name = models.CharField(max_length=150)
+    last_name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="Can log in to the back office.")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["first_name"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = normalize_email(self.email)
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.email
+
+
+class Account(models.Model):
+    company_name = models.CharField(max_length=200, blank=True)
+    address_line1 = models.CharField("address", max_length=200, blank=True)
+    address_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    postcode = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, help_text="ISO 3166 country code, e.g. IE.")
+    currency = models.CharField(max_length=3, default="EUR", help_text="ISO 4217, e.g. EUR.")
+    credit_balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
+    owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="owned_accounts")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(credit_balance__gte=0), name="account_credit_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def display_name(self) -> str:
+        return self.company_name or self.owner.get_full_name()
+
+
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def usable(self, now: Any = None) -> MembershipQuerySet:
+        """Memberships that grant access right now: active and not past their expiry."""
+        now = now or timezone.now()
+        return self.filter(status=Membership.Status.ACTIVE).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class Membership(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REVOKED = "revoked", "Revoked"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    permissions = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MembershipQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "user"], name="membership_unique_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.account}"
+
+    @property
+    def permission_codes(self) -> frozenset[str]:
+        return permissions.expand(self.permissions)
+
+    @property
+    def permission_labels(self) -> list[str]:
+        return permissions.labels(self.permissions)
+
+    def is_usable(self, now: Any = None) -> bool:
+        now = now or timezone.now()
+        if self.status != self.Status.ACTIVE:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+
+class Contact(models.Model):
+    """A secondary contact: no login, receives the kinds of email the owner picks."""
+
+    class Kind(models.TextChoices):
+        GENERAL = "general", "General"
+        INVOICE = "invoice", "Invoices"
+        SUPPORT = "support", "Support"
+        PRODUCT = "product", "Products & services"
+        DOMAIN = "domain", "Domains"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=150)
+    email = models.EmailField(max_length=254)
+    phone = models.CharField(max_length=30, blank=True)
+    email_kinds = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["account", "name"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def receives(self, kind: str) -> bool:
+        return kind in (self.email_kinds or [])

@@ -1,0 +1,125 @@
+"""The permission catalogue: the single source of truth for what can be granted.
+
+Every view, template menu entry, form and test reads permissions from here. Adding a
+permission is one entry in ``CATALOGUE``; nothing else needs a hunt through the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Perm(StrEnum):
+    PROFILE = "profile"
+    CONTACTS = "contacts"
+    PRODUCTS = "products"
+    MANAGE_PRODUCTS = "manageproducts"
+    DOMAINS = "domains"
+    MANAGE_DOMAINS = "managedomains"
+    INVOICES = "invoices"
+    TICKETS = "tickets"
+    EMAILS = "emails"
+
+
+class OwnerPower(StrEnum):
+    """Powers only the account owner ever has; they can never be granted."""
+
+    MANAGE_USERS = "manage_users"
+    MANAGE_PAYMENT_METHODS = "manage_payment_methods"
+    TRANSFER_OWNERSHIP = "transfer_ownership"
+    CLOSE_ACCOUNT = "close_account"
+
+
+@dataclass(frozen=True)
+class Permission:
+    code: Perm
+    label: str
+    help_text: str
+    implies: frozenset[Perm] = field(default_factory=frozenset)
+
+
+CATALOGUE: tuple[Permission, ...] = (
+    Permission(
+        Perm.PROFILE, "Modify Account Profile", "Edit the account's company and address details."
+    ),
+    Permission(
+        Perm.CONTACTS,
+        "View & Manage Contacts",
+        "Add, edit and remove secondary contacts and the emails they receive.",
+    ),
+    Permission(
+        Perm.PRODUCTS,
+        "View Products & Services",
+        "List and view hosting services, without their passwords.",
+    ),
+    Permission(
+        Perm.MANAGE_PRODUCTS,
+        "View & Modify Product Password",
+        "Reveal and change a service's control-panel password.",
+        implies=frozenset({Perm.PRODUCTS}),
+    ),
+    Permission(Perm.DOMAINS, "View Domains", "List and view domains."),
+    Permission(
+        Perm.MANAGE_DOMAINS,
+        "Manage Domain Settings",
+        "Change nameservers, registrar lock and auto-renew.",
+        implies=frozenset({Perm.DOMAINS}),
+    ),
+    Permission(
+        Perm.INVOICES,
+        "View & Pay Invoices",
+        "See invoices, download PDFs, pay them and see the credit balance.",
+    ),
+    Permission(
+        Perm.TICKETS,
+        "Open & View Support Tickets",
+        "Open tickets under their own name and read the account's tickets.",
+    ),
+    Permission(
+        Perm.EMAILS, "View Email History", "Read copies of the emails the account was sent."
+    ),
+)
+
+BY_CODE: dict[str, Permission] = {p.code.value: p for p in CATALOGUE}
+ALL_CODES: frozenset[str] = frozenset(BY_CODE)
+
+# Role presets only pre-tick boxes on the invite form; what is stored is the codes.
+ROLE_PRESETS: dict[str, tuple[str, frozenset[Perm]]] = {
+    "accountant": ("Accountant", frozenset({Perm.INVOICES, Perm.EMAILS})),
+    "developer": (
+        "Developer",
+        frozenset({Perm.MANAGE_PRODUCTS, Perm.MANAGE_DOMAINS, Perm.TICKETS}),
+    ),
+    "partner": ("Partner", frozenset(Perm)),
+}
+
+
+def expand(codes: object) -> frozenset[str]:
+    """Return the granted codes plus everything they imply; unknown codes are dropped."""
+    if not isinstance(codes, list | tuple | set | frozenset):
+        return frozenset()
+    result: set[str] = set()
+    pending = [c for c in codes if isinstance(c, str) and c in BY_CODE]
+    while pending:
+        code = pending.pop()
+        if code in result:
+            continue
+        result.add(code)
+        pending.extend(i.value for i in BY_CODE[code].implies)
+    return frozenset(result)
+
+
+def normalise(codes: object) -> list[str]:
+    """Stored form of a grant: known codes, implied ones added, in catalogue order."""
+    granted = expand(codes)
+    return [p.code.value for p in CATALOGUE if p.code.value in granted]
+
+
+def labels(codes: object) -> list[str]:
+    granted = expand(codes)
+    return [p.label for p in CATALOGUE if p.code.value in granted]
+
+
+def choices() -> list[tuple[str, str]]:
+    return [(p.code.value, p.label) for p in CATALOGUE]

@@ -1,0 +1,175 @@
+"""The one authorization policy of the client area.
+
+``may(user, perm, account)`` is the only place that decides whether a person may do
+something on an account. Views declare what they need with one of the decorators below;
+``AccessMiddleware`` enforces the declaration before the view runs, and refuses any view
+that declares nothing (deny by default). Objects are always looked up through
+``account_object_or_404`` so another account's object is a 404, never a 403 that would
+confirm it exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest
+from django.utils import timezone
+
+from . import permissions
+from .models import Account, Membership, User
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+class RuleKind(StrEnum):
+    PUBLIC = "public"  # anyone, logged in or not
+    LOGIN = "login"  # any logged-in user; no account needed (profile, switcher)
+    ACCOUNT = "account"  # a usable access to the current account, any permissions
+    PERMISSION = "permission"  # a usable access holding `permission`
+    OWNER = "owner"  # the account owner only
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    kind: RuleKind
+    permission: str | None = None
+
+    def describe(self) -> str:
+        if self.kind is RuleKind.PERMISSION:
+            assert self.permission is not None
+            return f"permission: {self.permission}"
+        return self.kind.value
+
+    @property
+    def needs_account(self) -> bool:
+        return self.kind in (RuleKind.ACCOUNT, RuleKind.PERMISSION, RuleKind.OWNER)
+
+
+ACCESS_RULE_ATTR = "access_rule"
+
+
+def _declare(rule: AccessRule) -> Callable[[V], V]:
+    def decorator(view: V) -> V:
+        setattr(view, ACCESS_RULE_ATTR, rule)
+        return view
+
+    return decorator
+
+
+def public(view: V) -> V:
+    return _declare(AccessRule(RuleKind.PUBLIC))(view)
+
+
+def login_only(view: V) -> V:
+    return _declare(AccessRule(RuleKind.LOGIN))(view)
+
+
+def account_member(view: V) -> V:
+    return _declare(AccessRule(RuleKind.ACCOUNT))(view)
+
+
+def owner_only(view: V) -> V:
+    return _declare(AccessRule(RuleKind.OWNER))(view)
+
+
+def requires(perm: permissions.Perm) -> Callable[[V], V]:
+    if perm.value not in permissions.BY_CODE:  # pragma: no cover - guards typos at import
+        raise ValueError(f"Unknown permission {perm!r}")
+    return _declare(AccessRule(RuleKind.PERMISSION, perm.value))
+
+
+def rule_of(view: Any) -> AccessRule | None:
+    rule = getattr(view, ACCESS_RULE_ATTR, None)
+    if rule is None and hasattr(view, "view_class"):
+        rule = getattr(view.view_class, ACCESS_RULE_ATTR, None)
+    return rule
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the current user may do on the current account, built once per request."""
+
+    user: User
+    account: Account
+    membership: Membership | None  # None for the owner
+    is_owner: bool
+    permissions: frozenset[str]
+
+    def has(self, perm: str) -> bool:
+        return self.is_owner or perm in self.permissions
+
+    def allows(self, rule: AccessRule) -> bool:
+        if rule.kind is RuleKind.OWNER:
+            return self.is_owner
+        if rule.kind is RuleKind.PERMISSION:
+            assert rule.permission is not None
+            return self.has(rule.permission)
+        return True
+
+
+class UserRequest(HttpRequest):
+    """A request from a logged-in user (views declared `login_only`)."""
+
+    user: User
+    access: Access | None
+    access_lost: bool
+
+
+class AccountRequest(HttpRequest):
+    """A request that the middleware let through to an account view: access is set."""
+
+    user: User
+    access: Access
+    access_lost: bool
+
+
+def access_for(user: User, account_id: int | None, now: Any = None) -> Access | None:
+    """Build the user's access to an account, or None if they have none (any more)."""
+    if account_id is None or not user.is_authenticated or not user.is_active:
+        return None
+    account = Account.objects.select_related("owner").filter(pk=account_id).first()
+    if account is None:
+        return None
+    if account.owner_id == user.pk:
+        return Access(user, account, None, True, permissions.ALL_CODES)
+    membership = (
+        Membership.objects.usable(now or timezone.now()).filter(account=account, user=user).first()
+    )
+    if membership is None:
+        return None
+    return Access(user, account, membership, False, membership.permission_codes)
+
+
+def may(user: User, perm: str, account: Account) -> bool:
+    """May `user` do `perm` on `account` right now? The single question of the policy."""
+    access = access_for(user, account.pk)
+    return access is not None and access.has(perm)
+
+
+def accounts_for(user: User) -> QuerySet[Account]:
+    """Every account the user may currently select (owned, or a usable membership)."""
+    from django.db.models import Q
+
+    usable = Membership.objects.usable().filter(user=user).values("account_id")
+    return (
+        Account.objects.filter(Q(owner=user) | Q(pk__in=usable))
+        .select_related("owner")
+        .order_by("company_name", "pk")
+    )
+
+
+M = TypeVar("M", bound=Model)
+
+
+def account_object_or_404(
+    queryset: QuerySet[M], account: Account, *, account_field: str = "account", **lookup: Any
+) -> M:
+    """Fetch an object of the current account; any other account's object is a 404."""
+    obj = queryset.filter(**{account_field: account}, **lookup).first()
+    if obj is None:
+        raise Http404("No such object.")
+    return obj

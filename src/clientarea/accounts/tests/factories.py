@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+
+from clientarea.accounts.models import Account, Contact, Membership, User
+
+TEST_PASSWORD = "a-long-test-password-42"
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+
+    @factory.post_generation
+    def password(obj: User, create: bool, extracted: str | None, **kwargs: Any) -> None:
+        obj.set_password(extracted or TEST_PASSWORD)
+        if create:
+            obj.save(update_fields=["password"])
+
+
+class AccountFactory(factory.django.DjangoModelFactory[Account]):
+    class Meta:
+        model = Account
+
+    owner = factory.SubFactory(UserFactory)
+    company_name = factory.Faker("company")
+    address_line1 = factory.Faker("street_address")
+    city = factory.Faker("city")
+    postcode = "D02 X285"
+    country = "IE"
+    currency = "EUR"
+
+
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
+    class Meta:
+        model = Membership
+
+    account = factory.SubFactory(AccountFactory)
+    user = factory.SubFactory(UserFactory)
+    permissions: Any = factory.LazyFunction(list)
+
+
+class ContactFactory(factory.django.DjangoModelFactory[Contact]):
+    class Meta:
+        model = Contact
+
+    account = factory.SubFactory(AccountFactory)
+    name = factory.Faker("name")
+    email = factory.Sequence(lambda n: f"contact{n}@example.com")
+    email_kinds: Any = factory.LazyFunction(lambda: ["general"])

@@ -1,0 +1,46 @@
+"""Menu entries and dashboard tiles that domain apps register in their AppConfig.ready().
+
+The shell (core) never imports a domain app: each app announces what it adds to the menu
+and the dashboard, with the permission that guards it, and the shell shows only what the
+current user's access allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clientarea.accounts.models import Account
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    permission: str | None  # None: any member of the account
+    order: int = 50
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    url_name: str
+    permission: str
+    count: Callable[[Account], int]
+    order: int = 50
+
+
+NAV_ITEMS: list[NavItem] = []
+TILES: list[Tile] = []
+
+
+def register_nav(item: NavItem) -> None:
+    if item not in NAV_ITEMS:
+        NAV_ITEMS.append(item)
+        NAV_ITEMS.sort(key=lambda i: i.order)
+
+
+def register_tile(tile: Tile) -> None:
+    if tile not in TILES:
+        TILES.append(tile)
+        TILES.sort(key=lambda t: t.order)

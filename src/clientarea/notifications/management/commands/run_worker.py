@@ -1,0 +1,35 @@
+import signal
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from clientarea.notifications.services import outbox_deliver_due
+
+
+class Command(BaseCommand):
+    help = "Background worker: delivers the email outbox (with retries) until stopped."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--once", action="store_true", help="Deliver what is due and exit.")
+        parser.add_argument("--interval", type=float, default=2.0)
+
+    def handle(self, *args: Any, once: bool = False, interval: float = 2.0, **options: Any) -> None:
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.stdout.write("Worker started: delivering the email outbox.")
+        while not stopping:
+            stats = outbox_deliver_due()
+            if stats["sent"] or stats["failed"]:
+                self.stdout.write(f"outbox: sent {stats['sent']}, failed {stats['failed']}")
+            if once:
+                break
+            if not stats["sent"]:
+                time.sleep(interval)
+        self.stdout.write("Worker stopped.")

@@ -1,0 +1,14 @@
+"""Settings for the test suite: fast hashing, mail kept in memory."""
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+MEDIA_ROOT = BASE_DIR / "var" / "test-media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+FIELD_ENCRYPTION_KEYS = ["Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1sb25nIQ=="]
