@@ -18,5 +18,6 @@ urlpatterns = [
     path("accounts/switch/", views.select_account, name="select_account"),
     path("accounts/access-removed/", views.access_removed, name="access_removed"),
     path("profile/", views.profile, name="profile"),
+    path("confirm-password/", views.confirm_password, name="confirm_password"),
     path("account/details/", views.account_profile, name="account_profile"),
 ]

@@ -5,12 +5,14 @@ from django.contrib.auth import views as auth_views
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from . import services
 from .forms import (
     AccountProfileForm,
     EmailAuthenticationForm,
+    PasswordConfirmForm,
     QueuedPasswordResetForm,
     SelectAccountForm,
     UserProfileForm,
@@ -18,6 +20,7 @@ from .forms import (
 from .middleware import select_account as remember_account
 from .permissions import Perm
 from .policy import AccountRequest, UserRequest, accounts_for, login_only, public, requires
+from .reauth import mark_recent_auth
 
 login = public(
     auth_views.LoginView.as_view(
@@ -113,3 +116,17 @@ def account_profile(request: AccountRequest) -> HttpResponse:
         messages.success(request, "The account details were saved.")
         return redirect("accounts:account_profile")
     return render(request, "accounts/account_profile.html", {"form": form})
+
+
+@login_only
+@require_http_methods(["GET", "POST"])
+def confirm_password(request: UserRequest) -> HttpResponse:
+    """Ask for the password again before a sensitive action (see reauth.py)."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = "/"
+    form = PasswordConfirmForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        mark_recent_auth(request)
+        return redirect(next_url)
+    return render(request, "accounts/confirm_password.html", {"form": form, "next": next_url})
