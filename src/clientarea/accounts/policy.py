@@ -41,7 +41,7 @@ class AccessRule:
     def describe(self) -> str:
         if self.kind is RuleKind.PERMISSION:
             assert self.permission is not None
-            return f"permission: {self.permission}"
+            return f"permission:{self.permission}"
         return self.kind.value
 
     @property
