@@ -46,11 +46,14 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) manage.py access_table --check
 
 typecheck: install-dev
 	$(VENV)/bin/mypy src
 
 pytest: install-dev
+	@test -x /usr/bin/chromium || command -v chromium >/dev/null || \
+	  echo "NOTE: Chromium is not installed: the real-browser tests will be SKIPPED (apt-get install chromium)."
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 test: lint typecheck pytest
