@@ -1,0 +1,72 @@
+"""What `make run` does, end to end on a fresh database: migrate, load the demo, serve the
+login page, and run the worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
+        "EMAIL_URL": f"filemail://{tmp_path / 'mail'}",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+
+    def run(*args: str) -> str:
+        result = subprocess.run(
+            [*manage, *args], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    run("migrate", "--noinput", "-v0")
+    out = run("load_demo")
+    assert "owner@example.com" in out and "Demo data loaded." in out
+    assert "Demo data already loaded." in run("load_demo")
+    run(
+        "shell",
+        "-c",
+        "from clientarea.notifications.services import email_queue;"
+        "email_queue(to_email='probe@example.com', subject='Probe', body='Delivered.')",
+    )
+    assert "Worker" in run("run_worker", "--once")
+    delivered = "".join(p.read_text() for p in (tmp_path / "mail").iterdir())
+    assert "Subject: Probe" in delivered and "probe@example.com" in delivered
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        body = ""
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2) as r:
+                    body = r.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.2)
+        assert "Log in to the Client Area" in body
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
