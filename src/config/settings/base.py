@@ -135,6 +135,9 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
 
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+if EMAIL_CONFIG.get("EMAIL_FILE_PATH"):
+    # `filemail:///var/mail/x` names an absolute path; django-environ drops the leading slash.
+    EMAIL_CONFIG["EMAIL_FILE_PATH"] = "/" + EMAIL_CONFIG["EMAIL_FILE_PATH"].lstrip("/")
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{SITE_NAME} <no-reply@example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
@@ -149,6 +152,14 @@ FIELD_ENCRYPTION_KEYS = env.list(
 )
 
 INVITATION_VALID_DAYS = 7
+
+# Control-panel and registrar drivers (dotted paths); the local ones work without a panel.
+HOSTING_PANEL_DRIVER = env.str(
+    "HOSTING_PANEL_DRIVER", default="clientarea.hosting.drivers.LocalPanelDriver"
+)
+DOMAINS_REGISTRAR_DRIVER = env.str(
+    "DOMAINS_REGISTRAR_DRIVER", default="clientarea.domains.drivers.LocalRegistrarDriver"
+)
 
 LOGGING = {
     "version": 1,
