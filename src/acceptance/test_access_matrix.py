@@ -1,0 +1,194 @@
+"""Every route, every kind of actor, own / another account's object: the exact outcome.
+
+Generated from the access table. Each (route, method, object owner) case builds one world
+— account A with its owner and sub-accounts, account B with its own — and then, for every
+actor, logs in and makes the request inside a savepoint that is rolled back, so what one
+actor's POST changes never leaks into the next actor's request. POSTs go through a client
+with CSRF enforcement on and a valid token, so a 403 means the policy refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from acceptance.objects import OBJECT_KWARGS, STATIC_KWARGS
+from clientarea.access_table import ROUTES, Route
+from clientarea.accounts import permissions
+from clientarea.accounts.models import Account, User
+from clientarea.accounts.policy import AccessRule, RuleKind
+from clientarea.accounts.services import membership_revoke
+from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
+
+CSRF = "x" * 32  # an unmasked CSRF secret: valid as both cookie and form token
+
+ACTORS: tuple[str, ...] = (
+    "anonymous",
+    "owner",
+    *(f"only:{p.code.value}" for p in permissions.CATALOGUE),
+    "all",
+    "none",
+    "revoked",
+    "expired",
+    "other_member",
+    "staff",
+)
+
+
+@dataclass
+class World:
+    a: Account
+    b: Account
+    users: dict[str, User]
+    sessions: dict[str, Client]
+
+
+def build_world() -> World:
+    a = AccountFactory(company_name="Account A")
+    b = AccountFactory(company_name="Account B")
+    users: dict[str, User] = {"owner": a.owner}
+    for p in permissions.CATALOGUE:
+        users[f"only:{p.code.value}"] = MembershipFactory(
+            account=a, permissions=[p.code.value]
+        ).user
+    users["all"] = MembershipFactory(account=a, permissions=sorted(permissions.ALL_CODES)).user
+    users["none"] = MembershipFactory(account=a, permissions=[]).user
+    revoked = MembershipFactory(account=a, permissions=sorted(permissions.ALL_CODES))
+    users["revoked"] = revoked.user
+    users["expired"] = MembershipFactory(
+        account=a,
+        permissions=sorted(permissions.ALL_CODES),
+        expires_at=timezone.now() - timedelta(hours=1),
+    ).user
+    users["other_member"] = MembershipFactory(
+        account=b, permissions=sorted(permissions.ALL_CODES)
+    ).user
+    users["staff"] = UserFactory(is_staff=True)
+    sessions: dict[str, Client] = {}
+    for actor in ACTORS:
+        client = Client(enforce_csrf_checks=True)
+        client.cookies["csrftoken"] = CSRF
+        if actor != "anonymous":
+            client.force_login(users[actor])
+            session = client.session
+            if actor == "other_member":
+                session["current_account_id"] = b.pk
+            elif actor != "staff":
+                session["current_account_id"] = a.pk
+            session.save()
+        sessions[actor] = client
+    # The revoked actor's session was made while it still had access.
+    membership_revoke(membership=revoked, actor=a.owner)
+    return World(a, b, users, sessions)
+
+
+def _rule(route: Route) -> AccessRule:
+    if route.permission:
+        return AccessRule(RuleKind.PERMISSION, route.permission)
+    return AccessRule(RuleKind(route.rule))
+
+
+def expected(route: Route, actor: str, target: str) -> str:
+    rule = _rule(route)
+    if rule.kind is RuleKind.PUBLIC:
+        return "ok"
+    if actor == "anonymous":
+        return "login"
+    if rule.kind is RuleKind.LOGIN:
+        return "ok"
+    if actor == "staff":
+        return "select_account"
+    if actor in ("revoked", "expired"):
+        return "access_removed"
+    if actor == "owner":
+        allowed = True
+    elif actor.startswith("only:"):
+        allowed = rule.kind is RuleKind.ACCOUNT or (
+            rule.kind is RuleKind.PERMISSION
+            and rule.permission in permissions.expand([actor.removeprefix("only:")])
+        )
+    elif actor == "none":
+        allowed = rule.kind is RuleKind.ACCOUNT
+    else:  # all, other_member: every permission, never the owner
+        allowed = rule.kind is not RuleKind.OWNER
+    if not allowed:
+        return "forbidden"
+    home = "B" if actor == "other_member" else "A"
+    if route.object_param and target != home:
+        return "not_found"
+    return "ok"
+
+
+def outcome(response: Any) -> str:
+    status = response.status_code
+    if status == 404:
+        return "not_found"
+    if status == 403:
+        return "forbidden"
+    if status in (301, 302, 303):
+        location = response["Location"]
+        if location.startswith(reverse("accounts:login")):
+            return "login"
+        if location.startswith(reverse("accounts:select_account")):
+            return "select_account"
+        if location.startswith(reverse("accounts:access_removed")):
+            return "access_removed"
+        return "ok"
+    if 200 <= status < 300:
+        return "ok"
+    return f"status {status}"
+
+
+def cases() -> list[Any]:
+    out = []
+    for route in ROUTES:
+        targets = ("A", "B") if route.object_param else ("-",)
+        for method in route.methods:
+            for target in targets:
+                out.append(
+                    pytest.param(route, method, target, id=f"{route.name}-{method}-{target}")
+                )
+    return out
+
+
+def url_for(route: Route, world: World, target: str) -> str:
+    kwargs: dict[str, Any] = dict(STATIC_KWARGS.get(route.name, {}))
+    if route.object_param:
+        maker: Callable[[Account], dict[str, Any]] = OBJECT_KWARGS[route.name]
+        kwargs.update(maker(world.a if target == "A" else world.b))
+    return reverse(route.name, kwargs=kwargs or None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "method", "target"), cases())
+def test_access_matrix(route: Route, method: str, target: str) -> None:
+    world = build_world()
+    url = url_for(route, world, target)
+    failures = []
+    for actor in ACTORS:
+        with transaction.atomic():
+            client = world.sessions[actor]
+            if method == "GET":
+                response = client.get(url)
+            else:
+                response = client.post(url, {"csrfmiddlewaretoken": CSRF})
+            got, want = outcome(response), expected(route, actor, target)
+            if route.is_public and got == "login":
+                got = "ok"  # e.g. logout sends everyone to the login page
+            if got != want:
+                failures.append(f"{actor}: expected {want}, got {got} ({response.status_code})")
+            transaction.set_rollback(True)
+    assert failures == [], f"{method} {url}"
+
+
+def test_every_object_route_has_an_object_maker() -> None:
+    missing = [r.name for r in ROUTES if r.object_param and r.name not in OBJECT_KWARGS]
+    assert missing == []
