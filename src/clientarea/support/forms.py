@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.files.uploadedfile import UploadedFile
+
+from . import attachments
+from .models import Department, Ticket
+
+MESSAGE_MAX_LENGTH = 20_000
+
+
+class MultipleFileInput(forms.FileInput):
+    allow_multiple_selected = True
+
+
+class AttachmentsField(forms.FileField):
+    """Zero or more uploads, checked together against the attachment rules."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": attachments.ACCEPT_ATTR}))
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", attachments.HELP_TEXT)
+        kwargs.setdefault("label", "Attachments")
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[UploadedFile]:
+        uploads = data if isinstance(data, list | tuple) else ([data] if data else [])
+        single = super().clean
+        cleaned = [single(u, initial) for u in uploads if u]
+        attachments.attachments_check(cleaned)
+        return cleaned
+
+
+def _single_line(value: str) -> str:
+    if any(ch in value for ch in "\r\n\x00"):
+        raise forms.ValidationError("The subject must be a single line of text.")
+    return " ".join(value.split())
+
+
+class TicketOpenForm(forms.Form):
+    department = forms.ModelChoiceField(
+        queryset=Department.objects.filter(is_active=True),
+        empty_label=None,
+        error_messages={"invalid_choice": "Choose one of the departments listed."},
+    )
+    subject = forms.CharField(max_length=200)
+    priority = forms.ChoiceField(choices=Ticket.Priority.choices, initial=Ticket.Priority.MEDIUM)
+    message = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}), max_length=MESSAGE_MAX_LENGTH
+    )
+    attachments = AttachmentsField()
+
+    def clean_subject(self) -> str:
+        return _single_line(self.cleaned_data["subject"])
+
+
+class TicketReplyForm(forms.Form):
+    message = forms.CharField(
+        label="Your reply",
+        widget=forms.Textarea(attrs={"rows": 6}),
+        max_length=MESSAGE_MAX_LENGTH,
+    )
+    attachments = AttachmentsField()
+
+
+class StatusFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        choices=[("", "All tickets"), *Ticket.Status.choices], required=False
+    )

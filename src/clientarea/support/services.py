@@ -1,0 +1,300 @@
+"""State-changing actions on support tickets. Each is one transaction that also writes its
+audit event and queues its email; uploaded files written before a failure are removed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from clientarea.accounts.models import Account, User
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import may
+from clientarea.audit.services import audit_record
+from clientarea.notifications.models import OutboxEmail
+from clientarea.notifications.services import email_send_to_person, notify
+
+from .attachments import attachments_check, clean_filename
+from .models import Attachment, Department, Ticket, TicketMessage
+
+
+class TicketError(Exception):
+    """An action on a ticket that cannot be done, with a reason the user should read."""
+
+
+@contextmanager
+def _remove_files_on_error() -> Iterator[list[str]]:
+    stored: list[str] = []
+    try:
+        yield stored
+    except BaseException:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+
+
+def _add_message(
+    *,
+    ticket: Ticket,
+    author: User,
+    body: str,
+    is_staff: bool,
+    files: Sequence[UploadedFile],
+    stored: list[str],
+) -> TicketMessage:
+    body = body.strip()
+    if not body:
+        raise TicketError("Write a message.")
+    checked = attachments_check(files)
+    message = TicketMessage.objects.create(
+        ticket=ticket,
+        author=author,
+        author_name=author.get_full_name(),
+        author_email=author.email,
+        is_staff=is_staff,
+        body=body,
+    )
+    for upload, content_type in checked:
+        attachment = Attachment(
+            message=message,
+            original_name=clean_filename(upload.name or ""),
+            content_type=content_type,
+            size=upload.size or 0,
+        )
+        attachment.file.save(upload.name or "attachment", upload, save=False)
+        stored.append(attachment.file.name or "")
+        attachment.save()
+    return message
+
+
+def _lock(ticket: Ticket) -> Ticket:
+    return (
+        Ticket.objects.select_for_update(of=("self",))
+        .select_related("account__owner", "department", "opener")
+        .get(pk=ticket.pk)
+    )
+
+
+def ticket_open(
+    *,
+    account: Account,
+    opener: User,
+    department: Department,
+    subject: str,
+    priority: str,
+    body: str,
+    files: Sequence[UploadedFile] = (),
+    request: HttpRequest | None = None,
+) -> Ticket:
+    """Open a ticket under the opener's own name and email."""
+    subject = " ".join(subject.split())
+    if not subject:
+        raise TicketError("Write a subject.")
+    if not department.is_active:
+        raise TicketError("That department does not take new tickets.")
+    if priority not in Ticket.Priority.values:
+        raise TicketError("Choose a priority.")
+    with _remove_files_on_error() as stored, transaction.atomic():
+        now = timezone.now()
+        ticket = Ticket.objects.create(
+            account=account,
+            opener=opener,
+            opener_name=opener.get_full_name(),
+            opener_email=opener.email,
+            department=department,
+            subject=subject,
+            priority=priority,
+            status=Ticket.Status.OPEN,
+            created_at=now,
+            updated_at=now,
+        )
+        message = _add_message(
+            ticket=ticket, author=opener, body=body, is_staff=False, files=files, stored=stored
+        )
+        audit_record(
+            action="ticket.opened",
+            actor=opener,
+            account=account,
+            target=ticket,
+            changes={
+                "department": department.name,
+                "priority": priority,
+                "attachments": len(files),
+            },
+            request=request,
+        )
+        email_send_to_person(
+            to_email=opener.email,
+            to_name=opener.get_full_name(),
+            template="support/email/ticket_opened",
+            context={"ticket": ticket, "message": message},
+            kind=OutboxEmail.Kind.SUPPORT,
+            account=account,
+        )
+    return ticket
+
+
+def ticket_reply_customer(
+    *,
+    ticket: Ticket,
+    author: User,
+    body: str,
+    files: Sequence[UploadedFile] = (),
+    request: HttpRequest | None = None,
+) -> TicketMessage:
+    """A reply from someone of the account; a closed ticket is reopened by it."""
+    with _remove_files_on_error() as stored, transaction.atomic():
+        locked = _lock(ticket)
+        before = locked.status
+        message = _add_message(
+            ticket=locked, author=author, body=body, is_staff=False, files=files, stored=stored
+        )
+        locked.status = Ticket.Status.CUSTOMER_REPLY
+        locked.updated_at = message.created_at
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="ticket.replied",
+            actor=author,
+            account=locked.account,
+            target=locked,
+            changes={"status": [before, locked.status]} if before != locked.status else {},
+            request=request,
+        )
+    ticket.status, ticket.updated_at = locked.status, locked.updated_at
+    return message
+
+
+def ticket_close(
+    *, ticket: Ticket, actor: User, request: HttpRequest | None = None, by_staff: bool = False
+) -> Ticket:
+    with transaction.atomic():
+        locked = _lock(ticket)
+        if locked.is_closed:
+            raise TicketError("This ticket is already closed.")
+        before = locked.status
+        locked.status = Ticket.Status.CLOSED
+        locked.updated_at = timezone.now()
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="ticket.closed",
+            actor=actor,
+            account=locked.account,
+            target=locked,
+            changes={"status": [before, locked.status]},
+            request=request,
+            is_staff_action=by_staff,
+        )
+    ticket.status, ticket.updated_at = locked.status, locked.updated_at
+    return locked
+
+
+def ticket_reply_recipients(ticket: Ticket) -> tuple[bool, list[tuple[str, str]]]:
+    """(include_owner, extra people) for a staff reply: the opener, and the owner only if
+    the owner opened it. An opener who no longer has access to the account's tickets is
+    not sent the thread; the owner is told instead, so the answer is never lost."""
+    account = ticket.account
+    opener = ticket.opener
+    if opener is not None and opener.pk == account.owner_id:
+        return True, [(opener.get_full_name(), opener.email)]
+    if opener is not None and opener.is_active and may(opener, Perm.TICKETS, account):
+        return False, [(opener.get_full_name(), opener.email)]
+    return True, []
+
+
+def ticket_reply_staff(
+    *,
+    ticket: Ticket,
+    staff: User,
+    body: str,
+    files: Sequence[UploadedFile] = (),
+    status: str | None = None,
+    request: HttpRequest | None = None,
+) -> TicketMessage:
+    """A staff answer: the ticket becomes Answered (or `status`), and the opener is emailed
+    through the notification layer (plus the account's support contacts)."""
+    if not staff.is_staff:
+        raise TicketError("Only staff can answer tickets.")
+    new_status = status or Ticket.Status.ANSWERED
+    if new_status not in Ticket.Status.values:
+        raise TicketError("Unknown status.")
+    with _remove_files_on_error() as stored, transaction.atomic():
+        locked = _lock(ticket)
+        before = locked.status
+        message = _add_message(
+            ticket=locked, author=staff, body=body, is_staff=True, files=files, stored=stored
+        )
+        locked.status = new_status
+        locked.updated_at = message.created_at
+        locked.save(update_fields=["status", "updated_at"])
+        audit_record(
+            action="ticket.staff_replied",
+            actor=staff,
+            account=locked.account,
+            target=locked,
+            changes={"status": [before, new_status]} if before != new_status else {},
+            request=request,
+            is_staff_action=True,
+        )
+        include_owner, extra = ticket_reply_recipients(locked)
+        notify(
+            account=locked.account,
+            kind=OutboxEmail.Kind.SUPPORT,
+            template="support/email/staff_reply",
+            context={
+                "ticket": locked,
+                "message": message,
+                "attachment_count": len(files),
+            },
+            include_owner=include_owner,
+            extra=extra,
+        )
+    ticket.status, ticket.updated_at = locked.status, locked.updated_at
+    return message
+
+
+def ticket_update_staff(
+    *,
+    ticket: Ticket,
+    staff: User,
+    status: str | None = None,
+    department: Department | None = None,
+    priority: str | None = None,
+    request: HttpRequest | None = None,
+) -> Ticket:
+    """Staff change a ticket's status, department or priority (no email)."""
+    if not staff.is_staff:
+        raise TicketError("Only staff can change tickets.")
+    if status is not None and status not in Ticket.Status.values:
+        raise TicketError("Unknown status.")
+    if priority is not None and priority not in Ticket.Priority.values:
+        raise TicketError("Unknown priority.")
+    with transaction.atomic():
+        locked = _lock(ticket)
+        changes: dict[str, list[str]] = {}
+        if status is not None and status != locked.status:
+            changes["status"] = [locked.status, status]
+            locked.status = status
+        if priority is not None and priority != locked.priority:
+            changes["priority"] = [locked.priority, priority]
+            locked.priority = priority
+        if department is not None and department.pk != locked.department_id:
+            changes["department"] = [locked.department.name, department.name]
+            locked.department = department
+        if changes:
+            locked.updated_at = timezone.now()
+            locked.save(update_fields=["status", "priority", "department", "updated_at"])
+            audit_record(
+                action="ticket.updated",
+                actor=staff,
+                account=locked.account,
+                target=locked,
+                changes=changes,
+                request=request,
+                is_staff_action=True,
+            )
+    return locked

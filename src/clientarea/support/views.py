@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
+
+from . import selectors, services
+from .attachments import served_content_type
+from .forms import StatusFilterForm, TicketOpenForm, TicketReplyForm
+from .models import Attachment, Ticket
+
+PAGE_SIZE = 20
+
+
+@requires(Perm.TICKETS)
+@require_GET
+def ticket_list(request: AccountRequest) -> HttpResponse:
+    filter_form = StatusFilterForm(request.GET)
+    status = filter_form.cleaned_data["status"] if filter_form.is_valid() else ""
+    tickets = selectors.ticket_list_for(account=request.access.account, status=status or None)
+    page = Paginator(tickets, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "support/ticket_list.html",
+        {
+            "page_obj": page,
+            "tickets": page.object_list,
+            "filter_form": filter_form,
+            "status": status,
+            "statuses": Ticket.Status.choices,
+            "query": f"status={status}" if status else "",
+        },
+    )
+
+
+@requires(Perm.TICKETS)
+@require_http_methods(["GET", "POST"])
+def ticket_open(request: AccountRequest) -> HttpResponse:
+    form = TicketOpenForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            ticket = services.ticket_open(
+                account=request.access.account,
+                opener=request.user,
+                department=data["department"],
+                subject=data["subject"],
+                priority=data["priority"],
+                body=data["message"],
+                files=data["attachments"],
+                request=request,
+            )
+        except (services.TicketError, ValidationError) as exc:
+            form.add_error(None, _reason(exc))
+        else:
+            messages.success(request, f"Ticket #{ticket.pk} was opened. We will reply by email.")
+            return redirect("support:ticket_detail", pk=ticket.pk)
+    return render(request, "support/ticket_open.html", {"form": form})
+
+
+def _ticket(request: AccountRequest, pk: int) -> Ticket:
+    return account_object_or_404(
+        Ticket.objects.select_related("department", "opener"), request.access.account, pk=pk
+    )
+
+
+def _render_detail(request: AccountRequest, ticket: Ticket, form: TicketReplyForm) -> HttpResponse:
+    return render(
+        request,
+        "support/ticket_detail.html",
+        {
+            "ticket": ticket,
+            "thread": selectors.ticket_messages(ticket=ticket),
+            "form": form,
+        },
+    )
+
+
+@requires(Perm.TICKETS)
+@require_GET
+def ticket_detail(request: AccountRequest, pk: int) -> HttpResponse:
+    return _render_detail(request, _ticket(request, pk), TicketReplyForm())
+
+
+@requires(Perm.TICKETS)
+@require_POST
+def ticket_reply(request: AccountRequest, pk: int) -> HttpResponse:
+    ticket = _ticket(request, pk)
+    form = TicketReplyForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            services.ticket_reply_customer(
+                ticket=ticket,
+                author=request.user,
+                body=form.cleaned_data["message"],
+                files=form.cleaned_data["attachments"],
+                request=request,
+            )
+        except (services.TicketError, ValidationError) as exc:
+            form.add_error(None, _reason(exc))
+        else:
+            messages.success(request, "Your reply was added.")
+            return redirect("support:ticket_detail", pk=ticket.pk)
+    return _render_detail(request, ticket, form)
+
+
+@requires(Perm.TICKETS)
+@require_POST
+def ticket_close(request: AccountRequest, pk: int) -> HttpResponse:
+    ticket = _ticket(request, pk)
+    try:
+        services.ticket_close(ticket=ticket, actor=request.user, request=request)
+    except services.TicketError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Ticket #{ticket.pk} was closed.")
+    return redirect("support:ticket_detail", pk=ticket.pk)
+
+
+@requires(Perm.TICKETS)
+@require_GET
+def attachment_download(request: AccountRequest, pk: int) -> FileResponse:
+    """Serve an attachment of one of the account's tickets, never as active content."""
+    attachment = account_object_or_404(
+        Attachment.objects.all(),
+        request.access.account,
+        account_field="message__ticket__account",
+        pk=pk,
+    )
+    response = FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=True,
+        filename=attachment.original_name,
+        content_type=served_content_type(attachment.content_type),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
