@@ -1,5 +1,12 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "hosting"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.service_list, name="list"),
+    path("<int:pk>/", views.service_detail, name="detail"),
+    path("<int:pk>/password/reveal/", views.service_password_reveal, name="password_reveal"),
+    path("<int:pk>/password/change/", views.service_password_change, name="password_change"),
+]

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clientarea.accounts.models import User
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
+
+from . import services
+from .drivers import RegistrarError
+from .forms import NameserverForm, StatusFilterForm, ToggleForm
+from .models import Domain
+from .selectors import domain_list_for
+
+PAGE_SIZE = 25
+
+
+def _domain(request: AccountRequest, pk: int) -> Domain:
+    return account_object_or_404(
+        Domain.objects.select_related("account"), request.access.account, pk=pk
+    )
+
+
+@requires(Perm.DOMAINS)
+@require_GET
+def domain_list(request: AccountRequest) -> HttpResponse:
+    filters = StatusFilterForm(request.GET)
+    status = filters.cleaned_data["status"] if filters.is_valid() else ""
+    page = Paginator(domain_list_for(account=request.access.account, status=status), PAGE_SIZE)
+    page_obj = page.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "domains/domain_list.html",
+        {
+            "page_obj": page_obj,
+            "domains": page_obj.object_list,
+            "filters": filters,
+            "query": f"status={status}" if status else "",
+        },
+    )
+
+
+@requires(Perm.DOMAINS)
+@require_GET
+def domain_detail(request: AccountRequest, pk: int) -> HttpResponse:
+    domain = _domain(request, pk)
+    return render(
+        request,
+        "domains/domain_detail.html",
+        {"domain": domain, "can_manage": request.access.has(Perm.MANAGE_DOMAINS)},
+    )
+
+
+@requires(Perm.MANAGE_DOMAINS)
+@require_http_methods(["GET", "POST"])
+def domain_nameservers(request: AccountRequest, pk: int) -> HttpResponse:
+    domain = _domain(request, pk)
+    if not domain.is_manageable:
+        messages.error(
+            request,
+            f"{domain.unicode_name} is {domain.get_status_display().lower()}: "
+            "its settings cannot be changed.",
+        )
+        return redirect("domains:detail", pk=domain.pk)
+    form = NameserverForm(request.POST or None, initial_nameservers=domain.nameserver_list)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.domain_set_nameservers(
+                domain=domain,
+                actor=request.user,
+                nameservers=form.cleaned_data["nameservers"],
+                request=request,
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        except (services.DomainActionError, RegistrarError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"The nameservers of {domain.unicode_name} were saved.")
+            return redirect("domains:detail", pk=domain.pk)
+    return render(request, "domains/domain_nameservers.html", {"domain": domain, "form": form})
+
+
+ToggleService = Callable[..., Domain]
+
+
+def _toggle(
+    request: AccountRequest, pk: int, *, action: ToggleService, keyword: str, label: str
+) -> HttpResponse:
+    domain = _domain(request, pk)
+    form = ToggleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Choose whether {label} should be on or off.")
+        return redirect("domains:detail", pk=domain.pk)
+    enabled: bool = form.cleaned_data["enabled"]
+    user: User = request.user
+    try:
+        action(domain=domain, actor=user, request=request, **{keyword: enabled})
+    except (services.DomainActionError, RegistrarError) as exc:
+        messages.error(request, str(exc))
+    else:
+        state = "on" if enabled else "off"
+        messages.success(request, f"{label.capitalize()} is {state} for {domain.unicode_name}.")
+    return redirect("domains:detail", pk=domain.pk)
+
+
+@requires(Perm.MANAGE_DOMAINS)
+@require_POST
+def domain_registrar_lock(request: AccountRequest, pk: int) -> HttpResponse:
+    return _toggle(
+        request,
+        pk,
+        action=services.domain_set_registrar_lock,
+        keyword="locked",
+        label="registrar lock",
+    )
+
+
+@requires(Perm.MANAGE_DOMAINS)
+@require_POST
+def domain_auto_renew(request: AccountRequest, pk: int) -> HttpResponse:
+    return _toggle(
+        request, pk, action=services.domain_set_auto_renew, keyword="enabled", label="auto-renew"
+    )

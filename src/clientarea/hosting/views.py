@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_GET, require_http_methods
+
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
+from clientarea.accounts.reauth import recent_auth_required
+
+from . import services
+from .drivers import PanelError, panel_driver
+from .forms import ServicePasswordChangeForm, StatusFilterForm
+from .models import Service
+from .selectors import service_list_for, service_visible
+
+PAGE_SIZE = 25
+
+
+def _service(request: AccountRequest, pk: int) -> Service:
+    return account_object_or_404(service_visible(), request.access.account, pk=pk)
+
+
+@requires(Perm.PRODUCTS)
+@require_GET
+def service_list(request: AccountRequest) -> HttpResponse:
+    filters = StatusFilterForm(request.GET)
+    status = filters.cleaned_data["status"] if filters.is_valid() else ""
+    page = Paginator(service_list_for(account=request.access.account, status=status), PAGE_SIZE)
+    page_obj = page.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "hosting/service_list.html",
+        {
+            "page_obj": page_obj,
+            "services": page_obj.object_list,
+            "filters": filters,
+            "query": f"status={status}" if status else "",
+        },
+    )
+
+
+def _detail_context(request: AccountRequest, service: Service) -> dict[str, object]:
+    return {
+        "service": service,
+        "can_manage": request.access.has(Perm.MANAGE_PRODUCTS),
+        "login_url": panel_driver().login_url(service),
+    }
+
+
+@requires(Perm.PRODUCTS)
+@require_GET
+def service_detail(request: AccountRequest, pk: int) -> HttpResponse:
+    service = _service(request, pk)
+    return render(request, "hosting/service_detail.html", _detail_context(request, service))
+
+
+# The object is looked up before "Confirm your password": another account's id is a 404
+# at once, never a detour through the confirmation page.
+
+
+@requires(Perm.MANAGE_PRODUCTS)
+@require_http_methods(["GET", "POST"])
+@never_cache
+def service_password_reveal(request: AccountRequest, pk: int) -> HttpResponse:
+    return _password_reveal(request, _service(request, pk))
+
+
+@recent_auth_required
+@sensitive_variables("password")
+def _password_reveal(request: AccountRequest, service: Service) -> HttpResponse:
+    """One click (a POST) shows the password once, in a response no cache keeps.
+
+    A GET only comes here after "Confirm your password": it returns to the service,
+    where the user clicks again, knowingly."""
+    if request.method == "GET":
+        return redirect("hosting:detail", pk=service.pk)
+    try:
+        password = services.service_password_reveal(
+            service=service, actor=request.user, request=request
+        )
+    except services.ServiceActionError as exc:
+        messages.error(request, str(exc))
+        return redirect("hosting:detail", pk=service.pk)
+    context = _detail_context(request, service)
+    context["revealed_password"] = password
+    response = render(request, "hosting/service_detail.html", context)
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+@requires(Perm.MANAGE_PRODUCTS)
+@require_http_methods(["GET", "POST"])
+@never_cache
+@sensitive_post_parameters("new_password1", "new_password2")
+def service_password_change(request: AccountRequest, pk: int) -> HttpResponse:
+    return _password_change(request, _service(request, pk))
+
+
+@recent_auth_required
+def _password_change(request: AccountRequest, service: Service) -> HttpResponse:
+    form = ServicePasswordChangeForm(request.POST or None)
+    if not service.password_can_change:
+        messages.error(
+            request,
+            f"The password of a {service.get_status_display().lower()} service cannot be changed.",
+        )
+        return redirect("hosting:detail", pk=service.pk)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.service_password_change(
+                service=service,
+                actor=request.user,
+                new_password=form.cleaned_data["new_password1"],
+                request=request,
+            )
+        except ValidationError as exc:
+            form.add_error("new_password1", exc)
+        except (services.ServiceActionError, PanelError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"The control-panel password of {service} was changed.")
+            return redirect("hosting:detail", pk=service.pk)
+    return render(
+        request, "hosting/service_password_change.html", {"service": service, "form": form}
+    )
