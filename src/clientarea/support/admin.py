@@ -170,9 +170,6 @@ class TicketAdmin(admin.ModelAdmin):
                 request, f"Your reply to ticket #{obj.pk} was emailed to the customer."
             )
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        return None  # the thread inline is read-only
-
     def get_urls(self) -> list[URLPattern]:
         return [
             path(
