@@ -117,6 +117,9 @@ class Membership(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
         REVOKED = "revoked", "Revoked"
+        # Set by the worker once `expires_at` has passed (access already ended then: the
+        # policy compares `expires_at` with the clock on every request).
+        EXPIRED = "expired", "Expired"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
@@ -150,6 +153,12 @@ class Membership(models.Model):
             return False
         return self.expires_at is None or self.expires_at > now
 
+    def status_label(self, now: Any = None) -> str:
+        """Active / Revoked / Expired, counting an expiry the worker has not swept yet."""
+        if self.status == self.Status.ACTIVE and not self.is_usable(now):
+            return str(self.Status.EXPIRED.label)
+        return str(self.get_status_display())
+
 
 class Contact(models.Model):
     """A secondary contact: no login, receives the kinds of email the owner picks."""
@@ -177,3 +186,60 @@ class Contact(models.Model):
 
     def receives(self, kind: str) -> bool:
         return kind in (self.email_kinds or [])
+
+
+class Invitation(models.Model):
+    """Pending access for an email address. Only the SHA-256 of the link's token is kept."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    permissions = models.JSONField(default=list, blank=True)
+    # Optional end of the access the invitation grants (not of the link).
+    access_expires_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    invited_by = models.ForeignKey(
+        User, null=True, on_delete=models.SET_NULL, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        indexes = [models.Index(fields=["account", "status", "-sent_at"])]
+        constraints = [
+            # At most one live invitation per address and account, even under a race.
+            models.UniqueConstraint(
+                fields=["account", "email"],
+                condition=models.Q(status="pending"),
+                name="invitation_one_pending_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invitation of {self.email} to {self.account_id}"
+
+    @property
+    def permission_labels(self) -> list[str]:
+        return permissions.labels(self.permissions)
+
+    @property
+    def has_all_permissions(self) -> bool:
+        return permissions.expand(self.permissions) >= permissions.ALL_CODES
+
+    def is_open(self, now: Any = None) -> bool:
+        """Can the link still be accepted?"""
+        now = now or timezone.now()
+        return self.status == self.Status.PENDING and self.expires_at > now

@@ -3,22 +3,32 @@ writes its audit event (and queues its email where one is due)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import secrets
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.audit.services import audit_record
+from clientarea.notifications.services import email_send_to_person
 
 from . import permissions
-from .models import Account, Membership, User, normalize_email
+from .models import Account, Contact, Invitation, Membership, User, normalize_email
+from .signals import access_ended
 
 
 class AccessError(Exception):
     """A request the policy refuses for a reason the user should read."""
+
+
+class InvitationError(Exception):
+    """An invitation cannot be sent, resent, cancelled or accepted; the message says why."""
 
 
 def user_create(
@@ -125,8 +135,10 @@ def membership_grant(
     expires_at: datetime | None = None,
     actor: User | None = None,
     request: HttpRequest | None = None,
+    send_email: bool = True,
 ) -> Membership:
-    """Give `user` access to `account` (or restore it) with exactly these permissions."""
+    """Give `user` access to `account` (or restore it) with exactly these permissions,
+    and tell them by email (unless they just accepted an invitation themselves)."""
     if user.pk == account.owner_id:
         raise AccessError("The owner already has every permission on this account.")
     codes = permissions.normalise(list(permission_codes))
@@ -151,6 +163,14 @@ def membership_grant(
         },
         request=request,
     )
+    if send_email:
+        email_send_to_person(
+            to_email=user.email,
+            to_name=user.get_full_name(),
+            template="accounts/email/access_granted",
+            context={"account": account, "membership": membership, "actor": actor},
+            account=account,
+        )
     return membership
 
 
@@ -158,10 +178,18 @@ def membership_grant(
 def membership_revoke(
     *, membership: Membership, actor: User | None, request: HttpRequest | None = None
 ) -> Membership:
-    """End a sub-account's access. A status change, never a delete: history stays attributed."""
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    """End a sub-account's access at once, on every device: the policy re-reads the
+    membership on every request, and `access_ended` voids anything else (API tokens).
+    A status change, never a delete: their tickets and history stay attributed."""
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user", "account__owner")
+        .get(pk=membership.pk)
+    )
     if membership.status == Membership.Status.REVOKED:
         return membership
+    if actor is not None and actor.pk != membership.account.owner_id and not actor.is_staff:
+        raise AccessError("Only the account owner can revoke access.")
     membership.status = Membership.Status.REVOKED
     membership.revoked_at = timezone.now()
     membership.save(update_fields=["status", "revoked_at"])
@@ -171,6 +199,517 @@ def membership_revoke(
         account=membership.account,
         target=membership,
         target_label=membership.user.email,
+        changes={"permissions": membership.permissions},
         request=request,
     )
+    access_ended.send(sender=Membership, membership=membership, reason="revoked")
+    email_send_to_person(
+        to_email=membership.user.email,
+        to_name=membership.user.get_full_name(),
+        template="accounts/email/access_ended",
+        context={"account": membership.account, "membership": membership, "reason": "revoked"},
+        account=membership.account,
+    )
     return membership
+
+
+def _require_owner(account: Account, actor: User) -> None:
+    """Owner-only powers, checked again in the service whatever the view did."""
+    if actor.pk != account.owner_id:
+        raise AccessError("Only the account owner can manage users and invitations.")
+
+
+def _codes_for_grant(permission_codes: Any) -> list[str]:
+    codes = permissions.normalise(list(permission_codes))
+    if not codes:
+        raise InvitationError("Choose at least one permission, or All Permissions.")
+    return codes
+
+
+@transaction.atomic
+def membership_update(
+    *,
+    membership: Membership,
+    actor: User,
+    permission_codes: list[str] | tuple[str, ...] | frozenset[str],
+    expires_at: datetime | None,
+    request: HttpRequest | None = None,
+) -> Membership:
+    """Change what a sub-account may do (and until when). The owner has no membership, so
+    the owner can never be changed here."""
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user", "account__owner")
+        .get(pk=membership.pk)
+    )
+    _require_owner(membership.account, actor)
+    if membership.status == Membership.Status.REVOKED:
+        raise AccessError("This person's access was revoked; invite them again to restore it.")
+    codes = _codes_for_grant(permission_codes)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise AccessError("The access expiry date must be in the future.")
+    changes: dict[str, Any] = {}
+    if codes != membership.permissions:
+        changes["permissions"] = [membership.permissions, codes]
+    if expires_at != membership.expires_at:
+        changes["expires_at"] = [_iso(membership.expires_at), _iso(expires_at)]
+    if not changes and membership.status == Membership.Status.ACTIVE:
+        return membership
+    membership.permissions = codes
+    membership.expires_at = expires_at
+    # Extending an expired access restores it.
+    membership.status = Membership.Status.ACTIVE
+    membership.save(update_fields=["permissions", "expires_at", "status"])
+    audit_record(
+        action="membership.permissions_changed",
+        actor=actor,
+        account=membership.account,
+        target=membership,
+        target_label=membership.user.email,
+        changes=changes,
+        request=request,
+    )
+    email_send_to_person(
+        to_email=membership.user.email,
+        to_name=membership.user.get_full_name(),
+        template="accounts/email/access_changed",
+        context={"account": membership.account, "membership": membership, "actor": actor},
+        account=membership.account,
+    )
+    return membership
+
+
+def membership_expire_due(*, now: datetime | None = None) -> int:
+    """Record the end of every access whose expiry has passed (run by the worker).
+
+    Access already stopped at `expires_at` (the policy checks the clock on every request);
+    this writes the audit event, voids other access like a revocation does and tells the
+    person. Returns how many memberships expired."""
+    now = now or timezone.now()
+    count = 0
+    due = Membership.objects.filter(
+        status=Membership.Status.ACTIVE, expires_at__lte=now
+    ).values_list("pk", flat=True)
+    for pk in list(due[:500]):
+        with transaction.atomic():
+            membership = (
+                Membership.objects.select_for_update()
+                .select_related("user", "account__owner")
+                .filter(pk=pk, status=Membership.Status.ACTIVE, expires_at__lte=now)
+                .first()
+            )
+            if membership is None:
+                continue
+            membership.status = Membership.Status.EXPIRED
+            membership.save(update_fields=["status"])
+            audit_record(
+                action="membership.expired",
+                account=membership.account,
+                target=membership,
+                target_label=membership.user.email,
+                changes={"expires_at": _iso(membership.expires_at)},
+            )
+            access_ended.send(sender=Membership, membership=membership, reason="expired")
+            email_send_to_person(
+                to_email=membership.user.email,
+                to_name=membership.user.get_full_name(),
+                template="accounts/email/access_ended",
+                context={
+                    "account": membership.account,
+                    "membership": membership,
+                    "reason": "expired",
+                },
+                account=membership.account,
+            )
+            count += 1
+    return count
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- Invitations ----------------------------------------------------------------------
+
+
+def invitation_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_url(token: str) -> str:
+    return f"{settings.SITE_URL}{reverse('accounts:invitation_accept', args=[token])}"
+
+
+def _new_token() -> tuple[str, str]:
+    token = secrets.token_urlsafe(32)  # 32 random bytes
+    return token, invitation_token_hash(token)
+
+
+def _invitation_expiry(now: datetime) -> datetime:
+    return now + timedelta(days=getattr(settings, "INVITATION_VALID_DAYS", 7))
+
+
+def _send_invitation_email(invitation: Invitation, token: str) -> None:
+    url = invitation_url(token)
+    email_send_to_person(
+        to_email=invitation.email,
+        template="accounts/email/invitation",
+        context={
+            "invitation": invitation,
+            "account": invitation.account,
+            "inviter": invitation.invited_by,
+            "permission_labels": invitation.permission_labels,
+            "all_permissions": invitation.has_all_permissions,
+            "accept_url": url,
+        },
+        account=invitation.account,
+        redact=[url],
+    )
+
+
+def _refuse_if_already_has_access(account: Account, email: str, *, now: datetime) -> None:
+    if normalize_email(account.owner.email) == email:
+        raise InvitationError(f"{email} is the owner of this account.")
+    if Membership.objects.usable(now).filter(account=account, user__email__iexact=email).exists():
+        raise InvitationError(f"{email} already has access to this account.")
+
+
+def _expire_stale_invitations(account: Account, email: str | None, now: datetime) -> int:
+    stale = Invitation.objects.select_for_update().filter(
+        account=account, status=Invitation.Status.PENDING, expires_at__lte=now
+    )
+    if email is not None:
+        stale = stale.filter(email=email)
+    for invitation in stale:
+        invitation.status = Invitation.Status.EXPIRED
+        invitation.save(update_fields=["status"])
+        audit_record(
+            action="invitation.expired",
+            account=account,
+            target=invitation,
+            target_label=invitation.email,
+        )
+    return len(stale)
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    account: Account,
+    actor: User,
+    email: str,
+    permission_codes: list[str] | tuple[str, ...] | frozenset[str],
+    access_expires_at: datetime | None = None,
+    request: HttpRequest | None = None,
+) -> Invitation:
+    """Invite `email` to `account` with these permissions and queue the email.
+
+    Refused (InvitationError) when the address already has access or a pending
+    invitation; only the owner may invite."""
+    # Lock the account: invitations to it are decided one at a time.
+    account = Account.objects.select_for_update().select_related("owner").get(pk=account.pk)
+    _require_owner(account, actor)
+    email = normalize_email(email)
+    codes = _codes_for_grant(permission_codes)
+    now = timezone.now()
+    if access_expires_at is not None and access_expires_at <= now:
+        raise InvitationError("The access expiry date must be in the future.")
+    _refuse_if_already_has_access(account, email, now=now)
+    _expire_stale_invitations(account, email, now)
+    if Invitation.objects.filter(
+        account=account, email=email, status=Invitation.Status.PENDING
+    ).exists():
+        raise InvitationError(
+            f"{email} already has a pending invitation. You can resend it from User Management."
+        )
+    token, token_hash = _new_token()
+    try:
+        with transaction.atomic():
+            invitation = Invitation.objects.create(
+                account=account,
+                email=email,
+                permissions=codes,
+                access_expires_at=access_expires_at,
+                token_hash=token_hash,
+                expires_at=_invitation_expiry(now),
+                invited_by=actor,
+                created_at=now,
+                sent_at=now,
+            )
+    except IntegrityError as exc:  # a concurrent request won the race
+        raise InvitationError(f"{email} already has a pending invitation.") from exc
+    audit_record(
+        action="invitation.sent",
+        actor=actor,
+        account=account,
+        target=invitation,
+        target_label=email,
+        changes={
+            "permissions": codes,
+            "access_expires_at": _iso(access_expires_at),
+            "expires_at": _iso(invitation.expires_at),
+        },
+        request=request,
+    )
+    _send_invitation_email(invitation, token)
+    return invitation
+
+
+def _locked_invitation(invitation: Invitation) -> Invitation:
+    return (
+        Invitation.objects.select_for_update()
+        .select_related("account__owner", "invited_by")
+        .get(pk=invitation.pk)
+    )
+
+
+@transaction.atomic
+def invitation_resend(
+    *, invitation: Invitation, actor: User, request: HttpRequest | None = None
+) -> Invitation:
+    """Send a new link, valid 7 days from now; the old link stops working."""
+    invitation = _locked_invitation(invitation)
+    _require_owner(invitation.account, actor)
+    if invitation.status not in (Invitation.Status.PENDING, Invitation.Status.EXPIRED):
+        raise InvitationError(
+            f"This invitation was {invitation.get_status_display().lower()}; "
+            "send a new one instead."
+        )
+    now = timezone.now()
+    _refuse_if_already_has_access(invitation.account, invitation.email, now=now)
+    if (
+        invitation.status == Invitation.Status.EXPIRED
+        and Invitation.objects.filter(
+            account=invitation.account, email=invitation.email, status=Invitation.Status.PENDING
+        ).exists()
+    ):
+        raise InvitationError(f"{invitation.email} already has a pending invitation.")
+    token, token_hash = _new_token()
+    invitation.token_hash = token_hash
+    invitation.status = Invitation.Status.PENDING
+    invitation.expires_at = _invitation_expiry(now)
+    invitation.sent_at = now
+    invitation.invited_by = actor
+    invitation.save(update_fields=["token_hash", "status", "expires_at", "sent_at", "invited_by"])
+    audit_record(
+        action="invitation.resent",
+        actor=actor,
+        account=invitation.account,
+        target=invitation,
+        target_label=invitation.email,
+        changes={"expires_at": _iso(invitation.expires_at)},
+        request=request,
+    )
+    _send_invitation_email(invitation, token)
+    return invitation
+
+
+@transaction.atomic
+def invitation_cancel(
+    *, invitation: Invitation, actor: User, request: HttpRequest | None = None
+) -> Invitation:
+    invitation = _locked_invitation(invitation)
+    _require_owner(invitation.account, actor)
+    if invitation.status not in (Invitation.Status.PENDING, Invitation.Status.EXPIRED):
+        raise InvitationError(
+            f"This invitation was already {invitation.get_status_display().lower()}."
+        )
+    invitation.status = Invitation.Status.CANCELLED
+    invitation.cancelled_at = timezone.now()
+    invitation.save(update_fields=["status", "cancelled_at"])
+    audit_record(
+        action="invitation.cancelled",
+        actor=actor,
+        account=invitation.account,
+        target=invitation,
+        target_label=invitation.email,
+        request=request,
+    )
+    return invitation
+
+
+def invitation_for_token(token: str) -> Invitation | None:
+    """The invitation a link points at (any status), or None for an unknown link."""
+    if not token or len(token) > 100:
+        return None
+    return (
+        Invitation.objects.select_related("account__owner", "invited_by")
+        .filter(token_hash=invitation_token_hash(token))
+        .first()
+    )
+
+
+def _check_open(invitation: Invitation, now: datetime) -> None:
+    if invitation.status == Invitation.Status.PENDING and invitation.expires_at <= now:
+        raise InvitationError("This invitation has expired.")
+    if invitation.status != Invitation.Status.PENDING:
+        raise InvitationError(f"This invitation was {invitation.get_status_display().lower()}.")
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User, request: HttpRequest | None = None) -> Membership:
+    """`user` (who must have the invited address) joins the account with the invitation's
+    permissions. The link is single-use."""
+    found = invitation_for_token(token)
+    if found is None:
+        raise InvitationError("This invitation link is not valid.")
+    invitation = _locked_invitation(found)
+    if invitation.token_hash != invitation_token_hash(token):
+        raise InvitationError("This invitation link is not valid.")
+    now = timezone.now()
+    _check_open(invitation, now)
+    if normalize_email(user.email) != invitation.email:
+        raise InvitationError(
+            "This invitation was sent to a different email address than the one you are "
+            "logged in with."
+        )
+    account = invitation.account
+    if user.pk == account.owner_id:
+        raise InvitationError("You already own this account.")
+    if Membership.objects.usable(now).filter(account=account, user=user).exists():
+        raise InvitationError("You already have access to this account.")
+    membership = membership_grant(
+        account=account,
+        user=user,
+        permission_codes=invitation.permissions,
+        expires_at=invitation.access_expires_at,
+        actor=user,
+        request=request,
+        send_email=False,
+    )
+    invitation.status = Invitation.Status.ACCEPTED
+    invitation.accepted_at = now
+    invitation.accepted_by = user
+    invitation.save(update_fields=["status", "accepted_at", "accepted_by"])
+    audit_record(
+        action="invitation.accepted",
+        actor=user,
+        account=account,
+        target=invitation,
+        target_label=invitation.email,
+        changes={"permissions": invitation.permissions},
+        request=request,
+    )
+    email_send_to_person(
+        to_email=account.owner.email,
+        to_name=account.owner.get_full_name(),
+        template="accounts/email/invitation_accepted",
+        context={"account": account, "invitation": invitation, "member": user},
+        account=account,
+    )
+    return membership
+
+
+@transaction.atomic
+def invitation_accept_new_user(
+    *,
+    token: str,
+    first_name: str,
+    last_name: str,
+    password: str,
+    request: HttpRequest | None = None,
+) -> tuple[User, Membership]:
+    """A person new to the site sets their name and password and joins, in one step."""
+    found = invitation_for_token(token)
+    if found is None:
+        raise InvitationError("This invitation link is not valid.")
+    _check_open(found, timezone.now())
+    if User.objects.filter(email__iexact=found.email).exists():
+        raise InvitationError("You already have a login: log in with it to accept.")
+    try:
+        with transaction.atomic():
+            user = user_create(
+                email=found.email, password=password, first_name=first_name, last_name=last_name
+            )
+    except IntegrityError as exc:  # created by a concurrent request
+        raise InvitationError("You already have a login: log in with it to accept.") from exc
+    return user, invitation_accept(token=token, user=user, request=request)
+
+
+def invitation_expire_due(*, now: datetime | None = None) -> int:
+    """Mark pending invitations past their 7 days as expired (run by the worker)."""
+    now = now or timezone.now()
+    count = 0
+    accounts = (
+        Invitation.objects.filter(status=Invitation.Status.PENDING, expires_at__lte=now)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    for account_id in list(accounts[:500]):
+        with transaction.atomic():
+            account = Account.objects.get(pk=account_id)
+            count += _expire_stale_invitations(account, None, now)
+    return count
+
+
+# --- Secondary contacts ---------------------------------------------------------------
+
+CONTACT_FIELDS = ("name", "email", "phone", "email_kinds")
+
+
+def _contact_kinds(kinds: Any) -> list[str]:
+    valid = [k.value for k in Contact.Kind]
+    return [k for k in valid if k in set(kinds or [])]
+
+
+@transaction.atomic
+def contact_create(
+    *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
+) -> Contact:
+    contact = Contact.objects.create(
+        account=account,
+        name=data["name"].strip(),
+        email=normalize_email(data["email"]),
+        phone=data.get("phone", "").strip(),
+        email_kinds=_contact_kinds(data.get("email_kinds")),
+    )
+    audit_record(
+        action="contact.added",
+        actor=actor,
+        account=account,
+        target=contact,
+        changes={f: getattr(contact, f) for f in CONTACT_FIELDS},
+        request=request,
+    )
+    return contact
+
+
+@transaction.atomic
+def contact_update(
+    *, contact: Contact, actor: User, data: dict[str, Any], request: HttpRequest | None = None
+) -> Contact:
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    new = {
+        "name": data["name"].strip(),
+        "email": normalize_email(data["email"]),
+        "phone": data.get("phone", "").strip(),
+        "email_kinds": _contact_kinds(data.get("email_kinds")),
+    }
+    changes = {f: [getattr(contact, f), v] for f, v in new.items() if getattr(contact, f) != v}
+    if changes:
+        for field, value in new.items():
+            setattr(contact, field, value)
+        contact.save(update_fields=list(changes))
+        audit_record(
+            action="contact.changed",
+            actor=actor,
+            account=contact.account,
+            target=contact,
+            changes=changes,
+            request=request,
+        )
+    return contact
+
+
+@transaction.atomic
+def contact_delete(*, contact: Contact, actor: User, request: HttpRequest | None = None) -> None:
+    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    audit_record(
+        action="contact.removed",
+        actor=actor,
+        account=contact.account,
+        target=contact,
+        changes={f: getattr(contact, f) for f in CONTACT_FIELDS},
+        request=request,
+    )
+    contact.delete()

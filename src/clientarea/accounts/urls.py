@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import views, views_contacts, views_invitations, views_users
 
 app_name = "accounts"
 
@@ -20,4 +20,29 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("confirm-password/", views.confirm_password, name="confirm_password"),
     path("account/details/", views.account_profile, name="account_profile"),
+    # User Management (owner only)
+    path("account/users/", views_users.users, name="users"),
+    path("account/users/invite/", views_users.user_invite, name="user_invite"),
+    path("account/users/<int:membership_id>/", views_users.user_edit, name="user_edit"),
+    path("account/users/<int:membership_id>/revoke/", views_users.user_revoke, name="user_revoke"),
+    path(
+        "account/invitations/<int:invitation_id>/resend/",
+        views_users.invitation_resend,
+        name="invitation_resend",
+    ),
+    path(
+        "account/invitations/<int:invitation_id>/cancel/",
+        views_users.invitation_cancel,
+        name="invitation_cancel",
+    ),
+    path("invitation/<str:token>/", views_invitations.invitation_accept, name="invitation_accept"),
+    # Secondary contacts (permission: contacts)
+    path("account/contacts/", views_contacts.contacts, name="contacts"),
+    path("account/contacts/add/", views_contacts.contact_add, name="contact_add"),
+    path("account/contacts/<int:contact_id>/", views_contacts.contact_edit, name="contact_edit"),
+    path(
+        "account/contacts/<int:contact_id>/remove/",
+        views_contacts.contact_remove,
+        name="contact_remove",
+    ),
 ]

@@ -36,10 +36,16 @@ class OutboxEmail(models.Model):
     to_name = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=300)
     body_text = models.TextField()
+    # What `body_text` becomes once the email is delivered (or given up on): the same text
+    # with one-time secrets such as an invitation link removed, so that only their hashes
+    # stay in the database. Empty: keep the body as it is.
+    body_after_send = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=timezone.now)
     locked_until = models.DateTimeField(null=True, blank=True)
+    # Which worker's claim this is; a worker sends a row only while its claim still holds.
+    claim_token = models.CharField(max_length=32, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -53,3 +59,11 @@ class OutboxEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email} ({self.status})"
+
+    # Kinds addressed to one person (invitation links, access changes, resets): listed in
+    # the account's email history, but their text is never shown there.
+    PERSONAL_KINDS = frozenset({Kind.ACCOUNT.value, Kind.SECURITY.value})
+
+    @property
+    def is_personal(self) -> bool:
+        return self.kind in self.PERSONAL_KINDS

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import factory
+from django.utils import timezone
 
-from clientarea.accounts.models import Account, Contact, Membership, User
+from clientarea.accounts.models import Account, Contact, Invitation, Membership, User
 
 TEST_PASSWORD = "a-long-test-password-42"
 
@@ -55,3 +57,17 @@ class ContactFactory(factory.django.DjangoModelFactory[Contact]):
     name = factory.Faker("name")
     email = factory.Sequence(lambda n: f"contact{n}@example.com")
     email_kinds: Any = factory.LazyFunction(lambda: ["general"])
+
+
+class InvitationFactory(factory.django.DjangoModelFactory[Invitation]):
+    """An invitation row. Use `invitation_create` when the link (token) matters."""
+
+    class Meta:
+        model = Invitation
+
+    account = factory.SubFactory(AccountFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@example.com")
+    permissions: Any = factory.LazyFunction(lambda: ["invoices"])
+    token_hash = factory.Sequence(lambda n: f"{n:064x}")
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
+    invited_by = factory.LazyAttribute(lambda o: o.account.owner)

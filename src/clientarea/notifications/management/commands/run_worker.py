@@ -4,11 +4,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from clientarea.accounts.services import invitation_expire_due, membership_expire_due
 from clientarea.notifications.services import outbox_deliver_due
+
+HOUSEKEEPING_SECONDS = 60.0
 
 
 class Command(BaseCommand):
-    help = "Background worker: delivers the email outbox (with retries) until stopped."
+    help = (
+        "Background worker: delivers the email outbox (with retries) and records expired "
+        "access and invitations, until stopped."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--once", action="store_true", help="Deliver what is due and exit.")
@@ -24,7 +30,16 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.stdout.write("Worker started: delivering the email outbox.")
+        last_housekeeping = float("-inf")
         while not stopping:
+            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
+                # Access already ends at its expiry (checked on every request); this
+                # records it, voids other access and emails the person.
+                expired = membership_expire_due()
+                lapsed = invitation_expire_due()
+                if expired or lapsed:
+                    self.stdout.write(f"expired: {expired} access, {lapsed} invitations")
+                last_housekeeping = time.monotonic()
             stats = outbox_deliver_due()
             if stats["sent"] or stats["failed"]:
                 self.stdout.write(f"outbox: sent {stats['sent']}, failed {stats['failed']}")

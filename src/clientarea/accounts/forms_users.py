@@ -1,0 +1,180 @@
+"""Forms of User Management, invitations and secondary contacts."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib.auth.password_validation import validate_password
+from django.utils import timezone
+
+from . import permissions
+from .models import Contact, Membership, User
+
+ALL = "all"
+CHOOSE = "choose"
+
+
+class PermissionCheckboxes(forms.CheckboxSelectMultiple):
+    """One checkbox per catalogue permission, with its label and one-line help text."""
+
+    option_template_name = "accounts/widgets/permission_option.html"
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        entry = permissions.BY_CODE.get(str(option["value"]))
+        option["help_text"] = entry.help_text if entry else ""
+        return option
+
+
+def _end_of_day(day: date) -> datetime:
+    """Access lasts to the end of the chosen day (in the site's time zone)."""
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+class PermissionsForm(forms.Form):
+    access = forms.ChoiceField(
+        label="Permissions",
+        choices=[(ALL, "All Permissions"), (CHOOSE, "Choose Permissions")],
+        widget=forms.RadioSelect,
+        initial=CHOOSE,
+    )
+    permissions = forms.MultipleChoiceField(
+        label="Choose Permissions",
+        choices=permissions.choices,
+        widget=PermissionCheckboxes,
+        required=False,
+    )
+    access_expires_on = forms.DateField(
+        label="Access expires on (optional)",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Access ends at the end of this day. Leave empty for no expiry.",
+    )
+
+    def clean_access_expires_on(self) -> date | None:
+        day: date | None = self.cleaned_data.get("access_expires_on")
+        if day is not None and day < timezone.localdate():
+            raise forms.ValidationError("Choose today or a later date.")
+        return day
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("access") == ALL:
+            data["permissions"] = sorted(permissions.ALL_CODES)
+        elif data.get("access") == CHOOSE and not data.get("permissions"):
+            self.add_error("permissions", "Choose at least one permission, or All Permissions.")
+        return data
+
+    @property
+    def permission_codes(self) -> list[str]:
+        return permissions.normalise(self.cleaned_data["permissions"])
+
+    @property
+    def access_expires_at(self) -> datetime | None:
+        day = self.cleaned_data.get("access_expires_on")
+        return _end_of_day(day) if day else None
+
+    @staticmethod
+    def initial_for(codes: Any, expires_at: datetime | None = None) -> dict[str, Any]:
+        granted = permissions.expand(codes)
+        return {
+            "access": ALL if granted >= permissions.ALL_CODES else CHOOSE,
+            "permissions": sorted(granted),
+            "access_expires_on": (
+                timezone.localdate(expires_at - timedelta(seconds=1)) if expires_at else None
+            ),
+        }
+
+
+class InviteForm(PermissionsForm):
+    email = forms.EmailField(
+        label="Email address",
+        max_length=254,
+        help_text="The person you invite logs in with this address and their own password.",
+        widget=forms.EmailInput(attrs={"autocomplete": "off", "autofocus": True}),
+    )
+    field_order = ["email", "access", "permissions", "access_expires_on"]
+
+
+class MembershipForm(PermissionsForm):
+    @classmethod
+    def for_membership(cls, membership: Membership, data: Any = None) -> MembershipForm:
+        return cls(data, initial=cls.initial_for(membership.permissions, membership.expires_at))
+
+
+class AcceptNewUserForm(forms.Form):
+    """A person new to the site: name and a password (Django's validators)."""
+
+    first_name = forms.CharField(label="First name", max_length=150)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 12 characters; not a common or all-numeric password.",
+    )
+    password2 = forms.CharField(
+        label="Password (again)",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, email: str, *args: Any, **kwargs: Any) -> None:
+        self.email = email
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        p1, p2 = data.get("password1"), data.get("password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("password2", "The two passwords do not match.")
+        elif p1:
+            candidate = User(
+                email=self.email,
+                first_name=data.get("first_name", ""),
+                last_name=data.get("last_name", ""),
+            )
+            try:
+                validate_password(p1, user=candidate)
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return data
+
+
+PHONE_RE = re.compile(r"^\+?[0-9 ()\-./]{5,30}$")
+
+
+class ContactForm(forms.ModelForm):
+    email_kinds = forms.MultipleChoiceField(
+        label="Emails they receive",
+        choices=Contact.Kind.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="The owner always receives every kind as well.",
+    )
+
+    class Meta:
+        model = Contact
+        fields = ["name", "email", "phone", "email_kinds"]
+
+    def __init__(self, *args: Any, account_id: int, **kwargs: Any) -> None:
+        self.account_id = account_id
+        super().__init__(*args, **kwargs)
+
+    def clean_phone(self) -> str:
+        phone: str = self.cleaned_data.get("phone", "").strip()
+        if phone and not PHONE_RE.match(phone):
+            raise forms.ValidationError("Enter a phone number such as +353 21 123 4567.")
+        return phone
+
+    def clean_email(self) -> str:
+        email: str = self.cleaned_data["email"].strip().lower()
+        others = Contact.objects.filter(account_id=self.account_id, email__iexact=email)
+        if self.instance.pk:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError("This address is already one of the account's contacts.")
+        return email

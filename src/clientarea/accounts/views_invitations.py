@@ -1,0 +1,93 @@
+"""Accepting an invitation: the one page a link in an invitation email opens."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from . import services
+from .forms_users import AcceptNewUserForm
+from .middleware import select_account
+from .models import Invitation, User, normalize_email
+from .policy import public
+
+LOGIN_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def _unusable(request: HttpRequest, invitation: Invitation | None) -> HttpResponse | None:
+    """The page for a link that cannot be used: it names the reason and nothing about the
+    account."""
+    if invitation is None:
+        reason, status = "unknown", 404
+    elif invitation.status == Invitation.Status.ACCEPTED:
+        reason, status = "accepted", 410
+    elif invitation.status == Invitation.Status.CANCELLED:
+        reason, status = "cancelled", 410
+    elif invitation.status == Invitation.Status.EXPIRED or not invitation.is_open():
+        reason, status = "expired", 410
+    else:
+        return None
+    return render(request, "accounts/invitations/unusable.html", {"reason": reason}, status=status)
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = services.invitation_for_token(token)
+    refusal = _unusable(request, invitation)
+    if refusal is not None or invitation is None:
+        return refusal or HttpResponse(status=404)
+    context = {
+        "invitation": invitation,
+        "account": invitation.account,
+        "labels": invitation.permission_labels,
+        "all_permissions": invitation.has_all_permissions,
+    }
+    user = request.user
+    if user.is_authenticated:
+        assert isinstance(user, User)
+        if normalize_email(user.email) != invitation.email:
+            return render(request, "accounts/invitations/wrong_email.html", status=403)
+        if request.method == "POST":
+            try:
+                services.invitation_accept(token=token, user=user, request=request)
+            except services.InvitationError as exc:
+                messages.error(request, str(exc))
+                return redirect("core:dashboard")
+            return _joined(request, invitation)
+        return render(request, "accounts/invitations/accept.html", context)
+
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        # They already have a login: the ordinary login page (with whatever protection
+        # it has) brings them back here to accept.
+        return render(request, "accounts/invitations/login_first.html", context)
+
+    form = AcceptNewUserForm(invitation.email, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            new_user, _ = services.invitation_accept_new_user(
+                token=token,
+                first_name=form.cleaned_data["first_name"],
+                last_name=form.cleaned_data["last_name"],
+                password=form.cleaned_data["password1"],
+                request=request,
+            )
+        except services.InvitationError as exc:
+            form.add_error(None, str(exc))
+        else:
+            auth_login(request, new_user, backend=LOGIN_BACKEND)
+            return _joined(request, invitation)
+    return render(request, "accounts/invitations/new_user.html", {**context, "form": form})
+
+
+def _joined(request: HttpRequest, invitation: Invitation) -> HttpResponse:
+    select_account(request, invitation.account_id)
+    messages.success(
+        request,
+        f"Welcome! You now have access to {invitation.account.display_name}. "
+        "It is in your Switch Account list too.",
+    )
+    return redirect("core:dashboard")

@@ -1,0 +1,159 @@
+"""User Management (owner only) and accepting an invitation."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from . import permissions, selectors, services
+from .forms_users import InviteForm, MembershipForm
+from .models import Invitation, Membership
+from .policy import AccountRequest, account_object_or_404, owner_only
+from .reauth import recent_auth_required
+
+PAGE_SIZE = 25
+
+
+@owner_only
+@require_http_methods(["GET"])
+def users(request: AccountRequest) -> HttpResponse:
+    account = request.access.account
+    page = Paginator(selectors.membership_list_for(account), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    invites = Paginator(selectors.invitation_pending_list_for(account), PAGE_SIZE).get_page(
+        request.GET.get("invitations_page")
+    )
+    now = timezone.now()
+    rows = [
+        {
+            "membership": m,
+            "status": m.status_label(now),
+            "usable": m.is_usable(now),
+            "labels": m.permission_labels,
+            "all": permissions.expand(m.permissions) >= permissions.ALL_CODES,
+        }
+        for m in page.object_list
+    ]
+    invitation_rows = [{"invitation": i, "open": i.is_open(now)} for i in invites.object_list]
+    return render(
+        request,
+        "accounts/users/list.html",
+        {
+            "page_obj": page,
+            "rows": rows,
+            "invites": invites,
+            "invitation_rows": invitation_rows,
+        },
+    )
+
+
+@owner_only
+@recent_auth_required
+@require_http_methods(["GET", "POST"])
+def user_invite(request: AccountRequest) -> HttpResponse:
+    account = request.access.account
+    if request.method == "POST":
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            try:
+                invitation = services.invitation_create(
+                    account=account,
+                    actor=request.user,
+                    email=form.cleaned_data["email"],
+                    permission_codes=form.permission_codes,
+                    access_expires_at=form.access_expires_at,
+                    request=request,
+                )
+            except (services.InvitationError, services.AccessError) as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Invitation sent to {invitation.email}.")
+                return redirect("accounts:users")
+    else:
+        role = permissions.ROLE_PRESETS.get(request.GET.get("role", ""))
+        initial = InviteForm.initial_for(role[1]) if role else {}
+        form = InviteForm(initial=initial)
+    presets = [(key, label) for key, (label, _) in permissions.ROLE_PRESETS.items()]
+    return render(request, "accounts/users/invite.html", {"form": form, "presets": presets})
+
+
+@owner_only
+@recent_auth_required
+@require_http_methods(["GET", "POST"])
+def user_edit(request: AccountRequest, membership_id: int) -> HttpResponse:
+    membership = account_object_or_404(
+        Membership.objects.select_related("user"), request.access.account, pk=membership_id
+    )
+    form = MembershipForm.for_membership(membership, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.membership_update(
+                membership=membership,
+                actor=request.user,
+                permission_codes=form.permission_codes,
+                expires_at=form.access_expires_at,
+                request=request,
+            )
+        except (services.AccessError, services.InvitationError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"The permissions of {membership.user.email} were saved.")
+            return redirect("accounts:users")
+    return render(request, "accounts/users/edit.html", {"form": form, "membership": membership})
+
+
+@owner_only
+@require_http_methods(["GET", "POST"])
+def user_revoke(request: AccountRequest, membership_id: int) -> HttpResponse:
+    membership = account_object_or_404(
+        Membership.objects.select_related("user"), request.access.account, pk=membership_id
+    )
+    if membership.status == Membership.Status.REVOKED:
+        messages.info(request, f"{membership.user.email} no longer has access.")
+        return redirect("accounts:users")
+    if request.method == "POST":
+        services.membership_revoke(membership=membership, actor=request.user, request=request)
+        messages.success(
+            request, f"Access revoked: {membership.user.email} can no longer use this account."
+        )
+        return redirect("accounts:users")
+    return render(request, "accounts/users/revoke.html", {"membership": membership})
+
+
+@owner_only
+@recent_auth_required
+@require_POST
+def invitation_resend(request: AccountRequest, invitation_id: int) -> HttpResponse:
+    invitation = account_object_or_404(
+        Invitation.objects.all(), request.access.account, pk=invitation_id
+    )
+    try:
+        services.invitation_resend(invitation=invitation, actor=request.user, request=request)
+    except (services.InvitationError, services.AccessError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"A new invitation link was sent to {invitation.email}; the old one no longer works.",
+        )
+    return redirect("accounts:users")
+
+
+@owner_only
+@require_POST
+def invitation_cancel(request: AccountRequest, invitation_id: int) -> HttpResponse:
+    invitation = account_object_or_404(
+        Invitation.objects.all(), request.access.account, pk=invitation_id
+    )
+    try:
+        services.invitation_cancel(invitation=invitation, actor=request.user, request=request)
+    except (services.InvitationError, services.AccessError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"The invitation of {invitation.email} was cancelled.")
+    return redirect("accounts:users")
