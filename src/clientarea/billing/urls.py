@@ -1,5 +1,19 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "billing"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.invoice_list, name="invoice_list"),
+    path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),
+    path("invoices/<int:pk>/pay/", views.invoice_pay, name="invoice_pay"),
+    path("payment-methods/", views.payment_methods, name="payment_methods"),
+    path("payment-methods/add/", views.payment_method_add, name="payment_method_add"),
+    path(
+        "payment-methods/<int:pk>/remove/",
+        views.payment_method_remove,
+        name="payment_method_remove",
+    ),
+]

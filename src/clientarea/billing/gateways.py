@@ -1,0 +1,229 @@
+"""Payment gateways: a small interface and the two gateways shipped with the client area.
+
+A gateway takes a card once (``tokenize_card``) and gives back a token plus what may be
+shown about the card (brand, last four, expiry); payments are then made against the token
+(``charge``). The card number and CVC go to the gateway and nowhere else: ``CardDetails``
+masks itself in ``repr`` so it cannot end up in a log or an error report by accident.
+
+``SandboxGateway`` behaves like a real card processor's test mode. Its test numbers:
+
+    ==================  ==========  =====================================
+    number              brand       result of a charge
+    ==================  ==========  =====================================
+    4242 4242 4242 4242 Visa        succeeds
+    5555 5555 5555 4444 Mastercard  succeeds
+    3782 822463 10005   Amex        succeeds (4-digit CVC)
+    4000 0000 0000 0002 Visa        declined: card declined
+    4000 0000 0000 9995 Visa        declined: insufficient funds
+    4000 0000 0000 0119 Visa        processing error (the gateway fails)
+    ==================  ==========  =====================================
+
+Any other number is refused, as a test mode refuses real cards. ``BankTransferGateway``
+takes no cards: a "charge" announces a transfer, and the invoice waits for staff to
+confirm the money arrived in the back office.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+
+class GatewayError(Exception):
+    """The gateway could not process the request (network, processor error...)."""
+
+
+class CardRejected(Exception):
+    """The card cannot be used (invalid, expired, not a test card...): tell the user why."""
+
+
+@dataclass(frozen=True)
+class CardDetails:
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"CardDetails(last4={self.number[-4:]!r}, exp={self.exp_month}/{self.exp_year})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class CardToken:
+    token: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+class ChargeStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    PENDING = "pending"
+    DECLINED = "declined"
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: ChargeStatus
+    reference: str
+    message: str = ""
+
+
+class PaymentGateway(Protocol):
+    code: str
+    label: str
+
+    def tokenize_card(self, card: CardDetails) -> CardToken: ...
+
+    def charge(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str | None,
+        idempotency_key: str,
+        description: str,
+    ) -> ChargeResult: ...
+
+
+def digits_only(number: str) -> str:
+    return "".join(ch for ch in number if not ch.isspace() and ch != "-")
+
+
+def luhn_valid(number: str) -> bool:
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        return False
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_brand(number: str) -> str:
+    if number.startswith("4"):
+        return "Visa"
+    if number[:2] in {"34", "37"}:
+        return "Amex"
+    if number[:2] in {"51", "52", "53", "54", "55"} or 2221 <= int(number[:4] or 0) <= 2720:
+        return "Mastercard"
+    return "Card"
+
+
+SANDBOX_CARDS: dict[str, str] = {
+    "4242424242424242": "ok",
+    "5555555555554444": "ok",
+    "378282246310005": "ok",
+    "4000000000000002": "declined",
+    "4000000000009995": "insufficient",
+    "4000000000000119": "error",
+}
+
+_DECLINE_MESSAGES = {
+    "declined": "Your card was declined by the bank.",
+    "insufficient": "Your card was declined: insufficient funds.",
+}
+
+
+class SandboxGateway:
+    """A card processor's test mode: documented numbers, tokens, idempotent charges."""
+
+    code = "sandbox"
+    label = "Card (sandbox)"
+
+    def __init__(self) -> None:
+        # Like a real processor, a charge retried with the same idempotency key returns
+        # the first result instead of charging again.
+        self._charges: dict[str, ChargeResult] = {}
+        self._lock = threading.Lock()
+
+    def tokenize_card(self, card: CardDetails) -> CardToken:
+        number = digits_only(card.number)
+        if not luhn_valid(number):
+            raise CardRejected("That card number is not valid.")
+        outcome = SANDBOX_CARDS.get(number)
+        if outcome is None:
+            raise CardRejected(
+                "This is a test (sandbox) gateway: use one of its test card numbers."
+            )
+        # The outcome is carried by the token (as a processor's test tokens do); the
+        # number itself is forgotten here.
+        return CardToken(
+            token=f"tok_sandbox_{outcome}_{secrets.token_hex(12)}",
+            brand=card_brand(number),
+            last4=number[-4:],
+            exp_month=card.exp_month,
+            exp_year=card.exp_year,
+        )
+
+    def charge(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str | None,
+        idempotency_key: str,
+        description: str,
+    ) -> ChargeResult:
+        with self._lock:
+            if idempotency_key in self._charges:
+                return self._charges[idempotency_key]
+        if not token or not token.startswith("tok_sandbox_"):
+            raise GatewayError("Unknown card token.")
+        outcome = token.split("_")[2]
+        if outcome == "error":
+            raise GatewayError("The card processor reported a processing error.")
+        if outcome in _DECLINE_MESSAGES:
+            result = ChargeResult(ChargeStatus.DECLINED, "", _DECLINE_MESSAGES[outcome])
+        else:
+            result = ChargeResult(ChargeStatus.SUCCEEDED, f"ch_sandbox_{secrets.token_hex(10)}")
+        with self._lock:
+            return self._charges.setdefault(idempotency_key, result)
+
+
+class BankTransferGateway:
+    """No money moves here: the customer transfers it, staff confirm it arrived."""
+
+    code = "bank_transfer"
+    label = "Bank transfer"
+
+    def tokenize_card(self, card: CardDetails) -> CardToken:
+        raise CardRejected("Bank transfers do not take cards.")
+
+    def charge(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str | None,
+        idempotency_key: str,
+        description: str,
+    ) -> ChargeResult:
+        return ChargeResult(ChargeStatus.PENDING, description)
+
+
+SANDBOX = SandboxGateway()
+BANK_TRANSFER = BankTransferGateway()
+# The pseudo-gateway name of payments made from the account's credit balance.
+CREDIT = "credit"
+
+GATEWAYS: dict[str, PaymentGateway] = {SANDBOX.code: SANDBOX, BANK_TRANSFER.code: BANK_TRANSFER}
+CARD_GATEWAY: PaymentGateway = SANDBOX
+
+
+def get_gateway(code: str) -> PaymentGateway:
+    try:
+        return GATEWAYS[code]
+    except KeyError:
+        raise GatewayError(f"Unknown payment gateway {code!r}.") from None

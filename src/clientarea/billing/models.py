@@ -1,0 +1,242 @@
+"""Billing: invoices and their lines, payments (transactions), stored payment methods and
+the credit-balance ledger.
+
+Money is always ``Decimal`` in the account's currency (two decimal places). An invoice's
+subtotal, tax and total are stored for fast lists but only ever written by
+``totals.invoice_totals`` through the service layer, so they cannot drift from the lines.
+No card number or CVC is ever stored: a payment method is the gateway's token plus the
+brand, last four digits and expiry.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+ZERO = Decimal("0.00")
+
+
+class InvoiceCounter(models.Model):
+    """The installation's invoice-number counter: one row, locked while a number is taken.
+
+    A counter row rather than a database sequence: a sequence hands out numbers outside
+    the transaction, so a rolled-back invoice would leave a gap, and SQLite has none. The
+    row lock (``select_for_update``) serializes the (rare) creation of invoices; the
+    number is taken in the same transaction that creates the invoice, so it is committed
+    with it or not at all, and ``Invoice.number`` is unique and invoices are never
+    deleted, so a number is never reused.
+    """
+
+    last_number = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"last invoice number {self.last_number}"
+
+
+class Invoice(models.Model):
+    class Status(models.TextChoices):
+        UNPAID = "unpaid", "Unpaid"
+        PAID = "paid", "Paid"
+        CANCELLED = "cancelled", "Cancelled"
+        REFUNDED = "refunded", "Refunded"
+
+    # Overdue is not stored: it is an unpaid invoice past its due date.
+    OVERDUE = "overdue"
+    DISPLAY_STATUSES = (
+        ("unpaid", "Unpaid"),
+        ("overdue", "Overdue"),
+        ("paid", "Paid"),
+        ("cancelled", "Cancelled"),
+        ("refunded", "Refunded"),
+    )
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="invoices"
+    )
+    number = models.PositiveBigIntegerField(unique=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNPAID)
+    currency = models.CharField(max_length=3, editable=False)
+    issue_date = models.DateField(default=timezone.localdate)
+    due_date = models.DateField()
+    notes = models.TextField(blank=True)
+    subtotal = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+    tax = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+    amount_paid = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+    # Set while a bank transfer is announced and waits for staff to confirm it.
+    awaiting_transfer_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # Billing details as they were when the invoice was issued: an invoice never changes.
+    billing_name = models.CharField(max_length=200, blank=True, editable=False)
+    billing_address = models.TextField(blank=True, editable=False)
+    paid_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-issue_date", "-number"]
+        indexes = [
+            models.Index(fields=["account", "-issue_date", "-number"]),
+            models.Index(fields=["account", "status", "due_date"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_paid__gte=0), name="invoice_paid_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice #{self.number}"
+
+    @property
+    def balance(self) -> Decimal:
+        if self.status in (self.Status.CANCELLED, self.Status.REFUNDED):
+            return ZERO
+        return max(self.total - self.amount_paid, ZERO)
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.status == self.Status.UNPAID and self.due_date < timezone.localdate()
+
+    @property
+    def display_status(self) -> str:
+        return self.OVERDUE if self.is_overdue else self.status
+
+    @property
+    def display_status_label(self) -> str:
+        return dict(self.DISPLAY_STATUSES)[self.display_status]
+
+    @property
+    def is_payable(self) -> bool:
+        return self.status == self.Status.UNPAID and self.balance > 0
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(default=0)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1"))
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    tax_rate = models.DecimalField("tax rate (%)", max_digits=5, decimal_places=2, default=ZERO)
+    # Computed by totals.line_amounts when the invoice is created.
+    net_amount = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+    tax_amount = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+    @property
+    def line_total(self) -> Decimal:
+        return self.net_amount + self.tax_amount
+
+
+class PaymentMethod(models.Model):
+    """A stored card: the gateway's token and what may be shown about it, nothing more."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="payment_methods"
+    )
+    gateway = models.CharField(max_length=30)
+    token = models.CharField(max_length=100)
+    brand = models.CharField(max_length=30)
+    last4 = models.CharField(max_length=4)
+    exp_month = models.PositiveSmallIntegerField()
+    exp_year = models.PositiveSmallIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["account", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        """What anyone but the owner may see: brand and last four."""
+        return f"{self.brand} ending in {self.last4}"
+
+
+class Transaction(models.Model):
+    """One payment attempt or refund on an invoice, whatever the gateway."""
+
+    class Kind(models.TextChoices):
+        PAYMENT = "payment", "Payment"
+        REFUND = "refund", "Refund"
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        PENDING = "pending", "Awaiting confirmation"
+        FAILED = "failed", "Failed"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="transactions")
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="billing_transactions"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.PAYMENT)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    gateway = models.CharField(max_length=30)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=100, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    # Made when the pay page renders; unique, so one form submitted twice pays once.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    payer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    payer_label = models.CharField(max_length=300, blank=True)
+    method_label = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["account", "-created_at"]),
+            models.Index(fields=["invoice", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} {self.currency} ({self.status})"
+
+
+class CreditEntry(models.Model):
+    """The credit-balance ledger: every change of ``Account.credit_balance`` is one row."""
+
+    class Kind(models.TextChoices):
+        ADDED = "added", "Added by staff"
+        USED = "used", "Used to pay an invoice"
+        REFUND = "refund", "Refund of an invoice"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.PROTECT, related_name="credit_entries"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.ADDED)
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, help_text="Positive adds credit, negative uses it."
+    )
+    balance_after = models.DecimalField(max_digits=12, decimal_places=2, editable=False)
+    reason = models.CharField(max_length=300)
+    invoice = models.ForeignKey(
+        Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_entries"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "credit entries"
+        indexes = [models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.amount} ({self.get_kind_display()})"

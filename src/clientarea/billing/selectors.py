@@ -1,0 +1,53 @@
+"""Reads that several billing views share. Every query is scoped to one account."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from clientarea.accounts.models import Account
+
+from .models import ZERO, Invoice, PaymentMethod, Transaction
+
+STATUS_FILTERS = dict(Invoice.DISPLAY_STATUSES)
+
+
+def invoice_list_for(*, account: Account, status: str | None = None) -> QuerySet[Invoice]:
+    """The account's invoices, newest first, optionally by (displayed) status.
+
+    "Unpaid" lists every invoice with money due, overdue ones included; "Overdue" only
+    those past their due date.
+    """
+    qs = Invoice.objects.filter(account=account).order_by("-issue_date", "-number")
+    today = timezone.localdate()
+    if status == Invoice.OVERDUE:
+        qs = qs.filter(status=Invoice.Status.UNPAID, due_date__lt=today)
+    elif status in Invoice.Status.values:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def invoice_unpaid_total(*, account: Account) -> Decimal:
+    balance = ExpressionWrapper(
+        F("total") - F("amount_paid"), output_field=DecimalField(max_digits=12, decimal_places=2)
+    )
+    result = Invoice.objects.filter(account=account, status=Invoice.Status.UNPAID).aggregate(
+        due=Sum(balance)
+    )["due"]
+    return Decimal(result or ZERO).quantize(Decimal("0.01"))
+
+
+def invoice_unpaid_count(account: Account) -> int:
+    return Invoice.objects.filter(
+        Q(account=account, status=Invoice.Status.UNPAID) & Q(total__gt=F("amount_paid"))
+    ).count()
+
+
+def payment_methods_for(*, account: Account) -> QuerySet[PaymentMethod]:
+    return PaymentMethod.objects.filter(account=account).order_by("created_at", "pk")
+
+
+def transactions_for_invoice(*, invoice: Invoice) -> QuerySet[Transaction]:
+    return Transaction.objects.filter(invoice=invoice).order_by("created_at", "pk")

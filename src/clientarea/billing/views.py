@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import urlencode
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import AccountRequest, account_object_or_404, owner_only, requires
+from clientarea.accounts.reauth import recent_auth_required
+
+from . import selectors, services
+from .forms import BANK_TRANSFER, CREDIT, NEW_CARD, CardForm, PayForm
+from .models import Invoice, PaymentMethod, Transaction
+from .pdf import invoice_pdf as draw_invoice_pdf
+
+PAGE_SIZE = 20
+CARD_FIELDS = ("card_number", "cvc")
+DEFAULT_BANK_DETAILS = "Bank: Example Bank plc\nIBAN: IE29 AIBK 9311 5212 3456 78\nBIC: AIBKIE2D"
+
+
+@requires(Perm.INVOICES)
+@require_GET
+def invoice_list(request: AccountRequest) -> HttpResponse:
+    account = request.access.account
+    status = request.GET.get("status", "")
+    if status not in selectors.STATUS_FILTERS:
+        status = ""
+    invoices = selectors.invoice_list_for(account=account, status=status or None)
+    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/invoice_list.html",
+        {
+            "page_obj": page,
+            "invoices": page.object_list,
+            "status": status,
+            "statuses": Invoice.DISPLAY_STATUSES,
+            "query": urlencode({"status": status}) if status else "",
+            "unpaid_total": selectors.invoice_unpaid_total(account=account),
+            "credit_balance": account.credit_balance,
+            "currency": account.currency,
+        },
+    )
+
+
+def _invoice(request: AccountRequest, pk: int) -> Invoice:
+    return account_object_or_404(
+        Invoice.objects.select_related("account"), request.access.account, pk=pk
+    )
+
+
+@requires(Perm.INVOICES)
+@require_GET
+def invoice_detail(request: AccountRequest, pk: int) -> HttpResponse:
+    invoice = _invoice(request, pk)
+    return render(
+        request,
+        "billing/invoice_detail.html",
+        {
+            "invoice": invoice,
+            "lines": list(invoice.lines.all()),
+            "transactions": list(selectors.transactions_for_invoice(invoice=invoice)),
+            "site_address": settings.SITE_ADDRESS,
+        },
+    )
+
+
+@requires(Perm.INVOICES)
+@require_GET
+def invoice_pdf(request: AccountRequest, pk: int) -> HttpResponse:
+    invoice = _invoice(request, pk)
+    payments = selectors.transactions_for_invoice(invoice=invoice).filter(
+        status=Transaction.Status.SUCCEEDED
+    )
+    content = draw_invoice_pdf(invoice, list(invoice.lines.all()), list(payments))
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="invoice-{invoice.number}.pdf"'
+    return response
+
+
+def _pay_form(request: AccountRequest, data: Any = None, **extra: Any) -> PayForm:
+    access = request.access
+    return PayForm(
+        data,
+        payment_methods=list(selectors.payment_methods_for(account=access.account)),
+        credit_balance=access.account.credit_balance,
+        currency=access.account.currency,
+        is_owner=access.is_owner,
+        **extra,
+    )
+
+
+def _source(form: PayForm) -> services.PaySource:
+    method = form.cleaned_data["method"]
+    if method == CREDIT:
+        return services.PayWithCredit()
+    if method == BANK_TRANSFER:
+        return services.PayByBankTransfer()
+    if method == NEW_CARD:
+        assert form.card is not None
+        return services.PayWithNewCard(
+            card=form.card, save=bool(form.cleaned_data.get("save_card"))
+        )
+    stored = form.stored_method_id
+    assert stored is not None
+    return services.PayWithStoredMethod(payment_method_id=stored)
+
+
+@requires(Perm.INVOICES)
+@require_http_methods(["GET", "POST"])
+@sensitive_post_parameters(*CARD_FIELDS)
+def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
+    invoice = _invoice(request, pk)
+    if not invoice.is_payable:
+        messages.info(request, f"Invoice #{invoice.number} has nothing to pay.")
+        return redirect("billing:invoice_detail", pk=invoice.pk)
+    form = _pay_form(request, request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        chosen = form.cleaned_data["method"]
+        try:
+            outcome = services.invoice_pay(
+                invoice_id=invoice.pk,
+                account=request.access.account,
+                payer=request.user,
+                source=_source(form),
+                idempotency_key=form.cleaned_data["idempotency_key"],
+                request=request,
+            )
+        except services.BillingError as exc:
+            invoice.refresh_from_db()
+            if not invoice.is_payable:
+                messages.info(request, str(exc))
+                return redirect("billing:invoice_detail", pk=invoice.pk)
+            messages.error(request, str(exc))
+            form = _pay_form(request, initial={"method": chosen})
+        else:
+            if outcome.status in ("declined", "failed"):
+                # Nothing was charged: a fresh form (and key) to try again.
+                messages.error(request, outcome.message)
+                form = _pay_form(request, initial={"method": chosen})
+            else:
+                messages.success(request, outcome.message)
+                return redirect("billing:invoice_detail", pk=invoice.pk)
+    return render(
+        request,
+        "billing/invoice_pay.html",
+        {
+            "invoice": invoice,
+            "form": form,
+            "credit_balance": request.access.account.credit_balance,
+            "bank_details": getattr(settings, "BILLING_BANK_DETAILS", DEFAULT_BANK_DETAILS),
+        },
+    )
+
+
+@requires(Perm.INVOICES)
+@require_GET
+def payment_methods(request: AccountRequest) -> HttpResponse:
+    account = request.access.account
+    return render(
+        request,
+        "billing/payment_methods.html",
+        {
+            "methods": list(selectors.payment_methods_for(account=account)),
+            "credit_balance": account.credit_balance,
+            "currency": account.currency,
+        },
+    )
+
+
+@owner_only
+@require_http_methods(["GET", "POST"])
+@recent_auth_required
+@sensitive_post_parameters(*CARD_FIELDS)
+def payment_method_add(request: AccountRequest) -> HttpResponse:
+    form = CardForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid() and form.card is not None:
+        try:
+            method = services.payment_method_add(
+                account=request.access.account, actor=request.user, card=form.card, request=request
+            )
+        except services.BillingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"The {method.label} was saved.")
+            return redirect("billing:payment_methods")
+    return render(request, "billing/payment_method_add.html", {"form": form})
+
+
+@owner_only
+@require_POST
+def payment_method_remove(request: AccountRequest, pk: int) -> HttpResponse:
+    account = request.access.account
+    method = account_object_or_404(PaymentMethod.objects.all(), account, pk=pk)
+    try:
+        services.payment_method_remove(
+            account=account, actor=request.user, payment_method_id=method.pk, request=request
+        )
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "The card was removed.")
+    return redirect("billing:payment_methods")
