@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from clientarea.accounts.models import Account, User
 from clientarea.accounts.services import membership_grant
 from clientarea.accounts.tests.factories import AccountFactory, UserFactory
 from clientarea.core.demo import DemoContext
@@ -13,9 +14,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_demo_tickets_show_off_the_feature() -> None:
-    owner, developer = UserFactory(first_name="Olivia"), UserFactory(first_name="Dana")
-    staff, other_owner = UserFactory(is_staff=True), UserFactory()
-    main, other = AccountFactory(owner=owner), AccountFactory(owner=other_owner)
+    owner: User = UserFactory(first_name="Olivia")
+    developer: User = UserFactory(first_name="Dana")
+    staff: User = UserFactory(is_staff=True)
+    other_owner: User = UserFactory()
+    main: Account = AccountFactory(owner=owner)
+    other: Account = AccountFactory(owner=other_owner)
     membership_grant(account=main, user=developer, permission_codes=["tickets"])
     ctx = DemoContext(
         owner, UserFactory(), developer, UserFactory(), staff, other_owner, main,
