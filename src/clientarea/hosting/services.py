@@ -26,6 +26,22 @@ class ServiceActionError(Exception):
     """An action the service's state does not allow; the message is shown to the user."""
 
 
+class _PasswordSubject:
+    """Stands in for a user in Django's password validators, so the similarity check
+    compares the new password with the panel username and the service's domain."""
+
+    pk = None  # not a person: no two-factor allowance
+
+    _LABELS = {"username": "control-panel username", "email": "domain"}
+
+    def __init__(self, service: Service) -> None:
+        self.username = service.username
+        self.email = service.domain
+        self._meta = SimpleNamespace(
+            get_field=lambda name: SimpleNamespace(verbose_name=self._LABELS.get(name, name))
+        )
+
+
 def _notify_owner_if_delegate(
     *, service: Service, actor: User, what: str, request: HttpRequest | None
 ) -> None:
@@ -89,9 +105,7 @@ def service_password_change(
                 f"The password of a {locked.get_status_display().lower()} service "
                 "cannot be changed."
             )
-        # The similarity check compares with the panel username and the domain.
-        subject = SimpleNamespace(username=locked.username, email=locked.domain)
-        validate_password(new_password, user=cast(Any, subject))
+        validate_password(new_password, user=cast(Any, _PasswordSubject(locked)))
         if not new_password.isprintable() or new_password != new_password.strip():
             raise ValidationError(
                 "The password cannot start or end with a space or contain control characters."

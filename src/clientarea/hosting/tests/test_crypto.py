@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def raw_row(service: Service) -> tuple[Any, ...]:
     table = Service._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [service.pk])  # noqa: S608
+        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [service.pk])
         return cursor.fetchone()
 
 
@@ -34,8 +34,9 @@ def test_the_stored_row_never_holds_the_password() -> None:
 
 
 def test_the_same_password_encrypts_differently_each_time() -> None:
-    one, two = ServiceFactory(password="same-Secret-value-1"), ServiceFactory(
-        password="same-Secret-value-1"
+    one, two = (
+        ServiceFactory(password="same-Secret-value-1"),
+        ServiceFactory(password="same-Secret-value-1"),
     )
     assert one.password_ciphertext != two.password_ciphertext
 

@@ -1,0 +1,164 @@
+"""Reveal and change: audited, the owner told when a sub-account does it, never leaked."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from clientarea.accounts.models import Account, Membership
+from clientarea.audit.models import AuditEvent
+from clientarea.hosting import services
+from clientarea.hosting.drivers import LocalPanelDriver, PanelError, panel_driver
+from clientarea.hosting.models import Service
+from clientarea.notifications.models import OutboxEmail
+
+from .conftest import KEY_B
+from .factories import SERVICE_PASSWORD, ServiceFactory
+
+pytestmark = pytest.mark.django_db
+NEW_PASSWORD = "Granite-Kettle-Orbit-Lantern-71"
+
+
+def test_owner_reveal_is_audited_and_sends_no_email(account: Account) -> None:
+    service = ServiceFactory(account=account)
+    assert services.service_password_reveal(service=service, actor=account.owner) == (
+        SERVICE_PASSWORD
+    )
+    event = AuditEvent.objects.get(action="service.password_revealed")
+    assert (event.actor, event.account, event.target_id) == (
+        account.owner,
+        account,
+        str(service.pk),
+    )
+    assert SERVICE_PASSWORD not in str(event.changes) + event.target_label
+    assert not OutboxEmail.objects.exists()
+
+
+def test_sub_account_reveal_emails_the_owner_without_the_password(
+    account: Account, member_factory: Callable[..., Membership]
+) -> None:
+    member = member_factory("manageproducts")
+    service = ServiceFactory(account=account, product_name="VPS 4 GB")
+    services.service_password_reveal(service=service, actor=member.user)
+    email = OutboxEmail.objects.get(to_email=account.owner.email)
+    assert email.kind == "product"
+    assert "VPS 4 GB" in email.subject and "revealed" in email.subject
+    assert member.user.email in email.body_text
+    assert SERVICE_PASSWORD not in email.subject + email.body_text
+    assert service.password_ciphertext not in email.body_text
+    assert AuditEvent.objects.get(action="service.password_revealed").actor == member.user
+
+
+def test_reveal_without_a_stored_password_is_refused(account: Account) -> None:
+    service = ServiceFactory(account=account, password="")
+    with pytest.raises(services.ServiceActionError):
+        services.service_password_reveal(service=service, actor=account.owner)
+    assert not AuditEvent.objects.filter(action="service.password_revealed").exists()
+
+
+def test_reveal_with_an_unreadable_secret_is_a_clear_error(account: Account, settings: Any) -> None:
+    service = ServiceFactory(account=account)
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_B]
+    with pytest.raises(services.ServiceActionError, match="cannot be read"):
+        services.service_password_reveal(service=service, actor=account.owner)
+
+
+def test_change_hands_the_password_to_the_panel_and_stores_it_encrypted(
+    account: Account, member_factory: Callable[..., Membership], panel: Any
+) -> None:
+    member = member_factory("manageproducts")
+    service = ServiceFactory(account=account)
+    services.service_password_change(service=service, actor=member.user, new_password=NEW_PASSWORD)
+    assert panel.calls == [(service.pk, NEW_PASSWORD)]
+    fresh = Service.objects.get(pk=service.pk)
+    assert fresh.decrypt_password() == NEW_PASSWORD
+    assert NEW_PASSWORD not in fresh.password_ciphertext
+    assert fresh.password_changed_at is not None
+    event = AuditEvent.objects.get(action="service.password_changed")
+    assert event.actor == member.user and NEW_PASSWORD not in str(event.changes)
+    email = OutboxEmail.objects.get(to_email=account.owner.email)
+    assert "changed" in email.subject and NEW_PASSWORD not in email.body_text
+
+
+def test_owner_change_sends_no_email(account: Account, panel: Any) -> None:
+    service = ServiceFactory(account=account)
+    services.service_password_change(
+        service=service, actor=account.owner, new_password=NEW_PASSWORD
+    )
+    assert not OutboxEmail.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "weak",
+    [
+        "short-pw",
+        "",
+        " leading-space-password-1",
+        "trailing-space-password-1 ",
+        "tab\tinside-long-password",
+    ],
+)
+def test_weak_passwords_change_nothing(account: Account, panel: Any, weak: str) -> None:
+    service = ServiceFactory(account=account)
+    with pytest.raises(ValidationError):
+        services.service_password_change(service=service, actor=account.owner, new_password=weak)
+    assert panel.calls == []
+    assert Service.objects.get(pk=service.pk).decrypt_password() == SERVICE_PASSWORD
+    assert not AuditEvent.objects.filter(action="service.password_changed").exists()
+
+
+def test_a_password_like_the_username_is_refused(account: Account, panel: Any) -> None:
+    service = ServiceFactory(account=account, username="acmewebstudio2024")
+    with pytest.raises(ValidationError):
+        services.service_password_change(
+            service=service, actor=account.owner, new_password="acmewebstudio2024!"
+        )
+
+
+def test_a_panel_refusal_rolls_everything_back(
+    account: Account, member_factory: Callable[..., Membership], panel: Any
+) -> None:
+    panel.refuse = "The panel is in maintenance."
+    member = member_factory("manageproducts")
+    service = ServiceFactory(account=account)
+    with pytest.raises(PanelError, match="maintenance"):
+        services.service_password_change(
+            service=service, actor=member.user, new_password=NEW_PASSWORD
+        )
+    assert Service.objects.get(pk=service.pk).decrypt_password() == SERVICE_PASSWORD
+    assert not AuditEvent.objects.filter(action="service.password_changed").exists()
+    assert not OutboxEmail.objects.exists()
+
+
+@pytest.mark.parametrize("status", [Service.Status.TERMINATED, Service.Status.CANCELLED,
+                                    Service.Status.PENDING])  # fmt: skip
+def test_a_service_without_a_panel_account_cannot_change_password(
+    account: Account, panel: Any, status: str
+) -> None:
+    service = ServiceFactory(account=account, status=status)
+    with pytest.raises(services.ServiceActionError):
+        services.service_password_change(
+            service=service, actor=account.owner, new_password=NEW_PASSWORD
+        )
+    assert panel.calls == []
+
+
+def test_the_local_driver_records_the_change_without_the_password(
+    account: Account, caplog: pytest.LogCaptureFixture
+) -> None:
+    driver = panel_driver()
+    assert isinstance(driver, LocalPanelDriver)
+    service = ServiceFactory(account=account)
+    with caplog.at_level(logging.DEBUG):
+        services.service_password_change(
+            service=service, actor=account.owner, new_password=NEW_PASSWORD
+        )
+        services.service_password_reveal(service=service, actor=account.owner)
+    assert driver.changes[-1].service_id == service.pk
+    assert NEW_PASSWORD not in repr(driver.changes)
+    assert NEW_PASSWORD not in caplog.text
+    assert "changed" in caplog.text  # the driver did log, just not the secret
