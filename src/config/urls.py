@@ -13,4 +13,5 @@ urlpatterns = [
     path("support/", include("clientarea.support.urls")),
     path("emails/", include("clientarea.notifications.urls")),
     path("activity/", include("clientarea.audit.urls")),
+    path("security/", include("clientarea.security.urls")),
 ]

@@ -48,6 +48,19 @@ class QueuedPasswordResetForm(auth_forms.PasswordResetForm):
             )
 
 
+class TwoFactorTokenForm(forms.Form):
+    """Second login step: a code from the authenticator app, or a recovery code."""
+
+    token = forms.CharField(
+        label="Authentication code",
+        max_length=40,
+        help_text="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autofocus": True, "inputmode": "text"}
+        ),
+    )
+
+
 class UserProfileForm(forms.ModelForm):
     class Meta:
         model = User

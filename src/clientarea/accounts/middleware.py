@@ -5,14 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
+from clientarea.audit.services import audit_record
+from clientarea.security.services import account_requires_two_factor
+from clientarea.security.sessions import session_check, session_note_account
+from clientarea.security.twofactor import user_has_two_factor
+
 from .policy import Access, RuleKind, UserRequest, access_for, accounts_for, rule_of
 
 SESSION_ACCOUNT_KEY = "current_account_id"
+SESSION_END_MESSAGES = {
+    "idle": "You were logged out after a period of inactivity. Please log in again.",
+    "lifetime": "Your session reached its maximum length. Please log in again.",
+}
 
 
 def select_account(request: HttpRequest, account_id: int) -> None:
@@ -26,6 +36,11 @@ class AccessMiddleware:
     def __call__(self, request: UserRequest) -> HttpResponse:
         request.access = None
         request.access_lost = False
+        if request.user.is_authenticated:
+            # Ended, idle or too old sessions stop here (ASVS 7.3.1, 7.3.2, 7.4.x).
+            ended = session_check(request)
+            if ended in SESSION_END_MESSAGES:
+                messages.info(request, SESSION_END_MESSAGES[ended])
         user = request.user
         if user.is_authenticated and user.is_active:
             account_id = request.session.get(SESSION_ACCOUNT_KEY)
@@ -41,6 +56,7 @@ class AccessMiddleware:
                     select_account(request, only[0])
                     access = access_for(user, only[0])
             request.access = access
+            session_note_account(request, access.account.pk if access else None)
         return self.get_response(request)
 
     def process_view(
@@ -67,5 +83,21 @@ class AccessMiddleware:
                 return redirect("accounts:access_removed")
             return redirect("accounts:select_account")
         if not access.allows(rule):
+            audit_record(
+                action="access.refused",
+                actor=request.user,
+                account=access.account,
+                target_label=request.path[:300],
+                changes={"rule": rule.describe()},
+                request=request,
+            )
             raise PermissionDenied("You do not have permission to do this on this account.")
+        if account_requires_two_factor(access.account.pk) and not user_has_two_factor(request.user):
+            # The owner requires two-factor on this account (ASVS 6.3.3).
+            messages.warning(
+                request,
+                f"{access.account.display_name} requires two-factor authentication. "
+                "Set it up to continue.",
+            )
+            return redirect("security:two_factor_setup")
         return None

@@ -1,12 +1,30 @@
 from __future__ import annotations
 
+import time
+from typing import Any, TypeVar
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
-from django.http import Http404, HttpResponse
-from django.shortcuts import redirect, render
+from django.forms import Form
+from django.forms.utils import ErrorDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
+
+from clientarea.audit.services import audit_record, client_ip
+from clientarea.security.services import password_set
+from clientarea.security.throttle import (
+    THROTTLED_MESSAGE,
+    throttle_blocked,
+    throttle_clear,
+    throttle_consume,
+    throttle_fail,
+)
+from clientarea.security.twofactor import two_factor_verify, user_has_two_factor
 
 from . import services
 from .forms import (
@@ -15,23 +33,180 @@ from .forms import (
     PasswordConfirmForm,
     QueuedPasswordResetForm,
     SelectAccountForm,
+    TwoFactorTokenForm,
     UserProfileForm,
 )
 from .middleware import select_account as remember_account
+from .models import User, normalize_email
 from .permissions import Perm
 from .policy import AccountRequest, UserRequest, accounts_for, login_only, public, requires
 from .reauth import mark_recent_auth
 
-login = public(
-    auth_views.LoginView.as_view(
-        template_name="accounts/login.html",
-        authentication_form=EmailAuthenticationForm,
-        redirect_authenticated_user=True,
-    )
-)
+LOGIN_PENDING_KEY = "login_pending"
+LOGIN_PENDING_SECONDS = 300
+
+
+def _safe_next(request: HttpRequest, candidate: str) -> str:
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
+    pending = request.session.get(LOGIN_PENDING_KEY)
+    if not isinstance(pending, dict):
+        return None
+    if not 0 <= time.time() - int(pending.get("at", 0)) <= LOGIN_PENDING_SECONDS:
+        request.session.pop(LOGIN_PENDING_KEY, None)
+        return None
+    user = User.objects.filter(pk=pending.get("uid"), is_active=True).first()
+    return (user, pending) if user is not None else None
+
+
+F = TypeVar("F", bound=Form)
+
+
+def _refused(form: F, message: str = THROTTLED_MESSAGE) -> F:
+    """An unbound form that shows `message`: the throttled answer, nothing checked."""
+    form.cleaned_data = {}
+    form._errors = ErrorDict()
+    form.add_error(None, message)
+    return form
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    """Two-step login: email and password, then (for users who have it) a TOTP or
+    recovery code. Both steps are throttled per login and per IP with a cool-off, and
+    answer the same whether the email exists or not (ASVS 6.1.1, 6.3.1, 6.3.8)."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.user.is_authenticated:
+        return redirect(_safe_next(request, next_url))
+    if request.method == "GET" and "restart" in request.GET:
+        request.session.pop(LOGIN_PENDING_KEY, None)
+    pending = _pending_user(request)
+    ip = client_ip(request)
+    if pending is not None and (request.method == "GET" or "token" in request.POST):
+        user, data = pending
+        token_form = TwoFactorTokenForm(request.POST or None)
+        status = 200
+        if request.method == "POST" and token_form.is_valid():
+            if throttle_blocked(scope="otp-user", key=user.pk) or throttle_blocked(
+                scope="otp-ip", key=ip
+            ):
+                token_form.add_error(None, THROTTLED_MESSAGE)
+                status = 429
+            else:
+                method = two_factor_verify(user=user, token=token_form.cleaned_data["token"])
+                if method is not None:
+                    request.session.pop(LOGIN_PENDING_KEY, None)
+                    throttle_clear(scope="otp-user", key=user.pk)
+                    throttle_clear(scope="login-email", key=user.email)
+                    auth_login(request, user, backend=data["backend"])
+                    if method == "recovery":
+                        messages.warning(
+                            request,
+                            "You logged in with a recovery code. It cannot be used again.",
+                        )
+                    return redirect(_safe_next(request, data.get("next", "")))
+                audit_record(
+                    action="user.two_factor_failed",
+                    target=user,
+                    target_label=user.email,
+                    request=request,
+                )
+                throttle_fail(scope="otp-user", key=user.pk)
+                throttle_fail(scope="otp-ip", key=ip)
+                token_form.add_error("token", "That code is not right, or was already used.")
+        return render(
+            request, "accounts/login_two_factor.html", {"form": token_form}, status=status
+        )
+
+    form = EmailAuthenticationForm(request, data=request.POST or None)
+    status = 200
+    if request.method == "POST":
+        email = normalize_email(str(request.POST.get("username", "")))[:254]
+        if throttle_blocked(scope="login-email", key=email) or throttle_blocked(
+            scope="login-ip", key=ip
+        ):
+            # The same answer for known and unknown emails.
+            form = _refused(EmailAuthenticationForm(request, initial={"username": email}))
+            status = 429
+        elif form.is_valid():
+            user = form.get_user()
+            if user_has_two_factor(user):
+                request.session[LOGIN_PENDING_KEY] = {
+                    "uid": user.pk,
+                    "at": int(time.time()),
+                    "backend": getattr(user, "backend", settings.AUTHENTICATION_BACKENDS[0]),
+                    "next": next_url,
+                }
+                return redirect("accounts:login")
+            throttle_clear(scope="login-email", key=email)
+            auth_login(request, user)
+            return redirect(_safe_next(request, next_url))
+        else:
+            throttle_fail(scope="login-email", key=email)
+            throttle_fail(scope="login-ip", key=ip)
+    return render(request, "accounts/login.html", {"form": form, "next": next_url}, status=status)
+
+
 logout = public(auth_views.LogoutView.as_view())
+
+
+class ThrottledPasswordResetView(auth_views.PasswordResetView):
+    """Reset requests are limited per IP (a visible 429) and per email address (silently:
+    the page says the same whether or not a link was sent; ASVS 6.3.8)."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not throttle_consume(scope="reset-ip", key=client_ip(request)):
+            form = self.get_form()
+            form.errors.clear()
+            form.add_error(None, THROTTLED_MESSAGE)
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        email = normalize_email(form.cleaned_data["email"])
+        if not throttle_consume(scope="reset-email", key=email):
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)
+
+
+class ThrottledPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Invalid reset links count against the IP; the new password goes through the
+    security service (ends every session, audits, tells the user)."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        ip = client_ip(request)
+        if throttle_blocked(scope="token-ip", key=ip):
+            return render(
+                request,
+                "accounts/password_reset_confirm.html",
+                {"validlink": False, "throttled": True},
+                status=429,
+            )
+        response = super().dispatch(request, *args, **kwargs)
+        if not getattr(self, "validlink", True):
+            throttle_fail(scope="token-ip", key=ip)
+        return response
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        password_set(
+            user=form.user,
+            password=form.cleaned_data["new_password1"],
+            request=self.request,
+            via="reset",
+        )
+        del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
+        return HttpResponseRedirect(self.get_success_url())
+
+
 password_reset = public(
-    auth_views.PasswordResetView.as_view(
+    ThrottledPasswordResetView.as_view(
         template_name="accounts/password_reset.html",
         form_class=QueuedPasswordResetForm,
         success_url=reverse_lazy("accounts:password_reset_done"),
@@ -41,7 +216,7 @@ password_reset_done = public(
     auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html")
 )
 password_reset_confirm = public(
-    auth_views.PasswordResetConfirmView.as_view(
+    ThrottledPasswordResetConfirmView.as_view(
         template_name="accounts/password_reset_confirm.html",
         success_url=reverse_lazy("accounts:password_reset_complete"),
     )
@@ -126,7 +301,15 @@ def confirm_password(request: UserRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = "/"
     form = PasswordConfirmForm(request.user, request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        mark_recent_auth(request)
-        return redirect(next_url)
+    if request.method == "POST":
+        # Guessing the password here is throttled like the login (ASVS 6.3.1).
+        if throttle_blocked(scope="confirm-user", key=request.user.pk):
+            form = _refused(PasswordConfirmForm(request.user))
+            context = {"form": form, "next": next_url}
+            return render(request, "accounts/confirm_password.html", context, status=429)
+        if form.is_valid():
+            throttle_clear(scope="confirm-user", key=request.user.pk)
+            mark_recent_auth(request)
+            return redirect(next_url)
+        throttle_fail(scope="confirm-user", key=request.user.pk)
     return render(request, "accounts/confirm_password.html", {"form": form, "next": next_url})

@@ -46,10 +46,15 @@ INSTALLED_APPS = [
     "clientarea.hosting",
     "clientarea.domains",
     "clientarea.support",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "clientarea.security",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy, no-referrer on token pages (clientarea.security.headers).
+    "clientarea.security.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -103,14 +108,15 @@ PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+# NIST SP 800-63B rev. 4: length (15, or 8 with two-factor; up to 1024 accepted), a list
+# of common/breached passwords shipped with Django, no composition rules.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {
-        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
-        "OPTIONS": {"min_length": 12},
+        "NAME": "clientarea.security.validators.LengthValidator",
+        "OPTIONS": {"min_length": 15, "min_length_two_factor": 8, "max_length": 1024},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -118,6 +124,22 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
+# A session ends after this long without a request, and this long after login whatever
+# happens (seconds; ASVS 7.3.1, 7.3.2).
+SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", default=30 * 60)
+SESSION_ABSOLUTE_LIFETIME = env.int("SESSION_ABSOLUTE_LIFETIME", default=12 * 60 * 60)
+# "Confirm your password" stays valid this long (seconds).
+REAUTH_WINDOW_SECONDS = env.int("REAUTH_WINDOW_SECONDS", default=5 * 60)
+# Email-change confirmation links stay valid this long (seconds).
+EMAIL_CHANGE_TIMEOUT = 24 * 60 * 60
+# Two-factor: TOTP via django-otp; failed codes are throttled by clientarea.security.throttle.
+OTP_TOTP_ISSUER = SITE_NAME
+OTP_TOTP_THROTTLE_FACTOR = 0
+# Throttles as {scope: (failures, seconds)}; see clientarea.security.throttle for defaults.
+SECURITY_THROTTLES: dict[str, tuple[int, int]] = {}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 PASSWORD_RESET_TIMEOUT = 60 * 60
 
 LANGUAGE_CODE = "en-gb"
@@ -164,7 +186,9 @@ DOMAINS_REGISTRAR_DRIVER = env.str(
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Tokens in URLs (invitation, reset and email-change links) never reach the logs.
+    "filters": {"redact": {"()": "clientarea.security.logfilters.RedactSecretsFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }

@@ -1,0 +1,186 @@
+"""Tracked sessions: each login gets a row (device, IP, last seen) that the user can end,
+and that idle and absolute timeouts end (ASVS 7.3.1, 7.3.2, 7.4.x).
+
+The session carries a random id; the row stores its SHA-256. ``AccessMiddleware`` calls
+``session_check`` on every request: a session whose row is ended, idle for longer than
+``SESSION_IDLE_TIMEOUT`` or older than ``SESSION_ABSOLUTE_LIFETIME`` is flushed, whatever
+the session backend still holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from clientarea.audit.services import audit_record, client_ip
+
+from .models import TrackedSession
+
+SESSION_TRACKING_KEY = "security_sid"
+TOUCH_EVERY_SECONDS = 60
+Reason = TrackedSession.EndReason
+
+
+def idle_timeout() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "SESSION_IDLE_TIMEOUT", 30 * 60)))
+
+
+def absolute_lifetime() -> timedelta:
+    return timedelta(seconds=int(getattr(settings, "SESSION_ABSOLUTE_LIFETIME", 12 * 60 * 60)))
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def session_start(*, request: HttpRequest, user: Any) -> TrackedSession:
+    """Begin tracking the request's session for `user` (called at login)."""
+    token = secrets.token_urlsafe(32)
+    request.session[SESSION_TRACKING_KEY] = token
+    return TrackedSession.objects.create(
+        user=user,
+        digest=_digest(token),
+        account_id=request.session.get("current_account_id"),
+        ip_address=client_ip(request),
+        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+    )
+
+
+def session_current(request: HttpRequest) -> TrackedSession | None:
+    token = request.session.get(SESSION_TRACKING_KEY) if hasattr(request, "session") else None
+    if not isinstance(token, str):
+        return None
+    return TrackedSession.objects.filter(digest=_digest(token)).first()
+
+
+def _kill(request: HttpRequest) -> None:
+    request.session.flush()
+    request.user = AnonymousUser()
+
+
+def session_check(request: HttpRequest) -> str | None:
+    """Validate the logged-in request's session; flush it and return why if it is over."""
+    user: Any = request.user
+    row = session_current(request)
+    now = timezone.now()
+    if row is None or row.user_id != user.pk:
+        # A session from before tracking existed (or a tampered one): track it from now.
+        request._tracked_session = session_start(request=request, user=user)  # type: ignore[attr-defined]
+        return None
+    if row.ended_at is not None:
+        _kill(request)
+        return row.end_reason or Reason.USER
+    reason = None
+    if now - row.last_seen_at > idle_timeout():
+        reason = Reason.IDLE
+    elif now - row.created_at > absolute_lifetime():
+        reason = Reason.LIFETIME
+    if reason is not None:
+        _end_rows(TrackedSession.objects.filter(pk=row.pk), reason=reason, request=request)
+        _kill(request)
+        return reason
+    if (now - row.last_seen_at).total_seconds() >= TOUCH_EVERY_SECONDS:
+        TrackedSession.objects.filter(pk=row.pk).update(
+            last_seen_at=now, ip_address=client_ip(request)
+        )
+    request._tracked_session = row  # type: ignore[attr-defined]
+    return None
+
+
+def session_note_account(request: HttpRequest, account_id: int | None) -> None:
+    """Remember which account the session works in (for Revoke Access)."""
+    row: TrackedSession | None = getattr(request, "_tracked_session", None)
+    if row is not None and row.account_id != account_id:
+        TrackedSession.objects.filter(pk=row.pk).update(account_id=account_id)
+        row.account_id = account_id
+
+
+def _end_rows(
+    rows: Any,
+    *,
+    reason: str,
+    actor: Any = None,
+    request: HttpRequest | None = None,
+    account: Any = None,
+) -> int:
+    """End the given active sessions and audit each end. Returns how many ended."""
+    with transaction.atomic():
+        ended = list(rows.active().select_related("user").select_for_update())
+        if not ended:
+            return 0
+        TrackedSession.objects.filter(pk__in=[s.pk for s in ended]).update(
+            ended_at=timezone.now(), end_reason=reason
+        )
+        for s in ended:
+            audit_record(
+                action="session.ended",
+                actor=actor,
+                account=account,
+                target=s.user,
+                target_label=f"{s.user.email}: {s.device}",
+                changes={"reason": reason, "session": s.pk},
+                request=request,
+            )
+    return len(ended)
+
+
+def session_end(
+    *, session: TrackedSession, reason: str, actor: Any = None, request: HttpRequest | None = None
+) -> int:
+    return _end_rows(
+        TrackedSession.objects.filter(pk=session.pk), reason=reason, actor=actor, request=request
+    )
+
+
+def session_end_others(
+    *, user: Any, reason: str, request: HttpRequest | None = None, actor: Any = None
+) -> int:
+    """End every session of `user` except the request's own (if it is theirs)."""
+    rows = TrackedSession.objects.filter(user=user)
+    current = session_current(request) if request is not None else None
+    if current is not None:
+        rows = rows.exclude(pk=current.pk)
+    return _end_rows(rows, reason=reason, actor=actor or user, request=request)
+
+
+def session_end_for_membership(
+    *, membership: Any, actor: Any = None, request: HttpRequest | None = None
+) -> int:
+    """Revoke Access: end the revoked user's sessions *on that account*.
+
+    ``AccessMiddleware`` re-reads the membership on every request, so the account is
+    dropped from each of those sessions on its very next request (the user sees "access
+    removed" and keeps any other accounts they belong to). Here each such session is
+    detached from the account and the end is audited, so the Security page and the
+    trail show it. Returns how many sessions were working in the account."""
+    rows = list(
+        TrackedSession.objects.active()
+        .filter(user_id=membership.user_id, account_id=membership.account_id)
+        .select_related("user")
+    )
+    if not rows:
+        return 0
+    TrackedSession.objects.filter(pk__in=[r.pk for r in rows]).update(account_id=None)
+    for s in rows:
+        audit_record(
+            action="session.account_access_ended",
+            actor=actor,
+            account=membership.account,
+            target=s.user,
+            target_label=f"{s.user.email}: {s.device}",
+            changes={"reason": Reason.REVOKED, "session": s.pk},
+            request=request,
+        )
+    return len(rows)
+
+
+def session_list_for(user: Any) -> Any:
+    return TrackedSession.objects.filter(user=user).active().order_by("-last_seen_at", "-pk")

@@ -1,0 +1,100 @@
+"""A small database-backed limiter: failures per (scope, key) with a cool-off.
+
+Used for logins (per email address and per IP), two-factor codes, password-reset
+requests and links, the confirm-your-password page, invitation links and the owner's
+invitation sending. The counters live in the database, so every app process behind a
+load balancer sees the same numbers.
+
+Rule for a scope with ``(limit, period)``: the ``limit``-th failure within ``period``
+seconds blocks the key for ``period`` seconds. Attempts while blocked are refused without
+being counted, so the block always ends: nobody can lock anyone out for good, only slow
+them down (ASVS 6.1.1, 6.3.1). Keys are stored as keyed hashes, never in clear.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from .models import ThrottleBucket
+
+DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
+    "login-email": (5, 15 * 60),
+    "login-ip": (30, 15 * 60),
+    "otp-user": (5, 15 * 60),
+    "otp-ip": (30, 15 * 60),
+    "confirm-user": (5, 15 * 60),
+    "reset-email": (3, 60 * 60),
+    "reset-ip": (20, 60 * 60),
+    "token-ip": (20, 60 * 60),
+    "invite-send": (20, 60 * 60),
+}
+
+THROTTLED_MESSAGE = "Too many attempts. Please wait a few minutes and try again."
+
+
+class Throttled(Exception):
+    """Raised by services that refuse an action because its limit is reached."""
+
+    def __init__(self, message: str = THROTTLED_MESSAGE) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def limits(scope: str) -> tuple[int, int]:
+    configured: dict[str, tuple[int, int]] = getattr(settings, "SECURITY_THROTTLES", {})
+    return configured.get(scope) or DEFAULT_LIMITS[scope]
+
+
+def _digest(scope: str, key: str) -> str:
+    return salted_hmac("clientarea.security.throttle", f"{scope}:{key}").hexdigest()
+
+
+def throttle_blocked(*, scope: str, key: str | int | None) -> bool:
+    """Is this key in its cool-off right now? (A missing key is never blocked.)"""
+    if key is None or key == "":
+        return False
+    return ThrottleBucket.objects.filter(
+        scope=scope, key_digest=_digest(scope, str(key)), blocked_until__gt=timezone.now()
+    ).exists()
+
+
+def throttle_fail(*, scope: str, key: str | int | None) -> bool:
+    """Count one failure; returns True when the key is (now) blocked."""
+    if key is None or key == "":
+        return False
+    limit, period = limits(scope)
+    digest = _digest(scope, str(key))
+    with transaction.atomic():
+        ThrottleBucket.objects.get_or_create(scope=scope, key_digest=digest)
+        bucket = ThrottleBucket.objects.select_for_update().get(scope=scope, key_digest=digest)
+        now = timezone.now()
+        if bucket.blocked_until is not None and bucket.blocked_until > now:
+            return True  # not counted: the cool-off is never extended
+        window_over = now - bucket.window_started_at > timedelta(seconds=period)
+        if bucket.blocked_until is not None or window_over:
+            bucket.failures, bucket.window_started_at, bucket.blocked_until = 0, now, None
+        bucket.failures += 1
+        if bucket.failures >= limit:
+            bucket.blocked_until = now + timedelta(seconds=period)
+        bucket.save()
+        return bucket.blocked_until is not None
+
+
+def throttle_consume(*, scope: str, key: str | int | None) -> bool:
+    """For actions limited by count, not failure (invitations sent, reset emails):
+    returns False when the limit is already reached, else counts this one."""
+    if throttle_blocked(scope=scope, key=key):
+        return False
+    throttle_fail(scope=scope, key=key)
+    return True
+
+
+def throttle_clear(*, scope: str, key: str | int | None) -> None:
+    if key is None or key == "":
+        return
+    ThrottleBucket.objects.filter(scope=scope, key_digest=_digest(scope, str(key))).delete()
