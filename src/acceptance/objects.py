@@ -8,8 +8,28 @@ from collections.abc import Callable
 from typing import Any
 
 from clientarea.accounts.models import Account
+from clientarea.support.tests.factories import (
+    AttachmentFactory,
+    TicketFactory,
+    TicketMessageFactory,
+)
 
-OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {}
+
+def _ticket(account: Account) -> dict[str, Any]:
+    return {"pk": TicketFactory(account=account).pk}
+
+
+def _attachment(account: Account) -> dict[str, Any]:
+    message = TicketMessageFactory(ticket=TicketFactory(account=account))
+    return {"pk": AttachmentFactory(message=message).pk}
+
+
+OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
+    "support:ticket_detail": _ticket,
+    "support:ticket_reply": _ticket,
+    "support:ticket_close": _ticket,
+    "support:attachment_download": _attachment,
+}
 
 STATIC_KWARGS: dict[str, dict[str, Any]] = {
     "accounts:password_reset_confirm": {"uidb64": "MQ", "token": "set-password"},

@@ -52,6 +52,13 @@ ROUTES: tuple[Route, ...] = (
     Route("accounts:account_profile", GET_POST, "permission:profile"),
     # shell
     Route("core:dashboard", GET, "account"),
+    # support
+    Route("support:ticket_list", GET, "permission:tickets"),
+    Route("support:ticket_open", GET_POST, "permission:tickets"),
+    Route("support:ticket_detail", GET, "permission:tickets", object_param="pk"),
+    Route("support:ticket_reply", POST, "permission:tickets", object_param="pk"),
+    Route("support:ticket_close", POST, "permission:tickets", object_param="pk"),
+    Route("support:attachment_download", GET, "permission:tickets", object_param="pk"),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
