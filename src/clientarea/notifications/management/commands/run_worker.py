@@ -1,5 +1,6 @@
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -27,11 +28,17 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._loop(once, interval, lambda: stopping)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _loop(self, once: bool, interval: float, stopping: Callable[[], bool]) -> None:
         self.stdout.write("Worker started: delivering the email outbox.")
         last_housekeeping = float("-inf")
-        while not stopping:
+        while not stopping():
             if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
                 # Access already ends at its expiry (checked on every request); this
                 # records it, voids other access and emails the person.

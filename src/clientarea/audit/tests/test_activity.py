@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from clientarea.accounts import permissions
+from clientarea.accounts.models import Account, Membership
+from clientarea.accounts.services import contact_create, invitation_create, membership_revoke
+from clientarea.audit.services import audit_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_owner_sees_the_accounts_activity_with_ip_and_can_filter_by_user(
+    login_client: Callable[..., Client],
+    account: Account,
+    other_account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    member = member_factory("contacts")
+    data = {"name": "Bea", "email": "bea@example.com", "email_kinds": ["invoice"]}
+    contact_create(account=account, actor=member.user, data=data)
+    invitation_create(account=account, actor=account.owner, email="new@example.com",
+                      permission_codes=["invoices"])  # fmt: skip
+    membership_revoke(membership=member, actor=account.owner)
+    audit_record(action="invitation.sent", account=other_account, target_label="globex@x.com")
+    client = login_client(account.owner, account)
+    page = client.get(reverse("audit:activity")).content.decode()
+    for words in ["Contact added", "Invitation sent", "Access revoked", "new@example.com",
+                  "View &amp; Pay Invoices"]:  # fmt: skip
+        assert words in page, words
+    assert "globex@x.com" not in page
+    only_member = client.get(reverse("audit:activity"), {"user": member.user.pk}).content.decode()
+    assert "Contact added" in only_member and "Invitation sent" not in only_member
+    # A user id from outside the account filters nothing in and leaks nothing.
+    stranger = client.get(reverse("audit:activity"), {"user": other_account.owner.pk})
+    assert stranger.status_code == 200 and "globex@x.com" not in stranger.content.decode()
+
+
+def test_the_activity_log_is_owner_only(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    partner = member_factory(*permissions.ALL_CODES)
+    assert login_client(partner.user, account).get(reverse("audit:activity")).status_code == 403
+
+
+def test_activity_queries_do_not_grow(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    client = login_client(account.owner, account)
+    client.get(reverse("audit:activity"))
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("audit:activity")).status_code == 200
+        return len(ctx)
+
+    for i in range(5):
+        audit_record(action="contact.added", actor=account.owner, account=account,
+                     target_label=f"c{i}")  # fmt: skip
+    five = count()
+    for i in range(45):
+        audit_record(action="contact.added", actor=account.owner, account=account,
+                     target_label=f"d{i}")  # fmt: skip
+    assert count() == five

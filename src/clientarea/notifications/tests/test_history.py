@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from clientarea.accounts.models import Account, Membership
+from clientarea.accounts.services import invitation_create
+from clientarea.notifications.models import OutboxEmail
+from clientarea.notifications.services import email_queue, outbox_deliver_due
+
+pytestmark = pytest.mark.django_db
+
+
+def test_email_history_lists_what_was_sent_to_whom(
+    login_client: Callable[..., Client],
+    account: Account,
+    other_account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    email_queue(to_email="bea@example.com", to_name="Bea", subject="Invoice #12 is due",
+                body="Please pay invoice 12.", kind="invoice", account=account)  # fmt: skip
+    theirs = email_queue(to_email="x@example.com", subject="Globex secret", body="x",
+                         account=other_account)  # fmt: skip
+    outbox_deliver_due()
+    client = login_client(member_factory("emails").user, account)
+    page = client.get(reverse("notifications:history")).content.decode()
+    assert "Invoice #12 is due" in page and "bea@example.com" in page and "Sent" in page
+    assert "Globex secret" not in page
+    mine = OutboxEmail.objects.get(subject="Invoice #12 is due")
+    detail = client.get(reverse("notifications:history_detail", args=[mine.pk])).content.decode()
+    assert "Please pay invoice 12." in detail
+    assert client.get(reverse("notifications:history_detail", args=[theirs.pk])).status_code == 404
+
+
+def test_email_history_needs_the_emails_permission(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    client = login_client(member_factory("invoices").user, account)
+    assert client.get(reverse("notifications:history")).status_code == 403
+    assert "Email History" not in client.get(reverse("core:dashboard")).content.decode()
+
+
+def test_invitation_links_never_show_in_the_history(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    invitation_create(account=account, actor=account.owner, email="new@example.com",
+                      permission_codes=["invoices"])  # fmt: skip
+    row = OutboxEmail.objects.get(to_email="new@example.com")
+    client = login_client(member_factory("emails").user, account)
+    page = client.get(reverse("notifications:history")).content.decode()
+    assert "new@example.com" in page
+    detail = client.get(reverse("notifications:history_detail", args=[row.pk])).content.decode()
+    assert "/invitation/" not in detail and "addressed personally" in detail
+
+
+def test_history_queries_do_not_grow(login_client: Callable[..., Client], account: Account) -> None:
+    client = login_client(account.owner, account)
+    client.get(reverse("notifications:history"))
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("notifications:history")).status_code == 200
+        return len(ctx)
+
+    for i in range(5):
+        email_queue(to_email=f"a{i}@example.com", subject="s", body="b", account=account)
+    five = count()
+    for i in range(45):
+        email_queue(to_email=f"b{i}@example.com", subject="s", body="b", account=account)
+    assert count() == five
