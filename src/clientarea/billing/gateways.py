@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -145,8 +146,16 @@ class SandboxGateway:
     def __init__(self) -> None:
         # Like a real processor, a charge retried with the same idempotency key returns
         # the first result instead of charging again.
-        self._charges: dict[str, ChargeResult] = {}
+        # Bounded, as it lives in the process: the newest MAX_REMEMBERED keys.
+        self._charges: OrderedDict[str, ChargeResult] = OrderedDict()
         self._lock = threading.Lock()
+
+    MAX_REMEMBERED = 10_000
+
+    def reset(self) -> None:
+        """Forget remembered charges (tests start from a clean processor)."""
+        with self._lock:
+            self._charges.clear()
 
     def tokenize_card(self, card: CardDetails) -> CardToken:
         number = digits_only(card.number)
@@ -189,7 +198,10 @@ class SandboxGateway:
         else:
             result = ChargeResult(ChargeStatus.SUCCEEDED, f"ch_sandbox_{secrets.token_hex(10)}")
         with self._lock:
-            return self._charges.setdefault(idempotency_key, result)
+            result = self._charges.setdefault(idempotency_key, result)
+            while len(self._charges) > self.MAX_REMEMBERED:
+                self._charges.popitem(last=False)
+            return result
 
 
 class BankTransferGateway:

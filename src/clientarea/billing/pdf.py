@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.conf import settings
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
+from fpdf.fonts import FontFace
 
 from .models import Invoice, InvoiceLine, Transaction
 
@@ -29,8 +30,24 @@ STATUS_COLOURS = {
 }
 
 
+PUNCTUATION = str.maketrans(
+    {
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2026": "...",
+        "\u20ac": "EUR ",
+        "\u2022": "-",
+        "\u00a0": " ",
+    }
+)
+
+
 def latin1(text: str) -> str:
-    text = unicodedata.normalize("NFC", text or "")
+    text = unicodedata.normalize("NFC", text or "").translate(PUNCTUATION)
     out = []
     for ch in text:
         try:
@@ -118,7 +135,7 @@ def invoice_pdf(
         text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
         line_height=6.5,
         borders_layout="HORIZONTAL_LINES",
-        headings_style=None,
+        headings_style=FontFace(emphasis="BOLD", color=MUTED, fill_color=(245, 247, 250)),
     ) as table:
         header = table.row()
         for heading in ("Description", "Qty", "Unit price", "Tax", "Amount"):
