@@ -14,7 +14,7 @@ from django.utils import timezone
 from clientarea.accounts.middleware import SESSION_ACCOUNT_KEY
 from clientarea.accounts.models import Account, Invitation, Membership, User
 from clientarea.accounts.services import invitation_cancel, invitation_create
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import MembershipFactory, UserFactory
 from clientarea.accounts.tests.helpers import (
     LINK_RE,
     confirm_recently,
@@ -68,7 +68,7 @@ def test_a_person_with_a_login_signs_in_and_the_account_joins_their_switcher(
     client: Client, account: Account, other_account: Account
 ) -> None:
     person = UserFactory(email="dev@example.com")
-    Membership.objects.create(account=other_account, user=person, permissions=["tickets"])
+    MembershipFactory(account=other_account, user=person, permissions=["tickets"])
     token = invite(account, "dev@example.com")
     page = client.get(accept_url(token)).content.decode()
     assert "Log in to accept" in page and 'name="password1"' not in page
