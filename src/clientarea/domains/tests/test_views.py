@@ -167,7 +167,7 @@ def test_another_accounts_ids_are_404(
     login_client: Callable[..., Client],
     registrar: Any,
 ) -> None:
-    theirs = DomainFactory(account=AccountFactory())
+    theirs: Domain = DomainFactory(account=AccountFactory())
     u = urls(theirs)
     for user in (account.owner, member_factory("managedomains").user):
         client = login_client(user, account)

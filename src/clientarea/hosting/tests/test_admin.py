@@ -28,7 +28,7 @@ def staff_client() -> Client:
 def test_change_list_and_change_form_never_show_the_password(
     staff_client: Client, account: Account
 ) -> None:
-    service = ServiceFactory(account=account)
+    service: Service = ServiceFactory(account=account)
     token = Service.objects.get(pk=service.pk).password_ciphertext
     for url in (
         reverse("admin:hosting_service_changelist"),
