@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
-from .models import Account, Contact, Membership, User
+from .models import Account, Contact, Invitation, Membership, User
 
 
 @admin.register(User)
@@ -70,6 +70,32 @@ class MembershipAdmin(admin.ModelAdmin):
         "expires_at",
         "created_at",
         "revoked_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "account", "status", "invited_by", "sent_at", "expires_at"]
+    list_filter = ["status"]
+    search_fields = ["email", "account__company_name"]
+    list_select_related = ["account__owner", "invited_by"]
+    exclude = ["token_hash"]
+    readonly_fields = [
+        "account",
+        "email",
+        "permissions",
+        "access_expires_at",
+        "status",
+        "expires_at",
+        "invited_by",
+        "created_at",
+        "sent_at",
+        "accepted_at",
+        "accepted_by",
+        "cancelled_at",
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

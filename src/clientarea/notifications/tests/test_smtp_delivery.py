@@ -208,3 +208,16 @@ def test_the_worker_command_delivers_once(smtp: SMTPServer) -> None:
     queue(2)
     call_command("run_worker", "--once")
     assert len(smtp.inbox.messages) == 2
+
+
+def test_staff_can_send_a_given_up_email_again(smtp: SMTPServer) -> None:
+    from clientarea.notifications.services import outbox_retry
+
+    smtp.start()
+    (row,) = queue(1)
+    OutboxEmail.objects.filter(pk=row.pk).update(status=OutboxEmail.Status.FAILED, attempts=8)
+    assert outbox_deliver_due() == {"sent": 0, "failed": 0}
+    assert outbox_retry(email=row) is True
+    assert outbox_deliver_due() == {"sent": 1, "failed": 0}
+    assert outbox_retry(email=row) is False  # a sent email is never queued again
+    assert len(smtp.inbox.messages) == 1
