@@ -1,0 +1,110 @@
+"""Paying the same invoice twice at the same moment charges once (PostgreSQL).
+
+The owner and the accountant each open the pay page (each gets their own idempotency
+key), then both submit at the same moment from two threads, each thread with its own
+database connection. The first request locks the invoice row and charges; while it holds
+the lock, the test waits until PostgreSQL reports the other request's backend waiting on
+that lock, so the two really overlap. The second then finds the invoice paid.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
+from django.urls import reverse
+
+from clientarea.accounts.models import Account, Membership
+from clientarea.billing import gateways
+from clientarea.billing.models import Invoice, Transaction
+
+from .factories import make_invoice, make_payment_method
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _others_waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_owner_and_accountant_paying_at_once_charge_once(
+    account: Account,
+    member_factory: Callable[..., Membership],
+    login_client: Callable[..., Client],
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no row locks to race against")
+    method = make_payment_method(account)
+    invoice = make_invoice(account)
+    clients = [
+        login_client(account.owner, account),
+        login_client(member_factory("invoices").user, account),
+    ]
+    url = reverse("billing:invoice_pay", args=[invoice.pk])
+    forms = [
+        {
+            "method": f"card-{method.pk}",
+            "idempotency_key": c.get(url).context["form"]["idempotency_key"].value(),
+        }
+        for c in clients
+    ]
+    assert forms[0]["idempotency_key"] != forms[1]["idempotency_key"]
+
+    real_charge = gateways.SANDBOX.charge
+    charge_calls: list[str] = []
+    saw_the_other_waiting: list[bool] = []
+
+    def charge(**kwargs: Any) -> gateways.ChargeResult:
+        charge_calls.append(kwargs["idempotency_key"])
+        # Hold the invoice lock until the other request is blocked on it (or give up
+        # after a while, which the assertion below then reports).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _others_waiting_on_a_lock():
+                saw_the_other_waiting.append(True)
+                break
+            time.sleep(0.02)
+        return real_charge(**kwargs)
+
+    start = threading.Barrier(2)
+    responses: list[Any] = [None, None]
+    errors: list[BaseException] = []
+
+    def submit(i: int) -> None:
+        try:
+            start.wait()
+            responses[i] = clients[i].post(url, forms[i])
+        except BaseException as exc:  # report in the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    gateways.SANDBOX.charge = charge  # type: ignore[method-assign]
+    try:
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        del gateways.SANDBOX.charge  # back to the class's method
+
+    assert errors == []
+    assert saw_the_other_waiting == [True], "the two payments did not overlap"
+    assert len(charge_calls) == 1
+    assert Transaction.objects.filter(invoice=invoice).count() == 1
+    invoice.refresh_from_db()
+    assert invoice.status == Invoice.Status.PAID
+    assert invoice.amount_paid == invoice.total
+    assert all(r is not None and r.status_code in (200, 302) for r in responses)

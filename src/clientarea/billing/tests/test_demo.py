@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from clientarea.accounts.models import Account, User
+from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
+from clientarea.billing import demo
+from clientarea.billing.models import Invoice, PaymentMethod
+from clientarea.core.demo import DemoContext
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_billing_shows_every_state(account: Account, other_account: Account) -> None:
+    accountant: User = MembershipFactory(account=account, permissions=["invoices"]).user
+    ctx = DemoContext(
+        owner=account.owner,
+        accountant=accountant,
+        developer=UserFactory(),
+        partner=UserFactory(),
+        staff=UserFactory(is_staff=True),
+        other_owner=other_account.owner,
+        main=account,
+        second=AccountFactory(owner=account.owner),
+        other=other_account,
+    )
+    demo.load(ctx)
+    mine = Invoice.objects.filter(account=account)
+    assert {i.display_status for i in mine} == {"paid", "unpaid", "overdue", "cancelled"}
+    assert Invoice.objects.filter(account=other_account).count() == 2
+    assert PaymentMethod.objects.filter(account=account).count() == 1
+    account.refresh_from_db()
+    assert account.credit_balance > 0
