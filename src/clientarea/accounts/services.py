@@ -182,7 +182,7 @@ def membership_revoke(
     membership on every request, and `access_ended` voids anything else (API tokens).
     A status change, never a delete: their tickets and history stay attributed."""
     membership = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .select_related("user", "account__owner")
         .get(pk=membership.pk)
     )
@@ -238,7 +238,7 @@ def membership_update(
     """Change what a sub-account may do (and until when). The owner has no membership, so
     the owner can never be changed here."""
     membership = (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self",))
         .select_related("user", "account__owner")
         .get(pk=membership.pk)
     )
@@ -293,7 +293,7 @@ def membership_expire_due(*, now: datetime | None = None) -> int:
     for pk in list(due[:500]):
         with transaction.atomic():
             membership = (
-                Membership.objects.select_for_update()
+                Membership.objects.select_for_update(of=("self",))
                 .select_related("user", "account__owner")
                 .filter(pk=pk, status=Membership.Status.ACTIVE, expires_at__lte=now)
                 .first()
@@ -407,7 +407,9 @@ def invitation_create(
     Refused (InvitationError) when the address already has access or a pending
     invitation; only the owner may invite."""
     # Lock the account: invitations to it are decided one at a time.
-    account = Account.objects.select_for_update().select_related("owner").get(pk=account.pk)
+    account = (
+        Account.objects.select_for_update(of=("self",)).select_related("owner").get(pk=account.pk)
+    )
     _require_owner(account, actor)
     email = normalize_email(email)
     codes = _codes_for_grant(permission_codes)
@@ -457,7 +459,7 @@ def invitation_create(
 
 def _locked_invitation(invitation: Invitation) -> Invitation:
     return (
-        Invitation.objects.select_for_update()
+        Invitation.objects.select_for_update(of=("self",))
         .select_related("account__owner", "invited_by")
         .get(pk=invitation.pk)
     )
