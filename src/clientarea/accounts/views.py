@@ -10,6 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.forms import Form
 from django.forms.utils import ErrorDict
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -61,7 +62,7 @@ def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
     if not 0 <= time.time() - int(pending.get("at", 0)) <= LOGIN_PENDING_SECONDS:
         request.session.pop(LOGIN_PENDING_KEY, None)
         return None
-    user = User.objects.filter(pk=pending.get("uid"), is_active=True).first()
+    user = User.objects.filter(pk=int(pending.get("uid") or 0), is_active=True).first()
     return (user, pending) if user is not None else None
 
 
@@ -71,7 +72,7 @@ F = TypeVar("F", bound=Form)
 def _refused(form: F, message: str = THROTTLED_MESSAGE) -> F:
     """An unbound form that shows `message`: the throttled answer, nothing checked."""
     form.cleaned_data = {}
-    form._errors = ErrorDict()
+    setattr(form, "_errors", ErrorDict())  # noqa: B010 - not in the form stubs
     form.add_error(None, message)
     return form
 
@@ -180,7 +181,7 @@ class ThrottledPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """Invalid reset links count against the IP; the new password goes through the
     security service (ends every session, audits, tells the user)."""
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         ip = client_ip(request)
         if throttle_blocked(scope="token-ip", key=ip):
             return render(

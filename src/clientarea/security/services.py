@@ -142,7 +142,7 @@ def email_change_confirm(*, token: str, request: HttpRequest | None = None) -> U
     if data is None:
         raise SecurityError("This link is not valid any more. Ask for a new one.")
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=data.get("u")).first()
+        user = User.objects.select_for_update().filter(pk=int(data.get("u") or 0)).first()
         if user is None or user.email != data.get("old"):
             raise SecurityError("This link is not valid any more. Ask for a new one.")
         new_email = str(data["new"])

@@ -58,7 +58,7 @@ def _on_access_ended(sender: Any, membership: Any, reason: str = "", **kwargs: A
 
 try:  # the hook of identity and access, sent inside the revoking transaction
     from clientarea.accounts.signals import access_ended
-except ImportError:  # pragma: no cover - older trees without the signal
-    access_ended = None
-if access_ended is not None:
+except ImportError:  # pragma: no cover - a tree without the signal
+    pass
+else:
     access_ended.connect(_on_access_ended, dispatch_uid="security.access_ended")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.utils import timezone
@@ -23,9 +24,9 @@ def _cool_off_passes() -> None:
     ThrottleBucket.objects.filter(blocked_until__isnull=False).update(blocked_until=past)
 
 
-def test_the_limit_blocks_then_the_cool_off_ends_the_block(settings: object) -> None:
+def test_the_limit_blocks_then_the_cool_off_ends_the_block(settings: Any) -> None:
     """ASVS 6.3.1 / 6.1.1: brute force hits the limit; no permanent lockout."""
-    settings.SECURITY_THROTTLES = {"login-email": (3, 600)}  # type: ignore[attr-defined]
+    settings.SECURITY_THROTTLES = {"login-email": (3, 600)}
     assert [throttle_fail(scope="login-email", key="a@example.com") for _ in range(3)] == [
         False,
         False,

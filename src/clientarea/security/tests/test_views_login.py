@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 LOGIN = "/login/"
 
 
-def _login(client: Client, email: str, password: str, **extra: str) -> object:
+def _login(client: Client, email: str, password: str, **extra: str) -> Any:
     return client.post(LOGIN, {"username": email, "password": password}, **extra)
 
 
@@ -53,9 +54,9 @@ def test_the_limit_message_is_the_same_for_unknown_emails(client: Client) -> Non
     assert pages[0].context["form"].errors == pages[1].context["form"].errors
 
 
-def test_many_logins_from_one_ip_are_limited(client: Client, settings: object) -> None:
+def test_many_logins_from_one_ip_are_limited(client: Client, settings: Any) -> None:
     """ASVS 6.3.1: credential stuffing across many emails from one IP is limited."""
-    settings.SECURITY_THROTTLES = {"login-ip": (4, 900)}  # type: ignore[attr-defined]
+    settings.SECURITY_THROTTLES = {"login-ip": (4, 900)}
     UserFactory(email="someone@example.com")
     for n in range(4):
         _login(client, f"guess{n}@example.com", "wrong-guess-123", REMOTE_ADDR="203.0.113.9")
