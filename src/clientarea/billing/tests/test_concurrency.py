@@ -90,7 +90,7 @@ def test_owner_and_accountant_paying_at_once_charge_once(
         finally:
             connections.close_all()
 
-    gateways.SANDBOX.charge = charge  # type: ignore[method-assign]
+    gateways.SANDBOX.charge = charge
     try:
         threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
         for t in threads:
