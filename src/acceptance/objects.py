@@ -8,6 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from clientarea.accounts.models import Account
+from clientarea.accounts.tests.factories import (
+    ContactFactory,
+    InvitationFactory,
+    MembershipFactory,
+)
+from clientarea.billing.tests.factories import make_invoice, make_payment_method
+from clientarea.domains.tests.factories import DomainFactory
+from clientarea.hosting.tests.factories import ServiceFactory
+from clientarea.notifications.services import email_queue
 from clientarea.support.tests.factories import (
     AttachmentFactory,
     TicketFactory,
@@ -24,7 +33,58 @@ def _attachment(account: Account) -> dict[str, Any]:
     return {"pk": AttachmentFactory(message=message).pk}
 
 
+def _membership(account: Account) -> dict[str, Any]:
+    return {"membership_id": MembershipFactory(account=account, permissions=["tickets"]).pk}
+
+
+def _invitation(account: Account) -> dict[str, Any]:
+    return {"invitation_id": InvitationFactory(account=account).pk}
+
+
+def _contact(account: Account) -> dict[str, Any]:
+    return {"contact_id": ContactFactory(account=account).pk}
+
+
+def _email(account: Account) -> dict[str, Any]:
+    row = email_queue(to_email="x@example.com", subject="Hello", body="Hi", account=account)
+    return {"email_id": row.pk}
+
+
+def _invoice(account: Account) -> dict[str, Any]:
+    return {"pk": make_invoice(account).pk}
+
+
+def _payment_method(account: Account) -> dict[str, Any]:
+    return {"pk": make_payment_method(account).pk}
+
+
+def _service(account: Account) -> dict[str, Any]:
+    return {"pk": ServiceFactory(account=account).pk}
+
+
+def _domain(account: Account) -> dict[str, Any]:
+    return {"pk": DomainFactory(account=account).pk}
+
+
 OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
+    "accounts:user_edit": _membership,
+    "accounts:user_revoke": _membership,
+    "accounts:invitation_resend": _invitation,
+    "accounts:invitation_cancel": _invitation,
+    "accounts:contact_edit": _contact,
+    "accounts:contact_remove": _contact,
+    "notifications:history_detail": _email,
+    "billing:invoice_detail": _invoice,
+    "billing:invoice_pdf": _invoice,
+    "billing:invoice_pay": _invoice,
+    "billing:payment_method_remove": _payment_method,
+    "hosting:detail": _service,
+    "hosting:password_reveal": _service,
+    "hosting:password_change": _service,
+    "domains:detail": _domain,
+    "domains:nameservers": _domain,
+    "domains:registrar_lock": _domain,
+    "domains:auto_renew": _domain,
     "support:ticket_detail": _ticket,
     "support:ticket_reply": _ticket,
     "support:ticket_close": _ticket,
@@ -33,4 +93,18 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
 
 STATIC_KWARGS: dict[str, dict[str, Any]] = {
     "accounts:password_reset_confirm": {"uidb64": "MQ", "token": "set-password"},
+    "accounts:invitation_accept": {"token": "no-such-invitation-token"},
+    "security:email_change_confirm": {"token": "no-such-token"},
+    # Sessions are the user's own, not the account's: any id that is not the actor's
+    # own session answers 404 (tested in the security app); here only the policy counts.
+    "security:session_end": {"session_id": 999999},
+}
+
+# Routes whose placeholder arguments name nothing, and the answer the view gives to that
+# (unknown session, unknown or malformed link): reaching it means the policy let the
+# request through. Each view's own tests cover real ids and tokens.
+PLACEHOLDER_ROUTES: dict[str, set[str]] = {
+    "security:session_end": {"not_found"},
+    "accounts:invitation_accept": {"not_found"},
+    "security:email_change_confirm": {"status 400"},
 }

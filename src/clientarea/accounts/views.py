@@ -252,7 +252,7 @@ def select_account(request: UserRequest) -> HttpResponse:
 
 @login_only
 def access_removed(request: UserRequest) -> HttpResponse:
-    return render(request, "accounts/access_removed.html", status=403)
+    return render(request, "accounts/access_removed.html")
 
 
 @login_only

@@ -11,4 +11,4 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-FIELD_ENCRYPTION_KEYS = ["Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1sb25nIQ=="]
+FIELD_ENCRYPTION_KEYS = ["Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE="]
