@@ -27,6 +27,7 @@ SESSION_END_MESSAGES = {
 
 def select_account(request: HttpRequest, account_id: int) -> None:
     request.session[SESSION_ACCOUNT_KEY] = account_id
+    session_note_account(request, account_id)  # for Revoke Access (security.sessions)
 
 
 class AccessMiddleware:
@@ -56,7 +57,6 @@ class AccessMiddleware:
                     select_account(request, only[0])
                     access = access_for(user, only[0])
             request.access = access
-            session_note_account(request, access.account.pk if access else None)
         return self.get_response(request)
 
     def process_view(

@@ -8,6 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from clientarea.audit.services import client_ip
+from clientarea.security.throttle import throttle_blocked, throttle_fail
+
 from . import services
 from .forms_users import AcceptNewUserForm
 from .middleware import select_account
@@ -36,7 +39,12 @@ def _unusable(request: HttpRequest, invitation: Invitation | None) -> HttpRespon
 @public
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    # Guessing invitation links is throttled per IP (ASVS 6.3.1).
+    if throttle_blocked(scope="token-ip", key=client_ip(request)):
+        return render(request, "accounts/invitations/unusable.html", {}, status=429)
     invitation = services.invitation_for_token(token)
+    if invitation is None:
+        throttle_fail(scope="token-ip", key=client_ip(request))
     refusal = _unusable(request, invitation)
     if refusal is not None or invitation is None:
         return refusal or HttpResponse(status=404)

@@ -9,6 +9,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from clientarea.security.throttle import THROTTLED_MESSAGE, throttle_consume
+
 from . import permissions, selectors, services
 from .forms_users import InviteForm, MembershipForm
 from .models import Invitation, Membership
@@ -59,7 +61,9 @@ def user_invite(request: AccountRequest) -> HttpResponse:
     account = request.access.account
     if request.method == "POST":
         form = InviteForm(request.POST)
-        if form.is_valid():
+        if form.is_valid() and not throttle_consume(scope="invite-send", key=account.pk):
+            form.add_error(None, THROTTLED_MESSAGE)  # invitation sending is rate-limited
+        elif form.is_valid():
             try:
                 invitation = services.invitation_create(
                     account=account,
@@ -133,6 +137,8 @@ def invitation_resend(request: AccountRequest, invitation_id: int) -> HttpRespon
         Invitation.objects.all(), request.access.account, pk=invitation_id
     )
     try:
+        if not throttle_consume(scope="invite-send", key=request.access.account.pk):
+            raise services.InvitationError(THROTTLED_MESSAGE)
         services.invitation_resend(invitation=invitation, actor=request.user, request=request)
     except (services.InvitationError, services.AccessError) as exc:
         messages.error(request, str(exc))

@@ -45,13 +45,15 @@ def session_start(*, request: HttpRequest, user: Any) -> TrackedSession:
     """Begin tracking the request's session for `user` (called at login)."""
     token = secrets.token_urlsafe(32)
     request.session[SESSION_TRACKING_KEY] = token
-    return TrackedSession.objects.create(
+    row = TrackedSession.objects.create(
         user=user,
         digest=_digest(token),
         account_id=request.session.get("current_account_id"),
         ip_address=client_ip(request),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
     )
+    request._tracked_session = row  # type: ignore[attr-defined]
+    return row
 
 
 def session_current(request: HttpRequest) -> TrackedSession | None:
@@ -73,7 +75,7 @@ def session_check(request: HttpRequest) -> str | None:
     now = timezone.now()
     if row is None or row.user_id != user.pk:
         # A session from before tracking existed (or a tampered one): track it from now.
-        request._tracked_session = session_start(request=request, user=user)  # type: ignore[attr-defined]
+        session_start(request=request, user=user)
         return None
     if row.ended_at is not None:
         _kill(request)
@@ -88,15 +90,19 @@ def session_check(request: HttpRequest) -> str | None:
         _kill(request)
         return reason
     if (now - row.last_seen_at).total_seconds() >= TOUCH_EVERY_SECONDS:
+        # At most one write a minute per session, whatever the traffic.
+        account_id = request.session.get("current_account_id")
         TrackedSession.objects.filter(pk=row.pk).update(
-            last_seen_at=now, ip_address=client_ip(request)
+            last_seen_at=now, ip_address=client_ip(request), account_id=account_id
         )
+        row.account_id = account_id
     request._tracked_session = row  # type: ignore[attr-defined]
     return None
 
 
 def session_note_account(request: HttpRequest, account_id: int | None) -> None:
-    """Remember which account the session works in (for Revoke Access)."""
+    """Remember which account the session works in (for Revoke Access); called when the
+    session's account changes."""
     row: TrackedSession | None = getattr(request, "_tracked_session", None)
     if row is not None and row.account_id != account_id:
         TrackedSession.objects.filter(pk=row.pk).update(account_id=account_id)
