@@ -29,7 +29,10 @@ def test_demo_data_loads_once_and_its_logins_work(capsys: pytest.CaptureFixture[
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {
-        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS"}
+        k: v
+        for k, v in os.environ.items()
+        # The browser tests' async-unsafe switch must not leak into a production check.
+        if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
     full_env.update(env, DJANGO_SETTINGS_MODULE="config.settings.production")
     return subprocess.run(
@@ -54,7 +57,7 @@ def test_production_settings_pass_check_deploy_without_warnings() -> None:
         "--fail-level",
         "WARNING",
         SECRET_KEY="x" * 20 + "-production-secret-key-for-the-check-" + "y" * 20,
-        FIELD_ENCRYPTION_KEYS="Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1sb25nIQ==",
+        FIELD_ENCRYPTION_KEYS="Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE=",
         ALLOWED_HOSTS="clients.example.com",
     )
     assert result.returncode == 0, result.stderr + result.stdout
