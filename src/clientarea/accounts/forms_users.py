@@ -114,7 +114,7 @@ class AcceptNewUserForm(forms.Form):
         label="Password",
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text="At least 12 characters; not a common or all-numeric password.",
+        help_text="At least 15 characters (a phrase works well); not a common password.",
     )
     password2 = forms.CharField(
         label="Password (again)",

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from clientarea.security.throttle import THROTTLED_MESSAGE, throttle_consume
+from clientarea.security.twofactor import users_with_two_factor
 
 from . import permissions, selectors, services
 from .forms_users import InviteForm, MembershipForm
@@ -31,15 +32,18 @@ def users(request: AccountRequest) -> HttpResponse:
         request.GET.get("invitations_page")
     )
     now = timezone.now()
+    members = list(page.object_list)
+    with_2fa = users_with_two_factor([account.owner_id, *(m.user_id for m in members)])
     rows = [
         {
             "membership": m,
+            "two_factor": m.user_id in with_2fa,
             "status": m.status_label(now),
             "usable": m.is_usable(now),
             "labels": m.permission_labels,
             "all": permissions.expand(m.permissions) >= permissions.ALL_CODES,
         }
-        for m in page.object_list
+        for m in members
     ]
     invitation_rows = [{"invitation": i, "open": i.is_open(now)} for i in invites.object_list]
     return render(
@@ -50,6 +54,7 @@ def users(request: AccountRequest) -> HttpResponse:
             "rows": rows,
             "invites": invites,
             "invitation_rows": invitation_rows,
+            "owner_two_factor": account.owner_id in with_2fa,
         },
     )
 

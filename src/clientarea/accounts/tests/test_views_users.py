@@ -280,3 +280,20 @@ def test_owner_user_cannot_be_managed_by_forging_their_id(
     client = confirm_recently(login_client(account.owner, account))
     owner: User = account.owner
     assert client.post(reverse("accounts:user_revoke", args=[owner.pk])).status_code == 404
+
+
+def test_user_management_shows_who_has_two_factor(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    """ASVS 6.3.3: the owner sees which users have two-factor authentication on."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    with_2fa = member_factory("tickets")
+    member_factory("invoices")
+    TOTPDevice.objects.create(user=with_2fa.user, name="phone", confirmed=True)
+    page = login_client(account.owner, account).get(reverse("accounts:users")).content.decode()
+    row = page.split(with_2fa.user.email, 1)[1].split("</tr>", 1)[0]
+    assert ">On<" in row
+    assert page.count(">Off<") == 2  # the owner and the other sub-account
