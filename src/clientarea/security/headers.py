@@ -1,6 +1,11 @@
 """Security headers (ASVS 3.4.x, 14.3.2): a strict Content-Security-Policy on every
-response, ``Referrer-Policy: no-referrer`` on pages whose URL carries a token, and the
-``no_store`` decorator for pages that show secrets."""
+response, ``Referrer-Policy: strict-origin`` on pages whose URL carries a token, and the
+``no_store`` decorator for pages that show secrets.
+
+Token pages use ``strict-origin``, not ``no-referrer``: either keeps the token out of every
+Referer header (only the site's origin is ever sent), but under ``no-referrer`` browsers
+send ``Origin: null`` with the page's own form POST, which Django's CSRF check refuses, so
+nobody could accept an invitation, reset a password or confirm an email change."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ DEFAULT_CSP = (
 )
 # Django's admin (staff only) still sets a few style="" attributes.
 ADMIN_CSP = DEFAULT_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+TOKEN_PAGE_REFERRER_POLICY = "strict-origin"
 NO_REFERRER_PREFIXES = (
     "/invite/",
     "/invitation/",
@@ -55,7 +61,7 @@ class SecurityHeadersMiddleware:
             policy = getattr(settings, "CONTENT_SECURITY_POLICY_ADMIN", ADMIN_CSP)
         response.headers.setdefault("Content-Security-Policy", policy)
         if path.startswith(NO_REFERRER_PREFIXES):
-            response.headers["Referrer-Policy"] = "no-referrer"
+            response.headers["Referrer-Policy"] = TOKEN_PAGE_REFERRER_POLICY
         if path.startswith(NO_REFERRER_PREFIXES) or path.startswith("/login/"):
             add_never_cache_headers(response)
         return response

@@ -42,7 +42,7 @@ def test_the_new_address_confirms_and_the_old_one_is_told(
     assert OutboxEmail.objects.filter(to_email="old@example.com").count() == 1
     path = link.removeprefix("https://clients.example.net")
     page = Client().get(path)  # a mail scanner opening the link changes nothing
-    assert page.status_code == 200 and page["Referrer-Policy"] == "no-referrer"
+    assert page.status_code == 200 and page["Referrer-Policy"] == "strict-origin"
     assert User.objects.get(pk=user.pk).email == "old@example.com"
     assert Client().post(path).status_code == 302
     assert User.objects.get(pk=user.pk).email == "new@example.com"
