@@ -259,7 +259,10 @@ def access_removed(request: UserRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def profile(request: UserRequest) -> HttpResponse:
     user = request.user
-    form = UserProfileForm(request.POST or None, instance=user)
+    # Bind to a copy: validating fills the form's instance, so with `user` itself the
+    # service would see no change and save nothing (and a failed validation would leave
+    # half-changed values on request.user).
+    form = UserProfileForm(request.POST or None, instance=User.objects.get(pk=user.pk))
     if request.method == "POST" and form.is_valid():
         services.user_update_profile(
             user=user,
@@ -269,8 +272,6 @@ def profile(request: UserRequest) -> HttpResponse:
         )
         messages.success(request, "Your profile was saved.")
         return redirect("accounts:profile")
-    if request.method == "POST":
-        user.refresh_from_db()
     return render(request, "accounts/profile.html", {"form": form})
 
 
