@@ -178,7 +178,8 @@ def main() -> None:
         flag = "" if q_s == q_l else "  <-- queries grow"
         ok &= q_s == q_l
         print(
-            f"{label:<18}{ms_s:>10.1f}{ms_l:>10.1f}{q_s:>5} / {q_l:<3}{kb_s:>8.0f}/{kb_l:<7.0f}{flag}"
+            f"{label:<18}{ms_s:>10.1f}{ms_l:>10.1f}{q_s:>5} / {q_l:<3}"
+            f"{kb_s:>8.0f}/{kb_l:<7.0f}{flag}"
         )
     rate = bench_worker(2000)
     print(f"outbox worker: {rate:,.0f} emails/s delivered (locmem backend, batches of 100)")
