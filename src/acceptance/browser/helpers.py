@@ -77,23 +77,6 @@ def invitation_link(email: str) -> str:
     return match.group(0)
 
 
-def invite(
-    page: Any, *, owner_first_name: str, owner_password: str, email: str, permissions: list[str]
-) -> None:
-    """Hello, {name}! → User Management → Invite a New User → Choose Permissions → Send Invite."""
-    open_user_menu(page, owner_first_name)
-    page.get_by_role("link", name="User Management").click()
-    page.get_by_role("link", name="Invite a New User").first.click()
-    confirm_password_if_asked(page, owner_password)
-    page.get_by_role("heading", name="Invite a New User").wait_for()
-    page.get_by_label("Email address").fill(email)
-    page.get_by_label("Choose Permissions", exact=True).check()
-    for label in permissions:
-        page.get_by_label(label).check()
-    page.get_by_role("button", name="Send Invite").click()
-    page.get_by_text(f"Invitation sent to {email}.").wait_for()
-
-
 def accept_invitation(page: Any, link: str, *, first_name: str, last_name: str) -> None:
     """Open the link from the email and create a password."""
     page.goto(link)

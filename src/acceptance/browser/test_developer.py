@@ -19,7 +19,7 @@ from acceptance.browser.helpers import (
     open_user_menu,
     time_passes,
 )
-from clientarea.accounts.models import Membership
+from clientarea.accounts.models import Account, Membership, User
 from clientarea.accounts.tests.factories import TEST_PASSWORD, AccountFactory, UserFactory
 from clientarea.billing.tests.factories import make_invoice
 from clientarea.domains.models import Domain
@@ -38,12 +38,14 @@ def test_developer_reveals_and_changes_the_panel_password_and_nameservers(
 ) -> None:
     settings.SITE_URL = live_server.url
     base = live_server.url
-    owner = UserFactory(email="owner@example.com", first_name="Olivia", last_name="Byrne")
-    account = AccountFactory(owner=owner, company_name="Acme Web Studio")
-    service = ServiceFactory(
+    owner: User = UserFactory.create(
+        email="owner@example.com", first_name="Olivia", last_name="Byrne"
+    )
+    account: Account = AccountFactory.create(owner=owner, company_name="Acme Web Studio")
+    service: Service = ServiceFactory.create(
         account=account, product_name="Business Hosting", domain="acme-studio.example"
     )
-    domain = DomainFactory(account=account, name="acme-studio.example")
+    domain: Domain = DomainFactory.create(account=account, name="acme-studio.example")
     make_invoice(account)
 
     # The owner invites a developer, starting from the Developer role.

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import close_old_connections
 
-from acceptance.browser.conftest import Shots
+from acceptance.browser.conftest import Shots, assert_accessible
 from acceptance.browser.helpers import (
     accept_invitation,
     invitation_link,
@@ -17,7 +17,7 @@ from acceptance.browser.helpers import (
     open_user_menu,
     time_passes,
 )
-from clientarea.accounts.models import Membership
+from clientarea.accounts.models import Account, Membership, User
 from clientarea.accounts.tests.factories import TEST_PASSWORD, AccountFactory, UserFactory
 from clientarea.billing.models import Invoice
 from clientarea.billing.tests.factories import make_invoice
@@ -33,8 +33,10 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
 ) -> None:
     settings.SITE_URL = live_server.url  # the link in the email opens this server
     base = live_server.url
-    owner = UserFactory(email="owner@example.com", first_name="Olivia", last_name="Byrne")
-    account = AccountFactory(owner=owner, company_name="Acme Web Studio")
+    owner: User = UserFactory.create(
+        email="owner@example.com", first_name="Olivia", last_name="Byrne"
+    )
+    account: Account = AccountFactory.create(owner=owner, company_name="Acme Web Studio")
     invoice = make_invoice(account)
     ServiceFactory(account=account, product_name="Business Hosting")
     DomainFactory(account=account, name="acme-studio.example")
@@ -59,6 +61,7 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
     owner_page.get_by_role("link", name="Invite a New User").first.click()
     owner_page.get_by_role("heading", name="Confirm your password").wait_for()
     shots(owner_page, "confirm your password")
+    assert_accessible(owner_page)
     owner_page.get_by_label("Password").fill(TEST_PASSWORD)
     owner_page.get_by_role("button", name="Confirm").click()
     owner_page.get_by_role("heading", name="Invite a New User").wait_for()
@@ -84,6 +87,7 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
     assert page.get_by_role("heading", name="Join Acme Web Studio").is_visible()
     assert page.get_by_text("View & Pay Invoices").first.is_visible()
     shots(page, "invitation link opened")
+    assert_accessible(page)
     accept_invitation(page, link, first_name="Aidan", last_name="Walsh")
     shots(page, "joined the account")
 
@@ -128,6 +132,7 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
     row.get_by_role("link", name="Revoke Access").click()
     owner_page.get_by_role("heading", name="Revoke Access").wait_for()
     shots(owner_page, "revoke access confirmation")
+    assert_accessible(owner_page)
     owner_page.get_by_role("button", name="Revoke Access").click()
     owner_page.get_by_text("Access revoked: accountant@example.com").wait_for()
     shots(owner_page, "access revoked")
@@ -142,6 +147,7 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
     removed = page.get_by_role("heading", name="Your access to that account was removed")
     assert page.url.startswith(f"{base}/login/") or removed.is_visible(), page.url
     assert page.get_by_role("heading", name="Invoices").count() == 0
+    assert_accessible(page)
 
     invitee_context.close()
     owner_context.close()

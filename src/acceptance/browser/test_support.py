@@ -10,6 +10,7 @@ from django.db import close_old_connections
 
 from acceptance.browser.conftest import Shots
 from acceptance.browser.helpers import log_in, main_menu
+from clientarea.accounts.models import Account, User
 from clientarea.accounts.tests.factories import (
     TEST_PASSWORD,
     AccountFactory,
@@ -27,18 +28,20 @@ def test_sub_account_opens_a_ticket_under_their_own_name_and_gets_the_staff_repl
     browser: Any, live_server: Any, shots: Shots
 ) -> None:
     base = live_server.url
-    owner = UserFactory(email="owner@example.com", first_name="Olivia", last_name="Byrne")
-    account = AccountFactory(owner=owner, company_name="Acme Web Studio")
-    sam = UserFactory(email="sam@example.com", first_name="Sam", last_name="Ryan")
-    MembershipFactory(account=account, user=sam, permissions=["tickets"])
-    UserFactory(
+    owner: User = UserFactory.create(
+        email="owner@example.com", first_name="Olivia", last_name="Byrne"
+    )
+    account: Account = AccountFactory.create(owner=owner, company_name="Acme Web Studio")
+    sam: User = UserFactory.create(email="sam@example.com", first_name="Sam", last_name="Ryan")
+    MembershipFactory.create(account=account, user=sam, permissions=["tickets"])
+    UserFactory.create(
         email="staff@jiinubi.example",
         first_name="Nora",
         last_name="Quinn",
         is_staff=True,
         is_superuser=True,
     )
-    DepartmentFactory(name="Technical Support")
+    DepartmentFactory.create(name="Technical Support")
 
     # Sam opens a ticket from Support → Open Ticket.
     context = browser.new_context()
