@@ -29,7 +29,7 @@ def test_guessing_invitation_links_is_limited_per_ip(
         assert client.get(f"/invitation/guess{n}abcdef/").status_code == 404
     blocked = client.get(reverse("accounts:invitation_accept", args=[token]))
     assert blocked.status_code == 429
-    assert blocked["Referrer-Policy"] == "no-referrer"
+    assert blocked["Referrer-Policy"] == "strict-origin"
     assert (
         Client(REMOTE_ADDR="198.51.100.7")
         .get(reverse("accounts:invitation_accept", args=[token]))
