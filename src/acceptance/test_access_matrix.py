@@ -52,8 +52,8 @@ class World:
 
 
 def build_world() -> World:
-    a = AccountFactory(company_name="Account A")
-    b = AccountFactory(company_name="Account B")
+    a: Account = AccountFactory(company_name="Account A")
+    b: Account = AccountFactory(company_name="Account B")
     users: dict[str, User] = {"owner": a.owner}
     for p in permissions.CATALOGUE:
         users[f"only:{p.code.value}"] = MembershipFactory(
