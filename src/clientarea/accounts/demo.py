@@ -96,8 +96,3 @@ def load(ctx: DemoContext) -> None:
     queued = OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING)
     queued.exclude(body_after_send="").update(body_text=F("body_after_send"), body_after_send="")
     queued.update(status=OutboxEmail.Status.SENT, attempts=1, sent_at=now - timedelta(days=1))
-
-    ctx.logins += [
-        ("former@example.com", "revoked sub-account of Acme Web Studio (no access now)"),
-        ("contractor@example.com", "expired sub-account of Acme Web Studio (no access now)"),
-    ]

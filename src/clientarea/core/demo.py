@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.apps import apps
@@ -34,7 +34,6 @@ class DemoContext:
     main: Account
     second: Account
     other: Account
-    logins: list[tuple[str, str]] = field(default_factory=list)
 
 
 def demo_exists() -> bool:
@@ -86,17 +85,6 @@ def demo_load() -> DemoContext:
     ctx = DemoContext(
         owner, accountant, developer, partner, staff, other_owner, main, second, other
     )
-    ctx.logins = [
-        ("owner@example.com", "owner of Acme Web Studio and Acme Holdings"),
-        ("accountant@example.com", "sub-account: View & Pay Invoices, View Email History"),
-        (
-            "developer@example.com",
-            "sub-account: product passwords, domain settings, tickets (two accounts)",
-        ),
-        ("partner@example.com", "sub-account with All Permissions"),
-        ("other@example.com", "owner of another customer, Globex Ltd"),
-        ("staff@example.com", "back office (/admin/)"),
-    ]
     for config in apps.get_app_configs():
         if not config.name.startswith("clientarea.") or config.name == "clientarea.core":
             continue
@@ -110,6 +98,11 @@ DEMO_LOGINS_TEXT = """Demo logins (password for all: {password}):
   owner@example.com       owner of Acme Web Studio and Acme Holdings
   accountant@example.com  sub-account: View & Pay Invoices, View Email History
   developer@example.com   sub-account: product passwords, domain settings, tickets (two accounts)
-  partner@example.com     sub-account with All Permissions
+  partner@example.com     sub-account with All Permissions; two-factor on, TOTP secret
+                          JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP (add it to an authenticator app)
+  former@example.com      revoked sub-account of Acme Web Studio (sees "access removed")
+  contractor@example.com  sub-account of Acme Web Studio whose access expired
   other@example.com       owner of another customer, Globex Ltd
-  staff@example.com       back office at /admin/"""
+  staff@example.com       back office at /admin/
+Pending invitation: bookkeeper@example.com. Emails print in this terminal: click Resend
+Invite in User Management and the worker prints the email with a fresh link."""
