@@ -1,0 +1,80 @@
+"""Bad input on every form: empty, far too long, or the wrong type of value.
+
+For every route that renders a form (GET and POST), the owner (or, for the user's own
+pages, the logged-in user) opens the page, reads the names of its fields from the HTML,
+and posts junk in all of them. The answer must be a page or a redirect, never a server
+error, and nothing may change: no audit event is written (every state-changing action
+writes one) and no email is queued.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from acceptance.objects import OBJECT_KWARGS, STATIC_KWARGS
+from acceptance.test_access_matrix import CSRF
+from clientarea.access_table import ROUTES, Route
+from clientarea.accounts.tests.factories import AccountFactory
+from clientarea.audit.models import AuditEvent
+from clientarea.notifications.models import OutboxEmail
+
+FORM_ROUTES = [
+    r for r in ROUTES if "GET" in r.methods and "POST" in r.methods and r.name not in STATIC_KWARGS
+]
+# The login and reset forms answer junk with the same page; their audit of failed
+# attempts is tested in the security app, so only "no server error" is checked here.
+AUDITS_FAILURES = {"accounts:login", "accounts:confirm_password", "security:password_change"}
+
+JUNK = {
+    "empty": "",
+    "too long": "x" * 5000,
+    "wrong type": "\u0000 not-a-number \ud7ff -1e309",
+}
+FIELD_NAME = re.compile(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', re.I)
+
+
+def _client(route: Route) -> tuple[Client, str]:
+    account = AccountFactory()
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = CSRF
+    client.force_login(account.owner)
+    session = client.session
+    session["current_account_id"] = account.pk
+    session["reauth_at"] = int(time.time())
+    session.save()
+    from django.urls import reverse
+
+    kwargs: dict[str, Any] = {}
+    if route.object_param:
+        kwargs = OBJECT_KWARGS[route.name](account)
+    return client, reverse(route.name, kwargs=kwargs or None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("junk", list(JUNK), ids=list(JUNK))
+@pytest.mark.parametrize("route", FORM_ROUTES, ids=[r.name for r in FORM_ROUTES])
+def test_junk_in_every_field_changes_nothing_and_never_errors(route: Route, junk: str) -> None:
+    client, url = _client(route)
+    page = client.get(url)
+    assert page.status_code in (200, 302), (url, page.status_code)
+    names = (
+        sorted(set(FIELD_NAME.findall(page.content.decode()))) if page.status_code == 200 else []
+    )
+    names = [n for n in names if n != "csrfmiddlewaretoken"]
+    if not names:
+        pytest.skip("a confirmation page (a button, no fields): posting it is the action")
+    audit_before = AuditEvent.objects.count()
+    mail_before = OutboxEmail.objects.count()
+    data = {name: JUNK[junk] for name in names}
+    data["csrfmiddlewaretoken"] = CSRF
+    response = client.post(url, data)
+    assert response.status_code < 500, (url, response.status_code)
+    assert response.status_code != 403, "the CSRF token or the policy refused the owner"
+    if route.name not in AUDITS_FAILURES:
+        assert AuditEvent.objects.count() == audit_before, (url, names)
+    assert OutboxEmail.objects.count() == mail_before, (url, names)
