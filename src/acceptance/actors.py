@@ -141,3 +141,24 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         if entry:
             out[table] = entry
     return out
+
+
+def outcome(response: Any) -> str:
+    """What a response means for access: ok, forbidden (403), not_found (404), or where a
+    redirect sends the user (login, select_account, access_removed)."""
+    from django.urls import reverse
+
+    status = response.status_code
+    if status == 404:
+        return "not_found"
+    if status == 403:
+        return "forbidden"
+    if status in (301, 302, 303):
+        location = response["Location"]
+        for name in ("login", "select_account", "access_removed", "confirm_password"):
+            if location.startswith(reverse(f"accounts:{name}")):
+                return name
+        return "ok"
+    if 200 <= status < 300:
+        return "ok"
+    return f"status {status}"

@@ -453,7 +453,7 @@ def test_a_known_user_accepting_with_forged_fields_gets_exactly_what_was_granted
 ) -> None:
     """Someone who is a member of B accepts an invitation to A naming B, all permissions
     and ownership: A gives View & Pay Invoices, B is untouched."""
-    person = UserFactory(email="known@example.com")
+    person: User = UserFactory(email="known@example.com")
     on_b = MembershipFactory(account=world.b, user=person, permissions=["tickets"])
     invitation = invitation_create(
         account=world.a, actor=world.owner, email=person.email, permission_codes=["invoices"]
