@@ -23,8 +23,15 @@ from clientarea.accounts.tests.factories import AccountFactory
 from clientarea.audit.models import AuditEvent
 from clientarea.notifications.models import OutboxEmail
 
+# Pages that are only a confirmation button: posting them is the action itself.
+CONFIRMATION_ROUTES = {"accounts:user_revoke", "accounts:contact_remove", "hosting:password_reveal"}
 FORM_ROUTES = [
-    r for r in ROUTES if "GET" in r.methods and "POST" in r.methods and r.name not in STATIC_KWARGS
+    r
+    for r in ROUTES
+    if "GET" in r.methods
+    and "POST" in r.methods
+    and r.name not in STATIC_KWARGS
+    and r.name not in CONFIRMATION_ROUTES
 ]
 # The login and reset forms answer junk with the same page; their audit of failed
 # attempts is tested in the security app, so only "no server error" is checked here.
@@ -42,11 +49,12 @@ def _client(route: Route) -> tuple[Client, str]:
     account = AccountFactory()
     client = Client(enforce_csrf_checks=True)
     client.cookies["csrftoken"] = CSRF
-    client.force_login(account.owner)
-    session = client.session
-    session["current_account_id"] = account.pk
-    session["reauth_at"] = int(time.time())
-    session.save()
+    if not route.is_public:  # public forms (login, reset) are for people not logged in
+        client.force_login(account.owner)
+        session = client.session
+        session["current_account_id"] = account.pk
+        session["reauth_at"] = int(time.time())
+        session.save()
     from django.urls import reverse
 
     kwargs: dict[str, Any] = {}
@@ -66,8 +74,7 @@ def test_junk_in_every_field_changes_nothing_and_never_errors(route: Route, junk
         sorted(set(FIELD_NAME.findall(page.content.decode()))) if page.status_code == 200 else []
     )
     names = [n for n in names if n != "csrfmiddlewaretoken"]
-    if not names:
-        pytest.skip("a confirmation page (a button, no fields): posting it is the action")
+    assert names, f"{url} shows no form fields: is it a confirmation page?"
     audit_before = AuditEvent.objects.count()
     mail_before = OutboxEmail.objects.count()
     data = {name: JUNK[junk] for name in names}
@@ -78,3 +85,13 @@ def test_junk_in_every_field_changes_nothing_and_never_errors(route: Route, junk
     if route.name not in AUDITS_FAILURES:
         assert AuditEvent.objects.count() == audit_before, (url, names)
     assert OutboxEmail.objects.count() == mail_before, (url, names)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(CONFIRMATION_ROUTES))
+def test_confirmation_pages_really_have_no_input_fields(name: str) -> None:
+    route = next(r for r in ROUTES if r.name == name)
+    client, url = _client(route)
+    page = client.get(url)
+    fields = set(FIELD_NAME.findall(page.content.decode())) - {"csrfmiddlewaretoken"}
+    assert page.status_code in (200, 302) and fields == set()
