@@ -13,7 +13,7 @@ them down (ASVS 6.1.1, 6.3.1). Keys are stored as keyed hashes, never in clear.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -98,3 +98,16 @@ def throttle_clear(*, scope: str, key: str | int | None) -> None:
     if key is None or key == "":
         return
     ThrottleBucket.objects.filter(scope=scope, key_digest=_digest(scope, str(key))).delete()
+
+
+def throttle_prune(*, now: datetime | None = None) -> int:
+    """Delete buckets that no longer matter: not blocked, and whose counting window
+    (the longest any scope uses) is over. Run by the worker's housekeeping so the table
+    holds only recent keys."""
+    now = now or timezone.now()
+    longest = max(period for _, period in (limits(scope) for scope in DEFAULT_LIMITS))
+    stale = ThrottleBucket.objects.filter(
+        window_started_at__lt=now - timedelta(seconds=longest)
+    ).exclude(blocked_until__gt=now)
+    deleted, _ = stale.delete()
+    return deleted

@@ -3,18 +3,21 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand
 
 from clientarea.accounts.services import invitation_expire_due, membership_expire_due
 from clientarea.notifications.services import outbox_deliver_due
+from clientarea.security.throttle import throttle_prune
 
 HOUSEKEEPING_SECONDS = 60.0
 
 
 class Command(BaseCommand):
     help = (
-        "Background worker: delivers the email outbox (with retries) and records expired "
-        "access and invitations, until stopped."
+        "Background worker: delivers the email outbox (with retries), records expired "
+        "access and invitations, and prunes old throttling counters and sessions, until "
+        "stopped."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -46,6 +49,9 @@ class Command(BaseCommand):
                 lapsed = invitation_expire_due()
                 if expired or lapsed:
                     self.stdout.write(f"expired: {expired} access, {lapsed} invitations")
+                # Old throttling counters and expired sessions would only pile up.
+                throttle_prune()
+                SessionStore.clear_expired()
                 last_housekeeping = time.monotonic()
             stats = outbox_deliver_due()
             if stats["sent"] or stats["failed"]:
