@@ -34,10 +34,7 @@ demo: migrate
 run: migrate
 	@$(PY) manage.py load_demo
 	@echo "Client area: http://$(HOST):$(PORT)/   back office: http://$(HOST):$(PORT)/admin/"
-	@trap 'kill 0' INT TERM; \
-	$(PY) manage.py run_worker & \
-	$(PY) manage.py runserver --noreload $(HOST):$(PORT) & \
-	wait
+	@$(PY) manage.py run_all $(HOST):$(PORT)
 
 demo-reset:
 	rm -f var/clientarea.sqlite3 var/clientarea.sqlite3-wal var/clientarea.sqlite3-shm

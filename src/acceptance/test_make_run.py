@@ -4,12 +4,15 @@ login page, and run the worker."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,11 +54,13 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
     assert "Subject: Probe" in delivered and "probe@example.com" in delivered
 
     port = _free_port()
+    # What `make run` starts: the web server and the worker under one command.
     server = subprocess.Popen(
-        [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"],
+        [*manage, "run_all", f"127.0.0.1:{port}"],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         body = ""
@@ -67,6 +72,11 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
             except OSError:
                 time.sleep(0.2)
         assert "Log in to the Client Area" in body
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        out, _ = server.communicate(timeout=30)
+        assert "Worker stopped." in out and "Web server and worker stopped." in out
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        if server.poll() is None:
+            server.kill()
