@@ -4,7 +4,7 @@ For every route that renders a form (GET and POST), the owner (or, for the user'
 pages, the logged-in user) opens the page, reads the names of its fields from the HTML,
 and posts junk in all of them. The answer must be a page or a redirect, never a server
 error, and nothing may change: no audit event is written (every state-changing action
-writes one) and no email is queued.
+writes one) and no email is queued, and the person is shown what is wrong.
 """
 
 from __future__ import annotations
@@ -82,6 +82,14 @@ def test_junk_in_every_field_changes_nothing_and_never_errors(route: Route, junk
     response = client.post(url, data)
     assert response.status_code < 500, (url, response.status_code)
     assert response.status_code != 403, "the CSRF token or the policy refused the owner"
+    # The person is told what is wrong: the form comes back with its errors, or a
+    # redirect carries a message.
+    shown = client.get(response["Location"]) if response.status_code == 302 else response
+    html = shown.content.decode()
+    assert 'class="errorlist' in html or 'role="alert"' in html or "msg-error" in html, (
+        url,
+        response.status_code,
+    )
     if route.name not in AUDITS_FAILURES:
         assert AuditEvent.objects.count() == audit_before, (url, names)
     assert OutboxEmail.objects.count() == mail_before, (url, names)
