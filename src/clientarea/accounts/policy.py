@@ -134,7 +134,7 @@ def access_for(user: User, account_id: int | None, now: Any = None) -> Access | 
     account = Account.objects.select_related("owner").filter(pk=account_id).first()
     if account is None:
         return None
-    if account.owner_id == user.pk:
+    if is_owner(user, account):
         return Access(user, account, None, True, permissions.ALL_CODES)
     membership = (
         Membership.objects.usable(now or timezone.now()).filter(account=account, user=user).first()
@@ -142,6 +142,17 @@ def access_for(user: User, account_id: int | None, now: Any = None) -> Access | 
     if membership is None:
         return None
     return Access(user, account, membership, False, membership.permission_codes)
+
+
+def is_owner(user: User | None, account: Account) -> bool:
+    return user is not None and user.pk is not None and user.pk == account.owner_id
+
+
+def may_use_owner_power(user: User | None, account: Account, power: permissions.OwnerPower) -> bool:
+    """Owner-only powers (manage users, payment methods, ownership, closing) are never
+    grantable: only the owner has them, whatever permissions a membership holds. Service
+    functions ask this too, so a caller that skipped the view's check is still refused."""
+    return is_owner(user, account)
 
 
 def may(user: User, perm: str, account: Account) -> bool:

@@ -20,6 +20,7 @@ from clientarea.notifications.services import email_send_to_person
 
 from . import permissions
 from .models import Account, Contact, Invitation, Membership, User, normalize_email
+from .policy import may_use_owner_power
 from .signals import access_ended
 
 
@@ -188,7 +189,11 @@ def membership_revoke(
     )
     if membership.status == Membership.Status.REVOKED:
         return membership
-    if actor is not None and actor.pk != membership.account.owner_id and not actor.is_staff:
+    if (
+        actor is not None
+        and not actor.is_staff
+        and not may_use_owner_power(actor, membership.account, permissions.OwnerPower.MANAGE_USERS)
+    ):
         raise AccessError("Only the account owner can revoke access.")
     membership.status = Membership.Status.REVOKED
     membership.revoked_at = timezone.now()
@@ -215,7 +220,7 @@ def membership_revoke(
 
 def _require_owner(account: Account, actor: User) -> None:
     """Owner-only powers, checked again in the service whatever the view did."""
-    if actor.pk != account.owner_id:
+    if not may_use_owner_power(actor, account, permissions.OwnerPower.MANAGE_USERS):
         raise AccessError("Only the account owner can manage users and invitations.")
 
 

@@ -22,6 +22,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
+from clientarea.accounts.permissions import OwnerPower
+from clientarea.accounts.policy import may_use_owner_power
 from clientarea.audit.services import audit_record
 from clientarea.notifications.services import notify
 
@@ -388,7 +390,8 @@ def invoice_pay(
                 isinstance(source, PayWithNewCard)
                 and source.save
                 and new_card_token is not None
-                and invoice.account.owner_id == payer.pk  # only the owner stores cards
+                # only the owner stores cards
+                and may_use_owner_power(payer, invoice.account, OwnerPower.MANAGE_PAYMENT_METHODS)
             ):
                 _store_card(invoice.account, payer, new_card_token, request)
 
@@ -593,7 +596,7 @@ def _store_card(
 
 def _require_owner(account: Account, actor: User) -> None:
     # The views are @owner_only already; the service refuses too, whoever calls it.
-    if account.owner_id != actor.pk:
+    if not may_use_owner_power(actor, account, OwnerPower.MANAGE_PAYMENT_METHODS):
         raise BillingError("Only the account owner can manage stored payment methods.")
 
 

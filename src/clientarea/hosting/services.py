@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from clientarea.accounts.models import Account, User
+from clientarea.accounts.policy import is_owner
 from clientarea.audit.services import audit_record
 from clientarea.notifications.services import notify
 
@@ -47,7 +48,7 @@ def _notify_owner_if_delegate(
 ) -> None:
     """The owner hears about a sub-account touching a password (never the password)."""
     account: Account = service.account
-    if actor.pk == account.owner_id:
+    if is_owner(actor, account):
         return
     notify(
         account=account,

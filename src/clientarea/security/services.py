@@ -14,6 +14,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from clientarea.accounts.models import Account, User, normalize_email
+from clientarea.accounts.permissions import OwnerPower
+from clientarea.accounts.policy import may_use_owner_power
 from clientarea.audit.services import audit_record
 from clientarea.notifications.services import email_send_to_person
 
@@ -181,7 +183,8 @@ def account_require_two_factor_set(
     *, account: Account, actor: User, required: bool, request: HttpRequest | None = None
 ) -> AccountSecurity:
     """The owner turns "require two-factor for all users" on or off."""
-    if actor.pk != account.owner_id:
+    # Requiring two-factor of everyone is part of managing the account's users.
+    if not may_use_owner_power(actor, account, OwnerPower.MANAGE_USERS):
         raise SecurityError("Only the account owner can change this.")
     if required and not user_has_two_factor(actor):
         raise SecurityError("Turn on two-factor authentication for yourself first.")

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import may
+from clientarea.accounts.policy import is_owner, may
 from clientarea.audit.services import audit_record
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import email_send_to_person, notify
@@ -199,7 +199,7 @@ def ticket_reply_recipients(ticket: Ticket) -> tuple[bool, list[tuple[str, str]]
     not sent the thread; the owner is told instead, so the answer is never lost."""
     account = ticket.account
     opener = ticket.opener
-    if opener is not None and opener.pk == account.owner_id:
+    if opener is not None and is_owner(opener, account):
         return True, [(opener.get_full_name(), opener.email)]
     if opener is not None and opener.is_active and may(opener, Perm.TICKETS, account):
         return False, [(opener.get_full_name(), opener.email)]
