@@ -102,6 +102,11 @@ class Access:
     def has(self, perm: str) -> bool:
         return self.is_owner or perm in self.permissions
 
+    @property
+    def can(self) -> dict[str, bool]:
+        """`has` for templates, which cannot pass arguments: `{% if access.can.contacts %}`."""
+        return {code: self.has(code) for code in permissions.ALL_CODES}
+
     def allows(self, rule: AccessRule) -> bool:
         if rule.kind is RuleKind.OWNER:
             return self.is_owner

@@ -54,3 +54,28 @@ def test_permission_page_redirects_to_login_when_logged_out_and_403s_without_per
     assert response["Location"].startswith(reverse("accounts:login"))
     member = member_factory("tickets")
     assert login_client(member.user, account).get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_hello_menu_offers_exactly_what_the_access_allows(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    entries = {
+        "Account Details": "profile",
+        "Contacts": "contacts",
+        "Email History": "emails",
+        "User Management": None,  # owner only
+        "Activity Log": None,
+    }
+    owner_page = login_client(account.owner, account).get(reverse("core:dashboard"))
+    for label in entries:
+        assert f">{label}</a>" in owner_page.content.decode(), label
+    for label, code in entries.items():
+        if code is None:
+            continue
+        member = member_factory(code)
+        page = login_client(member.user, account).get(reverse("core:dashboard")).content.decode()
+        shown = {other for other in entries if f">{other}</a>" in page}
+        assert shown == {label}, (code, shown)
