@@ -11,7 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.utils import timezone
 
 from . import permissions
-from .models import Contact, Membership, User
+from .models import Contact, Membership, User, normalize_email
 
 ALL = "all"
 CHOOSE = "choose"
@@ -27,6 +27,9 @@ class PermissionCheckboxes(forms.CheckboxSelectMultiple):
         entry = permissions.BY_CODE.get(str(option["value"]))
         option["help_text"] = entry.help_text if entry else ""
         return option
+
+
+MAX_ACCESS_PERIOD = timedelta(days=3653)  # about 10 years; date.max would overflow
 
 
 def _end_of_day(day: date) -> datetime:
@@ -58,6 +61,10 @@ class PermissionsForm(forms.Form):
         day: date | None = self.cleaned_data.get("access_expires_on")
         if day is not None and day < timezone.localdate():
             raise forms.ValidationError("Choose today or a later date.")
+        if day is not None and day > timezone.localdate() + MAX_ACCESS_PERIOD:
+            raise forms.ValidationError(
+                "Choose a date within the next 10 years, or leave it empty for no expiry."
+            )
         return day
 
     def clean(self) -> dict[str, Any]:
@@ -81,7 +88,7 @@ class PermissionsForm(forms.Form):
     def initial_for(codes: Any, expires_at: datetime | None = None) -> dict[str, Any]:
         granted = permissions.expand(codes)
         return {
-            "access": ALL if granted >= permissions.ALL_CODES else CHOOSE,
+            "access": ALL if permissions.is_all(granted) else CHOOSE,
             "permissions": sorted(granted),
             "access_expires_on": (
                 timezone.localdate(expires_at - timedelta(seconds=1)) if expires_at else None
@@ -171,7 +178,7 @@ class ContactForm(forms.ModelForm):
         return phone
 
     def clean_email(self) -> str:
-        email: str = self.cleaned_data["email"].strip().lower()
+        email = normalize_email(self.cleaned_data["email"])
         others = Contact.objects.filter(account_id=self.account_id, email__iexact=email)
         if self.instance.pk:
             others = others.exclude(pk=self.instance.pk)

@@ -237,7 +237,7 @@ class Invitation(models.Model):
 
     @property
     def has_all_permissions(self) -> bool:
-        return permissions.expand(self.permissions) >= permissions.ALL_CODES
+        return permissions.is_all(self.permissions)
 
     def is_open(self, now: Any = None) -> bool:
         """Can the link still be accepted?"""

@@ -116,6 +116,11 @@ def normalise(codes: object) -> list[str]:
     return [p.code.value for p in CATALOGUE if p.code.value in granted]
 
 
+def is_all(codes: object) -> bool:
+    """Does this grant hold every permission of the catalogue ("All Permissions")?"""
+    return expand(codes) >= ALL_CODES
+
+
 def labels(codes: object) -> list[str]:
     granted = expand(codes)
     return [p.label for p in CATALOGUE if p.code.value in granted]

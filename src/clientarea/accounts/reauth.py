@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
@@ -20,6 +20,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 SESSION_KEY = "reauth_at"
 V = TypeVar("V", bound=Callable[..., HttpResponse])
@@ -53,7 +54,15 @@ def recent_auth_required(view: V) -> V:
 
 
 def _referer_path(request: HttpRequest) -> str:
-    return request.path
+    """Where a refused POST came from: the page with the form (a POST-only URL cannot be
+    opened with the GET that follows "Confirm your password")."""
+    referer = request.META.get("HTTP_REFERER", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        parsed = urlsplit(referer)
+        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    return "/"
 
 
 @receiver(user_logged_in)

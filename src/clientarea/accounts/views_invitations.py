@@ -46,8 +46,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if invitation is None:
         throttle_fail(scope="token-ip", key=client_ip(request))
     refusal = _unusable(request, invitation)
-    if refusal is not None or invitation is None:
-        return refusal or HttpResponse(status=404)
+    if refusal is not None:
+        return refusal
+    assert invitation is not None  # _unusable answered for an unknown link
     context = {
         "invitation": invitation,
         "account": invitation.account,

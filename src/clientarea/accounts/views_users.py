@@ -41,7 +41,7 @@ def users(request: AccountRequest) -> HttpResponse:
             "status": m.status_label(now),
             "usable": m.is_usable(now),
             "labels": m.permission_labels,
-            "all": permissions.expand(m.permissions) >= permissions.ALL_CODES,
+            "all": permissions.is_all(m.permissions),
         }
         for m in members
     ]

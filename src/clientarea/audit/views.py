@@ -58,10 +58,10 @@ def activity(request: AccountRequest) -> HttpResponse:
     account = request.access.account
     people = account_people(account)
     events = AuditEvent.objects.filter(account=account).order_by("-created_at", "-pk")
-    selected: int | None = None
     raw = request.GET.get("user", "")
-    if raw.isdigit() and any(p.pk == int(raw) for p in people):
-        selected = int(raw)
+    # Compared as text: any value that is not one of these people's ids selects nobody.
+    selected = next((p.pk for p in people if str(p.pk) == raw), None)
+    if selected is not None:
         events = events.filter(actor_id=selected)
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [

@@ -31,4 +31,7 @@ def history(request: AccountRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def history_detail(request: AccountRequest, email_id: int) -> HttpResponse:
     email = account_object_or_404(OutboxEmail.objects.all(), request.access.account, pk=email_id)
-    return render(request, "notifications/history_detail.html", {"email": email})
+    # Personal emails (invitations, access changes) may hold a link meant for one person
+    # only: their text never leaves the server, whatever the template does.
+    body = None if email.is_personal else email.body_text
+    return render(request, "notifications/history_detail.html", {"email": email, "body": body})

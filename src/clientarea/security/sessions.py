@@ -57,6 +57,11 @@ def session_start(*, request: HttpRequest, user: Any) -> TrackedSession:
 
 
 def session_current(request: HttpRequest) -> TrackedSession | None:
+    """The request's tracked session: the row `session_check` already loaded for this
+    request, else read from the database."""
+    cached: TrackedSession | None = getattr(request, "_tracked_session", None)
+    if cached is not None:
+        return cached
     token = request.session.get(SESSION_TRACKING_KEY) if hasattr(request, "session") else None
     if not isinstance(token, str):
         return None

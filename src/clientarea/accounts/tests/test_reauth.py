@@ -55,3 +55,36 @@ def test_confirm_password_never_redirects_off_site(client: Client, account: Acco
         {"password": TEST_PASSWORD, "next": "https://evil.example.org/"},
     )
     assert response["Location"] == "/"
+
+
+def test_a_refused_post_returns_to_the_page_it_came_from_not_the_post_only_url(
+    client: Client, account: Account
+) -> None:
+    """After "Confirm your password", a POST-only action (Resend Invite) sends the user back
+    to the page holding its button, which a GET can open; an off-site Referer is ignored."""
+    client.force_login(account.owner)
+    session = client.session
+    session[SESSION_KEY] = int(time.time()) - 3600
+    session["current_account_id"] = account.pk
+    session.save()
+    users_page = reverse("accounts:users")
+    response = client.post(
+        reverse("accounts:invitation_resend", args=[1]),
+        HTTP_REFERER=f"http://testserver{users_page}",
+    )
+    assert response.status_code == 302
+    back = client.post(
+        response["Location"],
+        {"password": TEST_PASSWORD, "next": users_page},
+    )
+    assert back["Location"] == users_page
+    assert client.get(back["Location"]).status_code == 200
+
+    client.session[SESSION_KEY] = 0
+    session = client.session
+    session[SESSION_KEY] = 0
+    session.save()
+    response = client.post(
+        reverse("accounts:invitation_resend", args=[1]), HTTP_REFERER="https://evil.example.org/x"
+    )
+    assert "next=%2F" in response["Location"] and "evil" not in response["Location"]

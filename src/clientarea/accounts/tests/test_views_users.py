@@ -297,3 +297,22 @@ def test_user_management_shows_who_has_two_factor(
     row = page.split(with_2fa.user.email, 1)[1].split("</tr>", 1)[0]
     assert ">On<" in row
     assert page.count(">Off<") == 2  # the owner and the other sub-account
+
+
+def test_an_absurdly_far_access_expiry_is_refused_with_a_message(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    client = login_client(account.owner, account)
+    confirm_recently(client)
+    response = client.post(
+        reverse("accounts:user_invite"),
+        {
+            "email": "far@example.com",
+            "access": "choose",
+            "permissions": ["tickets"],
+            "access_expires_on": "9999-12-31",
+        },
+    )
+    assert response.status_code == 200
+    assert "within the next 10 years" in response.content.decode()
+    assert not Invitation.objects.exists()

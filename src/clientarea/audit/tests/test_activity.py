@@ -70,3 +70,11 @@ def test_activity_queries_do_not_grow(
         audit_record(action="contact.added", actor=account.owner, account=account,
                      target_label=f"d{i}")  # fmt: skip
     assert count() == five
+
+
+@pytest.mark.parametrize("raw", ["²", "-1", "1e3", "abc", "99999999999999999999999"])
+def test_a_junk_user_filter_shows_everyone_instead_of_failing(
+    login_client: Callable[..., Client], account: Account, raw: str
+) -> None:
+    response = login_client(account.owner, account).get(reverse("audit:activity"), {"user": raw})
+    assert response.status_code == 200
