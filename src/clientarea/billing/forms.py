@@ -87,7 +87,7 @@ class CardFieldsMixin(forms.Form):
                 self.add_error("exp_month", "This card has expired.")
                 ok = False
         wanted = 4 if number and card_brand(number) == "Amex" else 3
-        if not (cvc.isdigit() and len(cvc) == wanted):
+        if not (cvc.isascii() and cvc.isdigit() and len(cvc) == wanted):
             self.add_error("cvc", f"Enter the {wanted}-digit security code.")
             ok = False
         if not ok:

@@ -98,8 +98,13 @@ def digits_only(number: str) -> str:
     return "".join(ch for ch in number if not ch.isspace() and ch != "-")
 
 
+def _ascii_digits(text: str) -> bool:
+    # str.isdigit() is also true for "²" and other digits int() refuses.
+    return text.isascii() and text.isdigit()
+
+
 def luhn_valid(number: str) -> bool:
-    if not number.isdigit() or not 12 <= len(number) <= 19:
+    if not _ascii_digits(number) or not 12 <= len(number) <= 19:
         return False
     total = 0
     for i, ch in enumerate(reversed(number)):
@@ -113,6 +118,8 @@ def luhn_valid(number: str) -> bool:
 
 
 def card_brand(number: str) -> str:
+    if not _ascii_digits(number):
+        return "Card"
     if number.startswith("4"):
         return "Visa"
     if number[:2] in {"34", "37"}:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet, Sum
 from django.utils import timezone
 
 from clientarea.accounts.models import Account
@@ -40,9 +40,7 @@ def invoice_unpaid_total(*, account: Account) -> Decimal:
 
 
 def invoice_unpaid_count(account: Account) -> int:
-    return Invoice.objects.filter(
-        Q(account=account, status=Invoice.Status.UNPAID) & Q(total__gt=F("amount_paid"))
-    ).count()
+    return Invoice.objects.filter(account=account, status=Invoice.Status.UNPAID).count()
 
 
 def payment_methods_for(*, account: Account) -> QuerySet[PaymentMethod]:
@@ -50,4 +48,8 @@ def payment_methods_for(*, account: Account) -> QuerySet[PaymentMethod]:
 
 
 def transactions_for_invoice(*, invoice: Invoice) -> QuerySet[Transaction]:
-    return Transaction.objects.filter(invoice=invoice).order_by("created_at", "pk")
+    return (
+        Transaction.objects.filter(invoice=invoice)
+        .select_related("payer")
+        .order_by("created_at", "pk")
+    )

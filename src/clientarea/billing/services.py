@@ -129,7 +129,12 @@ def invoice_create(
                 "between 0 and 100."
             )
     totals = invoice_totals(lines)
+    # Nothing to pay (free lines only): the invoice is settled from the start, never
+    # "unpaid" and later "overdue".
+    settled = totals.total == ZERO
     invoice = Invoice.objects.create(
+        status=Invoice.Status.PAID if settled else Invoice.Status.UNPAID,
+        paid_at=timezone.now() if settled else None,
         account=account,
         number=_next_invoice_number(),
         currency=account.currency,
@@ -139,7 +144,7 @@ def invoice_create(
         subtotal=totals.subtotal,
         tax=totals.tax,
         total=totals.total,
-        billing_name=account.display_name,
+        billing_name=account.display_name[:200],
         billing_address=_billing_address(account),
     )
     InvoiceLine.objects.bulk_create(
@@ -256,9 +261,7 @@ def invoice_pay(
                 )
                 return PaymentOutcome(status, "This payment was already made.", previous)
             raise BillingError("This payment form was already used: reload the page to try again.")
-        if invoice.status == Invoice.Status.PAID or (
-            invoice.status == Invoice.Status.UNPAID and invoice.balance <= 0
-        ):
+        if invoice.status == Invoice.Status.PAID:
             raise BillingError("This invoice is already paid.")
         if not invoice.is_payable:
             raise BillingError(f"A {invoice.get_status_display().lower()} invoice cannot be paid.")
@@ -272,7 +275,7 @@ def invoice_pay(
             "currency": invoice.currency,
             "idempotency_key": idempotency_key,
             "payer": payer,
-            "payer_label": f"{payer.get_full_name()} <{payer.email}>",
+            "payer_label": f"{payer.get_full_name()} <{payer.email}>"[:300],
         }
         if isinstance(source, PayWithCredit):
             acct = _lock_account(invoice.account_id)
@@ -312,11 +315,13 @@ def invoice_pay(
                     raise BillingError("Choose one of this account's stored cards.")
                 if _card_expired(method.exp_month, method.exp_year):
                     raise BillingError(f"The {method.label} has expired.")
-                gateway, token, method_label = (
-                    gateways.get_gateway(method.gateway),
-                    method.token,
-                    method.label,
-                )
+                try:
+                    gateway = gateways.get_gateway(method.gateway)
+                except GatewayError as exc:  # a card from a gateway no longer configured
+                    raise BillingError(
+                        f"The {method.label} can no longer be used: choose another way to pay."
+                    ) from exc
+                token, method_label = method.token, method.label
             else:
                 assert new_card_token is not None
                 gateway, token = gateways.CARD_GATEWAY, new_card_token.token
@@ -500,7 +505,7 @@ def invoice_refund(
         currency=invoice.currency,
         idempotency_key=f"refund-{uuid.uuid4().hex}",
         payer=None,
-        payer_label=f"staff: {actor.get_full_name()}",
+        payer_label=f"staff: {actor.get_full_name()}"[:300],
         method_label="Credit balance" if to_credit else "Returned outside the client area",
         confirmed_at=timezone.now(),
     )

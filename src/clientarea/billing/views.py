@@ -22,7 +22,6 @@ from .pdf import invoice_pdf as draw_invoice_pdf
 
 PAGE_SIZE = 20
 CARD_FIELDS = ("card_number", "cvc")
-DEFAULT_BANK_DETAILS = "Bank: Example Bank plc\nIBAN: IE29 AIBK 9311 5212 3456 78\nBIC: AIBKIE2D"
 
 
 @requires(Perm.INVOICES)
@@ -155,7 +154,7 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
             "invoice": invoice,
             "form": form,
             "credit_balance": request.access.account.credit_balance,
-            "bank_details": getattr(settings, "BILLING_BANK_DETAILS", DEFAULT_BANK_DETAILS),
+            "bank_details": settings.BILLING_BANK_DETAILS,
         },
     )
 

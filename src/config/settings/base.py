@@ -28,6 +28,12 @@ SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SITE_ADDRESS = env.str(
     "SITE_ADDRESS", default="Jiinubi Hosting Ltd\n1 Server Street\nDublin D02 X285\nIreland"
 )
+# Shown on the pay page to customers who choose bank transfer.
+BILLING_BANK_DETAILS = env.str(
+    "BILLING_BANK_DETAILS",
+    default="Bank: Example Bank plc\nIBAN: IE29 AIBK 9311 5212 3456 78\nBIC: AIBKIE2D",
+    multiline=True,
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

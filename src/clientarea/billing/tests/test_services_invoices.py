@@ -9,7 +9,7 @@ from django.utils import timezone
 from clientarea.accounts.models import Account, Contact
 from clientarea.accounts.tests.factories import ContactFactory
 from clientarea.audit.models import AuditEvent
-from clientarea.billing import services
+from clientarea.billing import selectors, services
 from clientarea.billing.models import CreditEntry, Invoice, InvoiceCounter, Transaction
 from clientarea.billing.totals import LineInput
 from clientarea.notifications.models import OutboxEmail
@@ -116,3 +116,14 @@ def test_credit_add_locks_updates_and_audits(account: Account) -> None:
             services.credit_add(account_id=account.pk, amount=bad, reason="x", actor=account.owner)
     account.refresh_from_db()
     assert account.credit_balance == D("25.50")
+
+
+def test_an_invoice_with_nothing_to_pay_is_settled_from_the_start(account: Account) -> None:
+    free = make_invoice(
+        account,
+        lines=[LineInput("Free SSL certificate", Decimal("1"), Decimal("0.00"), Decimal("23"))],
+        issue_date=timezone.localdate() - datetime.timedelta(days=60),
+    )
+    assert free.status == Invoice.Status.PAID and free.paid_at is not None
+    assert not free.is_overdue
+    assert selectors.invoice_unpaid_count(account) == 0

@@ -296,3 +296,72 @@ def test_nav_item_and_dashboard_tile(
     other = login_client(member_factory("tickets").user, account)
     body = other.get(reverse("core:dashboard")).content.decode()
     assert "Unpaid invoices" not in body and ">Billing<" not in body
+
+
+@pytest.mark.parametrize("number", ["abcd", "4242 4242 4242 4²42", "²²²²²²²²²²²²²", "x" * 400])
+def test_a_card_number_that_is_not_digits_gets_a_message_not_an_error(
+    account: Account, login_client: Callable[..., Client], number: str
+) -> None:
+    invoice = make_invoice(account)
+    client = login_client(account.owner, account)
+    url = reverse("billing:invoice_pay", args=[invoice.pk])
+    key = client.get(url).context["form"]["idempotency_key"].value()
+    response = client.post(
+        url,
+        {
+            "method": "new_card",
+            "card_number": number,
+            "exp_month": "12",
+            "exp_year": str(timezone.localdate().year + 1),
+            "cvc": "²²²",
+            "idempotency_key": key,
+        },
+    )
+    assert response.status_code == 200
+    assert 'class="errorlist' in response.content.decode()  # told what is wrong
+    assert Transaction.objects.count() == 0
+
+
+def test_a_stored_card_of_a_gateway_no_longer_configured_is_refused_with_a_message(
+    account: Account, login_client: Callable[..., Client]
+) -> None:
+    invoice = make_invoice(account)
+    method = make_payment_method(account)
+    PaymentMethod.objects.filter(pk=method.pk).update(gateway="retired-gateway")
+    client = login_client(account.owner, account)
+    url = reverse("billing:invoice_pay", args=[invoice.pk])
+    key = client.get(url).context["form"]["idempotency_key"].value()
+    response = client.post(
+        url, {"method": f"card-{method.pk}", "idempotency_key": key}, follow=True
+    )
+    assert response.status_code == 200
+    assert "can no longer be used" in response.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.status == "unpaid"
+
+
+def test_invoice_page_queries_do_not_grow_with_its_payments(
+    account: Account, login_client: Callable[..., Client]
+) -> None:
+    client = login_client(account.owner, account)
+
+    def count(n_payments: int) -> int:
+        invoice = make_invoice(account)
+        for _ in range(n_payments):
+            services.credit_add(
+                account_id=account.pk, actor=account.owner, amount=Decimal("1.00"), reason="t"
+            )
+            services.invoice_pay(
+                invoice_id=invoice.pk,
+                account=account,
+                payer=account.owner,
+                source=services.PayWithCredit(),
+                idempotency_key=f"k{n_payments}-{_}-xxxxxxxxxxxxxx",
+            )
+        with CaptureQueriesContext(connection) as queries:
+            assert (
+                client.get(reverse("billing:invoice_detail", args=[invoice.pk])).status_code == 200
+            )
+        return len(queries)
+
+    assert count(1) == count(4)
