@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.module_loading import import_string
+
+from clientarea.core.drivers import load_driver
 
 if TYPE_CHECKING:
     from .models import Domain
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DRIVER = "clientarea.domains.drivers.LocalRegistrarDriver"
 
 
 class RegistrarError(Exception):
@@ -59,7 +58,8 @@ class LocalRegistrarDriver:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.changes: list[RegistrarChange] = []
+        # The last changes, for tests and a look in a shell; bounded in a long-lived process.
+        self.changes: deque[RegistrarChange] = deque(maxlen=1000)
 
     def _record(self, domain: Domain, operation: str, value: Any) -> None:
         with self._lock:
@@ -76,14 +76,6 @@ class LocalRegistrarDriver:
         self._record(domain, "auto_renew", enabled)
 
 
-@lru_cache(maxsize=8)
-def _driver(path: str) -> RegistrarDriver:
-    driver = import_string(path)()
-    if not isinstance(driver, RegistrarDriver):  # pragma: no cover - a misconfiguration
-        raise TypeError(f"{path} does not implement RegistrarDriver")
-    return driver
-
-
 def registrar_driver() -> RegistrarDriver:
     """The configured driver (one instance per process and dotted path)."""
-    return _driver(getattr(settings, "DOMAINS_REGISTRAR_DRIVER", DEFAULT_DRIVER))
+    return load_driver(settings.DOMAINS_REGISTRAR_DRIVER, RegistrarDriver)

@@ -13,6 +13,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from clientarea.audit.services import audit_record
 
 from .models import Service
+from .selectors import service_visible
 
 
 class ServiceAdminForm(forms.ModelForm):
@@ -77,11 +78,12 @@ class ServiceAdmin(admin.ModelAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).defer("password_ciphertext")
+        # As the customer pages do: never load the ciphertext, only whether one is stored.
+        return service_visible().select_related("account__owner")
 
     @admin.display(description="Password stored")
     def password_state(self, obj: Service) -> str:
-        return "yes (encrypted)" if obj.pk and obj.has_password else "no"
+        return "yes (encrypted)" if getattr(obj, "password_stored", False) else "no"
 
     @method_decorator(sensitive_post_parameters("new_password"))
     def changeform_view(self, *args: Any, **kwargs: Any) -> Any:

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.module_loading import import_string
+
+from clientarea.core.drivers import load_driver
 
 if TYPE_CHECKING:
     from .models import Service
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_DRIVER = "clientarea.hosting.drivers.LocalPanelDriver"
 
 
 class PanelError(Exception):
@@ -58,7 +57,8 @@ class LocalPanelDriver:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.changes: list[PanelChange] = []
+        # The last changes, for tests and a look in a shell; bounded in a long-lived process.
+        self.changes: deque[PanelChange] = deque(maxlen=1000)
 
     def change_password(self, service: Service, new_password: str) -> None:
         if not service.username:
@@ -73,14 +73,6 @@ class LocalPanelDriver:
         return f"https://{service.server_hostname}:2083/" if service.server_hostname else ""
 
 
-@lru_cache(maxsize=8)
-def _driver(path: str) -> PanelDriver:
-    driver = import_string(path)()
-    if not isinstance(driver, PanelDriver):  # pragma: no cover - a misconfiguration
-        raise TypeError(f"{path} does not implement PanelDriver")
-    return driver
-
-
 def panel_driver() -> PanelDriver:
     """The configured driver (one instance per process and dotted path)."""
-    return _driver(getattr(settings, "HOSTING_PANEL_DRIVER", DEFAULT_DRIVER))
+    return load_driver(settings.HOSTING_PANEL_DRIVER, PanelDriver)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib.auth.password_validation import password_validators_help_texts
 
 from .models import Service
 
@@ -14,7 +13,11 @@ class ServicePasswordChangeForm(forms.Form):
         strip=False,
         max_length=128,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=" ".join(password_validators_help_texts()),
+        # The login-password help talks about two-factor, which a panel password never has.
+        help_text=(
+            "At least 15 characters (a phrase works well), not a common password, not like "
+            "the username or domain, and no spaces at the start or end."
+        ),
     )
     new_password2 = forms.CharField(
         label="Confirm new password",

@@ -15,8 +15,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.policy import is_owner
-from clientarea.audit.services import audit_record
-from clientarea.notifications.services import notify
+from clientarea.audit.services import audit_record, client_ip
+from clientarea.notifications.services import email_send_to_person
 
 from .crypto import SecretUnavailable
 from .drivers import panel_driver
@@ -50,7 +50,11 @@ def _notify_owner_if_delegate(
     account: Account = service.account
     if is_owner(actor, account):
         return
-    notify(
+    # To the owner alone: a security notice, not product news for the contacts who
+    # receive "product" emails.
+    email_send_to_person(
+        to_email=account.owner.email,
+        to_name=account.owner.get_full_name(),
         account=account,
         kind="product",
         template="hosting/email/password_event",
@@ -60,7 +64,7 @@ def _notify_owner_if_delegate(
             "actor_email": actor.email,
             "what": what,
             "when": timezone.now(),
-            "ip_address": request.META.get("REMOTE_ADDR", "") if request else "",
+            "ip_address": client_ip(request) or "",
         },
     )
 

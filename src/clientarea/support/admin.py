@@ -13,12 +13,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 
 from . import services
-from .attachments import HELP_TEXT, served_content_type
+from .attachments import HELP_TEXT, attachment_response
 from .forms import MESSAGE_MAX_LENGTH, AttachmentsField
 from .models import Attachment, Department, Ticket, TicketMessage
 
@@ -163,12 +163,25 @@ class TicketAdmin(admin.ModelAdmin):
         except (services.TicketError, ValidationError) as exc:
             reason = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
             messages.error(request, f"Nothing was saved: {reason}")
+            request._ticket_save_failed = True  # type: ignore[attr-defined]
             return
         obj.refresh_from_db()
         if data.get("reply"):
             messages.success(
                 request, f"Your reply to ticket #{obj.pk} was emailed to the customer."
             )
+
+    # When the service refused, the admin must neither log a change nor say "changed
+    # successfully": the error message stands and the page opens again.
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if getattr(request, "_ticket_save_failed", False):
+            return None
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request: HttpRequest, obj: Ticket) -> HttpResponse:
+        if getattr(request, "_ticket_save_failed", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -186,12 +199,4 @@ class TicketAdmin(admin.ModelAdmin):
         attachment = Attachment.objects.filter(pk=pk).first()
         if attachment is None:
             raise Http404("No such attachment.")
-        response = FileResponse(
-            attachment.file.open("rb"),
-            as_attachment=True,
-            filename=attachment.original_name,
-            content_type=served_content_type(attachment.content_type),
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-        return response
+        return attachment_response(attachment)

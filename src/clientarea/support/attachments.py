@@ -11,10 +11,15 @@ import codecs
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.http import FileResponse
 from django.template.defaultfilters import filesizeformat
+
+if TYPE_CHECKING:
+    from .models import Attachment
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_FILES = 3
@@ -153,3 +158,18 @@ def clean_filename(name: str) -> str:
     base = PurePath((name or "").replace("\\", "/")).name
     cleaned = "".join(ch for ch in base if ch.isprintable()).strip()
     return cleaned[:255] or "attachment"
+
+
+def attachment_response(attachment: Attachment) -> FileResponse:
+    """Serve a stored attachment as a download, never as active content (customer pages
+    and the back office alike)."""
+    response = FileResponse(
+        attachment.file.open("rb"),
+        as_attachment=True,
+        filename=attachment.original_name,
+        content_type=served_content_type(attachment.content_type),
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -11,7 +11,7 @@ from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
 
 from . import selectors, services
-from .attachments import served_content_type
+from .attachments import attachment_response
 from .forms import StatusFilterForm, TicketOpenForm, TicketReplyForm
 from .models import Attachment, Ticket
 
@@ -133,16 +133,7 @@ def attachment_download(request: AccountRequest, pk: int) -> FileResponse:
         account_field="message__ticket__account",
         pk=pk,
     )
-    response = FileResponse(
-        attachment.file.open("rb"),
-        as_attachment=True,
-        filename=attachment.original_name,
-        content_type=served_content_type(attachment.content_type),
-    )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return attachment_response(attachment)
 
 
 def _reason(exc: Exception) -> str:

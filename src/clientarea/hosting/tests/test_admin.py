@@ -38,6 +38,11 @@ def test_change_list_and_change_form_never_show_the_password(
         body = staff_client.get(url).content.decode()
         assert service.product_name in body
         assert SERVICE_PASSWORD not in body and token not in body, url
+    change = reverse("admin:hosting_service_change", args=[service.pk])
+    assert "yes (encrypted)" in staff_client.get(change).content.decode()
+    empty: Service = ServiceFactory(account=account, password="")
+    change = reverse("admin:hosting_service_change", args=[empty.pk])
+    assert "yes (encrypted)" not in staff_client.get(change).content.decode()
 
 
 def admin_data(account: Account, **extra: Any) -> dict[str, Any]:

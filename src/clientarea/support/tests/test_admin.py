@@ -180,3 +180,23 @@ def test_changelist_runs_a_fixed_number_of_queries(staff_client: Client, account
     with CaptureQueriesContext(connection) as many:
         assert staff_client.get(url).status_code == 200
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+def test_a_reply_the_service_refuses_is_not_reported_or_logged_as_saved(
+    staff_client: Client, dev_ticket: Ticket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    from clientarea.support import services
+
+    def refuse(**kwargs: Any) -> None:
+        raise services.TicketError("The ticket changed meanwhile.")
+
+    monkeypatch.setattr(services, "ticket_reply_staff", refuse)
+    response = post_change(staff_client, dev_ticket, reply="Hello")
+    assert response.status_code == 302
+    page = staff_client.get(response["Location"]).content.decode()
+    assert "Nothing was saved: The ticket changed meanwhile." in page
+    assert "changed successfully" not in page
+    assert not LogEntry.objects.exists()
+    assert not TicketMessage.objects.filter(is_staff=True).exists()
