@@ -192,14 +192,27 @@ def _lock_account(account_id: int) -> Account:
     return Account.objects.select_for_update().get(pk=account_id)
 
 
+def _end_awaited_transfers(invoice: Invoice, why: str) -> None:
+    Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PENDING).update(
+        status=Transaction.Status.FAILED, message=why
+    )
+    invoice.awaiting_transfer_since = None
+
+
 def _apply_payment(invoice: Invoice, amount: Decimal) -> None:
+    """Record a payment. `awaiting_transfer_since` stays true to the PENDING transfer: a
+    partial payment leaves an announced transfer awaited; paying in full ends it."""
     invoice.amount_paid += amount
     fields = ["amount_paid", "awaiting_transfer_since"]
-    invoice.awaiting_transfer_since = None
     if invoice.total - invoice.amount_paid <= ZERO:
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = timezone.now()
         fields += ["status", "paid_at"]
+        _end_awaited_transfers(invoice, "The invoice was paid another way.")
+    elif not Transaction.objects.filter(
+        invoice=invoice, status=Transaction.Status.PENDING
+    ).exists():
+        invoice.awaiting_transfer_since = None
     invoice.save(update_fields=fields)
 
 
@@ -466,11 +479,8 @@ def invoice_cancel(*, invoice_id: int, actor: User, request: HttpRequest | None 
         )
     if invoice.amount_paid > 0:
         raise BillingError(f"Invoice #{invoice.number} is partly paid: refund it instead.")
-    Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PENDING).update(
-        status=Transaction.Status.FAILED, message="The invoice was cancelled."
-    )
+    _end_awaited_transfers(invoice, "The invoice was cancelled.")
     invoice.status = Invoice.Status.CANCELLED
-    invoice.awaiting_transfer_since = None
     invoice.save(update_fields=["status", "awaiting_transfer_since"])
     audit_record(
         action="invoice.cancelled",
@@ -522,8 +532,9 @@ def invoice_refund(
             invoice=invoice,
             actor=actor,
         )
+    _end_awaited_transfers(invoice, "The invoice was refunded.")
     invoice.status = Invoice.Status.REFUNDED
-    invoice.save(update_fields=["status"])
+    invoice.save(update_fields=["status", "awaiting_transfer_since"])
     audit_record(
         action="invoice.refunded",
         actor=actor,

@@ -240,3 +240,28 @@ def test_sandbox_refuses_non_test_and_invalid_numbers(account: Account) -> None:
         with pytest.raises(services.BillingError):
             pay(invoice, account.owner, services.PayWithNewCard(card=card(number)))
     assert Transaction.objects.count() == 0
+
+
+def test_an_awaited_transfer_survives_a_partial_payment_and_ends_with_a_full_one(
+    account: Account,
+) -> None:
+    invoice = make_invoice(account)  # 123.00
+    pay(invoice, account.owner, services.PayByBankTransfer(), "transfer-key-123456")
+    services.credit_add(
+        account_id=account.pk, amount=D("23.00"), reason="goodwill", actor=account.owner
+    )
+    assert pay(invoice, account.owner, services.PayWithCredit(), "credit-key-1234567").status == (
+        "partial"
+    )
+    invoice.refresh_from_db()
+    assert invoice.awaiting_transfer_since is not None
+    assert Transaction.objects.filter(status="pending").count() == 1
+    with pytest.raises(services.BillingError, match="already awaited"):
+        pay(invoice, account.owner, services.PayByBankTransfer(), "transfer-key-again1")
+
+    pay(invoice, account.owner, services.PayWithNewCard(card=card()), "card-key-123456789")
+    invoice.refresh_from_db()
+    assert invoice.status == "paid" and invoice.awaiting_transfer_since is None
+    assert not Transaction.objects.filter(status="pending").exists()
+    with pytest.raises(services.BillingError):
+        services.bank_transfer_confirm(invoice_id=invoice.pk, actor=account.owner)
