@@ -47,7 +47,10 @@ def work_in(client: Client, account: Account | None) -> None:
 
 
 def post(client: Client, url: str, data: dict[str, Any] | None = None) -> Any:
-    """POST a form with a valid CSRF token."""
+    """POST a form with a valid CSRF token. Logging in rotates the CSRF cookie (as it
+    should); a browser would read the new token from the next page, so the known one is
+    put back first."""
+    client.cookies["csrftoken"] = CSRF
     return client.post(url, {**(data or {}), "csrfmiddlewaretoken": CSRF})
 
 
