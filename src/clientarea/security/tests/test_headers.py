@@ -82,3 +82,28 @@ def test_security_templates_have_no_inline_script_or_style() -> None:
         if re.search(r"<script(?![^>]*\bsrc=)", text) or re.search(r"\sstyle=", text):
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_no_store_is_decided_after_the_view_ran() -> None:
+    """The response of a view that logs someone in (the request was anonymous when it
+    arrived) is never stored; an anonymous request without a session stays cacheable."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from clientarea.security.headers import SecurityHeadersMiddleware
+
+    user = UserFactory()
+
+    def logs_in(request: HttpRequest) -> HttpResponse:
+        request.user = user
+        return HttpResponse("welcome")
+
+    def stays_anonymous(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("hello")
+
+    request = RequestFactory().get("/somewhere/")
+    request.user = AnonymousUser()
+    response = SecurityHeadersMiddleware(logs_in)(request)
+    assert "no-store" in response["Cache-Control"] and response["Vary"] == "Cookie"
+    request = RequestFactory().get("/somewhere/")
+    request.user = AnonymousUser()
+    assert not SecurityHeadersMiddleware(stays_anonymous)(request).has_header("Cache-Control")
