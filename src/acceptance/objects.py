@@ -73,6 +73,7 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "accounts:invitation_cancel": _invitation,
     "accounts:contact_edit": _contact,
     "accounts:contact_remove": _contact,
+    "accounts:contact_confirmation_resend": _contact,
     "notifications:history_detail": _email,
     "billing:invoice_detail": _invoice,
     "billing:invoice_pdf": _invoice,
@@ -95,6 +96,7 @@ STATIC_KWARGS: dict[str, dict[str, Any]] = {
     "accounts:password_reset_confirm": {"uidb64": "MQ", "token": "set-password"},
     "accounts:invitation_accept": {"token": "no-such-invitation-token"},
     "security:email_change_confirm": {"token": "no-such-token"},
+    "accounts:contact_confirm_link": {"token": "no-such-contact-token"},
     # Sessions are the user's own, not the account's: any id that is not the actor's
     # own session answers 404 (tested in the security app); here only the policy counts.
     "security:session_end": {"session_id": 999999},
@@ -105,6 +107,9 @@ STATIC_KWARGS: dict[str, dict[str, Any]] = {
 # request through. Each view's own tests cover real ids and tokens.
 PLACEHOLDER_ROUTES: dict[str, set[str]] = {
     "security:session_end": {"not_found"},
-    "accounts:invitation_accept": {"not_found"},
-    "security:email_change_confirm": {"status 400"},
+    # Opened without a link first: the session holds no token.
+    "accounts:invitation_page": {"not_found"},
+    "security:email_change_confirm_page": {"status 400"},
+    # No link was opened in this session: nothing to confirm.
+    "accounts:contact_confirm": {"not_found"},
 }

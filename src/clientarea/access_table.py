@@ -50,7 +50,13 @@ ROUTES: tuple[Route, ...] = (
     Route("accounts:profile", GET_POST, "login"),
     Route("accounts:confirm_password", GET_POST, "login"),
     Route("accounts:account_profile", GET_POST, "permission:profile"),
-    Route("accounts:invitation_accept", GET_POST, "public", note="single-use invitation link"),
+    Route(
+        "accounts:invitation_accept",
+        GET,
+        "public",
+        note="single-use invitation link: keeps its token in the session, redirects",
+    ),
+    Route("accounts:invitation_page", GET_POST, "public", note="the invitation link's page"),
     # User Management: owner only
     Route("accounts:users", GET, "owner", note="User Management"),
     Route("accounts:user_invite", GET_POST, "owner", note="Invite a New User"),
@@ -71,6 +77,14 @@ ROUTES: tuple[Route, ...] = (
     Route("accounts:contact_add", GET_POST, "permission:contacts"),
     Route("accounts:contact_edit", GET_POST, "permission:contacts", object_param="contact_id"),
     Route("accounts:contact_remove", GET_POST, "permission:contacts", object_param="contact_id"),
+    Route(
+        "accounts:contact_confirmation_resend",
+        POST,
+        "permission:contacts",
+        object_param="contact_id",
+    ),
+    Route("accounts:contact_confirm_link", GET, "public", note="single-use contact link"),
+    Route("accounts:contact_confirm", GET_POST, "public", note="token held in the session"),
     Route("notifications:history", GET, "permission:emails"),
     Route("notifications:history_detail", GET, "permission:emails", object_param="email_id"),
     # the user's own security settings
@@ -82,7 +96,13 @@ ROUTES: tuple[Route, ...] = (
     Route("security:sessions_end_others", POST, "login"),
     Route("security:password_change", GET_POST, "login"),
     Route("security:email_change", GET_POST, "login"),
-    Route("security:email_change_confirm", GET_POST, "public", note="signed link"),
+    Route(
+        "security:email_change_confirm",
+        GET,
+        "public",
+        note="signed link: keeps its token in the session, redirects",
+    ),
+    Route("security:email_change_confirm_page", GET_POST, "public", note="the link's page"),
     # shell
     Route("core:dashboard", GET, "account"),
     # billing
@@ -153,4 +173,6 @@ def render_markdown() -> str:
         "stored payment methods, transfer ownership, close the account.",
         "",
     ]
-    return "\n".join(lines)
+    from clientarea.channel_table import render_markdown as render_channels
+
+    return "\n".join(lines) + "\n" + render_channels()

@@ -1,5 +1,6 @@
 """Demo data for sub-accounts: a pending invitation, a revoked and an expired
-sub-account, two secondary contacts, sent emails and the audit trail they leave."""
+sub-account, two confirmed secondary contacts and one waiting for confirmation, sent
+emails and the audit trail they leave."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from clientarea.core.demo import DEMO_PASSWORD, DemoContext
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import notify
 
-from .models import Account
+from .models import Account, Contact
 from .permissions import ROLE_PRESETS, Perm
 from .services import (
     contact_create,
@@ -59,7 +60,7 @@ def load(ctx: DemoContext) -> None:
         permission_codes=ROLE_PRESETS["accountant"][1],
     )
 
-    contact_create(
+    bea = contact_create(
         account=main,
         actor=owner,
         data={
@@ -69,7 +70,7 @@ def load(ctx: DemoContext) -> None:
             "email_kinds": ["invoice", "general"],
         },
     )
-    contact_create(
+    tom = contact_create(
         account=main,
         actor=owner,
         data={
@@ -77,6 +78,22 @@ def load(ctx: DemoContext) -> None:
             "email": "tech@acme.example",
             "phone": "",
             "email_kinds": ["support", "product", "domain"],
+        },
+    )
+
+    # Bea and Tom confirmed their addresses from the link they were sent (the demo stands
+    # in for their click); Sam has not yet, so receives nothing until then.
+    Contact.objects.filter(pk__in=[bea.pk, tom.pk]).update(
+        confirmed_at=now, confirmation_token_hash=""
+    )
+    contact_create(
+        account=main,
+        actor=owner,
+        data={
+            "name": "Sam Studio",
+            "email": "studio@agency.example",
+            "phone": "",
+            "email_kinds": ["product", "domain"],
         },
     )
 

@@ -44,7 +44,6 @@ class QueuedPasswordResetForm(auth_forms.PasswordResetForm):
                 to_name=user.get_full_name(),
                 template="accounts/email/password_reset",
                 context={"user": user, "reset_url": f"{settings.SITE_URL}{path}"},
-                kind="security",
             )
 
 

@@ -154,22 +154,68 @@ class AcceptNewUserForm(forms.Form):
 PHONE_RE = re.compile(r"^\+?[0-9 ()\-./]{5,30}$")
 
 
+class ContactKindCheckboxes(forms.CheckboxSelectMultiple):
+    """The kinds a contact can receive; the ones outside the editor's own grant are shown
+    but cannot be changed (the service refuses them too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.locked: frozenset[str] = frozenset()
+
+    def create_option(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option = super().create_option(*args, **kwargs)
+        if str(option["value"]) in self.locked:
+            option["attrs"]["disabled"] = True
+        return option
+
+
 class ContactForm(forms.ModelForm):
     email_kinds = forms.MultipleChoiceField(
         label="Emails they receive",
         choices=Contact.Kind.choices,
-        widget=forms.CheckboxSelectMultiple,
+        widget=ContactKindCheckboxes,
         required=False,
-        help_text="The owner always receives every kind as well.",
+        help_text="The owner always receives every kind as well. The address receives "
+        "nothing until its holder confirms it from the link we email them.",
     )
 
     class Meta:
         model = Contact
         fields = ["name", "email", "phone", "email_kinds"]
 
-    def __init__(self, *args: Any, account_id: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        account_id: int,
+        grantable_kinds: frozenset[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.account_id = account_id
         super().__init__(*args, **kwargs)
+        all_kinds = frozenset(Contact.Kind.values)
+        self.grantable_kinds = all_kinds if grantable_kinds is None else grantable_kinds
+        locked = all_kinds - self.grantable_kinds
+        if locked:
+            field = self.fields["email_kinds"]
+            assert isinstance(field.widget, ContactKindCheckboxes)
+            field.widget.locked = locked
+            field.help_text = (
+                "You can choose only the emails you can read yourself; the others stay as "
+                "the account owner set them. " + str(field.help_text)
+            )
+
+    def clean_email_kinds(self) -> list[str]:
+        chosen = set(self.cleaned_data.get("email_kinds") or [])
+        current = set(self.instance.email_kinds or []) if self.instance.pk else set()
+        refused = chosen - self.grantable_kinds - current
+        if refused:
+            labels = dict(Contact.Kind.choices)
+            names = ", ".join(str(labels[k]) for k in Contact.Kind.values if k in refused)
+            raise forms.ValidationError(
+                f"You can only choose emails you can read yourself; {names} is not part of "
+                "your access."
+            )
+        return [k for k in Contact.Kind.values if k in chosen]
 
     def clean_phone(self) -> str:
         phone: str = self.cleaned_data.get("phone", "").strip()

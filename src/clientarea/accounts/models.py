@@ -161,14 +161,17 @@ class Membership(models.Model):
 
 
 class Contact(models.Model):
-    """A secondary contact: no login, receives the kinds of email the owner picks."""
+    """A secondary contact: no login, receives the kinds of email the owner picks, once
+    the address is confirmed from a link sent to it (so nobody can point the account's
+    mail at an address its holder did not agree to)."""
 
     class Kind(models.TextChoices):
-        GENERAL = "general", "General"
-        INVOICE = "invoice", "Invoices"
-        SUPPORT = "support", "Support"
-        PRODUCT = "product", "Products & services"
-        DOMAIN = "domain", "Domains"
+        # The account email kinds (permissions.EmailKind), the ones a contact can receive.
+        GENERAL = permissions.EmailKind.GENERAL.value, permissions.EmailKind.GENERAL.label
+        INVOICE = permissions.EmailKind.INVOICE.value, permissions.EmailKind.INVOICE.label
+        SUPPORT = permissions.EmailKind.SUPPORT.value, permissions.EmailKind.SUPPORT.label
+        PRODUCT = permissions.EmailKind.PRODUCT.value, permissions.EmailKind.PRODUCT.label
+        DOMAIN = permissions.EmailKind.DOMAIN.value, permissions.EmailKind.DOMAIN.label
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
     name = models.CharField(max_length=150)
@@ -176,6 +179,12 @@ class Contact(models.Model):
     phone = models.CharField(max_length=30, blank=True)
     email_kinds = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Set when the address's holder confirms from the link; cleared when the address
+    # changes. Until then the contact receives nothing.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 of the open confirmation link's token (empty once confirmed).
+    confirmation_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -184,8 +193,12 @@ class Contact(models.Model):
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>"
 
+    @property
+    def is_confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
     def receives(self, kind: str) -> bool:
-        return kind in (self.email_kinds or [])
+        return self.is_confirmed and kind in (self.email_kinds or [])
 
 
 class Invitation(models.Model):

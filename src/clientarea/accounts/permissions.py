@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from django.db import models
+
 
 class Perm(StrEnum):
     PROFILE = "profile"
@@ -128,3 +130,46 @@ def labels(codes: object) -> list[str]:
 
 def choices() -> list[tuple[str, str]]:
     return [(p.code.value, p.label) for p in CATALOGUE]
+
+
+# --- Email kinds: the grant governs email as it governs pages ------------------------
+
+
+class EmailKind(models.TextChoices):
+    """Every email has exactly one kind; who may receive and read it follows from it."""
+
+    GENERAL = "general", "General"
+    INVOICE = "invoice", "Invoices"
+    SUPPORT = "support", "Support"
+    PRODUCT = "product", "Products & services"
+    DOMAIN = "domain", "Domains"
+    # Owner-only notices about the account: a product password revealed or changed by a
+    # sub-account, someone joining, a staff change to the account's security.
+    SECURITY = "security", "Security notices"
+    # Addressed to one person about themselves (an invitation, their access, their
+    # login): their own alone, never copied to anyone.
+    PERSONAL = "personal", "Personal"
+
+
+# The kinds that are news about the account: the owner receives them, contacts may opt
+# in to them, and a person with access receives and reads them when their grant shows
+# the same on a page. `None`: any person with access to the account (announcements,
+# maintenance notices carry nothing a page would hide from them).
+EMAIL_KIND_PERMISSION: dict[str, Perm | None] = {
+    EmailKind.GENERAL.value: None,
+    EmailKind.INVOICE.value: Perm.INVOICES,
+    EmailKind.SUPPORT.value: Perm.TICKETS,
+    EmailKind.PRODUCT.value: Perm.PRODUCTS,
+    EmailKind.DOMAIN.value: Perm.DOMAINS,
+}
+ACCOUNT_EMAIL_KINDS: tuple[str, ...] = tuple(EMAIL_KIND_PERMISSION)
+
+
+def email_kinds_covered(codes: object) -> frozenset[str]:
+    """The account email kinds a grant of these permission codes covers."""
+    granted = expand(codes)
+    return frozenset(
+        kind
+        for kind, perm in EMAIL_KIND_PERMISSION.items()
+        if perm is None or perm.value in granted
+    )

@@ -107,6 +107,23 @@ class Access:
         """`has` for templates, which cannot pass arguments: `{% if access.can.contacts %}`."""
         return {code: self.has(code) for code in permissions.ALL_CODES}
 
+    @property
+    def email_kinds(self) -> frozenset[str]:
+        """The kinds of the account's email this person may receive and read: the account
+        kinds their grant covers, plus the owner-only security notices for the owner.
+        (Personal emails are their addressee's alone, whoever that is.)"""
+        if self.is_owner:
+            return frozenset(permissions.ACCOUNT_EMAIL_KINDS) | {
+                permissions.EmailKind.SECURITY.value
+            }
+        return permissions.email_kinds_covered(self.permissions)
+
+    @property
+    def email_kind_labels(self) -> list[str]:
+        return [
+            label for value, label in permissions.EmailKind.choices if value in self.email_kinds
+        ]
+
     def allows(self, rule: AccessRule) -> bool:
         if rule.kind is RuleKind.OWNER:
             return self.is_owner
@@ -164,6 +181,23 @@ def may(user: User, perm: str, account: Account) -> bool:
     """May `user` do `perm` on `account` right now? The single question of the policy."""
     access = access_for(user, account.pk)
     return access is not None and access.has(perm)
+
+
+def may_receive_email(user: User | None, kind: str, account: Account) -> bool:
+    """May `user` be sent (or read) `account`'s email of `kind` right now? The same grant
+    that shows them a page: ended access, or a grant that does not cover the kind, gets
+    nothing, whoever triggered the email. Personal emails are not account email: they
+    go to their addressee alone (see clientarea.notifications)."""
+    if user is None or user.pk is None:
+        return False
+    access = access_for(user, account.pk)
+    return access is not None and kind in access.email_kinds
+
+
+def contact_kinds_grantable(access: Access) -> frozenset[str]:
+    """The kinds of email a person may have sent to a secondary contact: only the kinds
+    they could read themselves (the owner: every kind a contact can receive)."""
+    return access.email_kinds & frozenset(permissions.ACCOUNT_EMAIL_KINDS)
 
 
 def accounts_for(user: User) -> QuerySet[Account]:

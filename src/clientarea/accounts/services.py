@@ -16,11 +16,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.audit.services import audit_record
-from clientarea.notifications.services import email_send_to_person
+from clientarea.notifications.services import email_send_to_person, notify_owner
 
 from . import permissions
 from .models import Account, Contact, Invitation, Membership, User, normalize_email
-from .policy import may_use_owner_power
+from .policy import access_for, contact_kinds_grantable, may_use_owner_power
 from .signals import access_ended
 
 
@@ -597,12 +597,10 @@ def invitation_accept(*, token: str, user: User, request: HttpRequest | None = N
         changes={"permissions": invitation.permissions},
         request=request,
     )
-    email_send_to_person(
-        to_email=account.owner.email,
-        to_name=account.owner.get_full_name(),
-        template="accounts/email/invitation_accepted",
-        context={"account": account, "invitation": invitation, "member": user},
+    notify_owner(
         account=account,
+        template="accounts/email/invitation_accepted",
+        context={"invitation": invitation, "member": user},
     )
     return membership
 
@@ -650,8 +648,17 @@ def invitation_expire_due(*, now: datetime | None = None) -> int:
 
 
 # --- Secondary contacts ---------------------------------------------------------------
+#
+# A contact receives the account's email of the kinds chosen for it, so choosing kinds is
+# a way to read email: a sub-account may choose only kinds its own grant covers, and may
+# neither add nor remove the others (the owner's choice stands). The address receives
+# nothing until its holder confirms it from a link sent to it; a new address starts over.
 
 CONTACT_FIELDS = ("name", "email", "phone", "email_kinds")
+
+
+class ContactError(Exception):
+    """A contact change the policy refuses; the message says why."""
 
 
 def _contact_kinds(kinds: Any) -> list[str]:
@@ -659,16 +666,78 @@ def _contact_kinds(kinds: Any) -> list[str]:
     return [k for k in valid if k in set(kinds or [])]
 
 
+def contact_kinds_for(*, account: Account, actor: User) -> frozenset[str]:
+    """The kinds `actor` may choose for the account's contacts (none without access)."""
+    access = access_for(actor, account.pk)
+    return contact_kinds_grantable(access) if access is not None else frozenset()
+
+
+def _kind_labels(kinds: Any) -> str:
+    labels = dict(Contact.Kind.choices)
+    return ", ".join(str(labels[k]) for k in _contact_kinds(kinds))
+
+
+def _checked_kinds(*, account: Account, actor: User, wanted: Any, current: Any = ()) -> list[str]:
+    """The kinds to store: what `actor` chose among the kinds they may choose, plus the
+    kinds they may not touch as they were. Choosing a kind outside their grant is refused."""
+    grantable = contact_kinds_for(account=account, actor=actor)
+    wanted_kinds = set(_contact_kinds(wanted))
+    refused = wanted_kinds - grantable - set(current or [])
+    if refused:
+        raise ContactError(
+            f"You can only choose emails you can read yourself; {_kind_labels(refused)} "
+            "is not part of your access."
+        )
+    kept = {k for k in (current or []) if k not in grantable}
+    return _contact_kinds((wanted_kinds & grantable) | kept)
+
+
+def contact_confirmation_url(token: str) -> str:
+    return f"{settings.SITE_URL}{reverse('accounts:contact_confirm_link', args=[token])}"
+
+
+def _send_contact_confirmation(contact: Contact, actor: User | None, now: datetime) -> None:
+    """A new link (the previous one stops working), to the contact's address alone."""
+    token, token_hash = _new_token()
+    contact.confirmation_token_hash = token_hash
+    contact.confirmation_sent_at = now
+    contact.save(update_fields=["confirmation_token_hash", "confirmation_sent_at"])
+    url = contact_confirmation_url(token)
+    email_send_to_person(
+        to_email=contact.email,
+        to_name=contact.name,
+        template="accounts/email/contact_confirm",
+        context={
+            "contact": contact,
+            "account": contact.account,
+            "added_by": actor,
+            "kind_labels": _kind_labels(contact.email_kinds),
+            "confirm_url": url,
+            "valid_days": settings.INVITATION_VALID_DAYS,
+        },
+        account=contact.account,
+        redact=[url],
+    )
+
+
+def _require_contacts_access(account: Account, actor: User) -> None:
+    access = access_for(actor, account.pk)
+    if access is None or not access.has(permissions.Perm.CONTACTS):
+        raise AccessError("You do not have permission to manage this account's contacts.")
+
+
 @transaction.atomic
 def contact_create(
     *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
 ) -> Contact:
+    _require_contacts_access(account, actor)
+    kinds = _checked_kinds(account=account, actor=actor, wanted=data.get("email_kinds"))
     contact = Contact.objects.create(
         account=account,
         name=data["name"].strip(),
         email=normalize_email(data["email"]),
         phone=data.get("phone", "").strip(),
-        email_kinds=_contact_kinds(data.get("email_kinds")),
+        email_kinds=kinds,
     )
     audit_record(
         action="contact.added",
@@ -678,6 +747,7 @@ def contact_create(
         changes={f: getattr(contact, f) for f in CONTACT_FIELDS},
         request=request,
     )
+    _send_contact_confirmation(contact, actor, timezone.now())
     return contact
 
 
@@ -685,32 +755,60 @@ def contact_create(
 def contact_update(
     *, contact: Contact, actor: User, data: dict[str, Any], request: HttpRequest | None = None
 ) -> Contact:
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("account__owner")
+        .get(pk=contact.pk)
+    )
+    account = contact.account
+    _require_contacts_access(account, actor)
     new = {
         "name": data["name"].strip(),
         "email": normalize_email(data["email"]),
         "phone": data.get("phone", "").strip(),
-        "email_kinds": _contact_kinds(data.get("email_kinds")),
-    }
-    changes = {f: [getattr(contact, f), v] for f, v in new.items() if getattr(contact, f) != v}
-    if changes:
-        for field, value in new.items():
-            setattr(contact, field, value)
-        contact.save(update_fields=list(changes))
-        audit_record(
-            action="contact.changed",
+        "email_kinds": _checked_kinds(
+            account=account,
             actor=actor,
-            account=contact.account,
-            target=contact,
-            changes=changes,
-            request=request,
+            wanted=data.get("email_kinds"),
+            current=contact.email_kinds,
+        ),
+    }
+    address_changed = new["email"] != contact.email
+    beyond_grant = set(contact.email_kinds) - contact_kinds_for(account=account, actor=actor)
+    if address_changed and beyond_grant:
+        # Moving an address moves every kind it receives, including ones outside this
+        # person's grant: that is the owner's decision.
+        raise ContactError(
+            f"{contact.name} receives emails you cannot read yourself "
+            f"({_kind_labels(beyond_grant)}); only the account owner can change their address."
         )
+    changes = {f: [getattr(contact, f), v] for f, v in new.items() if getattr(contact, f) != v}
+    if not changes:
+        return contact
+    for field, value in new.items():
+        setattr(contact, field, value)
+    fields = list(changes)
+    if address_changed:
+        contact.confirmed_at = None
+        fields.append("confirmed_at")
+    contact.save(update_fields=fields)
+    audit_record(
+        action="contact.changed",
+        actor=actor,
+        account=account,
+        target=contact,
+        changes=changes,
+        request=request,
+    )
+    if address_changed:
+        _send_contact_confirmation(contact, actor, timezone.now())
     return contact
 
 
 @transaction.atomic
 def contact_delete(*, contact: Contact, actor: User, request: HttpRequest | None = None) -> None:
     contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    _require_contacts_access(contact.account, actor)
     audit_record(
         action="contact.removed",
         actor=actor,
@@ -720,3 +818,72 @@ def contact_delete(*, contact: Contact, actor: User, request: HttpRequest | None
         request=request,
     )
     contact.delete()
+
+
+@transaction.atomic
+def contact_confirmation_resend(
+    *, contact: Contact, actor: User, request: HttpRequest | None = None
+) -> Contact:
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("account__owner")
+        .get(pk=contact.pk)
+    )
+    _require_contacts_access(contact.account, actor)
+    if contact.is_confirmed:
+        raise ContactError(f"{contact.email} is already confirmed.")
+    audit_record(
+        action="contact.confirmation_resent",
+        actor=actor,
+        account=contact.account,
+        target=contact,
+        target_label=contact.email,
+        request=request,
+    )
+    _send_contact_confirmation(contact, actor, timezone.now())
+    return contact
+
+
+def contact_for_token(token: str) -> Contact | None:
+    """The unconfirmed contact a link points at, while the link is fresh; else None."""
+    if not token or len(token) > 100:
+        return None
+    contact = (
+        Contact.objects.select_related("account__owner")
+        .filter(confirmation_token_hash=invitation_token_hash(token), confirmed_at__isnull=True)
+        .first()
+    )
+    if contact is None or contact.confirmation_sent_at is None:
+        return None
+    if (
+        contact.confirmation_sent_at + timedelta(days=settings.INVITATION_VALID_DAYS)
+        <= timezone.now()
+    ):
+        return None
+    return contact
+
+
+@transaction.atomic
+def contact_confirm(*, token: str, request: HttpRequest | None = None) -> Contact:
+    """The address's holder agrees to receive the account's emails. Single-use."""
+    found = contact_for_token(token)
+    if found is None:
+        raise ContactError("This confirmation link is not valid, was already used or has expired.")
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("account__owner")
+        .get(pk=found.pk)
+    )
+    if contact.confirmation_token_hash != invitation_token_hash(token) or contact.is_confirmed:
+        raise ContactError("This confirmation link is not valid, was already used or has expired.")
+    contact.confirmed_at = timezone.now()
+    contact.confirmation_token_hash = ""
+    contact.save(update_fields=["confirmed_at", "confirmation_token_hash"])
+    audit_record(
+        action="contact.confirmed",
+        account=contact.account,
+        target=contact,
+        target_label=contact.email,
+        request=request,
+    )
+    return contact

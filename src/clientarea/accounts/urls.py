@@ -35,7 +35,9 @@ urlpatterns = [
         views_users.invitation_cancel,
         name="invitation_cancel",
     ),
-    path("invitation/<str:token>/", views_invitations.invitation_accept, name="invitation_accept"),
+    # The emailed link keeps its token in the session and redirects to the token-less page.
+    path("invitation/accept/", views_invitations.invitation_page, name="invitation_page"),
+    path("invitation/<str:token>/", views_invitations.invitation_link, name="invitation_accept"),
     # Secondary contacts (permission: contacts)
     path("account/contacts/", views_contacts.contacts, name="contacts"),
     path("account/contacts/add/", views_contacts.contact_add, name="contact_add"),
@@ -44,5 +46,17 @@ urlpatterns = [
         "account/contacts/<int:contact_id>/remove/",
         views_contacts.contact_remove,
         name="contact_remove",
+    ),
+    path(
+        "account/contacts/<int:contact_id>/resend-confirmation/",
+        views_contacts.contact_confirmation_resend,
+        name="contact_confirmation_resend",
+    ),
+    # The link in a contact's confirmation email (public: contacts have no login).
+    path("contacts/confirm/", views_contacts.contact_confirm, name="contact_confirm"),
+    path(
+        "contacts/confirm/<str:token>/",
+        views_contacts.contact_confirm_link,
+        name="contact_confirm_link",
     ),
 ]

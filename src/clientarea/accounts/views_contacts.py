@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
+
+from clientarea.audit.services import client_ip
+from clientarea.security.throttle import throttle_blocked, throttle_fail
 
 from . import selectors, services
 from .forms_users import ContactForm
 from .models import Contact
 from .permissions import Perm
-from .policy import AccountRequest, account_object_or_404, requires
+from .policy import AccountRequest, account_object_or_404, public, requires
+
+CONFIRM_TOKEN_SESSION_KEY = "contact_confirm_token"
 
 PAGE_SIZE = 25
 
@@ -35,13 +40,22 @@ def contacts(request: AccountRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def contact_add(request: AccountRequest) -> HttpResponse:
     account = request.access.account
-    form = ContactForm(request.POST or None, account_id=account.pk)
+    grantable = services.contact_kinds_for(account=account, actor=request.user)
+    form = ContactForm(request.POST or None, account_id=account.pk, grantable_kinds=grantable)
     if request.method == "POST" and form.is_valid():
-        contact = services.contact_create(
-            account=account, actor=request.user, data=form.cleaned_data, request=request
-        )
-        messages.success(request, f"{contact.name} was added to the contacts.")
-        return redirect("accounts:contacts")
+        try:
+            contact = services.contact_create(
+                account=account, actor=request.user, data=form.cleaned_data, request=request
+            )
+        except (services.ContactError, services.AccessError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"{contact.name} was added. We sent {contact.email} a link to confirm the "
+                "address: nothing is sent to it until then.",
+            )
+            return redirect("accounts:contacts")
     return render(request, "accounts/contacts/form.html", {"form": form, "contact": None})
 
 
@@ -55,13 +69,23 @@ def contact_edit(request: AccountRequest, contact_id: int) -> HttpResponse:
         request.POST or None,
         instance=Contact.objects.get(pk=contact.pk),
         account_id=account.pk,
+        grantable_kinds=services.contact_kinds_for(account=account, actor=request.user),
     )
     if request.method == "POST" and form.is_valid():
-        services.contact_update(
-            contact=contact, actor=request.user, data=form.cleaned_data, request=request
-        )
-        messages.success(request, f"{form.cleaned_data['name']} was saved.")
-        return redirect("accounts:contacts")
+        try:
+            saved = services.contact_update(
+                contact=contact, actor=request.user, data=form.cleaned_data, request=request
+            )
+        except (services.ContactError, services.AccessError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            note = (
+                f" We sent {saved.email} a link to confirm the new address."
+                if not saved.is_confirmed
+                else ""
+            )
+            messages.success(request, f"{saved.name} was saved.{note}")
+            return redirect("accounts:contacts")
     return render(request, "accounts/contacts/form.html", {"form": form, "contact": contact})
 
 
@@ -74,3 +98,48 @@ def contact_remove(request: AccountRequest, contact_id: int) -> HttpResponse:
         messages.success(request, f"{contact.name} was removed from the contacts.")
         return redirect("accounts:contacts")
     return render(request, "accounts/contacts/remove.html", {"contact": contact})
+
+
+@requires(Perm.CONTACTS)
+@require_POST
+def contact_confirmation_resend(request: AccountRequest, contact_id: int) -> HttpResponse:
+    contact = account_object_or_404(Contact.objects.all(), request.access.account, pk=contact_id)
+    try:
+        services.contact_confirmation_resend(contact=contact, actor=request.user, request=request)
+    except (services.ContactError, services.AccessError) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"We sent {contact.email} a new confirmation link.")
+    return redirect("accounts:contacts")
+
+
+@public
+@require_http_methods(["GET"])
+def contact_confirm_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: the token moves into the session and the browser goes on to a
+    URL without it, so it stays out of history, Referer headers and later log lines."""
+    request.session[CONFIRM_TOKEN_SESSION_KEY] = token[:100]
+    return redirect("accounts:contact_confirm")
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def contact_confirm(request: HttpRequest) -> HttpResponse:
+    """The address's holder confirms with a button (a POST), so a mail scanner that
+    follows links confirms nothing."""
+    ip = client_ip(request)
+    if throttle_blocked(scope="token-ip", key=ip):
+        return render(request, "accounts/contacts/confirm.html", {"contact": None}, status=429)
+    token = str(request.session.get(CONFIRM_TOKEN_SESSION_KEY) or "")
+    contact = services.contact_for_token(token)
+    if contact is None:
+        throttle_fail(scope="token-ip", key=ip)
+        return render(request, "accounts/contacts/confirm.html", {"contact": None}, status=404)
+    if request.method == "POST":
+        try:
+            services.contact_confirm(token=token, request=request)
+        except services.ContactError:
+            return render(request, "accounts/contacts/confirm.html", {"contact": None}, status=404)
+        request.session.pop(CONFIRM_TOKEN_SESSION_KEY, None)
+        return render(request, "accounts/contacts/confirm.html", {"contact": contact, "done": True})
+    return render(request, "accounts/contacts/confirm.html", {"contact": contact})

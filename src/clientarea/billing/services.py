@@ -217,13 +217,14 @@ def _apply_payment(invoice: Invoice, amount: Decimal) -> None:
 
 
 def _send_receipt(invoice: Invoice, tx: Transaction, payer: User | None) -> None:
-    extra = [(payer.get_full_name(), payer.email)] if payer is not None else []
+    # The payer is copied only while their access still covers invoices: someone revoked
+    # since they announced a bank transfer is not sent its receipt.
     notify(
         account=invoice.account,
         kind=INVOICE_EMAIL_KIND,
         template="billing/email/payment_receipt",
         context={"invoice": invoice, "transaction": tx, "invoice_url": _invoice_url(invoice)},
-        extra=extra,
+        people=[payer] if payer is not None else [],
     )
 
 

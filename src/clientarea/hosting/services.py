@@ -16,7 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.policy import is_owner
 from clientarea.audit.services import audit_record, client_ip
-from clientarea.notifications.services import email_send_to_person
+from clientarea.notifications.services import notify_owner
 
 from .crypto import SecretUnavailable
 from .drivers import panel_driver
@@ -51,12 +51,9 @@ def _notify_owner_if_delegate(
     if is_owner(actor, account):
         return
     # To the owner alone: a security notice, not product news for the contacts who
-    # receive "product" emails.
-    email_send_to_person(
-        to_email=account.owner.email,
-        to_name=account.owner.get_full_name(),
+    # receive "product" emails nor for sub-accounts who read product emails.
+    notify_owner(
         account=account,
-        kind="product",
         template="hosting/email/password_event",
         context={
             "service": service,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from clientarea.accounts.permissions import EmailKind
+
 
 class OutboxEmail(models.Model):
     class Status(models.TextChoices):
@@ -12,17 +14,22 @@ class OutboxEmail(models.Model):
         SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
         FAILED = "failed", "Gave up"
+        # Not sent: by the time the worker came to it, its recipient was no longer
+        # entitled to it (access ended, permission removed, contact changed).
+        WITHHELD = "withheld", "Not sent (no longer entitled)"
 
-    class Kind(models.TextChoices):
-        # The kinds a secondary contact can opt in to, plus the personal ones (an
-        # invitation or a password reset goes to one person, never to contacts).
-        GENERAL = "general", "General"
-        INVOICE = "invoice", "Invoices"
-        SUPPORT = "support", "Support"
-        PRODUCT = "product", "Products & services"
-        DOMAIN = "domain", "Domains"
-        ACCOUNT = "account", "Account access"
-        SECURITY = "security", "Security"
+    # The one list of kinds (accounts.permissions.EmailKind); who may receive and read
+    # each is the policy's (accounts.policy.Access.email_kinds).
+    Kind = EmailKind
+
+    class Audience(models.TextChoices):
+        """Why this recipient gets this email: re-checked by the worker just before
+        sending, so access that ended after the email was queued receives nothing."""
+
+        OWNER = "owner", "The account owner"
+        MEMBER = "member", "A person with access to the account"
+        CONTACT = "contact", "A secondary contact"
+        PERSONAL = "personal", "The person it is about"
 
     account = models.ForeignKey(
         "accounts.Account",
@@ -32,6 +39,16 @@ class OutboxEmail(models.Model):
         related_name="emails",
     )
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.GENERAL)
+    audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.PERSONAL)
+    # Who the row is for, when it is a person with a login (owner, member, the addressee
+    # of a personal email) or a contact: what the worker re-checks, and whose own
+    # personal emails Email History shows them.
+    recipient_user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recipient_contact = models.ForeignKey(
+        "accounts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     to_email = models.EmailField(max_length=254)
     to_name = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=300)
@@ -60,10 +77,12 @@ class OutboxEmail(models.Model):
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email} ({self.status})"
 
-    # Kinds addressed to one person (invitation links, access changes, resets): listed in
-    # the account's email history, but their text is never shown there.
-    PERSONAL_KINDS = frozenset({Kind.ACCOUNT.value, Kind.SECURITY.value})
-
     @property
     def is_personal(self) -> bool:
-        return self.kind in self.PERSONAL_KINDS
+        return self.kind == EmailKind.PERSONAL
+
+    @property
+    def readable_body(self) -> str | None:
+        """The text Email History may show: never while a one-time link is still in it
+        (before it is sent), whoever asks."""
+        return None if self.body_after_send else self.body_text

@@ -1,10 +1,20 @@
 """Queueing and delivering email through the outbox.
 
-``notify`` is the notification layer every domain app uses: it resolves who gets an
-email of a given kind on an account (the owner, the secondary contacts that opted in to
-that kind, plus any named people such as the payer or a ticket's opener) and writes one
-outbox row per recipient inside the caller's transaction. The worker delivers later, so a
-mail-server outage delays mail but never loses it, and a rolled-back action sends nothing.
+The grant governs email as it governs pages. Every email has a kind
+(``accounts.permissions.EmailKind``) and goes through one of three doors here:
+
+- ``notify``: news about an account (general, invoice, support, product, domain). It goes
+  to the owner, to the confirmed secondary contacts that opted in to the kind, and to
+  named people (a payer, a ticket's opener) only while their access covers the kind.
+- ``notify_owner``: an owner-only security notice, to the owner alone.
+- ``email_send_to_person``: a personal email (an invitation, a change to someone's own
+  access or login), to its addressee alone.
+
+Rows are written inside the caller's transaction; the worker delivers later, so a
+mail-server outage delays mail but never loses it, and a rolled-back action sends
+nothing. Just before sending, the worker asks again whether the recipient is still
+entitled (``outbox_recipient_entitled``): access that ended after an email was queued
+receives nothing.
 """
 
 from __future__ import annotations
@@ -13,32 +23,45 @@ import contextlib
 import logging
 import secrets
 import smtplib
+import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import BadHeaderError, EmailMessage, get_connection
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from clientarea.accounts.models import Account, Contact
+from clientarea.accounts.models import Account, Contact, User
+from clientarea.accounts.permissions import ACCOUNT_EMAIL_KINDS, EmailKind
+from clientarea.accounts.policy import is_owner, may_receive_email
 
 from .models import OutboxEmail
 
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 300
+Audience = OutboxEmail.Audience
+
+
+def header_safe(value: str) -> str:
+    """One line, whatever was stored: control characters (CR, LF, NUL, escapes) and line
+    or paragraph separators become spaces, runs of spaces one. Subjects and display names
+    built from customer data (a company name) can then never break an email header."""
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in value)
+    return " ".join(cleaned.split())
 
 
 def render_email(template: str, context: dict[str, Any]) -> tuple[str, str]:
-    """Render `notifications/email/<template>.txt`: first line is the subject."""
+    """Render `<template>.txt`: the first line is the subject, the rest the body."""
     ctx = {"site_name": settings.SITE_NAME, "site_url": settings.SITE_URL, **context}
     rendered = render_to_string(f"{template}.txt", ctx).strip()
     subject, _, body = rendered.partition("\n")
-    return subject.strip(), body.strip() + "\n"
+    return header_safe(subject), body.strip() + "\n"
 
 
 REDACTED = "[link removed after sending]"
@@ -49,10 +72,13 @@ def email_queue(
     to_email: str,
     subject: str,
     body: str,
-    kind: str = OutboxEmail.Kind.GENERAL,
+    kind: str = EmailKind.GENERAL,
     account: Account | None = None,
     to_name: str = "",
     redact: Iterable[str] = (),
+    audience: str = Audience.PERSONAL,
+    recipient_user: User | None = None,
+    recipient_contact: Contact | None = None,
 ) -> OutboxEmail:
     """Write one email to the outbox (inside the caller's transaction).
 
@@ -64,13 +90,25 @@ def email_queue(
             after = after.replace(secret, REDACTED)
     return OutboxEmail.objects.create(
         to_email=to_email,
-        to_name=to_name,
-        subject=subject[:300],
+        to_name=header_safe(to_name)[:300],
+        subject=header_safe(subject)[:300],
         body_text=body,
         body_after_send=after if after != body else "",
         kind=kind,
         account=account,
+        audience=audience,
+        recipient_user=recipient_user,
+        recipient_contact=recipient_contact,
     )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    name: str
+    email: str
+    audience: str
+    user: User | None = None
+    contact: Contact | None = None
 
 
 def recipients_for(
@@ -78,22 +116,40 @@ def recipients_for(
     account: Account,
     kind: str,
     include_owner: bool = True,
-    extra: Iterable[tuple[str, str]] = (),
-) -> list[tuple[str, str]]:
-    """(name, email) pairs for an email of `kind` on `account`, each address once."""
-    people: list[tuple[str, str]] = []
+    include_contacts: bool = True,
+    people: Iterable[User] = (),
+) -> list[Recipient]:
+    """Who is sent `account`'s email of `kind`, each address once: the owner, the named
+    people whose access covers the kind right now, the confirmed contacts opted in."""
+    if kind not in ACCOUNT_EMAIL_KINDS:
+        raise ValueError(f"{kind!r} is not a kind of account email.")
+    found: list[Recipient] = []
+    owner = account.owner
     if include_owner:
-        people.append((account.owner.get_full_name(), account.owner.email))
-    people.extend(extra)
-    for contact in Contact.objects.filter(account=account).order_by("pk"):
-        if contact.receives(kind):
-            people.append((contact.name, contact.email))
+        found.append(Recipient(owner.get_full_name(), owner.email, Audience.OWNER, user=owner))
+    for person in people:
+        if is_owner(person, account):
+            found.append(
+                Recipient(person.get_full_name(), person.email, Audience.OWNER, user=person)
+            )
+        elif may_receive_email(person, kind, account):
+            found.append(
+                Recipient(person.get_full_name(), person.email, Audience.MEMBER, user=person)
+            )
+    if include_contacts:
+        for contact in Contact.objects.filter(account=account, confirmed_at__isnull=False).order_by(
+            "pk"
+        ):
+            if contact.receives(kind):
+                found.append(
+                    Recipient(contact.name, contact.email, Audience.CONTACT, contact=contact)
+                )
     seen: set[str] = set()
-    unique: list[tuple[str, str]] = []
-    for name, email in people:
-        if email.lower() not in seen:
-            seen.add(email.lower())
-            unique.append((name, email))
+    unique: list[Recipient] = []
+    for recipient in found:
+        if recipient.email.lower() not in seen:
+            seen.add(recipient.email.lower())
+            unique.append(recipient)
     return unique
 
 
@@ -104,22 +160,54 @@ def notify(
     template: str,
     context: dict[str, Any],
     include_owner: bool = True,
-    extra: Iterable[tuple[str, str]] = (),
+    include_contacts: bool = True,
+    people: Iterable[User] = (),
 ) -> list[OutboxEmail]:
-    """Queue an email of `kind` for everyone who should get it on `account`."""
+    """Queue account news of `kind` for everyone entitled to it (see `recipients_for`)."""
     rows = []
-    for name, email in recipients_for(
-        account=account, kind=kind, include_owner=include_owner, extra=extra
+    for recipient in recipients_for(
+        account=account,
+        kind=kind,
+        include_owner=include_owner,
+        include_contacts=include_contacts,
+        people=people,
     ):
         subject, body = render_email(
-            template, {**context, "account": account, "recipient_name": name}
+            template, {**context, "account": account, "recipient_name": recipient.name}
         )
         rows.append(
             email_queue(
-                to_email=email, to_name=name, subject=subject, body=body, kind=kind, account=account
+                to_email=recipient.email,
+                to_name=recipient.name,
+                subject=subject,
+                body=body,
+                kind=kind,
+                account=account,
+                audience=recipient.audience,
+                recipient_user=recipient.user,
+                recipient_contact=recipient.contact,
             )
         )
     return rows
+
+
+def notify_owner(*, account: Account, template: str, context: dict[str, Any]) -> OutboxEmail:
+    """Queue an owner-only security notice (a password revealed by a sub-account, someone
+    joining): never copied to contacts, readable in Email History by the owner alone."""
+    owner = account.owner
+    subject, body = render_email(
+        template, {**context, "account": account, "recipient_name": owner.get_full_name()}
+    )
+    return email_queue(
+        to_email=owner.email,
+        to_name=owner.get_full_name(),
+        subject=subject,
+        body=body,
+        kind=EmailKind.SECURITY,
+        account=account,
+        audience=Audience.OWNER,
+        recipient_user=owner,
+    )
 
 
 def email_send_to_person(
@@ -128,21 +216,53 @@ def email_send_to_person(
     to_name: str = "",
     template: str,
     context: dict[str, Any],
-    kind: str = OutboxEmail.Kind.ACCOUNT,
     account: Account | None = None,
     redact: Iterable[str] = (),
+    to_user: User | None = None,
 ) -> OutboxEmail:
-    """Queue a personal email (invitation, reset link): never copied to contacts."""
+    """Queue a personal email (an invitation, a reset link, a change to someone's own
+    access): to its addressee alone, and in Email History theirs alone. `to_user` is the
+    person when they have a login; by default, the user with that address."""
+    if to_user is None:
+        to_user = User.objects.filter(email__iexact=to_email).first()
     subject, body = render_email(template, {**context, "recipient_name": to_name})
     return email_queue(
         to_email=to_email,
         to_name=to_name,
         subject=subject,
         body=body,
-        kind=kind,
+        kind=EmailKind.PERSONAL,
         account=account,
         redact=redact,
+        audience=Audience.PERSONAL,
+        recipient_user=to_user,
     )
+
+
+def outbox_recipient_entitled(row: OutboxEmail) -> bool:
+    """Is the recipient of a queued row still entitled to it, right now? The same rules
+    as when it was queued: the owner is still the owner, a member's access still covers
+    the kind, a contact still exists, is confirmed at that address and opted in."""
+    if row.audience == Audience.PERSONAL or row.account_id is None:
+        return True
+    account = Account.objects.select_related("owner").filter(pk=row.account_id).first()
+    if account is None:
+        return False
+    if row.audience == Audience.OWNER:
+        return row.recipient_user_id is not None and row.recipient_user_id == account.owner_id
+    if row.audience == Audience.MEMBER:
+        return row.recipient_user is not None and may_receive_email(
+            row.recipient_user, row.kind, account
+        )
+    if row.audience == Audience.CONTACT:
+        contact = row.recipient_contact
+        return (
+            contact is not None
+            and contact.account_id == account.pk
+            and contact.email.lower() == row.to_email.lower()
+            and contact.receives(row.kind)
+        )
+    return False
 
 
 MAX_RETRY_DELAY = timedelta(hours=6)
@@ -196,6 +316,8 @@ def _is_permanent(exc: Exception) -> bool:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         return bool(codes) and all(500 <= code < 600 for code in codes)
+    if isinstance(exc, BadHeaderError):  # the same row would fail the same way forever
+        return True
     if isinstance(exc, smtplib.SMTPResponseException):
         return 500 <= exc.smtp_code < 600
     return False
@@ -213,7 +335,7 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
     the rest of the batch is released to be retried with back-off."""
     now = now or timezone.now()
     token, rows = _claim(batch_size, now)
-    stats = {"sent": 0, "failed": 0}
+    stats = {"sent": 0, "failed": 0, "withheld": 0}
     if not rows:
         return stats
     connection = get_connection(fail_silently=False)
@@ -227,6 +349,10 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
             return stats
         for index, row in enumerate(rows):
             if not _still_ours(row, token):
+                continue
+            if not outbox_recipient_entitled(row):
+                _record_withheld(row)
+                stats["withheld"] += 1
                 continue
             try:
                 delivered = _message_for(row, connection).send()
@@ -279,6 +405,15 @@ def _record_sent(row: OutboxEmail) -> None:
         attempts=row.attempts + 1,
         locked_until=None,
         last_error="",
+        **_finished_body(row),
+    )
+
+
+def _record_withheld(row: OutboxEmail) -> None:
+    OutboxEmail.objects.filter(pk=row.pk).update(
+        status=OutboxEmail.Status.WITHHELD,
+        locked_until=None,
+        last_error="The recipient was no longer entitled to this email when it was due.",
         **_finished_body(row),
     )
 

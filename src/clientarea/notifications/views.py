@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
 
-from .models import OutboxEmail
+from .selectors import email_history_for
 
 PAGE_SIZE = 25
 
@@ -18,9 +18,7 @@ PAGE_SIZE = 25
 @requires(Perm.EMAILS)
 @require_http_methods(["GET"])
 def history(request: AccountRequest) -> HttpResponse:
-    emails = OutboxEmail.objects.filter(account=request.access.account).order_by(
-        "-created_at", "-pk"
-    )
+    emails = email_history_for(request.access)
     page = Paginator(emails.defer("body_text", "body_after_send"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
@@ -30,8 +28,9 @@ def history(request: AccountRequest) -> HttpResponse:
 @requires(Perm.EMAILS)
 @require_http_methods(["GET"])
 def history_detail(request: AccountRequest, email_id: int) -> HttpResponse:
-    email = account_object_or_404(OutboxEmail.objects.all(), request.access.account, pk=email_id)
-    # Personal emails (invitations, access changes) may hold a link meant for one person
-    # only: their text never leaves the server, whatever the template does.
-    body = None if email.is_personal else email.body_text
+    email = account_object_or_404(
+        email_history_for(request.access), request.access.account, pk=email_id
+    )
+    # A one-time link still in a queued email never leaves the server, whoever asks.
+    body = email.readable_body
     return render(request, "notifications/history_detail.html", {"email": email, "body": body})

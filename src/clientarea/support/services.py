@@ -17,7 +17,7 @@ from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import is_owner, may
 from clientarea.audit.services import audit_record
 from clientarea.notifications.models import OutboxEmail
-from clientarea.notifications.services import email_send_to_person, notify
+from clientarea.notifications.services import notify
 
 from .attachments import attachments_check, clean_filename
 from .models import Attachment, Department, Ticket, TicketMessage
@@ -128,13 +128,16 @@ def ticket_open(
             },
             request=request,
         )
-        email_send_to_person(
-            to_email=opener.email,
-            to_name=opener.get_full_name(),
+        # A receipt to the opener alone (who may read the account's tickets, or could not
+        # have opened one).
+        notify(
+            account=account,
+            kind=OutboxEmail.Kind.SUPPORT,
             template="support/email/ticket_opened",
             context={"ticket": ticket, "message": message},
-            kind=OutboxEmail.Kind.SUPPORT,
-            account=account,
+            include_owner=False,
+            include_contacts=False,
+            people=[opener],
         )
     return ticket
 
@@ -193,16 +196,17 @@ def ticket_close(
     return locked
 
 
-def ticket_reply_recipients(ticket: Ticket) -> tuple[bool, list[tuple[str, str]]]:
-    """(include_owner, extra people) for a staff reply: the opener, and the owner only if
-    the owner opened it. An opener who no longer has access to the account's tickets is
-    not sent the thread; the owner is told instead, so the answer is never lost."""
+def ticket_reply_recipients(ticket: Ticket) -> tuple[bool, list[User]]:
+    """(include_owner, people) for a staff reply: the opener, and the owner only if the
+    owner opened it. An opener who no longer has access to the account's tickets is not
+    sent the thread (the notification layer checks that again); the owner is told
+    instead, so the answer is never lost."""
     account = ticket.account
     opener = ticket.opener
     if opener is not None and is_owner(opener, account):
-        return True, [(opener.get_full_name(), opener.email)]
+        return True, [opener]
     if opener is not None and opener.is_active and may(opener, Perm.TICKETS, account):
-        return False, [(opener.get_full_name(), opener.email)]
+        return False, [opener]
     return True, []
 
 
@@ -240,7 +244,7 @@ def ticket_reply_staff(
             request=request,
             is_staff_action=True,
         )
-        include_owner, extra = ticket_reply_recipients(locked)
+        include_owner, people = ticket_reply_recipients(locked)
         notify(
             account=locked.account,
             kind=OutboxEmail.Kind.SUPPORT,
@@ -251,7 +255,7 @@ def ticket_reply_staff(
                 "attachment_count": len(files),
             },
             include_owner=include_owner,
-            extra=extra,
+            people=people,
         )
     ticket.status, ticket.updated_at = locked.status, locked.updated_at
     return message

@@ -57,6 +57,9 @@ class ContactFactory(factory.django.DjangoModelFactory[Contact]):
     name = factory.Faker("name")
     email = factory.Sequence(lambda n: f"contact{n}@example.com")
     email_kinds: Any = factory.LazyFunction(lambda: ["general"])
+    # A contact whose holder confirmed the address (pass confirmed_at=None for one who
+    # has not yet: it receives nothing).
+    confirmed_at = factory.LazyFunction(timezone.now)
 
 
 class InvitationFactory(factory.django.DjangoModelFactory[Invitation]):

@@ -124,3 +124,189 @@ def test_contact_list_queries_do_not_grow(
     five = count()
     ContactFactory.create_batch(45, account=account)
     assert count() == five
+
+
+# --- Contacts follow the grant, and receive nothing until confirmed (issue: channels) ---
+
+
+def _confirm_link(contact_email: str) -> str:
+    row = OutboxEmail.objects.filter(to_email=contact_email).latest("pk")
+    assert row.kind == OutboxEmail.Kind.PERSONAL
+    return (
+        "/contacts/confirm/" + row.body_text.split("/contacts/confirm/", 1)[1].split("/")[0] + "/"
+    )
+
+
+def test_a_sub_account_may_give_a_contact_only_kinds_it_can_read(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    """The issue's attack: with only View & Manage Contacts, an outside address was given
+    every email kind, and support replies, invoices and product emails went to it."""
+    client = login_client(member_factory("contacts").user, account)
+    form = client.get(reverse("accounts:contact_add")).content.decode()
+    assert 'value="invoice"' in form and "disabled" in form
+    for kind in ("invoice", "support", "product", "domain"):
+        response = client.post(
+            reverse("accounts:contact_add"),
+            {"name": "Eve", "email": "eve@attacker.example", "email_kinds": [kind, "general"]},
+        )
+        assert response.status_code == 200
+        assert "only choose emails you can read yourself" in response.content.decode()
+    assert not Contact.objects.exists()
+    assert not OutboxEmail.objects.exists()
+    response = client.post(
+        reverse("accounts:contact_add"),
+        {"name": "Eve", "email": "eve@attacker.example", "email_kinds": ["general"]},
+    )
+    assert response.status_code == 302
+    assert Contact.objects.get().email_kinds == ["general"]
+
+
+def test_invoices_holder_may_give_invoice_emails_but_not_support(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    client = login_client(member_factory("contacts", "invoices").user, account)
+    add = reverse("accounts:contact_add")
+    ok = client.post(add, {"name": "Acc", "email": "acc@example.com", "email_kinds": ["invoice"]})
+    assert ok.status_code == 302
+    refused = client.post(add, {"name": "S", "email": "s@example.com", "email_kinds": ["support"]})
+    assert refused.status_code == 200
+    assert list(Contact.objects.values_list("email", flat=True)) == ["acc@example.com"]
+
+
+def test_a_sub_account_keeps_the_owners_choice_of_kinds_it_cannot_read(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    tom = ContactFactory(account=account, name="Tom", email="tom@example.com",
+                         email_kinds=["support", "product", "general"])  # fmt: skip
+    client = login_client(member_factory("contacts").user, account)
+    # The form posts only the boxes it may change (the others are disabled): unticking
+    # "general" leaves support and product as the owner set them.
+    edit = {"name": "Tom T", "email": "tom@example.com", "email_kinds": []}
+    response = client.post(reverse("accounts:contact_edit", args=[tom.pk]), edit)
+    assert response.status_code == 302
+    tom.refresh_from_db()
+    assert tom.name == "Tom T" and tom.email_kinds == ["support", "product"]
+    assert tom.is_confirmed  # same address: still confirmed
+
+
+def test_a_sub_account_cannot_move_a_contact_that_receives_more_than_it_may_read(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    """Redirecting Tom's support mail to an attacker's address (confirmed by the
+    attacker) would read support email through the back door."""
+    tom = ContactFactory(account=account, name="Tom", email="tom@example.com",
+                         email_kinds=["support"])  # fmt: skip
+    client = login_client(member_factory("contacts").user, account)
+    response = client.post(reverse("accounts:contact_edit", args=[tom.pk]),
+                           {"name": "Tom", "email": "eve@attacker.example"})  # fmt: skip
+    assert response.status_code == 200
+    assert "only the account owner can change their address" in response.content.decode()
+    tom.refresh_from_db()
+    assert tom.email == "tom@example.com" and tom.is_confirmed
+    assert not OutboxEmail.objects.filter(to_email="eve@attacker.example").exists()
+
+
+def test_a_contact_receives_nothing_until_it_confirms_from_the_link(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    owner = login_client(account.owner, account)
+    owner.post(reverse("accounts:contact_add"),
+               {"name": "Bea", "email": "bea@example.com", "email_kinds": ["invoice"]})  # fmt: skip
+    contact = Contact.objects.get()
+    assert not contact.is_confirmed
+    assert "Waiting for confirmation" in owner.get(reverse("accounts:contacts")).content.decode()
+    rows = notify(account=account, kind="invoice", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    assert "bea@example.com" not in {r.to_email for r in rows}
+
+    link = _confirm_link("bea@example.com")
+    visitor = Client(enforce_csrf_checks=False)
+    opened = visitor.get(link)
+    # The token leaves the address bar at once: the page lives at a URL without it.
+    assert opened.status_code == 302 and opened["Location"] == reverse("accounts:contact_confirm")
+    page = visitor.get(opened["Location"])
+    assert page.status_code == 200 and "Confirm your address" in page.content.decode()
+    contact.refresh_from_db()
+    assert not contact.is_confirmed  # opening the link (a mail scanner) confirms nothing
+    done = visitor.post(reverse("accounts:contact_confirm"))
+    assert done.status_code == 200 and "Address confirmed" in done.content.decode()
+    contact.refresh_from_db()
+    assert contact.is_confirmed
+    assert AuditEvent.objects.filter(action="contact.confirmed", account=account).exists()
+    rows = notify(account=account, kind="invoice", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    assert "bea@example.com" in {r.to_email for r in rows}
+
+    # The link is single-use.
+    replay = Client()
+    replay.get(link)
+    assert replay.get(reverse("accounts:contact_confirm")).status_code == 404
+
+
+def test_a_new_address_must_be_confirmed_again_and_old_links_die(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    bea = ContactFactory(account=account, name="Bea", email="bea@example.com",
+                         email_kinds=["invoice"])  # fmt: skip
+    owner = login_client(account.owner, account)
+    owner.post(reverse("accounts:contact_edit", args=[bea.pk]),
+               {"name": "Bea", "email": "bea@new.example", "email_kinds": ["invoice"]})  # fmt: skip
+    bea.refresh_from_db()
+    assert bea.email == "bea@new.example" and not bea.is_confirmed
+    first = _confirm_link("bea@new.example")
+    owner.post(reverse("accounts:contact_confirmation_resend", args=[bea.pk]))
+    second = _confirm_link("bea@new.example")
+    assert first != second
+    stale = Client()
+    stale.get(first)
+    assert stale.post(reverse("accounts:contact_confirm")).status_code == 404
+    bea.refresh_from_db()
+    assert not bea.is_confirmed
+    fresh = Client()
+    fresh.get(second)
+    assert fresh.post(reverse("accounts:contact_confirm")).status_code == 200
+    bea.refresh_from_db()
+    assert bea.is_confirmed
+
+
+def test_confirmation_links_expire(login_client: Callable[..., Client], account: Account) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    owner = login_client(account.owner, account)
+    owner.post(reverse("accounts:contact_add"),
+               {"name": "Bea", "email": "bea@example.com", "email_kinds": ["invoice"]})  # fmt: skip
+    link = _confirm_link("bea@example.com")
+    Contact.objects.update(confirmation_sent_at=timezone.now() - timedelta(days=8))
+    visitor = Client()
+    visitor.get(link)
+    assert visitor.post(reverse("accounts:contact_confirm")).status_code == 404
+    assert not Contact.objects.get().is_confirmed
+
+
+def test_contact_services_check_the_policy_themselves(
+    account: Account, member_factory: Callable[..., Membership]
+) -> None:
+    """A caller that skips the view (the coming API) is refused the same way."""
+    from clientarea.accounts import services
+
+    outsider = member_factory("invoices").user
+    with pytest.raises(services.AccessError):
+        services.contact_create(account=account, actor=outsider,
+                                data={"name": "X", "email": "x@example.com"})  # fmt: skip
+    helper = member_factory("contacts").user
+    with pytest.raises(services.ContactError):
+        services.contact_create(account=account, actor=helper,
+                                data={"name": "X", "email": "x@example.com",
+                                      "email_kinds": ["invoice"]})  # fmt: skip
+    assert not Contact.objects.exists()

@@ -25,10 +25,13 @@ def test_demo_shows_off_sub_accounts(monkeypatch: pytest.MonkeyPatch) -> None:
     statuses = dict(Membership.objects.filter(account=main).values_list("user__email", "status"))
     assert statuses["former@example.com"] == Membership.Status.REVOKED
     assert statuses["contractor@example.com"] == Membership.Status.EXPIRED
-    kinds = [c.email_kinds for c in Contact.objects.filter(account=main)]
+    confirmed = Contact.objects.filter(account=main, confirmed_at__isnull=False)
+    kinds = [c.email_kinds for c in confirmed]
     assert len(kinds) == 2 and kinds[0] != kinds[1]
+    assert Contact.objects.filter(account=main, confirmed_at__isnull=True).count() == 1
     assert OutboxEmail.objects.filter(account=main, status=OutboxEmail.Status.SENT).count() >= 5
     assert not OutboxEmail.objects.filter(body_text__contains="/invitation/").exists()
+    assert not OutboxEmail.objects.filter(body_text__contains="/contacts/confirm/").exists()
     actions = set(AuditEvent.objects.filter(account=main).values_list("action", flat=True))
     assert {"invitation.sent", "membership.revoked", "membership.expired",
             "contact.added"} <= actions  # fmt: skip

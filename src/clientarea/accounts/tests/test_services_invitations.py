@@ -45,7 +45,7 @@ def test_invitation_stores_only_the_hash_of_a_32_byte_token(account: Account) ->
 def test_invitation_email_names_account_inviter_permissions_and_expiry(account: Account) -> None:
     invite(account, permission_codes=["manageproducts", "tickets"])
     email = OutboxEmail.objects.get(to_email="new@example.com")
-    assert email.kind == OutboxEmail.Kind.ACCOUNT and email.account == account
+    assert email.kind == OutboxEmail.Kind.PERSONAL and email.account == account
     assert "Acme Web Studio" in email.subject
     assert "Olivia" in email.subject
     for label in ["View & Modify Product Password", "View Products & Services",

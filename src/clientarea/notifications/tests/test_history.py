@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from clientarea.accounts.models import Account, Membership
+from clientarea.accounts.permissions import ALL_CODES
 from clientarea.accounts.services import invitation_create
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import email_queue, outbox_deliver_due
@@ -27,7 +28,7 @@ def test_email_history_lists_what_was_sent_to_whom(
     theirs = email_queue(to_email="x@example.com", subject="Globex secret", body="x",
                          account=other_account)  # fmt: skip
     outbox_deliver_due()
-    client = login_client(member_factory("emails").user, account)
+    client = login_client(member_factory("emails", "invoices").user, account)
     page = client.get(reverse("notifications:history")).content.decode()
     assert "Invoice #12 is due" in page and "bea@example.com" in page and "Sent" in page
     assert "Globex secret" not in page
@@ -47,19 +48,54 @@ def test_email_history_needs_the_emails_permission(
     assert "Email History" not in client.get(reverse("core:dashboard")).content.decode()
 
 
-def test_invitation_links_never_show_in_the_history(
+def test_invitation_emails_are_their_addressees_alone(
     login_client: Callable[..., Client],
     account: Account,
     member_factory: Callable[..., Membership],
 ) -> None:
+    """A personal email (here an invitation, with its one-time link) is neither listed nor
+    opened for anyone but its addressee, the owner included."""
     invitation_create(account=account, actor=account.owner, email="new@example.com",
                       permission_codes=["invoices"])  # fmt: skip
     row = OutboxEmail.objects.get(to_email="new@example.com")
+    assert row.kind == OutboxEmail.Kind.PERSONAL
+    for viewer in (member_factory(*ALL_CODES).user, account.owner):
+        client = login_client(viewer, account)
+        page = client.get(reverse("notifications:history")).content.decode()
+        assert "new@example.com" not in page
+        detail = client.get(reverse("notifications:history_detail", args=[row.pk]))
+        assert detail.status_code == 404
+
+
+def test_email_history_withholds_what_the_grant_does_not_cover(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    """The issue's attack: View Email History without Open & View Support Tickets read the
+    staff reply to a ticket, and the owner-only "password revealed" notices."""
+    reply = email_queue(to_email=account.owner.email, subject="Ticket #7 answered",
+                        body="The root password is hunter2", kind="support", account=account,
+                        audience="owner", recipient_user=account.owner)  # fmt: skip
+    notice = email_queue(to_email=account.owner.email, subject="Password revealed",
+                         body="Dana revealed the password", kind="security", account=account,
+                         audience="owner", recipient_user=account.owner)  # fmt: skip
     client = login_client(member_factory("emails").user, account)
     page = client.get(reverse("notifications:history")).content.decode()
-    assert "new@example.com" in page
-    detail = client.get(reverse("notifications:history_detail", args=[row.pk])).content.decode()
-    assert "/invitation/" not in detail and "addressed personally" in detail
+    assert "Ticket #7 answered" not in page and "Password revealed" not in page
+    for row in (reply, notice):
+        response = client.get(reverse("notifications:history_detail", args=[row.pk]))
+        assert response.status_code == 404
+        assert b"hunter2" not in response.content
+    with_tickets = login_client(member_factory("emails", "tickets").user, account)
+    assert (
+        b"hunter2"
+        in with_tickets.get(reverse("notifications:history_detail", args=[reply.pk])).content
+    )
+    assert (
+        with_tickets.get(reverse("notifications:history_detail", args=[notice.pk])).status_code
+        == 404
+    )
 
 
 def test_history_queries_do_not_grow(login_client: Callable[..., Client], account: Account) -> None:

@@ -96,8 +96,8 @@ def later(minutes: int) -> Any:
 def test_every_message_arrives_once(smtp: SMTPServer) -> None:
     smtp.start()
     queue(3)
-    assert outbox_deliver_due() == {"sent": 3, "failed": 0}
-    assert outbox_deliver_due(now=later(600)) == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due() == {"sent": 3, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due(now=later(600)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.subjects() == ["Message 0", "Message 1", "Message 2"]
     message = smtp.inbox.messages[0]
     assert message["Message-ID"].startswith("<outbox-")
@@ -110,22 +110,22 @@ def test_server_down_for_a_while_then_back_delivers_everything_exactly_once(
     queue(4)
     # Down: nothing listens on the port. Every attempt fails, is kept with its error
     # and waits its back-off.
-    assert outbox_deliver_due() == {"sent": 0, "failed": 4}
+    assert outbox_deliver_due() == {"sent": 0, "failed": 4, "withheld": 0}
     rows = list(OutboxEmail.objects.all())
     assert all(r.status == OutboxEmail.Status.PENDING and r.attempts == 1 for r in rows)
     assert all("Connection refused" in r.last_error or "Errno" in r.last_error for r in rows)
     # Not due again before the back-off has passed.
-    assert outbox_deliver_due() == {"sent": 0, "failed": 0}
-    assert outbox_deliver_due(now=later(1)) == {"sent": 0, "failed": 4}
+    assert outbox_deliver_due() == {"sent": 0, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due(now=later(1)) == {"sent": 0, "failed": 4, "withheld": 0}
     assert set(OutboxEmail.objects.values_list("attempts", flat=True)) == {2}
     # More mail is written while the server is still down.
     queue(2, prefix="Later")
     # Back up: everything arrives, once.
     smtp.start()
     stats = outbox_deliver_due(now=later(60))
-    assert stats == {"sent": 6, "failed": 0}
+    assert stats == {"sent": 6, "failed": 0, "withheld": 0}
     for _ in range(3):
-        assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0}
+        assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.subjects() == [
         "Later 0", "Later 1", "Message 0", "Message 1", "Message 2", "Message 3",
     ]  # fmt: skip
@@ -137,12 +137,12 @@ def test_a_temporary_refusal_mid_batch_retries_only_that_message(smtp: SMTPServe
     smtp.start()
     queue(3)
     smtp.inbox.refuse["person1@example.com"] = "451 4.3.0 Try again later"
-    assert outbox_deliver_due() == {"sent": 2, "failed": 1}
+    assert outbox_deliver_due() == {"sent": 2, "failed": 1, "withheld": 0}
     failed = OutboxEmail.objects.get(to_email="person1@example.com")
     assert failed.status == OutboxEmail.Status.PENDING and "451" in failed.last_error
     del smtp.inbox.refuse["person1@example.com"]
-    assert outbox_deliver_due(now=later(5)) == {"sent": 1, "failed": 0}
-    assert outbox_deliver_due(now=later(600)) == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due(now=later(5)) == {"sent": 1, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due(now=later(600)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.subjects() == ["Message 0", "Message 1", "Message 2"]
 
 
@@ -150,10 +150,10 @@ def test_a_permanent_refusal_gives_up_at_once_and_keeps_the_error(smtp: SMTPServ
     smtp.start()
     queue(1)
     smtp.inbox.refuse["person0@example.com"] = "550 5.1.1 No such mailbox"
-    assert outbox_deliver_due() == {"sent": 0, "failed": 1}
+    assert outbox_deliver_due() == {"sent": 0, "failed": 1, "withheld": 0}
     row = OutboxEmail.objects.get()
     assert row.status == OutboxEmail.Status.FAILED and "550" in row.last_error
-    assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0, "withheld": 0}
 
 
 def test_after_the_last_attempt_the_email_is_kept_as_failed(smtp: Any, settings: Any) -> None:
@@ -164,7 +164,7 @@ def test_after_the_last_attempt_the_email_is_kept_as_failed(smtp: Any, settings:
     row = OutboxEmail.objects.get()
     assert row.status == OutboxEmail.Status.FAILED and row.attempts == 3 and row.last_error
     smtp.start()
-    assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.messages == []
 
 
@@ -184,10 +184,10 @@ def test_a_row_claimed_by_another_worker_or_already_sent_is_not_sent_again(
         status=OutboxEmail.Status.SENDING, locked_until=later(5), claim_token="other"
     )
     OutboxEmail.objects.filter(pk=second.pk).update(status=OutboxEmail.Status.SENT)
-    assert outbox_deliver_due() == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due() == {"sent": 0, "failed": 0, "withheld": 0}
     # The other worker crashed: once its claim expires the row is delivered, once.
-    assert outbox_deliver_due(now=later(10)) == {"sent": 1, "failed": 0}
-    assert outbox_deliver_due(now=later(60)) == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due(now=later(10)) == {"sent": 1, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due(now=later(60)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.subjects() == ["Message 0"]
 
 
@@ -216,8 +216,8 @@ def test_staff_can_send_a_given_up_email_again(smtp: SMTPServer) -> None:
     smtp.start()
     (row,) = queue(1)
     OutboxEmail.objects.filter(pk=row.pk).update(status=OutboxEmail.Status.FAILED, attempts=8)
-    assert outbox_deliver_due() == {"sent": 0, "failed": 0}
+    assert outbox_deliver_due() == {"sent": 0, "failed": 0, "withheld": 0}
     assert outbox_retry(email=row) is True
-    assert outbox_deliver_due() == {"sent": 1, "failed": 0}
+    assert outbox_deliver_due() == {"sent": 1, "failed": 0, "withheld": 0}
     assert outbox_retry(email=row) is False  # a sent email is never queued again
     assert len(smtp.inbox.messages) == 1

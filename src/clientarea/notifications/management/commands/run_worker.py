@@ -54,10 +54,13 @@ class Command(BaseCommand):
                 SessionStore.clear_expired()
                 last_housekeeping = time.monotonic()
             stats = outbox_deliver_due()
-            if stats["sent"] or stats["failed"]:
-                self.stdout.write(f"outbox: sent {stats['sent']}, failed {stats['failed']}")
+            if any(stats.values()):
+                self.stdout.write(
+                    f"outbox: sent {stats['sent']}, failed {stats['failed']}, "
+                    f"withheld {stats['withheld']}"
+                )
             if once:
                 break
-            if not stats["sent"]:
+            if not (stats["sent"] or stats["withheld"]):
                 time.sleep(interval)
         self.stdout.write("Worker stopped.")
