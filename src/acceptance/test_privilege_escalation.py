@@ -38,7 +38,7 @@ from clientarea.accounts.tests.factories import (
     MembershipFactory,
     UserFactory,
 )
-from clientarea.accounts.tests.helpers import invitation_token_from_outbox
+from clientarea.accounts.tests.helpers import invitation_token_from_outbox, open_invitation
 from clientarea.audit.models import AuditEvent
 from clientarea.security.models import AccountSecurity
 from clientarea.security.tests.factories import two_factor_on
@@ -423,7 +423,7 @@ def test_a_new_user_accepting_with_forged_fields_gets_exactly_what_was_granted(
         "password2": NEW_PASSWORD,
         "access_expires_at": "",
     }
-    response = post(client, url("accounts:invitation_accept", world.token), data)
+    response = post(client, open_invitation(client, world.token), data)
     assert response.status_code == 302
     user = User.objects.get(email="invitee@example.com")
     membership = Membership.objects.get(user=user)
@@ -460,7 +460,7 @@ def test_a_known_user_accepting_with_forged_fields_gets_exactly_what_was_granted
     token = invitation_token_from_outbox(person.email)
     before = snapshot()
     client = browser(person, world.b)
-    response = post(client, url("accounts:invitation_accept", token), forged(world))
+    response = post(client, open_invitation(client, token), forged(world))
     assert response.status_code == 302
     membership = Membership.objects.get(account=world.a, user=person)
     assert membership.permissions == ["invoices"]
@@ -484,7 +484,7 @@ def test_a_known_user_accepting_with_forged_fields_gets_exactly_what_was_granted
 def test_nobody_else_can_accept_an_invitation(world: World, actor: str) -> None:
     before = snapshot()
     client = browser(world.actor(actor), world.home(actor))
-    response = post(client, url("accounts:invitation_accept", world.token), forged(world))
+    response = post(client, open_invitation(client, world.token), forged(world))
     assert response.status_code == 403
     assert diff(before, snapshot()) == {}
 

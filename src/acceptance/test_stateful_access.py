@@ -55,7 +55,7 @@ from clientarea.accounts.services import (
     membership_update,
 )
 from clientarea.accounts.tests.factories import AccountFactory, UserFactory
-from clientarea.accounts.tests.helpers import invitation_token_from_outbox
+from clientarea.accounts.tests.helpers import invitation_token_from_outbox, open_invitation
 
 pytestmark = pytest.mark.django_db
 
@@ -264,7 +264,6 @@ class AccessMachine(RuleBasedStateMachine):
         fields too: they get what the invitation says, on its account."""
         key, person = data.draw(st.sampled_from(sorted(self.pending)), label="invitation")
         token, codes = self.pending[key, person]
-        url = reverse("accounts:invitation_accept", args=[token])
         other = next(k for k in ACCOUNTS if k != key)
         forged = {
             "access": "all",
@@ -275,6 +274,7 @@ class AccessMachine(RuleBasedStateMachine):
         }
         if self.users[person] is None:  # no login yet: name and password, then joined
             client = browser()
+            url = open_invitation(client, token)
             fields = {**forged, "first_name": "Newbie", "password1": PASSWORD}
             response = post(client, url, {**fields, "password2": PASSWORD})
             assert outcome(response) == "ok" and response.status_code == 302
@@ -283,7 +283,7 @@ class AccessMachine(RuleBasedStateMachine):
         else:
             client = self.session(person)
             self.middleware(person)
-            response = post(client, url, forged)
+            response = post(client, open_invitation(client, token), forged)
             assert response.status_code == 302
             if self.expected_access(person, key) is not None:
                 # Access restored meanwhile (the owner extended it): the link is refused
@@ -308,7 +308,7 @@ class AccessMachine(RuleBasedStateMachine):
         token, _ = self.pending[key, person]
         client = self.session(intruder)
         self.middleware(intruder)
-        response = post(client, reverse("accounts:invitation_accept", args=[token]), {})
+        response = post(client, open_invitation(client, token), {})
         assert response.status_code == 403
 
     @precondition(lambda self: self.grants)

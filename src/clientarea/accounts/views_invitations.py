@@ -1,4 +1,9 @@
-"""Accepting an invitation: the one page a link in an invitation email opens."""
+"""Accepting an invitation.
+
+The link in an invitation email (``/invitation/<token>/``) keeps its token in the session
+and redirects at once to ``/invitation/accept/``, the page that shows the invitation and
+receives the POST (``clientarea.security.tokenlinks``): the token is never in the address
+bar, the history, a Referer or a later request line."""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from clientarea.audit.services import client_ip
 from clientarea.security.throttle import throttle_blocked, throttle_fail
+from clientarea.security.tokenlinks import token_forget, token_from_session, token_link_redirect
 
 from . import services
 from .forms_users import AcceptNewUserForm
@@ -36,19 +42,32 @@ def _unusable(request: HttpRequest, invitation: Invitation | None) -> HttpRespon
     return render(request, "accounts/invitations/unusable.html", {"reason": reason}, status=status)
 
 
+TOKEN_KIND = "invitation"
+
+
 @public
-@require_http_methods(["GET", "POST"])
-def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+@require_GET
+def invitation_link(request: HttpRequest, token: str) -> HttpResponse:
+    """The link of the email: the token goes into the session, the browser to the page."""
     # Guessing invitation links is throttled per IP (ASVS 6.3.1).
     if throttle_blocked(scope="token-ip", key=client_ip(request)):
         return render(request, "accounts/invitations/unusable.html", {}, status=429)
-    invitation = services.invitation_for_token(token)
-    if invitation is None:
+    if services.invitation_for_token(token) is None:
         throttle_fail(scope="token-ip", key=client_ip(request))
+    return token_link_redirect(request, kind=TOKEN_KIND, token=token, to="accounts:invitation_page")
+
+
+@public
+@require_http_methods(["GET", "POST"])
+def invitation_page(request: HttpRequest) -> HttpResponse:
+    """The invitation of the link last opened in this session: its refusal page if it
+    cannot be used, else the form that accepts it."""
+    token = token_from_session(request, kind=TOKEN_KIND)
+    invitation = services.invitation_for_token(token) if token else None
     refusal = _unusable(request, invitation)
     if refusal is not None:
         return refusal
-    assert invitation is not None  # _unusable answered for an unknown link
+    assert invitation is not None and token  # _unusable answered for an unknown link
     context = {
         "invitation": invitation,
         "account": invitation.account,
@@ -66,6 +85,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             except services.InvitationError as exc:
                 messages.error(request, str(exc))
                 return redirect("core:dashboard")
+            token_forget(request, kind=TOKEN_KIND)
             return _joined(request, invitation)
         return render(request, "accounts/invitations/accept.html", context)
 
@@ -88,6 +108,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             auth_login(request, new_user, backend=LOGIN_BACKEND)
+            token_forget(request, kind=TOKEN_KIND)
             return _joined(request, invitation)
     return render(request, "accounts/invitations/new_user.html", {**context, "form": form})
 

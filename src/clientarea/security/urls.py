@@ -13,6 +13,8 @@ urlpatterns = [
     path("sessions/end-others/", views.sessions_end_others, name="sessions_end_others"),
     path("password/", views.password_change, name="password_change"),
     path("email/", views.email_change, name="email_change"),
+    # The emailed link keeps its token in the session and redirects to the token-less page.
+    path("email/confirm/", views.email_change_confirm_page, name="email_change_confirm_page"),
     path("email/confirm/<str:token>/", views.email_change_confirm, name="email_change_confirm"),
     path("account/require-two-factor/", views.require_two_factor, name="require_two_factor"),
 ]

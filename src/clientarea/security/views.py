@@ -7,7 +7,7 @@ from django.contrib.auth import update_session_auth_hash
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clientarea.accounts.policy import AccountRequest, UserRequest, login_only, owner_only, public
 from clientarea.accounts.reauth import recent_auth_required
@@ -23,6 +23,7 @@ from .headers import no_store
 from .models import TrackedSession
 from .sessions import session_current, session_end_others, session_list_for
 from .sessions import session_end as end_session
+from .tokenlinks import token_forget, token_from_session, token_link_redirect
 from .twofactor import (
     recovery_codes_left,
     totp_pending_device,
@@ -174,12 +175,26 @@ def email_change(request: UserRequest) -> HttpResponse:
     return render(request, "security/email_change.html", {"form": form})
 
 
+EMAIL_CHANGE_TOKEN_KIND = "email-change"
+
+
+@public
+@require_GET
+def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: its token goes into the session and the browser on to the
+    token-less confirmation page (``tokenlinks``)."""
+    return token_link_redirect(
+        request, kind=EMAIL_CHANGE_TOKEN_KIND, token=token, to="security:email_change_confirm_page"
+    )
+
+
 @public
 @require_http_methods(["GET", "POST"])
-def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
+def email_change_confirm_page(request: HttpRequest) -> HttpResponse:
     # GET only shows a button: mail scanners that open links change nothing.
-    data = services.email_change_token_read(token)
-    if data is None:
+    token = token_from_session(request, kind=EMAIL_CHANGE_TOKEN_KIND)
+    data = services.email_change_token_read(token) if token else None
+    if token is None or data is None:
         return render(request, "security/email_change_confirm.html", {"invalid": True}, status=400)
     if request.method == "POST":
         try:
@@ -187,6 +202,7 @@ def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
         except services.SecurityError as exc:
             context = {"invalid": True, "error": str(exc)}
             return render(request, "security/email_change_confirm.html", context, status=400)
+        token_forget(request, kind=EMAIL_CHANGE_TOKEN_KIND)
         messages.success(request, "Your email address was changed.")
         return redirect("security:security" if request.user.is_authenticated else "accounts:login")
     return render(request, "security/email_change_confirm.html", {"new_email": data.get("new")})

@@ -6,6 +6,7 @@ import re
 import time
 
 from django.test import Client
+from django.urls import reverse
 
 from clientarea.accounts.reauth import SESSION_KEY
 from clientarea.notifications.models import OutboxEmail
@@ -28,6 +29,15 @@ def invitation_token_from_outbox(email: str) -> str:
     match = LINK_RE.search(row.body_text)
     assert match is not None, row.body_text
     return match.group("token")
+
+
+def open_invitation(client: Client, token: str) -> str:
+    """Open an invitation link as a browser does: the link keeps its token in the session
+    and redirects to the token-less page, whose URL is returned."""
+    response = client.get(reverse("accounts:invitation_accept", args=[token]))
+    page = reverse("accounts:invitation_page")
+    assert response.status_code == 302 and response["Location"] == page, response
+    return page
 
 
 def confirm_long_ago(client: Client) -> Client:

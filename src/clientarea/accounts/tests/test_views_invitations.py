@@ -14,11 +14,12 @@ from django.utils import timezone
 from clientarea.accounts.middleware import SESSION_ACCOUNT_KEY
 from clientarea.accounts.models import Account, Invitation, Membership, User
 from clientarea.accounts.services import invitation_cancel, invitation_create
-from clientarea.accounts.tests.factories import MembershipFactory, UserFactory
+from clientarea.accounts.tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
 from clientarea.accounts.tests.helpers import (
     LINK_RE,
     confirm_recently,
     invitation_token_from_outbox,
+    open_invitation,
 )
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import outbox_deliver_due
@@ -39,21 +40,25 @@ def accept_url(token: str) -> str:
     return reverse("accounts:invitation_accept", args=[token])
 
 
+PAGE = "/invitation/accept/"
+
+
 def test_a_new_person_sets_name_and_password_and_is_logged_in(
     client: Client, account: Account
 ) -> None:
     token = invite(account)
-    page = client.get(accept_url(token)).content.decode()
+    assert open_invitation(client, token) == PAGE
+    page = client.get(PAGE).content.decode()
     assert "Acme Web Studio" in page and "View &amp; Pay Invoices" in page
-    weak = client.post(accept_url(token), {"first_name": "Nia", "password1": "password",
-                                           "password2": "password"})  # fmt: skip
+    weak = client.post(PAGE, {"first_name": "Nia", "password1": "password",
+                              "password2": "password"})  # fmt: skip
     assert weak.status_code == 200 and "errorlist" in weak.content.decode()
-    mismatch = client.post(accept_url(token), {"first_name": "Nia", "password1": NEW_PASSWORD,
-                                               "password2": NEW_PASSWORD + "x"})  # fmt: skip
+    mismatch = client.post(PAGE, {"first_name": "Nia", "password1": NEW_PASSWORD,
+                                  "password2": NEW_PASSWORD + "x"})  # fmt: skip
     assert "do not match" in mismatch.content.decode()
     assert not User.objects.filter(email="new@example.com").exists()
     response = client.post(
-        accept_url(token),
+        PAGE,
         {"first_name": "Nia", "last_name": "New", "password1": NEW_PASSWORD,
          "password2": NEW_PASSWORD},
     )  # fmt: skip
@@ -70,17 +75,21 @@ def test_a_person_with_a_login_signs_in_and_the_account_joins_their_switcher(
     person = UserFactory(email="dev@example.com")
     MembershipFactory(account=other_account, user=person, permissions=["tickets"])
     token = invite(account, "dev@example.com")
-    page = client.get(accept_url(token)).content.decode()
+    page = client.get(open_invitation(client, token)).content.decode()
     assert "Log in to accept" in page and 'name="password1"' not in page
+    # The login link brings them back to the token-less page, not to the link.
+    assert f"?next={PAGE}" in page
     # Anonymous POSTs cannot create a second login for the address.
-    forged = client.post(accept_url(token), {"first_name": "X", "password1": NEW_PASSWORD,
-                                             "password2": NEW_PASSWORD})  # fmt: skip
+    forged = client.post(PAGE, {"first_name": "X", "password1": NEW_PASSWORD,
+                                "password2": NEW_PASSWORD})  # fmt: skip
     assert forged.status_code == 200
     assert User.objects.filter(email="dev@example.com").count() == 1
     assert not Membership.objects.filter(account=account).exists()
-    client.force_login(person)
-    assert "Accept Invitation" in client.get(accept_url(token)).content.decode()
-    assert client.post(accept_url(token))["Location"] == reverse("core:dashboard")
+    # Logging in keeps the link's token in the session.
+    login = {"username": "dev@example.com", "password": TEST_PASSWORD, "next": PAGE}
+    assert client.post(reverse("accounts:login"), login)["Location"] == PAGE
+    assert "Accept Invitation" in client.get(PAGE).content.decode()
+    assert client.post(PAGE)["Location"] == reverse("core:dashboard")
     switcher = client.get(reverse("accounts:select_account")).content.decode()
     assert "Acme Web Studio" in switcher and "Globex Ltd" in switcher
 
@@ -90,7 +99,8 @@ def test_a_logged_in_user_with_another_email_is_refused_with_an_explanation(
 ) -> None:
     token = invite(account)
     client.force_login(UserFactory(email="someone.else@example.com"))
-    for response in (client.get(accept_url(token)), client.post(accept_url(token))):
+    open_invitation(client, token)
+    for response in (client.get(PAGE), client.post(PAGE)):
         assert response.status_code == 403
         page = response.content.decode()
         assert "different email address" in page
@@ -121,7 +131,7 @@ def test_unusable_links_say_why_and_nothing_about_the_account(
     elif case == "used":
         person = UserFactory(email="new@example.com")
         client.force_login(person)
-        client.post(accept_url(token))
+        client.post(open_invitation(client, token))
         client.logout()
     elif case == "cancelled":
         invitation_cancel(invitation=invitation, actor=account.owner)
@@ -136,7 +146,9 @@ def test_unusable_links_say_why_and_nothing_about_the_account(
         assert invitation_token_from_outbox("new@example.com") != token
     else:
         token = "x" * 43
-    for response in (client.get(accept_url(token)), client.post(accept_url(token))):
+    opened = client.get(accept_url(token), follow=True)
+    assert opened.redirect_chain == [(PAGE, 302)]
+    for response in (opened, client.get(PAGE), client.post(PAGE)):
         assert response.status_code == status
         page = response.content.decode()
         assert words in page
@@ -167,7 +179,7 @@ def test_full_journey_invite_email_accept_limited_access_revoke(
     # The invitee sets a password and lands in the account.
     invitee = Client()
     invitee.post(
-        reverse("accounts:invitation_accept", args=[token]),
+        open_invitation(invitee, token),
         {"first_name": "Aidan", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
     )
     assert invitee.get(reverse("core:dashboard")).status_code == 200

@@ -16,6 +16,8 @@ from clientarea.notifications.models import OutboxEmail
 
 pytestmark = pytest.mark.django_db
 
+PAGE = "/security/email/confirm/"
+
 
 def _link(to: str) -> str:
     body = OutboxEmail.objects.get(to_email=to).body_text
@@ -41,16 +43,27 @@ def test_the_new_address_confirms_and_the_old_one_is_told(
     assert link.startswith("https://clients.example.net/security/email/confirm/")
     assert OutboxEmail.objects.filter(to_email="old@example.com").count() == 1
     path = link.removeprefix("https://clients.example.net")
-    page = Client().get(path)  # a mail scanner opening the link changes nothing
+    scanner = Client()
+    page = scanner.get(path, follow=True)  # a mail scanner opening the link changes nothing
+    assert page.redirect_chain == [(PAGE, 302)]  # the token leaves the address bar at once
     assert page.status_code == 200 and page["Referrer-Policy"] == "strict-origin"
     assert User.objects.get(pk=user.pk).email == "old@example.com"
-    assert Client().post(path).status_code == 302
+    # The link itself takes no POST: the page's button posts to the token-less URL.
+    assert Client().post(path).status_code == 405
+    browser = Client()
+    browser.get(path)
+    assert browser.post(PAGE).status_code == 302
     assert User.objects.get(pk=user.pk).email == "new@example.com"
     assert OutboxEmail.objects.filter(
         to_email="old@example.com", subject__contains="was changed"
     ).exists()
     # the link works once
-    assert Client().post(path).status_code == 400
+    assert scanner.post(PAGE).status_code == 400
+    again = Client()
+    again.get(path)
+    assert again.post(PAGE).status_code == 400
+    # the page opened without a link has nothing to confirm
+    assert Client().post(PAGE).status_code == 400
 
 
 def test_a_tampered_link_changes_nothing(login_client: Callable[..., Client]) -> None:
@@ -58,7 +71,10 @@ def test_a_tampered_link_changes_nothing(login_client: Callable[..., Client]) ->
     login_client(user).post(reverse("security:email_change"), {"email": "new@example.com"})
     path = "/" + _link("new@example.com").split("/", 3)[3]
     forged = path[:-5] + ("aaaa/" if not path.endswith("aaaa/") else "bbbb/")
-    assert Client().post(forged).status_code == 400
+    client = Client()
+    assert client.get(forged).status_code == 302
+    assert client.get(PAGE).status_code == 400
+    assert client.post(PAGE).status_code == 400
     assert User.objects.get(pk=user.pk).email == "old@example.com"
 
 

@@ -26,14 +26,17 @@ def test_guessing_invitation_links_is_limited_per_ip(
     )
     token = invitation_token_from_outbox("new@example.com")
     for n in range(3):
-        assert client.get(f"/invitation/guess{n}abcdef/").status_code == 404
+        guess = client.get(f"/invitation/guess{n}abcdef/", follow=True)
+        assert guess.redirect_chain == [("/invitation/accept/", 302)]
+        assert guess.status_code == 404
     blocked = client.get(reverse("accounts:invitation_accept", args=[token]))
     assert blocked.status_code == 429
     assert blocked["Referrer-Policy"] == "strict-origin"
+    # The page only reads the token the link left in the session.
+    assert client.get("/invitation/accept/").status_code == 404
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7")
     assert (
-        Client(REMOTE_ADDR="198.51.100.7")
-        .get(reverse("accounts:invitation_accept", args=[token]))
-        .status_code
+        elsewhere.get(reverse("accounts:invitation_accept", args=[token]), follow=True).status_code
         == 200
     )
 
