@@ -11,7 +11,14 @@ granted. After every step the invariants check that:
 * the stored memberships are the model's (normalised codes, status) and nothing else;
 * pages answer accordingly: 200 when allowed, 403 when refused, "access removed" when
   the access ended (probed for whoever the step changed, on a rotating sample of pages);
-* every account still has its one owner, and no owner holds a membership of it.
+* every account still has its one owner, and no owner holds a membership of it;
+* nobody receives or reads an email outside their grant: every email the step queued
+  goes only to people whose access covers its kind, the owner, confirmed contacts opted
+  in to it, or the one person a personal email is about; the worker sends nothing to
+  access that ended since; Email History opens exactly the emails the grant covers.
+
+Contacts are added (by the owner or a sub-account, with kinds inside or outside the
+actor's grant) and confirmed from their link; staff issue invoices and answer tickets.
 
 Each example runs in a savepoint that is rolled back, so every example starts from a
 fresh world.
@@ -46,7 +53,10 @@ from clientarea.accounts.models import Account, Invitation, Membership, User
 from clientarea.accounts.policy import access_for
 from clientarea.accounts.services import (
     AccessError,
+    ContactError,
     InvitationError,
+    contact_confirm,
+    contact_create,
     invitation_accept,
     invitation_cancel,
     invitation_create,
@@ -56,6 +66,11 @@ from clientarea.accounts.services import (
 )
 from clientarea.accounts.tests.factories import AccountFactory, UserFactory
 from clientarea.accounts.tests.helpers import invitation_token_from_outbox, open_invitation
+from clientarea.billing.tests.factories import make_invoice
+from clientarea.notifications.models import OutboxEmail
+from clientarea.notifications.services import outbox_deliver_due
+from clientarea.support.services import ticket_open, ticket_reply_staff
+from clientarea.support.tests.factories import DepartmentFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +111,10 @@ granted_st = st.sets(st.sampled_from(CODES), min_size=1, max_size=4)
 codes_st = st.tuples(st.integers(0, 9), granted_st).map(lambda t: t[1] if t[0] else set())
 accounts_st = st.sampled_from(ACCOUNTS)
 people_st = st.sampled_from(PEOPLE)
+ACCOUNT_KINDS = ("general", "invoice", "support", "product", "domain")
+KIND_PERMISSION = {"invoice": "invoices", "support": "tickets", "product": "products",
+                   "domain": "domains"}  # fmt: skip
+kinds_st = st.sets(st.sampled_from(ACCOUNT_KINDS), min_size=1, max_size=3)
 
 
 class AccessMachine(RuleBasedStateMachine):
@@ -129,6 +148,14 @@ class AccessMachine(RuleBasedStateMachine):
         self.probes: dict[str, Client] = {}
         self.touched: set[tuple[str, str]] = set()
         self.rotation = itertools.count()
+        # Contacts: (account, address) -> (kinds, confirmed); tickets to answer.
+        self.contacts: dict[tuple[str, str], tuple[frozenset[str], bool]] = {}
+        self.contact_number = itertools.count()
+        self.tickets: list[tuple[str, int]] = []
+        self.staff: User = UserFactory(email="staff@example.net", is_staff=True)
+        self.emails_seen = (
+            OutboxEmail.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        )
 
     def teardown(self) -> None:
         transaction.set_rollback(True)
@@ -424,6 +451,88 @@ class AccessMachine(RuleBasedStateMachine):
             want = "ok"
         assert got == want, f"{person} GET {route.name} of {key} (in {current}): {got}"
 
+    def readable_kinds(self, person: str, key: str) -> frozenset[str]:
+        """The kinds of `key`'s email the person may receive and read, per the model."""
+        access = self.expected_access(person, key)
+        if access is None:
+            return frozenset()
+        if access == OWNER:
+            return frozenset({*ACCOUNT_KINDS, "security"})
+        assert isinstance(access, frozenset)
+        return frozenset(k for k in ACCOUNT_KINDS if k == "general" or KIND_PERMISSION[k] in access)
+
+    @rule(key=accounts_st, actor=people_st, kinds=kinds_st)
+    def add_contact(self, key: str, actor: str, kinds: set[str]) -> None:
+        """The owner or anyone else adds a contact: allowed with View & Manage Contacts and
+        only with kinds the actor reads; a refused attempt changes nothing."""
+        user = self.users[actor]
+        if user is None:
+            return
+        access = self.expected_access(actor, key)
+        may_manage = access == OWNER or (isinstance(access, frozenset) and "contacts" in access)
+        should = may_manage and kinds <= self.readable_kinds(actor, key)
+        address = f"contact{next(self.contact_number)}@contacts.example"
+        before = OutboxEmail.objects.count()
+        try:
+            contact_create(
+                account=self.accounts[key],
+                actor=user,
+                data={"name": "Contact", "email": address, "email_kinds": sorted(kinds)},
+            )
+        except (AccessError, ContactError):
+            assert not should, f"{actor} was refused a contact with {kinds} on {key}"
+            assert OutboxEmail.objects.count() == before
+            return
+        assert should, f"{actor} added a contact with {kinds} on {key}"
+        self.contacts[key, address] = (frozenset(kinds), False)
+
+    @precondition(lambda self: any(not c for _, c in self.contacts.values()))
+    @rule(data=st.data())
+    def confirm_contact(self, data: st.DataObject) -> None:
+        """The contact's holder confirms from the link they were sent."""
+        pending = sorted(k for k, (_, confirmed) in self.contacts.items() if not confirmed)
+        key, address = data.draw(st.sampled_from(pending), label="contact")
+        row = OutboxEmail.objects.filter(to_email=address).latest("pk")
+        text = row.body_text if "/contacts/confirm/" in row.body_text else ""
+        if not text:
+            return  # already sent and redacted: the link lives only in the holder's inbox
+        token = text.split("/contacts/confirm/", 1)[1].split("/", 1)[0]
+        contact_confirm(token=token)
+        kinds, _ = self.contacts[key, address]
+        self.contacts[key, address] = (kinds, True)
+
+    @rule(key=accounts_st)
+    def staff_issue_invoice(self, key: str) -> None:
+        make_invoice(self.accounts[key], actor=self.staff)
+
+    @rule(key=accounts_st, person=people_st)
+    def open_ticket(self, key: str, person: str) -> None:
+        """Someone who may open tickets does (the page refuses the others)."""
+        user = self.users[person]
+        access = self.expected_access(person, key)
+        if user is None or not (
+            access == OWNER or (isinstance(access, frozenset) and "tickets" in access)
+        ):
+            return
+        ticket = ticket_open(
+            account=self.accounts[key],
+            opener=user,
+            department=DepartmentFactory(name="Technical Support"),
+            subject="Help",
+            priority="medium",
+            body="Please help.",
+        )
+        self.tickets.append((key, ticket.pk))
+
+    @precondition(lambda self: self.tickets)
+    @rule(data=st.data())
+    def staff_reply(self, data: st.DataObject) -> None:
+        """Staff answer a ticket, whatever happened to its opener's access since."""
+        from clientarea.support.models import Ticket
+
+        _, pk = data.draw(st.sampled_from(self.tickets), label="ticket")
+        ticket_reply_staff(ticket=Ticket.objects.get(pk=pk), staff=self.staff, body="Answer.")
+
     # --- invariants ---------------------------------------------------------------------
 
     @invariant()
@@ -469,6 +578,66 @@ class AccessMachine(RuleBasedStateMachine):
             owner_id = Account.objects.values_list("owner_id", flat=True).get(pk=account.pk)
             assert owner_id == owner.pk
             assert not Membership.objects.filter(account=account, user_id=owner_id).exists()
+
+    @invariant()
+    def nobody_receives_email_outside_their_grant(self) -> None:
+        """Every email queued since the last step, and everything the worker sends now,
+        goes only to someone the model entitles to it."""
+        new = list(OutboxEmail.objects.filter(pk__gt=self.emails_seen).select_related("account"))
+        if new:
+            self.emails_seen = new[-1].pk
+        key_of = {a.pk: k for k, a in self.accounts.items()}
+        person_of = {EMAIL[p]: p for p in PEOPLE}
+        for row in new:
+            if row.kind == "personal" or row.account_id is None:
+                continue  # to the one person it is about (the channel matrix checks who)
+            key = key_of[row.account_id]
+            assert row.kind in (*ACCOUNT_KINDS, "security"), row.kind
+            person = person_of.get(row.to_email)
+            if person is not None:
+                assert row.kind in self.readable_kinds(person, key), (
+                    f"{person} was sent a {row.kind} email of {key}"
+                )
+                if row.kind == "security":
+                    assert person == OWNER_OF[key]
+            else:
+                kinds, confirmed = self.contacts.get((key, row.to_email), (frozenset(), False))
+                assert confirmed and row.kind in kinds, (
+                    f"contact {row.to_email} was sent a {row.kind} email of {key}"
+                )
+        # The worker re-checks just before sending: what went out is still entitled now.
+        sent_before = set(
+            OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT).values_list("pk", flat=True)
+        )
+        outbox_deliver_due()
+        for row in OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT).exclude(
+            pk__in=sent_before
+        ):
+            person = person_of.get(row.to_email)
+            if row.kind != "personal" and row.account_id is not None and person is not None:
+                assert row.kind in self.readable_kinds(person, key_of[row.account_id])
+
+    @invariant()
+    def email_history_opens_exactly_what_the_grant_covers(self) -> None:
+        """Whoever the last step touched opens a few of the account's emails in Email
+        History: 200 exactly for the kinds their grant covers and their own personal
+        emails, with View Email History; otherwise nothing of the email."""
+        for person, key in sorted(self.touched):
+            user = self.users[person]
+            if user is None:
+                continue
+            access = self.expected_access(person, key)
+            can_open = access == OWNER or (isinstance(access, frozenset) and "emails" in access)
+            readable = self.readable_kinds(person, key)
+            client = browser(user, self.accounts[key])
+            rows = OutboxEmail.objects.filter(account=self.accounts[key]).order_by("-pk")[:4]
+            for row in rows:
+                response = client.get(reverse("notifications:history_detail", args=[row.pk]))
+                own = row.kind == "personal" and row.recipient_user_id == user.pk
+                want = can_open and (row.kind in readable or own)
+                assert (response.status_code == 200) == want, (
+                    f"{person} opening a {row.kind} email of {key}: {response.status_code}"
+                )
 
     @invariant()
     def pages_answer_what_the_owner_granted(self) -> None:

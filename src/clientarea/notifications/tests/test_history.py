@@ -113,3 +113,30 @@ def test_history_queries_do_not_grow(login_client: Callable[..., Client], accoun
     for i in range(45):
         email_queue(to_email=f"b{i}@example.com", subject="s", body="b", account=account)
     assert count() == five
+
+
+def test_no_stored_value_can_break_an_email_subject(account: Account) -> None:
+    """The issue's report: a carriage return in the company name made every email with
+    the account name in its subject fail (BadHeaderError) and retry forever, so
+    invitations silently stopped. Whatever is stored, subjects are one clean line."""
+    from django.core import mail
+
+    Account.objects.filter(pk=account.pk).update(company_name="Acme\r\nBcc: eve@example.com\x00")
+    account.refresh_from_db()
+    invitation_create(account=account, actor=account.owner, email="new@example.com",
+                      permission_codes=["invoices"])  # fmt: skip
+    row = OutboxEmail.objects.get(to_email="new@example.com")
+    assert "\r" not in row.subject and "\n" not in row.subject and "\x00" not in row.subject
+    assert outbox_deliver_due()["sent"] == 1
+    assert mail.outbox[-1].to == ["new@example.com"]
+    assert "Bcc" not in mail.outbox[-1].message().get("Bcc", "")
+
+
+def test_a_header_that_cannot_be_sent_gives_up_at_once(account: Account) -> None:
+    """Should a bad header still reach the worker, it fails for good with its error
+    kept, instead of retrying forever."""
+    row = email_queue(to_email="x@example.com", subject="ok", body="b", account=account)
+    OutboxEmail.objects.filter(pk=row.pk).update(subject="bad\nsubject")
+    assert outbox_deliver_due()["failed"] == 1
+    row.refresh_from_db()
+    assert row.status == OutboxEmail.Status.FAILED and "BadHeaderError" in row.last_error
