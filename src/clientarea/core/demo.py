@@ -103,6 +103,6 @@ DEMO_LOGINS_TEXT = """Demo logins (password for all: {password}):
   former@example.com      revoked sub-account of Acme Web Studio (sees "access removed")
   contractor@example.com  sub-account of Acme Web Studio whose access expired
   other@example.com       owner of another customer, Globex Ltd
-  staff@example.com       back office at /admin/
+  staff@example.com       back office at /admin/; two-factor on, the same TOTP secret
 Pending invitation: bookkeeper@example.com. Emails print in this terminal: click Resend
 Invite in User Management and the worker prints the email with a fresh link."""

@@ -1,5 +1,6 @@
-"""Demo data: Pat the partner has two-factor on, with a documented TOTP secret, so the
-two-step login can be tried with any authenticator app (or `oathtool --totp -b`)."""
+"""Demo data: Pat the partner and Sam the staff member have two-factor on, with a
+documented TOTP secret, so the two-step login can be tried with any authenticator app (or
+`oathtool --totp -b`). The back office needs staff two-factor (STAFF_REQUIRE_TWO_FACTOR)."""
 
 from __future__ import annotations
 
@@ -17,5 +18,6 @@ DEMO_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 def load(ctx: DemoContext) -> None:
     key = base64.b32decode(DEMO_TOTP_SECRET).hex()
-    TOTPDevice.objects.create(user=ctx.partner, name="Authenticator app", key=key, confirmed=True)
-    recovery_codes_create(user=ctx.partner)
+    for person in (ctx.partner, ctx.staff):
+        TOTPDevice.objects.create(user=person, name="Authenticator app", key=key, confirmed=True)
+        recovery_codes_create(user=person)

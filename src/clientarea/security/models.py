@@ -46,6 +46,7 @@ class TrackedSession(models.Model):
         TWO_FACTOR = "two_factor", "Two-factor authentication changed"
         EMAIL = "email", "Email address changed"
         REVOKED = "revoked", "Access to the account revoked"
+        STAFF = "staff", "Ended by staff"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tracked_sessions"

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -15,7 +17,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from clientarea.accounts.models import Account, User, normalize_email
 from clientarea.accounts.permissions import OwnerPower
-from clientarea.accounts.policy import may_use_owner_power
+from clientarea.accounts.policy import accounts_for, may_use_owner_power
 from clientarea.audit.services import audit_record
 from clientarea.notifications.services import email_send_to_person
 
@@ -37,7 +39,6 @@ def _tell(user: User, template: str, **context: Any) -> None:
         to_name=user.get_full_name(),
         template=f"security/email/{template}",
         context={"user": user, **context},
-        kind="security",
     )
 
 
@@ -125,7 +126,6 @@ def email_change_request(*, user: User, new_email: str, request: HttpRequest | N
                 "new_email": new_email,
                 "confirm_url": f"{settings.SITE_URL}{path}",
             },
-            kind="security",
         )
 
 
@@ -165,7 +165,6 @@ def email_change_confirm(*, token: str, request: HttpRequest | None = None) -> U
             to_name=user.get_full_name(),
             template="security/email/email_changed",
             context={"user": user, "old_email": old_email, "new_email": new_email},
-            kind="security",
         )
     session_end_others(user=user, reason=Reason.EMAIL, request=request)
     return user
@@ -202,3 +201,112 @@ def account_require_two_factor_set(
                 request=request,
             )
     return setting
+
+
+# Staff actions on a customer's security (the back office's User actions). Each is one
+# transaction that audits on every account the customer owns or may use (so the owner's
+# Activity Log shows it, marked as a staff action) and emails the customer.
+
+
+def _audit_staff_action(
+    *,
+    action: str,
+    staff: User,
+    user: User,
+    request: HttpRequest | None,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    accounts: list[Account | None] = list(accounts_for(user)) or [None]
+    for account in accounts:
+        audit_record(
+            action=action,
+            actor=staff,
+            account=account,
+            target=user,
+            target_label=user.email,
+            changes=changes,
+            request=request,
+            is_staff_action=True,
+        )
+
+
+def two_factor_disable_by_staff(
+    *, user: User, staff: User, request: HttpRequest | None = None
+) -> bool:
+    """Staff turn off a customer's two-factor (e.g. a lost phone): the TOTP devices and
+    recovery codes go and the customer's sessions end. Returns False (and does nothing)
+    when the customer had no two-factor."""
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=user.pk).first()
+        if not user_has_two_factor(user) and not RecoveryCode.objects.filter(user=user).exists():
+            return False
+        TOTPDevice.objects.filter(user=user).delete()
+        RecoveryCode.objects.filter(user=user).delete()
+        _audit_staff_action(
+            action="two_factor.disabled_by_staff", staff=staff, user=user, request=request
+        )
+        _tell(user, "staff_two_factor_disabled")
+        session_end_others(user=user, reason=Reason.STAFF, request=request, actor=staff)
+    return True
+
+
+def sessions_end_by_staff(*, user: User, staff: User, request: HttpRequest | None = None) -> int:
+    """Staff end every session of a customer. Returns how many ended (0: nothing done)."""
+    with transaction.atomic():
+        ended = session_end_others(user=user, reason=Reason.STAFF, request=request, actor=staff)
+        if ended:
+            _audit_staff_action(
+                action="session.all_ended_by_staff",
+                staff=staff,
+                user=user,
+                request=request,
+                changes={"sessions": ended},
+            )
+            _tell(user, "staff_sessions_ended", count=ended)
+    return ended
+
+
+def email_set_by_staff(
+    *, user: User, new_email: str, staff: User, request: HttpRequest | None = None
+) -> User:
+    """Staff change a customer's login email at once (no confirmation link: staff act on
+    the customer's request). The old address is told, the customer's sessions end."""
+    new_email = normalize_email(new_email)
+    try:
+        validate_email(new_email)
+    except ValidationError as exc:
+        raise SecurityError("Enter a valid email address.") from exc
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        old_email = locked.email
+        if new_email == old_email:
+            raise SecurityError("That is already the user's email address.")
+        if User.objects.filter(email__iexact=new_email).exclude(pk=locked.pk).exists():
+            raise SecurityError("That address is already used by another login.")
+        # Queued while the old address still names this login (its Email History).
+        _tell(locked, "staff_email_changed", old_email=old_email, new_email=new_email)
+        locked.email = new_email
+        locked.save(update_fields=["email"])
+        _audit_staff_action(
+            action="user.email_changed_by_staff",
+            staff=staff,
+            user=locked,
+            request=request,
+            changes={"email": [old_email, new_email]},
+        )
+        session_end_others(user=locked, reason=Reason.STAFF, request=request, actor=staff)
+    user.email = new_email
+    return locked
+
+
+def password_changed_by_staff(
+    *, user: User, staff: User, request: HttpRequest | None = None
+) -> None:
+    """Record a password that staff just set (or disabled) in the back office, inside the
+    same transaction: audited, the customer told, their sessions ended."""
+    with transaction.atomic():
+        _audit_staff_action(
+            action="user.password_changed_by_staff", staff=staff, user=user, request=request
+        )
+        _tell(user, "staff_password_changed")
+        session_end_others(user=user, reason=Reason.STAFF, request=request, actor=staff)

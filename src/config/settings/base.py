@@ -36,7 +36,9 @@ BILLING_BANK_DETAILS = env.str(
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the back-office site of clientarea.security.backoffice: staff
+    # log in through /login/ and need two-factor (STAFF_REQUIRE_TWO_FACTOR).
+    "clientarea.security.backoffice.BackOfficeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -141,6 +143,11 @@ EMAIL_CHANGE_TIMEOUT = 24 * 60 * 60
 # Two-factor: TOTP via django-otp; failed codes are throttled by clientarea.security.throttle.
 OTP_TOTP_ISSUER = SITE_NAME
 OTP_TOTP_THROTTLE_FACTOR = 0
+# Never show a TOTP key or QR code in the back office (clientarea.security.admin also
+# replaces django-otp's device admin with a read-only one).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Staff must have two-factor on before the back office (/admin/) opens to them.
+STAFF_REQUIRE_TWO_FACTOR = env.bool("STAFF_REQUIRE_TWO_FACTOR", default=True)
 # Throttles as {scope: (failures, seconds)}; see clientarea.security.throttle for defaults.
 SECURITY_THROTTLES: dict[str, tuple[int, int]] = {}
 SECURE_REFERRER_POLICY = "same-origin"
