@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from clientarea.audit.services import client_ip
 from clientarea.security.throttle import throttle_blocked, throttle_fail
+from clientarea.security.tokenlinks import token_forget, token_from_session, token_link_redirect
 
 from . import selectors, services
 from .forms_users import ContactForm
@@ -17,7 +18,7 @@ from .models import Contact
 from .permissions import Perm
 from .policy import AccountRequest, account_object_or_404, public, requires
 
-CONFIRM_TOKEN_SESSION_KEY = "contact_confirm_token"
+LINK_KIND = "contact-confirm"
 
 PAGE_SIZE = 25
 
@@ -118,8 +119,7 @@ def contact_confirmation_resend(request: AccountRequest, contact_id: int) -> Htt
 def contact_confirm_link(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: the token moves into the session and the browser goes on to a
     URL without it, so it stays out of history, Referer headers and later log lines."""
-    request.session[CONFIRM_TOKEN_SESSION_KEY] = token[:100]
-    return redirect("accounts:contact_confirm")
+    return token_link_redirect(request, kind=LINK_KIND, token=token, to="accounts:contact_confirm")
 
 
 @public
@@ -130,7 +130,7 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
     ip = client_ip(request)
     if throttle_blocked(scope="token-ip", key=ip):
         return render(request, "accounts/contacts/confirm.html", {"contact": None}, status=429)
-    token = str(request.session.get(CONFIRM_TOKEN_SESSION_KEY) or "")
+    token = token_from_session(request, kind=LINK_KIND) or ""
     contact = services.contact_for_token(token)
     if contact is None:
         throttle_fail(scope="token-ip", key=ip)
@@ -140,6 +140,6 @@ def contact_confirm(request: HttpRequest) -> HttpResponse:
             services.contact_confirm(token=token, request=request)
         except services.ContactError:
             return render(request, "accounts/contacts/confirm.html", {"contact": None}, status=404)
-        request.session.pop(CONFIRM_TOKEN_SESSION_KEY, None)
+        token_forget(request, kind=LINK_KIND)
         return render(request, "accounts/contacts/confirm.html", {"contact": contact, "done": True})
     return render(request, "accounts/contacts/confirm.html", {"contact": contact})
