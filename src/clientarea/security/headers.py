@@ -28,6 +28,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
+from .logfilters import SECRET_PATH_PREFIXES
+
 V = TypeVar("V", bound=Callable[..., HttpResponse])
 
 DEFAULT_CSP = (
@@ -38,12 +40,8 @@ DEFAULT_CSP = (
 # Django's admin (staff only) still sets a few style="" attributes.
 ADMIN_CSP = DEFAULT_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 TOKEN_PAGE_REFERRER_POLICY = "strict-origin"
-NO_REFERRER_PREFIXES = (
-    "/invite/",
-    "/invitation/",
-    "/password-reset/",
-    "/security/email/confirm/",
-)
+# The pages whose links carry a token: one list, shared with the log redaction.
+NO_REFERRER_PREFIXES = SECRET_PATH_PREFIXES
 # Views whose response tells the browser to forget the pages it cached of this site.
 CLEAR_CACHE_VIEWS = frozenset({"accounts:logout", "accounts:access_removed"})
 

@@ -196,12 +196,35 @@ DOMAINS_REGISTRAR_DRIVER = env.str(
     "DOMAINS_REGISTRAR_DRIVER", default="clientarea.domains.drivers.LocalRegistrarDriver"
 )
 
+# Tokens in URLs (invitation, reset, email-change and contact links) never reach the logs:
+# every handler carries the redacting filter, and LOGGING_CONFIG also redacts each record
+# as it is made (clientarea.security.logfilters). The loggers Django configures with its
+# own handlers (django: console and mail_admins; django.server: runserver's access log)
+# are redefined here, so no handler without the filter is left.
+LOGGING_CONFIG = "clientarea.security.logfilters.configure_logging"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    # Tokens in URLs (invitation, reset and email-change links) never reach the logs.
     "filters": {"redact": {"()": "clientarea.security.logfilters.RedactSecretsFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact"]}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "INFO"},
+    },
 }
