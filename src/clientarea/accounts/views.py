@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from clientarea.audit.services import audit_record, client_ip
+from clientarea.security import login_throttle
 from clientarea.security.services import password_set
 from clientarea.security.throttle import (
     THROTTLED_MESSAGE,
@@ -81,46 +82,45 @@ def _refused(form: F, message: str = THROTTLED_MESSAGE) -> F:
 @require_http_methods(["GET", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
     """Two-step login: email and password, then (for users who have it) a TOTP or
-    recovery code. Both steps are throttled per login and per IP with a cool-off, and
-    answer the same whether the email exists or not (ASVS 6.1.1, 6.3.1, 6.3.8)."""
+    recovery code. Both steps are throttled so that nobody can lock a person out: per
+    (email, address) and per device, with a far higher per-email ceiling that spares the
+    browsers the person has logged in from (security.login_throttle). Answers are the same
+    whether the email exists or not (ASVS 6.1.1, 6.3.1, 6.3.8)."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if request.user.is_authenticated:
         return redirect(_safe_next(request, next_url))
     if request.method == "GET" and "restart" in request.GET:
         request.session.pop(LOGIN_PENDING_KEY, None)
     pending = _pending_user(request)
-    ip = client_ip(request)
     if pending is not None and (request.method == "GET" or "token" in request.POST):
         user, data = pending
         token_form = TwoFactorTokenForm(request.POST or None)
         status = 200
         if request.method == "POST" and token_form.is_valid():
-            if throttle_blocked(scope="otp-user", key=user.pk) or throttle_blocked(
-                scope="otp-ip", key=ip
-            ):
+            attempt = login_throttle.login_attempt(request, email=user.email, user=user)
+            if not login_throttle.code_allowed(attempt, user=user):
                 token_form.add_error(None, THROTTLED_MESSAGE)
                 status = 429
             else:
                 method = two_factor_verify(user=user, token=token_form.cleaned_data["token"])
                 if method is not None:
                     request.session.pop(LOGIN_PENDING_KEY, None)
-                    throttle_clear(scope="otp-user", key=user.pk)
-                    throttle_clear(scope="login-email", key=user.email)
                     auth_login(request, user, backend=data["backend"])
                     if method == "recovery":
                         messages.warning(
                             request,
                             "You logged in with a recovery code. It cannot be used again.",
                         )
-                    return redirect(_safe_next(request, data.get("next", "")))
+                    response = redirect(_safe_next(request, data.get("next", "")))
+                    login_throttle.login_succeeded(attempt, user=user, response=response)
+                    return response
                 audit_record(
                     action="user.two_factor_failed",
                     target=user,
                     target_label=user.email,
                     request=request,
                 )
-                throttle_fail(scope="otp-user", key=user.pk)
-                throttle_fail(scope="otp-ip", key=ip)
+                login_throttle.code_failed(attempt, user=user, request=request)
                 token_form.add_error("token", "That code is not right, or was already used.")
         return render(
             request, "accounts/login_two_factor.html", {"form": token_form}, status=status
@@ -130,9 +130,8 @@ def login(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         email = normalize_email(str(request.POST.get("username", "")))[:254]
-        if throttle_blocked(scope="login-email", key=email) or throttle_blocked(
-            scope="login-ip", key=ip
-        ):
+        attempt = login_throttle.login_attempt(request, email=email)
+        if not login_throttle.login_allowed(attempt):
             # The same answer for known and unknown emails.
             form = _refused(EmailAuthenticationForm(request, initial={"username": email}))
             status = 429
@@ -146,12 +145,12 @@ def login(request: HttpRequest) -> HttpResponse:
                     "next": next_url,
                 }
                 return redirect("accounts:login")
-            throttle_clear(scope="login-email", key=email)
             auth_login(request, user)
-            return redirect(_safe_next(request, next_url))
+            response = redirect(_safe_next(request, next_url))
+            login_throttle.login_succeeded(attempt, user=user, response=response)
+            return response
         else:
-            throttle_fail(scope="login-email", key=email)
-            throttle_fail(scope="login-ip", key=ip)
+            login_throttle.login_failed(attempt, request=request)
     return render(request, "accounts/login.html", {"form": form, "next": next_url}, status=status)
 
 
@@ -203,7 +202,11 @@ class ThrottledPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
             via="reset",
         )
         del self.request.session[auth_views.INTERNAL_RESET_SESSION_TOKEN]
-        return HttpResponseRedirect(self.get_success_url())
+        response = HttpResponseRedirect(self.get_success_url())
+        # The reset link proved the mailbox: this browser now counts as the person's own,
+        # so a per-email login lockout by strangers does not keep them out of it.
+        login_throttle.device_cookie_set(response, user=form.user)
+        return response
 
 
 password_reset = public(

@@ -1,32 +1,54 @@
 """A small database-backed limiter: failures per (scope, key) with a cool-off.
 
-Used for logins (per email address and per IP), two-factor codes, password-reset
-requests and links, the confirm-your-password page, invitation links and the owner's
-invitation sending. The counters live in the database, so every app process behind a
-load balancer sees the same numbers.
+Used for logins and two-factor codes (see ``login_throttle`` for how their scopes
+combine), password-reset requests and links, the confirm-your-password page, invitation
+links and the owner's invitation sending. The counters live in the database, so every app
+process behind a load balancer sees the same numbers.
 
 Rule for a scope with ``(limit, period)``: the ``limit``-th failure within ``period``
 seconds blocks the key for ``period`` seconds. Attempts while blocked are refused without
 being counted, so the block always ends: nobody can lock anyone out for good, only slow
-them down (ASVS 6.1.1, 6.3.1). Keys are stored as keyed hashes, never in clear.
+them down (ASVS 6.1.1, 6.3.1). Keys are stored as keyed hashes (HMAC with SECRET_KEY),
+never in clear, so the table holds no email addresses, IPs or device nonces; stale rows
+are deleted by the worker's housekeeping (``throttle_prune``).
+
+Login scopes (OWASP "device cookies"; a stranger must not be able to lock a person out):
+
+- ``login-pair``: failures per (email, client address) from browsers without a device
+  cookie for that email: the tight limit.
+- ``login-ip``: failures per client address, any email (credential stuffing), same
+  browsers.
+- ``login-email``: failures per email from browsers without its device cookie: a far
+  higher ceiling; when reached, only such browsers are refused for that email and the
+  person is told once. A browser the person has logged in from is never refused by it.
+- ``login-device``: failures per device cookie (its nonce); a device that keeps failing
+  is refused, even if its cookie is replayed elsewhere, until the cool-off ends.
+- ``otp-user`` / ``otp-ip`` / ``otp-device``: the same for the two-factor code step (the
+  password is already known there): per user and per address for unknown browsers, per
+  device cookie for known ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from .models import ThrottleBucket
 
 DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
-    "login-email": (5, 15 * 60),
+    "login-pair": (5, 15 * 60),
     "login-ip": (30, 15 * 60),
+    "login-email": (50, 60 * 60),
+    "login-device": (5, 15 * 60),
     "otp-user": (5, 15 * 60),
     "otp-ip": (30, 15 * 60),
+    "otp-device": (5, 15 * 60),
     "confirm-user": (5, 15 * 60),
     "reset-email": (3, 60 * 60),
     "reset-ip": (20, 60 * 60),
@@ -56,15 +78,26 @@ def _digest(scope: str, key: str) -> str:
 
 def throttle_blocked(*, scope: str, key: str | int | None) -> bool:
     """Is this key in its cool-off right now? (A missing key is never blocked.)"""
-    if key is None or key == "":
+    return throttle_any_blocked([(scope, key)])
+
+
+def throttle_any_blocked(keys: Iterable[tuple[str, str | int | None]]) -> bool:
+    """Is any of these (scope, key) pairs in its cool-off? One query, whatever the number."""
+    condition = Q()
+    for scope, key in keys:
+        if key is not None and key != "":
+            condition |= Q(scope=scope, key_digest=_digest(scope, str(key)))
+    if not condition:
         return False
-    return ThrottleBucket.objects.filter(
-        scope=scope, key_digest=_digest(scope, str(key)), blocked_until__gt=timezone.now()
-    ).exists()
+    return ThrottleBucket.objects.filter(condition, blocked_until__gt=timezone.now()).exists()
 
 
-def throttle_fail(*, scope: str, key: str | int | None) -> bool:
-    """Count one failure; returns True when the key is (now) blocked."""
+def throttle_fail(
+    *, scope: str, key: str | int | None, on_block: Callable[[], object] | None = None
+) -> bool:
+    """Count one failure; returns True when the key is (now) blocked. ``on_block`` runs
+    once per cool-off, inside the transaction of the failure that started it (to queue a
+    notice: exactly one per lockout, even under concurrent failures)."""
     if key is None or key == "":
         return False
     limit, period = limits(scope)
@@ -82,6 +115,8 @@ def throttle_fail(*, scope: str, key: str | int | None) -> bool:
         if bucket.failures >= limit:
             bucket.blocked_until = now + timedelta(seconds=period)
         bucket.save()
+        if bucket.blocked_until is not None and on_block is not None:
+            on_block()
         return bucket.blocked_until is not None
 
 

@@ -5,9 +5,11 @@ Everything that differs between a laptop and production comes from the environme
 nothing set.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 VAR_DIR = BASE_DIR / "var"
@@ -150,6 +152,18 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 STAFF_REQUIRE_TWO_FACTOR = env.bool("STAFF_REQUIRE_TWO_FACTOR", default=True)
 # Throttles as {scope: (failures, seconds)}; see clientarea.security.throttle for defaults.
 SECURITY_THROTTLES: dict[str, tuple[int, int]] = {}
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed, read from the right
+# one hop per trusted proxy (clientarea.audit.services.client_ip). Empty: REMOTE_ADDR.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an IP or CIDR.") from _error
+# The signed cookie that marks a browser a person has logged in from (login throttling
+# never locks it out for others' failures; clientarea.security.login_throttle).
+LOGIN_DEVICE_COOKIE_NAME = "login_device"
+LOGIN_DEVICE_COOKIE_AGE = 365 * 24 * 60 * 60
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"

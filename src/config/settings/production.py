@@ -37,6 +37,7 @@ CSRF_COOKIE_HTTPONLY = True
 # "__Host-" cookies are only accepted over HTTPS, for this exact host, path / (ASVS 3.3.1).
 SESSION_COOKIE_NAME = "__Host-sessionid"
 CSRF_COOKIE_NAME = "__Host-csrftoken"
+LOGIN_DEVICE_COOKIE_NAME = "__Host-login_device"
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"

@@ -68,19 +68,19 @@ def test_prune_drops_stale_counters_but_keeps_blocks_and_recent_ones() -> None:
     """Housekeeping: old counters are deleted; an active cool-off is never cut short."""
     from clientarea.security.throttle import _digest, throttle_prune
 
-    throttle_fail(scope="login-email", key="old@example.com")
-    throttle_fail(scope="login-email", key="recent@example.com")
+    throttle_fail(scope="login-pair", key="old@example.com")
+    throttle_fail(scope="login-pair", key="recent@example.com")
     for _ in range(5):
-        throttle_fail(scope="login-email", key="blocked@example.com")
+        throttle_fail(scope="login-pair", key="blocked@example.com")
     long_ago = timezone.now() - timedelta(days=2)
     for key in ("old@example.com", "blocked@example.com"):
-        ThrottleBucket.objects.filter(key_digest=_digest("login-email", key)).update(
+        ThrottleBucket.objects.filter(key_digest=_digest("login-pair", key)).update(
             window_started_at=long_ago
         )
 
     assert throttle_prune() == 1
     assert not ThrottleBucket.objects.filter(
-        key_digest=_digest("login-email", "old@example.com")
+        key_digest=_digest("login-pair", "old@example.com")
     ).exists()
     assert ThrottleBucket.objects.count() == 2
-    assert throttle_blocked(scope="login-email", key="blocked@example.com")
+    assert throttle_blocked(scope="login-pair", key="blocked@example.com")
