@@ -131,8 +131,9 @@ class RecoveryCode(models.Model):
 
 
 class ThrottleBucket(models.Model):
-    """Failures counted for one (scope, key) - e.g. logins for one email address or one
-    IP. Keys are stored as SHA-256 so the table holds no email addresses or IPs."""
+    """Failures counted for one (scope, key) - e.g. logins for one (email, address) pair,
+    one email, one address or one device cookie (security.throttle). Keys are stored as
+    keyed hashes (HMAC with SECRET_KEY), so the table holds no email addresses or IPs."""
 
     scope = models.CharField(max_length=40)
     key_digest = models.CharField(max_length=64)
