@@ -30,7 +30,7 @@ LOGIN = "/login/"
 COOKIE = "login_device"
 WRONG = "wrong-guess-123"
 LOCKOUT_NOTICE = "Many failed attempts"
-CODE_NOTICE = "Someone has your"
+CODE_NOTICE = "Wrong two-factor codes"
 
 
 class Clock:

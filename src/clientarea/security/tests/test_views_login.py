@@ -30,7 +30,8 @@ def _cool_off_passes() -> None:
 
 
 def test_brute_force_on_one_login_hits_the_limit_then_cools_off(client: Client) -> None:
-    """ASVS 6.3.1: failed logins limited per account, with a cool-off."""
+    """ASVS 6.3.1: failed logins limited per (email, address), with a cool-off (the
+    address and device rules are in test_login_throttle)."""
     UserFactory(email="victim@example.com")
     for _ in range(5):
         assert _login(client, "victim@example.com", "wrong-guess-123").status_code == 200
