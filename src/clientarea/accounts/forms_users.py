@@ -10,6 +10,8 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 from django.utils import timezone
 
+from clientarea.core.validators import validate_single_line
+
 from . import permissions
 from .models import Contact, Membership, User, normalize_email
 
@@ -115,8 +117,12 @@ class MembershipForm(PermissionsForm):
 class AcceptNewUserForm(forms.Form):
     """A person new to the site: name and a password (Django's validators)."""
 
-    first_name = forms.CharField(label="First name", max_length=150)
-    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    first_name = forms.CharField(
+        label="First name", max_length=150, validators=[validate_single_line]
+    )
+    last_name = forms.CharField(
+        label="Last name", max_length=150, required=False, validators=[validate_single_line]
+    )
     password1 = forms.CharField(
         label="Password",
         strip=False,

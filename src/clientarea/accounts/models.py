@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from clientarea.core.validators import validate_single_line
+
 from . import permissions
 
 
@@ -46,8 +48,8 @@ def normalize_email(email: str) -> str:
 
 class User(AbstractBaseUser, PermissionsMixin):
     email = models.EmailField("email address", max_length=254, unique=True)
-    first_name = models.CharField(max_length=150)
-    last_name = models.CharField(max_length=150, blank=True)
+    first_name = models.CharField(max_length=150, validators=[validate_single_line])
+    last_name = models.CharField(max_length=150, blank=True, validators=[validate_single_line])
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Can log in to the back office.")
     date_joined = models.DateTimeField(default=timezone.now)
@@ -78,13 +80,24 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class Account(models.Model):
-    company_name = models.CharField(max_length=200, blank=True)
-    address_line1 = models.CharField("address", max_length=200, blank=True)
-    address_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
-    city = models.CharField(max_length=100, blank=True)
-    postcode = models.CharField(max_length=20, blank=True)
-    country = models.CharField(max_length=2, help_text="ISO 3166 country code, e.g. IE.")
-    currency = models.CharField(max_length=3, default="EUR", help_text="ISO 4217, e.g. EUR.")
+    company_name = models.CharField(max_length=200, blank=True, validators=[validate_single_line])
+    address_line1 = models.CharField(
+        "address", max_length=200, blank=True, validators=[validate_single_line]
+    )
+    address_line2 = models.CharField(
+        "address (line 2)", max_length=200, blank=True, validators=[validate_single_line]
+    )
+    city = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
+    postcode = models.CharField(max_length=20, blank=True, validators=[validate_single_line])
+    country = models.CharField(
+        max_length=2, help_text="ISO 3166 country code, e.g. IE.", validators=[validate_single_line]
+    )
+    currency = models.CharField(
+        max_length=3,
+        default="EUR",
+        help_text="ISO 4217, e.g. EUR.",
+        validators=[validate_single_line],
+    )
     credit_balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="owned_accounts")
     created_at = models.DateTimeField(default=timezone.now)
@@ -174,9 +187,9 @@ class Contact(models.Model):
         DOMAIN = permissions.EmailKind.DOMAIN.value, permissions.EmailKind.DOMAIN.label
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="contacts")
-    name = models.CharField(max_length=150)
+    name = models.CharField(max_length=150, validators=[validate_single_line])
     email = models.EmailField(max_length=254)
-    phone = models.CharField(max_length=30, blank=True)
+    phone = models.CharField(max_length=30, blank=True, validators=[validate_single_line])
     email_kinds = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     # Set when the address's holder confirms from the link; cleared when the address

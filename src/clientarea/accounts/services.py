@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.audit.services import audit_record
+from clientarea.core.validators import fields_check
 from clientarea.notifications.services import email_send_to_person, notify_owner
 
 from . import permissions
@@ -40,6 +41,9 @@ def user_create(
     last_name: str = "",
     is_staff: bool = False,
 ) -> User:
+    """Refused (``ValidationError``, by field) for a name the form would refuse: a line
+    break or a control character, too long, or no first name."""
+    fields_check(User, {"first_name": first_name, "last_name": last_name})
     return User.objects.create_user(
         email=normalize_email(email),
         password=password,
@@ -63,17 +67,17 @@ def account_create(
     credit_balance: Decimal = Decimal("0.00"),
     actor: User | None = None,
 ) -> Account:
-    account = Account.objects.create(
-        owner=owner,
-        company_name=company_name,
-        country=country.upper(),
-        currency=currency.upper(),
-        address_line1=address_line1,
-        address_line2=address_line2,
-        city=city,
-        postcode=postcode,
-        credit_balance=credit_balance,
-    )
+    text = {
+        "company_name": company_name,
+        "country": country.upper(),
+        "currency": currency.upper(),
+        "address_line1": address_line1,
+        "address_line2": address_line2,
+        "city": city,
+        "postcode": postcode,
+    }
+    fields_check(Account, text)  # ValidationError, by field, for what a form would refuse
+    account = Account.objects.create(owner=owner, credit_balance=credit_balance, **text)
     audit_record(
         action="account.created",
         actor=actor,
@@ -91,6 +95,9 @@ PROFILE_FIELDS = ("company_name", "address_line1", "address_line2", "city", "pos
 def account_update_profile(
     *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
 ) -> Account:
+    """Refused (``ValidationError``, by field, nothing saved) for a value the form would
+    refuse: a line break or a control character in a one-line field, too long, ..."""
+    fields_check(Account, {f: data[f] for f in PROFILE_FIELDS if f in data})
     changes = {}
     for field in PROFILE_FIELDS:
         if field in data and getattr(account, field) != data[field]:
@@ -113,6 +120,9 @@ def account_update_profile(
 def user_update_profile(
     *, user: User, first_name: str, last_name: str, request: HttpRequest | None = None
 ) -> User:
+    """Refused (``ValidationError``, by field, nothing saved) for a name the form would
+    refuse: a line break or a control character, too long, or no first name."""
+    fields_check(User, {"first_name": first_name, "last_name": last_name})
     changes = {}
     if user.first_name != first_name:
         changes["first_name"] = [user.first_name, first_name]
@@ -726,11 +736,23 @@ def _require_contacts_access(account: Account, actor: User) -> None:
         raise AccessError("You do not have permission to manage this account's contacts.")
 
 
+def _contact_fields_check(data: dict[str, Any]) -> None:
+    """A line break or a control character in the name or phone, a malformed address, or a
+    value too long: refused (ContactError) as the form refuses it."""
+    values = {
+        "name": data["name"].strip(),
+        "email": normalize_email(data["email"]),
+        "phone": data.get("phone", "").strip(),
+    }
+    fields_check(Contact, values, error=ContactError)
+
+
 @transaction.atomic
 def contact_create(
     *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
 ) -> Contact:
     _require_contacts_access(account, actor)
+    _contact_fields_check(data)
     kinds = _checked_kinds(account=account, actor=actor, wanted=data.get("email_kinds"))
     contact = Contact.objects.create(
         account=account,
@@ -762,6 +784,7 @@ def contact_update(
     )
     account = contact.account
     _require_contacts_access(account, actor)
+    _contact_fields_check(data)
     new = {
         "name": data["name"].strip(),
         "email": normalize_email(data["email"]),

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from clientarea.core.validators import validate_multi_line, validate_single_line
+
 ZERO = Decimal("0.00")
 
 
@@ -61,7 +63,7 @@ class Invoice(models.Model):
     currency = models.CharField(max_length=3, editable=False)
     issue_date = models.DateField(default=timezone.localdate)
     due_date = models.DateField()
-    notes = models.TextField(blank=True)
+    notes = models.TextField(blank=True, validators=[validate_multi_line])
     subtotal = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
     tax = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
     total = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
@@ -115,7 +117,7 @@ class Invoice(models.Model):
 class InvoiceLine(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveSmallIntegerField(default=0)
-    description = models.CharField(max_length=300)
+    description = models.CharField(max_length=300, validators=[validate_single_line])
     quantity = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("1"))
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
     tax_rate = models.DecimalField("tax rate (%)", max_digits=5, decimal_places=2, default=ZERO)
@@ -224,7 +226,7 @@ class CreditEntry(models.Model):
         max_digits=12, decimal_places=2, help_text="Positive adds credit, negative uses it."
     )
     balance_after = models.DecimalField(max_digits=12, decimal_places=2, editable=False)
-    reason = models.CharField(max_length=300)
+    reason = models.CharField(max_length=300, validators=[validate_single_line])
     invoice = models.ForeignKey(
         Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_entries"
     )

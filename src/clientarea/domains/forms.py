@@ -5,6 +5,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from clientarea.core.validators import validate_single_line
+
 from . import names
 from .models import Domain
 
@@ -23,6 +25,7 @@ class NameserverForm(forms.Form):
                 label=f"Nameserver {position}",
                 required=False,
                 max_length=300,
+                validators=[validate_single_line],
                 initial=names.to_unicode(current[index]) if index < len(current) else "",
                 widget=forms.TextInput(
                     attrs={

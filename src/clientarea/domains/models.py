@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 
 from clientarea.accounts.models import Account
+from clientarea.core.validators import validate_single_line
 
 from . import names
 
@@ -28,7 +29,10 @@ class Domain(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="domains")
     name = models.CharField(
-        max_length=253, unique=True, help_text="ASCII (punycode) form, lower-case."
+        max_length=253,
+        unique=True,
+        help_text="ASCII (punycode) form, lower-case.",
+        validators=[validate_single_line],
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     registration_date = models.DateField(null=True, blank=True)

@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from clientarea.accounts.models import Account
+from clientarea.core.validators import validate_single_line
 
 from . import crypto
 
@@ -39,16 +40,20 @@ class Service(models.Model):
     PASSWORD_CHANGE_STATUSES = frozenset({Status.ACTIVE, Status.SUSPENDED})
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="services")
-    product_name = models.CharField(max_length=200)
-    domain = models.CharField(max_length=253, blank=True)
+    product_name = models.CharField(max_length=200, validators=[validate_single_line])
+    domain = models.CharField(max_length=253, blank=True, validators=[validate_single_line])
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     billing_cycle = models.CharField(
         max_length=12, choices=BillingCycle.choices, default=BillingCycle.MONTHLY
     )
     amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     next_due_date = models.DateField(null=True, blank=True)
-    server_hostname = models.CharField(max_length=253, blank=True)
-    username = models.CharField("control-panel username", max_length=100, blank=True)
+    server_hostname = models.CharField(
+        max_length=253, blank=True, validators=[validate_single_line]
+    )
+    username = models.CharField(
+        "control-panel username", max_length=100, blank=True, validators=[validate_single_line]
+    )
     password_ciphertext = models.TextField(blank=True, editable=False)
     password_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

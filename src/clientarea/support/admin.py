@@ -17,6 +17,8 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 
+from clientarea.core.validators import validate_multi_line
+
 from . import services
 from .attachments import HELP_TEXT, attachment_response
 from .forms import MESSAGE_MAX_LENGTH, AttachmentsField
@@ -71,6 +73,7 @@ class TicketAdminForm(forms.ModelForm):
         label="Staff reply",
         required=False,
         max_length=MESSAGE_MAX_LENGTH,
+        validators=[validate_multi_line],
         widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
         help_text="Emailed to the person who opened the ticket (and the account's support "
         "contacts). Status becomes Answered unless you choose another status above.",

@@ -5,6 +5,8 @@ from typing import Any
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
+from clientarea.core.validators import validate_multi_line, validate_single_line
+
 from . import attachments
 from .models import Department, Ticket
 
@@ -33,27 +35,23 @@ class AttachmentsField(forms.FileField):
         return cleaned
 
 
-def _single_line(value: str) -> str:
-    if any(ch in value for ch in "\r\n\x00"):
-        raise forms.ValidationError("The subject must be a single line of text.")
-    return " ".join(value.split())
-
-
 class TicketOpenForm(forms.Form):
     department = forms.ModelChoiceField(
         queryset=Department.objects.filter(is_active=True),
         empty_label=None,
         error_messages={"invalid_choice": "Choose one of the departments listed."},
     )
-    subject = forms.CharField(max_length=200)
+    subject = forms.CharField(max_length=200, validators=[validate_single_line])
     priority = forms.ChoiceField(choices=Ticket.Priority.choices, initial=Ticket.Priority.MEDIUM)
     message = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 8}), max_length=MESSAGE_MAX_LENGTH
+        widget=forms.Textarea(attrs={"rows": 8}),
+        max_length=MESSAGE_MAX_LENGTH,
+        validators=[validate_multi_line],
     )
     attachments = AttachmentsField()
 
     def clean_subject(self) -> str:
-        return _single_line(self.cleaned_data["subject"])
+        return " ".join(self.cleaned_data["subject"].split())
 
 
 class TicketReplyForm(forms.Form):
@@ -61,6 +59,7 @@ class TicketReplyForm(forms.Form):
         label="Your reply",
         widget=forms.Textarea(attrs={"rows": 6}),
         max_length=MESSAGE_MAX_LENGTH,
+        validators=[validate_multi_line],
     )
     attachments = AttachmentsField()
 

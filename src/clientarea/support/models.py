@@ -15,10 +15,12 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from clientarea.core.validators import validate_multi_line, validate_single_line
+
 
 class Department(models.Model):
-    name = models.CharField(max_length=100, unique=True)
-    description = models.CharField(max_length=200, blank=True)
+    name = models.CharField(max_length=100, unique=True, validators=[validate_single_line])
+    description = models.CharField(max_length=200, blank=True, validators=[validate_single_line])
     is_active = models.BooleanField(
         default=True, help_text="Customers can open new tickets in this department."
     )
@@ -54,10 +56,10 @@ class Ticket(models.Model):
         related_name="opened_tickets",
         help_text="The login that opened the ticket.",
     )
-    opener_name = models.CharField(max_length=300)
+    opener_name = models.CharField(max_length=300, validators=[validate_single_line])
     opener_email = models.EmailField(max_length=254)
     department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="tickets")
-    subject = models.CharField(max_length=200)
+    subject = models.CharField(max_length=200, validators=[validate_single_line])
     priority = models.CharField(max_length=10, choices=Priority.choices, default=Priority.MEDIUM)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
@@ -87,10 +89,10 @@ class TicketMessage(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
-    author_name = models.CharField(max_length=300)
+    author_name = models.CharField(max_length=300, validators=[validate_single_line])
     author_email = models.EmailField(max_length=254, blank=True)
     is_staff = models.BooleanField(default=False, help_text="Written by the provider's staff.")
-    body = models.TextField()
+    body = models.TextField(validators=[validate_multi_line])
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

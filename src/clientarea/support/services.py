@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -16,11 +17,19 @@ from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import is_owner, may
 from clientarea.audit.services import audit_record
+from clientarea.core.validators import (
+    MULTI_LINE_MESSAGE,
+    SINGLE_LINE_MESSAGE,
+    validate_multi_line,
+    validate_single_line,
+)
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import notify
 
 from .attachments import attachments_check, clean_filename
 from .models import Attachment, Department, Ticket, TicketMessage
+
+SUBJECT_MAX_LENGTH = 200  # Ticket.subject's column
 
 
 class TicketError(Exception):
@@ -50,6 +59,10 @@ def _add_message(
     body = body.strip()
     if not body:
         raise TicketError("Write a message.")
+    try:
+        validate_multi_line(body)
+    except ValidationError as exc:
+        raise TicketError(f"Message: {MULTI_LINE_MESSAGE}") from exc
     checked = attachments_check(files)
     message = TicketMessage.objects.create(
         ticket=ticket,
@@ -92,9 +105,15 @@ def ticket_open(
     request: HttpRequest | None = None,
 ) -> Ticket:
     """Open a ticket under the opener's own name and email."""
+    try:
+        validate_single_line(subject.strip())
+    except ValidationError as exc:
+        raise TicketError(f"Subject: {SINGLE_LINE_MESSAGE}") from exc
     subject = " ".join(subject.split())
     if not subject:
         raise TicketError("Write a subject.")
+    if len(subject) > SUBJECT_MAX_LENGTH:
+        raise TicketError(f"Subject: keep it to {SUBJECT_MAX_LENGTH} characters.")
     if not department.is_active:
         raise TicketError("That department does not take new tickets.")
     if priority not in Ticket.Priority.values:

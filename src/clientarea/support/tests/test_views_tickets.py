@@ -99,7 +99,9 @@ def test_forged_fields_are_ignored(
         ({"message": "   "}, "This field is required."),
         ({"department": "999999"}, "Choose one of the departments listed."),
         ({"priority": "urgent!!"}, "Select a valid choice."),
-        ({"subject": "Line one\nBcc: victim@example.com"}, "single line"),
+        ({"subject": "Line one\nBcc: victim@example.com"}, "Remove the line break"),
+        ({"subject": "Invoice \u202egnp.exe"}, "Remove the line break or control character"),
+        ({"message": "Hello\x1b[2J there"}, "Remove the control character"),
     ],
 )
 def test_bad_input_re_renders_with_a_message_and_changes_nothing(
