@@ -58,7 +58,9 @@ from clientarea.notifications.services import (
     outbox_deliver_due,
 )
 from clientarea.security import services as security
+from clientarea.security.login_throttle import LoginAttempt, login_failed
 from clientarea.security.tests.factories import fresh_code, two_factor_on
+from clientarea.security.throttle import limits as throttle_limits
 from clientarea.security.twofactor import totp_pending_device
 from clientarea.support.services import ticket_open, ticket_reply_staff
 from clientarea.support.tests.factories import DepartmentFactory
@@ -456,8 +458,16 @@ def _personal_scenarios(world: World) -> dict[str, Callable[[], str]]:
         security.password_changed_by_staff(user=subject, staff=world.staff)
         return subject.email
 
+    def login_attempts() -> str:
+        ceiling, _ = throttle_limits("login-email")
+        for n in range(ceiling):
+            attempt = LoginAttempt(email=subject.email, ip=f"198.51.100.{n % 250}", device=None)
+            login_failed(attempt)
+        return subject.email
+
     assert device is not None
     return {
+        "security/email/login_attempts": login_attempts,
         "security/email/staff_two_factor_disabled": staff_two_factor,
         "security/email/staff_sessions_ended": staff_sessions,
         "security/email/staff_email_changed": staff_email,

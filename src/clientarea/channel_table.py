@@ -140,6 +140,12 @@ EMAILS: tuple[EmailRoute, ...] = (
         (ADDRESSEE,),
         "staff set a customer's password",
     ),
+    EmailRoute(
+        "security/email/login_attempts",
+        PERSONAL,
+        (ADDRESSEE,),
+        "failed logins or codes from unknown browsers lock them out (once per lockout)",
+    ),
 )
 
 BY_TEMPLATE: dict[str, EmailRoute] = {e.template: e for e in EMAILS}
