@@ -22,7 +22,7 @@ def test_owner_sees_the_accounts_activity_with_ip_and_can_filter_by_user(
     other_account: Account,
     member_factory: Callable[..., Membership],
 ) -> None:
-    member = member_factory("contacts")
+    member = member_factory("contacts", "invoices")
     data = {"name": "Bea", "email": "bea@example.com", "email_kinds": ["invoice"]}
     contact_create(account=account, actor=member.user, data=data)
     invitation_create(account=account, actor=account.owner, email="new@example.com",

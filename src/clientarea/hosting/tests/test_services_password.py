@@ -49,7 +49,7 @@ def test_sub_account_reveal_emails_the_owner_without_the_password(
     services.service_password_reveal(service=service, actor=member.user)
     email = OutboxEmail.objects.get()
     assert email.to_email == account.owner.email
-    assert email.kind == "product"
+    assert email.kind == "security"
     assert "VPS 4 GB" in email.subject and "revealed" in email.subject
     assert member.user.email in email.body_text
     assert SERVICE_PASSWORD not in email.subject + email.body_text

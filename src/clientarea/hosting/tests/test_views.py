@@ -108,7 +108,7 @@ def test_manageproducts_reveals_with_one_post_not_cached_and_audited(
         AuditEvent.objects.filter(action="service.password_revealed", actor=member.user).count()
         == 1
     )
-    assert OutboxEmail.objects.filter(to_email=account.owner.email, kind="product").count() == 1
+    assert OutboxEmail.objects.filter(to_email=account.owner.email, kind="security").count() == 1
     # Shown once: the next visit hides it again.
     assert SERVICE_PASSWORD not in client.get(urls(service)["detail"]).content.decode()
 
