@@ -37,7 +37,7 @@ ACCEPTED_IN_ONE_LINE = {
     "accents": "Café Müller & Søn",
     "CJK": "株式会社アクメ",
     "right-to-left script": "شركة أكمي",
-    "Persian with a zero-width non-joiner": "می\u200cخواهم",
+    "Persian with a zero-width non-joiner": "می\u200cخواهم",  # noqa: RUF001 - real Persian letters
     "emoji with a zero-width joiner": "\U0001f469\u200d\U0001f4bb Dev Shop",
     "no-break space": "Acme\u00a0Ltd",
     "empty": "",
