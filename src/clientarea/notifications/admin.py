@@ -8,13 +8,27 @@ from .models import OutboxEmail
 from .services import outbox_retry
 
 
+# The text of an email that still holds a one-time link (an invitation, a password reset,
+# a contact confirmation: until it is sent) is never shown, not even to staff: whoever
+# reads it could use the link. Nor is the worker's claim token.
+HIDDEN = ("body_text", "body_after_send", "claim_token")
+
+
 @admin.register(OutboxEmail)
 class OutboxEmailAdmin(admin.ModelAdmin):
     list_display = ["created_at", "to_email", "subject", "kind", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["to_email", "subject"]
-    readonly_fields = [f.name for f in OutboxEmail._meta.fields]
+    fields = [*(f.name for f in OutboxEmail._meta.fields if f.name not in HIDDEN), "text"]
+    readonly_fields = fields
     actions = ["retry_now"]
+
+    @admin.display(description="text")
+    def text(self, obj: OutboxEmail) -> str:
+        body = obj.readable_body
+        if body is None:
+            return "(holds a one-time link for its recipient: shown once sent, link removed)"
+        return body
 
     @admin.action(description="Send again now (emails that were given up on)")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxEmail]) -> None:

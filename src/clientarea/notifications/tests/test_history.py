@@ -140,3 +140,25 @@ def test_a_header_that_cannot_be_sent_gives_up_at_once(account: Account) -> None
     assert outbox_deliver_due()["failed"] == 1
     row.refresh_from_db()
     assert row.status == OutboxEmail.Status.FAILED and "BadHeaderError" in row.last_error
+
+
+def test_the_back_office_never_shows_a_link_that_is_still_usable(account: Account) -> None:
+    """An invitation (or reset) waiting in the outbox during a mail outage holds a live
+    link: staff see that it exists, not the link."""
+    from django.test import Client
+
+    from clientarea.accounts.tests.factories import UserFactory
+
+    invitation_create(account=account, actor=account.owner, email="new@example.com",
+                      permission_codes=["invoices"])  # fmt: skip
+    row = OutboxEmail.objects.get(to_email="new@example.com")
+    link = row.body_text.split("http", 1)[1].split()[0]
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    page = client.get(reverse("admin:notifications_outboxemail_change", args=[row.pk]))
+    assert page.status_code == 200
+    assert link not in page.content.decode() and "one-time link" in page.content.decode()
+    outbox_deliver_due()
+    page = client.get(reverse("admin:notifications_outboxemail_change", args=[row.pk]))
+    assert "[link removed after sending]" in page.content.decode()
