@@ -7,7 +7,6 @@ from django.http import HttpRequest
 from .models import OutboxEmail
 from .services import outbox_retry
 
-
 # The text of an email that still holds a one-time link (an invitation, a password reset,
 # a contact confirmation: until it is sent) is never shown, not even to staff: whoever
 # reads it could use the link. Nor is the worker's claim token.
@@ -19,8 +18,11 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     list_display = ["created_at", "to_email", "subject", "kind", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["to_email", "subject"]
-    fields = [*(f.name for f in OutboxEmail._meta.fields if f.name not in HIDDEN), "text"]
-    readonly_fields = fields
+    fields: list[str] = [
+        *(f.name for f in OutboxEmail._meta.fields if f.name not in HIDDEN),
+        "text",
+    ]
+    readonly_fields: list[str] = fields
     actions = ["retry_now"]
 
     @admin.display(description="text")
