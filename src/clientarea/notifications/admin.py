@@ -11,6 +11,7 @@ from .services import outbox_retry
 # a contact confirmation: until it is sent) is never shown, not even to staff: whoever
 # reads it could use the link. Nor is the worker's claim token.
 HIDDEN = ("body_text", "body_after_send", "claim_token")
+SHOWN = (*(f.name for f in OutboxEmail._meta.fields if f.name not in HIDDEN), "text")
 
 
 @admin.register(OutboxEmail)
@@ -18,11 +19,8 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     list_display = ["created_at", "to_email", "subject", "kind", "status", "attempts", "sent_at"]
     list_filter = ["status", "kind"]
     search_fields = ["to_email", "subject"]
-    fields: list[str] = [
-        *(f.name for f in OutboxEmail._meta.fields if f.name not in HIDDEN),
-        "text",
-    ]
-    readonly_fields: list[str] = fields
+    fields = SHOWN
+    readonly_fields = SHOWN
     actions = ["retry_now"]
 
     @admin.display(description="text")
