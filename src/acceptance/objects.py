@@ -4,10 +4,14 @@ objects of an account (signed links)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from clientarea.accounts.models import Account
+from django.utils import timezone
+
+from clientarea.accounts.models import Account, OwnershipTransfer
 from clientarea.accounts.tests.factories import (
     ContactFactory,
     InvitationFactory,
@@ -66,7 +70,19 @@ def _domain(account: Account) -> dict[str, Any]:
     return {"pk": DomainFactory(account=account).pk}
 
 
+def _transfer(account: Account) -> dict[str, Any]:
+    transfer = OwnershipTransfer.objects.create(
+        account=account,
+        from_user=account.owner,
+        to_email="offered@example.org",
+        token_hash=uuid.uuid4().hex,
+        expires_at=timezone.now() + timedelta(hours=72),
+    )
+    return {"transfer_id": transfer.pk}
+
+
 OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
+    "accounts:ownership_transfer_cancel": _transfer,
     "accounts:user_edit": _membership,
     "accounts:user_revoke": _membership,
     "accounts:invitation_resend": _invitation,
@@ -97,6 +113,7 @@ STATIC_KWARGS: dict[str, dict[str, Any]] = {
     "accounts:invitation_accept": {"token": "no-such-invitation-token"},
     "security:email_change_confirm": {"token": "no-such-token"},
     "accounts:contact_confirm_link": {"token": "no-such-contact-token"},
+    "accounts:ownership_transfer_link": {"token": "no-such-transfer-token"},
     # Sessions are the user's own, not the account's: any id that is not the actor's
     # own session answers 404 (tested in the security app); here only the policy counts.
     "security:session_end": {"session_id": 999999},
@@ -112,4 +129,6 @@ PLACEHOLDER_ROUTES: dict[str, set[str]] = {
     "security:email_change_confirm_page": {"status 400"},
     # No link was opened in this session: nothing to confirm.
     "accounts:contact_confirm": {"not_found"},
+    # No transfer link was opened in this session: no offer to show.
+    "accounts:ownership_transfer_page": {"not_found"},
 }

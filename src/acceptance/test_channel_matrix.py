@@ -32,6 +32,12 @@ from clientarea import channel_table as table
 from clientarea.accounts import permissions
 from clientarea.accounts.forms import QueuedPasswordResetForm
 from clientarea.accounts.models import Account, Contact, Membership, User
+from clientarea.accounts.ownership import (
+    account_close_confirm,
+    account_close_request,
+    ownership_transfer_cancel,
+    ownership_transfer_start,
+)
 from clientarea.accounts.services import (
     contact_create,
     invitation_accept,
@@ -260,7 +266,25 @@ def _joined(world: World, person: User) -> None:
     invitation_accept(token=token, user=joiner)
 
 
+def _transfer_started(world: World, person: User) -> None:
+    heir = UserFactory(email="heir@example.org")
+    world.people["actor"] = heir  # receives the offer (a personal email)
+    ownership_transfer_start(
+        account=world.account,
+        actor=world.account.owner,
+        to_email=heir.email,
+        former_owner_stays=True,
+        keep_payment_methods=False,
+    )
+
+
+def _close_requested(world: World, person: User) -> None:
+    account_close_request(account=world.account, actor=world.account.owner)
+
+
 ACCOUNT_SCENARIOS: dict[str, Scenario] = {
+    "accounts/email/ownership_transfer_notice": Scenario(None, _transfer_started),
+    "accounts/email/account_close_requested": Scenario(None, _close_requested),
     "notifications/email/notice": Scenario(None, _notice),
     "billing/email/invoice_created": Scenario(None, _invoice),
     "billing/email/payment_receipt": Scenario(_announce_transfer, _receipt),
@@ -465,8 +489,41 @@ def _personal_scenarios(world: World) -> dict[str, Callable[[], str]]:
             login_failed(attempt)
         return subject.email
 
+    def transfer_offer() -> str:
+        # On an account of its own: its notices go to people outside the world.
+        elsewhere = AccountFactory()
+        ownership_transfer_start(
+            account=elsewhere,
+            actor=elsewhere.owner,
+            to_email="heir@example.org",
+            former_owner_stays=False,
+            keep_payment_methods=False,
+        )
+        return "heir@example.org"
+
+    def transfer_outcome() -> str:
+        elsewhere = AccountFactory()
+        transfer = ownership_transfer_start(
+            account=elsewhere,
+            actor=elsewhere.owner,
+            to_email="heir@example.org",
+            former_owner_stays=False,
+            keep_payment_methods=False,
+        )
+        ownership_transfer_cancel(transfer=transfer, actor=elsewhere.owner)
+        return "heir@example.org"
+
+    def account_closed() -> str:
+        elsewhere = AccountFactory()
+        account_close_request(account=elsewhere, actor=elsewhere.owner)
+        account_close_confirm(account=elsewhere, staff=world.staff)
+        return elsewhere.owner.email
+
     assert device is not None
     return {
+        "accounts/email/ownership_transfer_offer": transfer_offer,
+        "accounts/email/ownership_transfer_outcome": transfer_outcome,
+        "accounts/email/account_closed": account_closed,
         "security/email/login_attempts": login_attempts,
         "security/email/staff_two_factor_disabled": staff_two_factor,
         "security/email/staff_sessions_ended": staff_sessions,

@@ -49,6 +49,7 @@ ROUTES: tuple[Route, ...] = (
     Route("accounts:access_removed", GET, "login"),
     Route("accounts:profile", GET_POST, "login"),
     Route("accounts:confirm_password", GET_POST, "login"),
+    Route("accounts:delete_login", GET_POST, "login", note="Delete My Login"),
     Route("accounts:account_profile", GET_POST, "permission:profile"),
     Route(
         "accounts:invitation_accept",
@@ -71,6 +72,28 @@ ROUTES: tuple[Route, ...] = (
     Route("accounts:invitation_resend", POST, "owner", object_param="invitation_id"),
     Route("accounts:invitation_cancel", POST, "owner", object_param="invitation_id"),
     Route("audit:activity", GET, "owner", note="Activity Log"),
+    # Transfer Ownership and Close Account: owner only
+    Route("accounts:ownership_transfer", GET_POST, "owner", note="Transfer Ownership"),
+    Route(
+        "accounts:ownership_transfer_cancel",
+        POST,
+        "owner",
+        object_param="transfer_id",
+        note="Cancel Transfer",
+    ),
+    Route(
+        "accounts:ownership_transfer_link",
+        GET,
+        "public",
+        note="single-use transfer link: keeps its token in the session, redirects",
+    ),
+    Route(
+        "accounts:ownership_transfer_page",
+        GET_POST,
+        "public",
+        note="the transfer link's page (Accept Ownership)",
+    ),
+    Route("accounts:account_close", GET_POST, "owner", note="Close Account"),
     Route("security:require_two_factor", POST, "owner"),
     # contacts and email history
     Route("accounts:contacts", GET, "permission:contacts"),

@@ -67,6 +67,19 @@ EMAILS: tuple[EmailRoute, ...] = (
         "a sub-account reveals or changes a control-panel password",
     ),
     EmailRoute("accounts/email/invitation_accepted", SECURITY, (OWNER,), "an invited person joins"),
+    EmailRoute(
+        "accounts/email/account_close_requested",
+        SECURITY,
+        (OWNER,),
+        "the owner asks to close the account",
+    ),
+    # ownership transfer: the account's news, to its owner at that moment and contacts
+    EmailRoute(
+        "accounts/email/ownership_transfer_notice",
+        GENERAL,
+        (OWNER, CONTACTS),
+        "an ownership transfer is started, accepted (to the new owner), cancelled or expires",
+    ),
     # personal: to the one person they are about
     EmailRoute("accounts/email/invitation", PERSONAL, (ADDRESSEE,), "the owner invites someone"),
     EmailRoute(
@@ -76,7 +89,28 @@ EMAILS: tuple[EmailRoute, ...] = (
         "accounts/email/access_changed", PERSONAL, (ADDRESSEE,), "the owner edits permissions"
     ),
     EmailRoute(
-        "accounts/email/access_ended", PERSONAL, (ADDRESSEE,), "access is revoked or expires"
+        "accounts/email/access_ended",
+        PERSONAL,
+        (ADDRESSEE,),
+        "access is revoked or expires, or the account is closed",
+    ),
+    EmailRoute(
+        "accounts/email/ownership_transfer_offer",
+        PERSONAL,
+        (ADDRESSEE,),
+        "the owner offers the account to someone (the link, to them)",
+    ),
+    EmailRoute(
+        "accounts/email/ownership_transfer_outcome",
+        PERSONAL,
+        (ADDRESSEE,),
+        "a transfer is accepted (to the former owner), cancelled or expires (to the recipient)",
+    ),
+    EmailRoute(
+        "accounts/email/account_closed",
+        PERSONAL,
+        (ADDRESSEE,),
+        "staff confirm the closing (to the owner: nobody can select the account now)",
     ),
     EmailRoute(
         "accounts/email/contact_confirm",

@@ -101,6 +101,18 @@ class Account(models.Model):
     credit_balance = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     owner = models.ForeignKey(User, on_delete=models.PROTECT, related_name="owned_accounts")
     created_at = models.DateTimeField(default=timezone.now)
+    # Closing (clientarea.accounts.ownership): the owner asks, staff confirm. A closed
+    # account keeps its rows (invoices, audit trail) until `retain_until`, but nobody can
+    # select it any more.
+    close_requested_at = models.DateTimeField(null=True, blank=True)
+    close_requested_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    retain_until = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -111,6 +123,10 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed_at is not None
 
     @property
     def display_name(self) -> str:
@@ -267,5 +283,66 @@ class Invitation(models.Model):
 
     def is_open(self, now: Any = None) -> bool:
         """Can the link still be accepted?"""
+        now = now or timezone.now()
+        return self.status == self.Status.PENDING and self.expires_at > now
+
+
+class OwnershipTransfer(models.Model):
+    """The owner's offer of the account to a person, accepted from a single-use link
+    (only the SHA-256 of its token is kept). Accepting moves ``Account.owner`` in one
+    transaction, so the account has exactly one owner at every instant."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+
+    account = models.ForeignKey(
+        Account, on_delete=models.CASCADE, related_name="ownership_transfers"
+    )
+    from_user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    to_email = models.EmailField(max_length=254)
+    # Who accepted (or, for a transfer made by staff, who was made owner).
+    to_user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The former owner's choices, made when starting the transfer.
+    former_owner_stays = models.BooleanField(
+        default=True, help_text="Stay as a sub-account with All Permissions (else: leave)."
+    )
+    keep_payment_methods = models.BooleanField(
+        default=False, help_text="Leave the stored payment methods with the account."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    started_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    by_staff = models.BooleanField(default=False)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["account", "status", "-created_at"])]
+        constraints = [
+            # One offer at a time per account, even under a race.
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=models.Q(status="pending"),
+                name="ownership_transfer_one_pending",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer of {self.account_id} to {self.to_email}"
+
+    def is_open(self, now: Any = None) -> bool:
         now = now or timezone.now()
         return self.status == self.Status.PENDING and self.expires_at > now

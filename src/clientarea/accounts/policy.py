@@ -154,8 +154,8 @@ def access_for(user: User, account_id: int | None, now: Any = None) -> Access | 
     if account_id is None or not user.is_authenticated or not user.is_active:
         return None
     account = Account.objects.select_related("owner").filter(pk=account_id).first()
-    if account is None:
-        return None
+    if account is None or account.closed_at is not None:
+        return None  # a closed account is kept for the records, selectable by nobody
     if is_owner(user, account):
         return Access(user, account, None, True, permissions.ALL_CODES)
     membership = (
@@ -207,6 +207,7 @@ def accounts_for(user: User) -> QuerySet[Account]:
     usable = Membership.objects.usable().filter(user=user).values("account_id")
     return (
         Account.objects.filter(Q(owner=user) | Q(pk__in=usable))
+        .filter(closed_at__isnull=True)
         .select_related("owner")
         .order_by("company_name", "pk")
     )

@@ -7,3 +7,13 @@ from django.dispatch import Signal
 # else that grants access to the account on that person's behalf (API tokens, for
 # example) must be voided by a receiver, so access ends everywhere at once.
 access_ended = Signal()
+
+# Sent (inside the transaction) when an account's ownership moves, with `account` (its
+# owner already the new one), `former_owner`, `new_owner`, `former_owner_stays` and
+# `keep_payment_methods`. Billing removes the stored payment methods unless they are kept
+# (accounts never imports billing).
+ownership_transferred = Signal()
+
+# Sent (inside the transaction) when staff confirm the closing of an account, with
+# `account` and `staff`. Domain apps wind down what the account holds (auto-renew off).
+account_closed = Signal()

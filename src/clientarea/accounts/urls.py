@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_contacts, views_invitations, views_users
+from . import views, views_contacts, views_invitations, views_ownership, views_users
 
 app_name = "accounts"
 
@@ -38,6 +38,17 @@ urlpatterns = [
     # The emailed link keeps its token in the session and redirects to the token-less page.
     path("invitation/accept/", views_invitations.invitation_page, name="invitation_page"),
     path("invitation/<str:token>/", views_invitations.invitation_link, name="invitation_accept"),
+    # Transfer Ownership and Close Account (owner only); the transfer link (public).
+    path("account/transfer/", views_ownership.transfer, name="ownership_transfer"),
+    path(
+        "account/transfer/<int:transfer_id>/cancel/",
+        views_ownership.transfer_cancel,
+        name="ownership_transfer_cancel",
+    ),
+    path("ownership/accept/", views_ownership.transfer_page, name="ownership_transfer_page"),
+    path("ownership/<str:token>/", views_ownership.transfer_link, name="ownership_transfer_link"),
+    path("account/close/", views_ownership.close, name="account_close"),
+    path("profile/delete/", views_ownership.delete_login, name="delete_login"),
     # Secondary contacts (permission: contacts)
     path("account/contacts/", views_contacts.contacts, name="contacts"),
     path("account/contacts/add/", views_contacts.contact_add, name="contact_add"),

@@ -7,10 +7,18 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
+        from clientarea.accounts.closing import register_closure_hook
         from clientarea.accounts.permissions import Perm
+        from clientarea.accounts.signals import ownership_transferred
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
+        from .ownership import payment_methods_on_transfer, unpaid_invoices_block_closing
         from .selectors import invoice_unpaid_count
+
+        register_closure_hook(unpaid_invoices_block_closing)
+        ownership_transferred.connect(
+            payment_methods_on_transfer, dispatch_uid="billing.payment_methods_on_transfer"
+        )
 
         register_nav(NavItem("Billing", "billing:invoice_list", Perm.INVOICES.value, order=30))
         register_tile(

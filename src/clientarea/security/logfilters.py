@@ -31,6 +31,7 @@ SECRET_PATH_PREFIXES: tuple[str, ...] = (
     "/password-reset/",
     "/security/email/confirm/",
     "/contacts/confirm/",
+    "/ownership/",
 )
 # Token-less pages under those prefixes keep their names in the logs.
 _PUBLIC_TAILS = ("sent", "done", "accept")

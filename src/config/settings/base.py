@@ -201,6 +201,10 @@ FIELD_ENCRYPTION_KEYS = env.list(
 )
 
 INVITATION_VALID_DAYS = 7
+# An ownership transfer's link works this long; the owner can cancel it until then.
+OWNERSHIP_TRANSFER_VALID_HOURS = 72
+# A closed account keeps its invoices and audit trail this many years (legal retention).
+ACCOUNT_RETENTION_YEARS = env.int("ACCOUNT_RETENTION_YEARS", default=7)
 
 # Control-panel and registrar drivers (dotted paths); the local ones work without a panel.
 HOSTING_PANEL_DRIVER = env.str(

@@ -1,5 +1,5 @@
-# Resource scope of memberships and invitations (filled in by the scope work).
-from django.db import migrations
+# Resource scope of memberships and invitations: null = every service and domain.
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -7,4 +7,15 @@ class Migration(migrations.Migration):
         ("accounts", "0004_text_refuses_control_characters"),
     ]
 
-    operations: list = []
+    operations = [
+        migrations.AddField(
+            model_name="invitation",
+            name="scope",
+            field=models.JSONField(blank=True, default=None, null=True),
+        ),
+        migrations.AddField(
+            model_name="membership",
+            name="scope",
+            field=models.JSONField(blank=True, default=None, null=True),
+        ),
+    ]

@@ -6,6 +6,8 @@ from typing import Any
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand
 
+from clientarea.accounts.closing import closure_sweeps_run
+from clientarea.accounts.ownership import ownership_transfer_expire_due
 from clientarea.accounts.services import invitation_expire_due, membership_expire_due
 from clientarea.notifications.services import outbox_deliver_due
 from clientarea.security.throttle import throttle_prune
@@ -49,6 +51,14 @@ class Command(BaseCommand):
                 lapsed = invitation_expire_due()
                 if expired or lapsed:
                     self.stdout.write(f"expired: {expired} access, {lapsed} invitations")
+                # Transfer offers past their 72 hours: recorded and both people told.
+                offers = ownership_transfer_expire_due()
+                # What closed accounts still hold, wound down (services at period end).
+                wound_down = closure_sweeps_run()
+                if offers or wound_down:
+                    self.stdout.write(
+                        f"expired: {offers} transfer offers; closed accounts: {wound_down} items"
+                    )
                 # Old throttling counters and expired sessions would only pile up.
                 throttle_prune()
                 SessionStore.clear_expired()
