@@ -13,10 +13,21 @@ from django.utils import timezone
 from clientarea.core.validators import validate_single_line
 
 from . import permissions
-from .models import Contact, Membership, User, normalize_email
+from .models import Account, Contact, Membership, User, normalize_email
+from .scope import SCOPE_KINDS, Scope
 
 ALL = "all"
 CHOOSE = "choose"
+SCOPE_ALL = "all"
+SCOPE_ONLY = "only"
+SCOPE_HELP = (
+    "Invoices, contacts and the account profile are account-wide: this choice has no "
+    "effect on them."
+)
+
+
+def scope_field_name(kind: str) -> str:
+    return f"scope_{kind}"
 
 
 class PermissionCheckboxes(forms.CheckboxSelectMultiple):
@@ -52,12 +63,53 @@ class PermissionsForm(forms.Form):
         widget=PermissionCheckboxes,
         required=False,
     )
+    scope_mode = forms.ChoiceField(
+        label="Services and domains",
+        choices=[(SCOPE_ALL, "All services and domains"), (SCOPE_ONLY, "Only these")],
+        widget=forms.RadioSelect,
+        initial=SCOPE_ALL,
+        required=False,
+        help_text=SCOPE_HELP,
+    )
     access_expires_on = forms.DateField(
         label="Access expires on (optional)",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Access ends at the end of this day. Leave empty for no expiry.",
     )
+    leading_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, account: Account | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+        # "Only these": one list of checkboxes per kind the domain apps registered (the
+        # account's services, its domains). Anything else posted is refused by the field.
+        for kind in SCOPE_KINDS.values():
+            label = kind.label.lower()
+            self.fields[scope_field_name(kind.name)] = forms.TypedMultipleChoiceField(
+                label=f"Only these {label}",
+                choices=[(str(pk), text) for pk, text in kind.choices(account)]
+                if account is not None
+                else [],
+                coerce=int,
+                widget=forms.CheckboxSelectMultiple,
+                required=False,
+                error_messages={
+                    "invalid_choice": f"Choose only {label} of this account; "
+                    "%(value)s is not one of them."
+                },
+                help_text=f"Used with Only these: the {label} this person may see and manage.",
+            )
+        self.order_fields(
+            [
+                *self.leading_fields,
+                "access",
+                "permissions",
+                "scope_mode",
+                *(scope_field_name(k) for k in SCOPE_KINDS),
+                "access_expires_on",
+            ]
+        )
 
     def clean_access_expires_on(self) -> date | None:
         day: date | None = self.cleaned_data.get("access_expires_on")
@@ -75,7 +127,21 @@ class PermissionsForm(forms.Form):
             data["permissions"] = sorted(permissions.ALL_CODES)
         elif data.get("access") == CHOOSE and not data.get("permissions"):
             self.add_error("permissions", "Choose at least one permission, or All Permissions.")
+        if data.get("scope_mode") == SCOPE_ONLY and not any(
+            data.get(scope_field_name(k)) for k in SCOPE_KINDS
+        ):
+            self.add_error(
+                "scope_mode",
+                "Tick at least one service or domain, or choose All services and domains.",
+            )
         return data
+
+    @property
+    def scope(self) -> Scope | None:
+        """None (all services and domains) or the ticked ids of each kind."""
+        if self.cleaned_data.get("scope_mode") != SCOPE_ONLY:
+            return None
+        return {k: frozenset(self.cleaned_data.get(scope_field_name(k)) or ()) for k in SCOPE_KINDS}
 
     @property
     def permission_codes(self) -> list[str]:
@@ -87,15 +153,21 @@ class PermissionsForm(forms.Form):
         return _end_of_day(day) if day else None
 
     @staticmethod
-    def initial_for(codes: Any, expires_at: datetime | None = None) -> dict[str, Any]:
+    def initial_for(
+        codes: Any, expires_at: datetime | None = None, scope: Scope | None = None
+    ) -> dict[str, Any]:
         granted = permissions.expand(codes)
-        return {
+        initial: dict[str, Any] = {
             "access": ALL if permissions.is_all(granted) else CHOOSE,
             "permissions": sorted(granted),
             "access_expires_on": (
                 timezone.localdate(expires_at - timedelta(seconds=1)) if expires_at else None
             ),
+            "scope_mode": SCOPE_ALL if scope is None else SCOPE_ONLY,
         }
+        for kind in SCOPE_KINDS:
+            initial[scope_field_name(kind)] = sorted((scope or {}).get(kind, ()))
+        return initial
 
 
 class InviteForm(PermissionsForm):
@@ -105,13 +177,19 @@ class InviteForm(PermissionsForm):
         help_text="The person you invite logs in with this address and their own password.",
         widget=forms.EmailInput(attrs={"autocomplete": "off", "autofocus": True}),
     )
-    field_order = ["email", "access", "permissions", "access_expires_on"]
+    leading_fields = ("email",)
 
 
 class MembershipForm(PermissionsForm):
     @classmethod
     def for_membership(cls, membership: Membership, data: Any = None) -> MembershipForm:
-        return cls(data, initial=cls.initial_for(membership.permissions, membership.expires_at))
+        return cls(
+            data,
+            account=membership.account,
+            initial=cls.initial_for(
+                membership.permissions, membership.expires_at, membership.scope_items
+            ),
+        )
 
 
 class AcceptNewUserForm(forms.Form):

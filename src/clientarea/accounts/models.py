@@ -19,6 +19,7 @@ from django.utils import timezone
 from clientarea.core.validators import validate_single_line
 
 from . import permissions
+from .scope import Scope, scope_from_json
 
 
 class UserManager(BaseUserManager["User"]):
@@ -153,6 +154,9 @@ class Membership(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     permissions = models.JSONField(default=list, blank=True)
+    # Resource scope (see scope.py): null = every service and domain; otherwise
+    # {"service": [ids], "domain": [ids]}, only those.
+    scope = models.JSONField(null=True, blank=True, default=None)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -175,6 +179,10 @@ class Membership(models.Model):
     @property
     def permission_labels(self) -> list[str]:
         return permissions.labels(self.permissions)
+
+    @property
+    def scope_items(self) -> Scope | None:
+        return scope_from_json(self.scope)
 
     def is_usable(self, now: Any = None) -> bool:
         now = now or timezone.now()
@@ -242,6 +250,7 @@ class Invitation(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField(max_length=254)
     permissions = models.JSONField(default=list, blank=True)
+    scope = models.JSONField(null=True, blank=True, default=None)  # as Membership.scope
     # Optional end of the access the invitation grants (not of the link).
     access_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -280,6 +289,10 @@ class Invitation(models.Model):
     @property
     def has_all_permissions(self) -> bool:
         return permissions.is_all(self.permissions)
+
+    @property
+    def scope_items(self) -> Scope | None:
+        return scope_from_json(self.scope)
 
     def is_open(self, now: Any = None) -> bool:
         """Can the link still be accepted?"""

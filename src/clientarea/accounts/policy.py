@@ -6,11 +6,16 @@ something on an account. Views declare what they need with one of the decorators
 that declares nothing (deny by default). Objects are always looked up through
 ``account_object_or_404`` so another account's object is a 404, never a 403 that would
 confirm it exists.
+
+A grant may be limited to chosen services and domains (its resource scope, see
+``scope.py``). ``Access`` carries it; ``Access.in_scope`` and ``may(..., obj=...)`` decide
+it; ``scoped_object_or_404`` makes an object outside the scope a 404 exactly like another
+account's, and ``scope_filter`` narrows any list to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -21,6 +26,7 @@ from django.utils import timezone
 
 from . import permissions
 from .models import Account, Membership, User
+from .scope import kind_for_model, scoped_email_kinds
 
 V = TypeVar("V", bound=Callable[..., Any])
 
@@ -98,9 +104,45 @@ class Access:
     membership: Membership | None  # None for the owner
     is_owner: bool
     permissions: frozenset[str]
+    # The resource scope: None = every service and domain of the account; otherwise the
+    # ids of each kind ("service", "domain") the grant is limited to.
+    scope: Mapping[str, frozenset[int]] | None = None
 
     def has(self, perm: str) -> bool:
         return self.is_owner or perm in self.permissions
+
+    @property
+    def is_scoped(self) -> bool:
+        return self.scope is not None
+
+    def scope_ids(self, kind: str) -> frozenset[int] | None:
+        """The ids of `kind` this access is limited to, or None: no limit."""
+        if self.scope is None:
+            return None
+        return self.scope.get(kind, frozenset())
+
+    def in_scope(self, kind: str, obj_id: int | None) -> bool:
+        if self.scope is None:
+            return True
+        return obj_id is not None and obj_id in self.scope.get(kind, frozenset())
+
+    def reaches(self, obj: Model) -> bool:
+        """Is `obj` (of any model with an account) this access's to see: of this account,
+        and inside the scope when it is of a scopable kind?"""
+        kind = kind_for_model(type(obj))
+        field = kind.account_field if kind else "account"
+        if getattr(obj, f"{field}_id", None) != self.account.pk:
+            return False
+        return kind is None or self.in_scope(kind.name, obj.pk)
+
+    def reads_email(self, kind: str, about_kind: str | None, about_id: int | None) -> bool:
+        """May this person receive and read the account's email of `kind` about an item?
+        A scoped person reads product and domain emails only about their items."""
+        if kind not in self.email_kinds:
+            return False
+        if self.scope is None or kind not in scoped_email_kinds():
+            return True
+        return about_kind is not None and self.in_scope(about_kind, about_id)
 
     @property
     def can(self) -> dict[str, bool]:
@@ -163,7 +205,9 @@ def access_for(user: User, account_id: int | None, now: Any = None) -> Access | 
     )
     if membership is None:
         return None
-    return Access(user, account, membership, False, membership.permission_codes)
+    return Access(
+        user, account, membership, False, membership.permission_codes, membership.scope_items
+    )
 
 
 def is_owner(user: User | None, account: Account) -> bool:
@@ -177,27 +221,49 @@ def may_use_owner_power(user: User | None, account: Account, power: permissions.
     return is_owner(user, account)
 
 
-def may(user: User, perm: str, account: Account) -> bool:
-    """May `user` do `perm` on `account` right now? The single question of the policy."""
+def may(user: User, perm: str, account: Account, obj: Model | None = None) -> bool:
+    """May `user` do `perm` on `account` (on `obj` of it, inside their scope) right now?
+    The single question of the policy."""
     access = access_for(user, account.pk)
-    return access is not None and access.has(perm)
+    if access is None or not access.has(perm):
+        return False
+    return obj is None or access.reaches(obj)
 
 
-def may_receive_email(user: User | None, kind: str, account: Account) -> bool:
-    """May `user` be sent (or read) `account`'s email of `kind` right now? The same grant
-    that shows them a page: ended access, or a grant that does not cover the kind, gets
+class OutOfReach(Http404):
+    """A service function was asked to act on an object its actor may not reach (another
+    account's, outside their scope, or without the permission): "no such object", like
+    the page would answer, whatever the entry point."""
+
+
+def may_receive_email(
+    user: User | None,
+    kind: str,
+    account: Account,
+    about: tuple[str, int] | None = None,
+) -> bool:
+    """May `user` be sent (or read) `account`'s email of `kind` (about the item `about`,
+    a (scope kind, id) pair) right now? The same grant that shows them a page: ended
+    access, a grant that does not cover the kind, or a scope without the item, gets
     nothing, whoever triggered the email. Personal emails are not account email: they
     go to their addressee alone (see clientarea.notifications)."""
     if user is None or user.pk is None:
         return False
     access = access_for(user, account.pk)
-    return access is not None and kind in access.email_kinds
+    about_kind, about_id = about if about else (None, None)
+    return access is not None and access.reads_email(kind, about_kind, about_id)
+
 
 
 def contact_kinds_grantable(access: Access) -> frozenset[str]:
     """The kinds of email a person may have sent to a secondary contact: only the kinds
-    they could read themselves (the owner: every kind a contact can receive)."""
-    return access.email_kinds & frozenset(permissions.ACCOUNT_EMAIL_KINDS)
+    they could read themselves (the owner: every kind a contact can receive). A scoped
+    person reads product and domain emails about their items only, and a contact would
+    receive them about every item: those kinds are not theirs to give."""
+    kinds = access.email_kinds & frozenset(permissions.ACCOUNT_EMAIL_KINDS)
+    if access.is_scoped:
+        kinds -= scoped_email_kinds()
+    return kinds
 
 
 def accounts_for(user: User) -> QuerySet[Account]:
@@ -224,3 +290,20 @@ def account_object_or_404(
     if obj is None:
         raise Http404("No such object.")
     return obj
+
+
+def scope_filter(
+    queryset: QuerySet[M], access: Access, kind: str, *, field: str = "pk"
+) -> QuerySet[M]:
+    """Narrow a list to the access's scope of `kind` (one `IN` on `field`; no-op without
+    a scope)."""
+    ids = access.scope_ids(kind)
+    if ids is None:
+        return queryset
+    return queryset.filter(**{f"{field}__in": sorted(ids)})
+
+
+def scoped_object_or_404(queryset: QuerySet[M], access: Access, kind: str, **lookup: Any) -> M:
+    """Fetch an object of the current account inside the access's scope: another
+    account's object and one outside the scope are the same 404."""
+    return account_object_or_404(scope_filter(queryset, access, kind), access.account, **lookup)

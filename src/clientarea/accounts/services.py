@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from clientarea.notifications.services import email_send_to_person, notify_owner
 from . import permissions
 from .models import Account, Contact, Invitation, Membership, User, normalize_email
 from .policy import access_for, contact_kinds_grantable, may_use_owner_power
+from .scope import SCOPE_KINDS, Scope, scope_from_json, scope_labels, scope_to_json
 from .signals import access_ended
 
 
@@ -144,21 +146,27 @@ def membership_grant(
     user: User,
     permission_codes: list[str] | tuple[str, ...] | frozenset[str],
     expires_at: datetime | None = None,
+    scope: Mapping[str, Iterable[int]] | None = None,
     actor: User | None = None,
     request: HttpRequest | None = None,
     send_email: bool = True,
 ) -> Membership:
     """Give `user` access to `account` (or restore it) with exactly these permissions,
-    and tell them by email (unless they just accepted an invitation themselves)."""
+    limited to `scope` (None: every service and domain), and tell them by email (unless
+    they just accepted an invitation themselves)."""
     if user.pk == account.owner_id:
         raise AccessError("The owner already has every permission on this account.")
     codes = permissions.normalise(list(permission_codes))
+    stored_scope = scope_checked(account=account, scope=scope, error=AccessError)
     membership, created = Membership.objects.select_for_update().get_or_create(
-        account=account, user=user, defaults={"permissions": codes, "expires_at": expires_at}
+        account=account,
+        user=user,
+        defaults={"permissions": codes, "expires_at": expires_at, "scope": stored_scope},
     )
     if not created:
         membership.permissions = codes
         membership.expires_at = expires_at
+        membership.scope = stored_scope
         membership.status = Membership.Status.ACTIVE
         membership.revoked_at = None
         membership.save()
@@ -171,6 +179,7 @@ def membership_grant(
         changes={
             "permissions": codes,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            "scope": stored_scope,
         },
         request=request,
     )
@@ -179,7 +188,12 @@ def membership_grant(
             to_email=user.email,
             to_name=user.get_full_name(),
             template="accounts/email/access_granted",
-            context={"account": account, "membership": membership, "actor": actor},
+            context={
+                "account": account,
+                "membership": membership,
+                "actor": actor,
+                **scope_email_context(account, membership.scope_items),
+            },
             account=account,
         )
     return membership
@@ -234,6 +248,69 @@ def _require_owner(account: Account, actor: User) -> None:
         raise AccessError("Only the account owner can manage users and invitations.")
 
 
+class _Unchanged:
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()  # membership_update(scope=UNCHANGED): keep the scope
+
+
+def scope_checked(
+    *,
+    account: Account,
+    scope: Mapping[str, Iterable[int]] | None,
+    error: type[Exception] = AccessError,
+) -> dict[str, list[int]] | None:
+    """The stored form of `scope`, after checking that it names only kinds that exist and
+    only items of `account` (one query per kind). A forged id of another account's item,
+    or of no item at all, is refused with a message and nothing is stored."""
+    if scope is None:
+        return None
+    unknown = set(scope) - set(SCOPE_KINDS)
+    if unknown:
+        raise error("A scope can name only services and domains.")
+    stored = scope_to_json(scope)
+    assert stored is not None
+    for name, ids in stored.items():
+        if not ids:
+            continue
+        kind = SCOPE_KINDS[name]
+        found = set(
+            kind.model._default_manager.filter(
+                **{kind.account_field: account, "pk__in": ids}
+            ).values_list("pk", flat=True)
+        )
+        if found != set(ids):
+            raise error(
+                f"Choose only {kind.label.lower()} of this account: "
+                "some of the chosen ones are not (any more)."
+            )
+    return stored
+
+
+def scope_within(account: Account, scope: Scope | None) -> Scope | None:
+    """`scope` without the items that are no longer `account`'s."""
+    if scope is None:
+        return None
+    out: dict[str, frozenset[int]] = {}
+    for name, kind in SCOPE_KINDS.items():
+        ids = scope.get(name, frozenset())
+        out[name] = frozenset(
+            kind.model._default_manager.filter(
+                **{kind.account_field: account, "pk__in": sorted(ids)}
+            ).values_list("pk", flat=True)
+            if ids
+            else ()
+        )
+    return out
+
+
+def scope_email_context(account: Account, scope: Scope | None) -> dict[str, Any]:
+    """What the emails say of a scope: every item, or the named ones (or none left)."""
+    return {"scope_all": scope is None, "scope_labels": scope_labels(account, scope)}
+
+
 def _codes_for_grant(permission_codes: Any) -> list[str]:
     codes = permissions.normalise(list(permission_codes))
     if not codes:
@@ -248,10 +325,12 @@ def membership_update(
     actor: User,
     permission_codes: list[str] | tuple[str, ...] | frozenset[str],
     expires_at: datetime | None,
+    scope: Mapping[str, Iterable[int]] | None = UNCHANGED,
     request: HttpRequest | None = None,
 ) -> Membership:
-    """Change what a sub-account may do (and until when). The owner has no membership, so
-    the owner can never be changed here."""
+    """Change what a sub-account may do, on which services and domains (`scope`; leave it
+    out to keep it) and until when. The owner has no membership, so the owner can never
+    be changed here."""
     membership = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("user", "account__owner")
@@ -268,13 +347,21 @@ def membership_update(
         changes["permissions"] = [membership.permissions, codes]
     if expires_at != membership.expires_at:
         changes["expires_at"] = [_iso(membership.expires_at), _iso(expires_at)]
+    stored_scope = (
+        membership.scope
+        if scope is UNCHANGED
+        else scope_checked(account=membership.account, scope=scope, error=AccessError)
+    )
+    if stored_scope != membership.scope:
+        changes["scope"] = [membership.scope, stored_scope]
     if not changes and membership.status == Membership.Status.ACTIVE:
         return membership
     membership.permissions = codes
     membership.expires_at = expires_at
+    membership.scope = stored_scope
     # Extending an expired access restores it.
     membership.status = Membership.Status.ACTIVE
-    membership.save(update_fields=["permissions", "expires_at", "status"])
+    membership.save(update_fields=["permissions", "expires_at", "scope", "status"])
     audit_record(
         action="membership.permissions_changed",
         actor=actor,
@@ -288,10 +375,53 @@ def membership_update(
         to_email=membership.user.email,
         to_name=membership.user.get_full_name(),
         template="accounts/email/access_changed",
-        context={"account": membership.account, "membership": membership, "actor": actor},
+        context={
+            "account": membership.account,
+            "membership": membership,
+            "actor": actor,
+            "scope_changed": "scope" in changes,
+            **scope_email_context(membership.account, membership.scope_items),
+        },
         account=membership.account,
     )
     return membership
+
+
+@transaction.atomic
+def scope_item_forget(*, kind: str, obj_id: int, account_id: int) -> int:
+    """A service or domain left `account_id` (removed, or moved to another account): take
+    it out of every scope of that account that named it, so it never comes back if it
+    returns. A scope left empty reaches nothing scoped (it does not widen to "all").
+    Called by the domain apps' signal handlers. Returns how many grants changed."""
+    changed = 0
+    memberships = Membership.objects.select_related("account", "user").filter(
+        account_id=account_id, scope__isnull=False
+    )
+    invitations = Invitation.objects.select_related("account").filter(
+        account_id=account_id, scope__isnull=False, status=Invitation.Status.PENDING
+    )
+    rows: list[Membership | Invitation] = [
+        *memberships.select_for_update(of=("self",)),
+        *invitations.select_for_update(of=("self",)),
+    ]
+    for row in rows:
+        before = scope_from_json(row.scope) or {}
+        if obj_id not in before.get(kind, frozenset()):
+            continue
+        after = {k: set(v) - ({obj_id} if k == kind else set()) for k, v in before.items()}
+        stored = scope_to_json(after)
+        is_membership = isinstance(row, Membership)
+        audit_record(
+            action=f"{'membership' if is_membership else 'invitation'}.scope_item_removed",
+            account=row.account,
+            target=row,
+            target_label=row.user.email if isinstance(row, Membership) else row.email,
+            changes={"scope": [row.scope, stored], "removed": {kind: obj_id}},
+        )
+        row.scope = stored
+        row.save(update_fields=["scope"])
+        changed += 1
+    return changed
 
 
 def membership_expire_due(*, now: datetime | None = None) -> int:
@@ -376,6 +506,7 @@ def _send_invitation_email(invitation: Invitation, token: str) -> None:
             "permission_labels": invitation.permission_labels,
             "all_permissions": invitation.has_all_permissions,
             "accept_url": url,
+            **scope_email_context(invitation.account, invitation.scope_items),
         },
         account=invitation.account,
         redact=[url],
@@ -415,9 +546,11 @@ def invitation_create(
     email: str,
     permission_codes: list[str] | tuple[str, ...] | frozenset[str],
     access_expires_at: datetime | None = None,
+    scope: Mapping[str, Iterable[int]] | None = None,
     request: HttpRequest | None = None,
 ) -> Invitation:
-    """Invite `email` to `account` with these permissions and queue the email.
+    """Invite `email` to `account` with these permissions (limited to `scope`, None: every
+    service and domain) and queue the email.
 
     Refused (InvitationError) when the address already has access or a pending
     invitation; only the owner may invite."""
@@ -431,6 +564,7 @@ def invitation_create(
     now = timezone.now()
     if access_expires_at is not None and access_expires_at <= now:
         raise InvitationError("The access expiry date must be in the future.")
+    stored_scope = scope_checked(account=account, scope=scope, error=InvitationError)
     _refuse_if_already_has_access(account, email, now=now)
     _expire_stale_invitations(account, email, now)
     if Invitation.objects.filter(
@@ -446,6 +580,7 @@ def invitation_create(
                 account=account,
                 email=email,
                 permissions=codes,
+                scope=stored_scope,
                 access_expires_at=access_expires_at,
                 token_hash=token_hash,
                 expires_at=_invitation_expiry(now),
@@ -463,6 +598,7 @@ def invitation_create(
         target_label=email,
         changes={
             "permissions": codes,
+            "scope": stored_scope,
             "access_expires_at": _iso(access_expires_at),
             "expires_at": _iso(invitation.expires_at),
         },
@@ -590,6 +726,9 @@ def invitation_accept(*, token: str, user: User, request: HttpRequest | None = N
         user=user,
         permission_codes=invitation.permissions,
         expires_at=invitation.access_expires_at,
+        # Items that left the account since are not granted (the signal handlers took
+        # them out already; this also covers a bulk change that sent no signal).
+        scope=scope_within(account, invitation.scope_items),
         actor=user,
         request=request,
         send_email=False,
@@ -700,6 +839,7 @@ def _checked_kinds(*, account: Account, actor: User, wanted: Any, current: Any =
         )
     kept = {k for k in (current or []) if k not in grantable}
     return _contact_kinds((wanted_kinds & grantable) | kept)
+
 
 
 def contact_confirmation_url(token: str) -> str:

@@ -73,6 +73,7 @@ def invitation_page(request: HttpRequest) -> HttpResponse:
         "account": invitation.account,
         "labels": invitation.permission_labels,
         "all_permissions": invitation.has_all_permissions,
+        **services.scope_email_context(invitation.account, invitation.scope_items),
     }
     user = request.user
     if user.is_authenticated:

@@ -17,6 +17,7 @@ from .forms_users import InviteForm, MembershipForm
 from .models import Invitation, Membership
 from .policy import AccountRequest, account_object_or_404, owner_only
 from .reauth import recent_auth_required
+from .scope import describe, scope_label_map
 
 PAGE_SIZE = 25
 
@@ -34,6 +35,8 @@ def users(request: AccountRequest) -> HttpResponse:
     now = timezone.now()
     members = list(page.object_list)
     with_2fa = users_with_two_factor([account.owner_id, *(m.user_id for m in members)])
+    # The names of the scoped items: one query per kind, however many rows name them.
+    labels = scope_label_map(account)
     rows = [
         {
             "membership": m,
@@ -42,10 +45,14 @@ def users(request: AccountRequest) -> HttpResponse:
             "usable": m.is_usable(now),
             "labels": m.permission_labels,
             "all": permissions.is_all(m.permissions),
+            "scope": describe(m.scope_items, labels),
         }
         for m in members
     ]
-    invitation_rows = [{"invitation": i, "open": i.is_open(now)} for i in invites.object_list]
+    invitation_rows = [
+        {"invitation": i, "open": i.is_open(now), "scope": describe(i.scope_items, labels)}
+        for i in invites.object_list
+    ]
     return render(
         request,
         "accounts/users/list.html",
@@ -64,8 +71,19 @@ def users(request: AccountRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def user_invite(request: AccountRequest) -> HttpResponse:
     account = request.access.account
-    if request.method == "POST":
-        form = InviteForm(request.POST)
+    preset = permissions.ROLE_PRESETS.get(request.POST.get("preset", ""))
+    if request.method == "POST" and preset:
+        # "Start from a role" inside the form: tick the role's permissions and keep
+        # everything else as entered (the address, the services and domains, the expiry).
+        # Nothing is sent.
+        data = request.POST.copy()
+        data.setlist("permissions", sorted(permissions.expand(preset[1])))
+        data["access"] = "all" if permissions.is_all(preset[1]) else "choose"
+        form = InviteForm(data, account=account)
+        form.is_valid()
+        form.errors.clear()
+    elif request.method == "POST":
+        form = InviteForm(request.POST, account=account)
         if form.is_valid() and not throttle_consume(scope="invite-send", key=account.pk):
             form.add_error(None, THROTTLED_MESSAGE)  # invitation sending is rate-limited
         elif form.is_valid():
@@ -76,6 +94,7 @@ def user_invite(request: AccountRequest) -> HttpResponse:
                     email=form.cleaned_data["email"],
                     permission_codes=form.permission_codes,
                     access_expires_at=form.access_expires_at,
+                    scope=form.scope,
                     request=request,
                 )
             except (services.InvitationError, services.AccessError) as exc:
@@ -86,7 +105,7 @@ def user_invite(request: AccountRequest) -> HttpResponse:
     else:
         role = permissions.ROLE_PRESETS.get(request.GET.get("role", ""))
         initial = InviteForm.initial_for(role[1]) if role else {}
-        form = InviteForm(initial=initial)
+        form = InviteForm(initial=initial, account=account)
     presets = [(key, label) for key, (label, _) in permissions.ROLE_PRESETS.items()]
     return render(request, "accounts/users/invite.html", {"form": form, "presets": presets})
 
@@ -106,6 +125,7 @@ def user_edit(request: AccountRequest, membership_id: int) -> HttpResponse:
                 actor=request.user,
                 permission_codes=form.permission_codes,
                 expires_at=form.access_expires_at,
+                scope=form.scope,
                 request=request,
             )
         except (services.AccessError, services.InvitationError) as exc:
@@ -113,7 +133,12 @@ def user_edit(request: AccountRequest, membership_id: int) -> HttpResponse:
         else:
             messages.success(request, f"The permissions of {membership.user.email} were saved.")
             return redirect("accounts:users")
-    return render(request, "accounts/users/edit.html", {"form": form, "membership": membership})
+    scope = describe(membership.scope_items, scope_label_map(membership.account))
+    return render(
+        request,
+        "accounts/users/edit.html",
+        {"form": form, "membership": membership, "scope": scope},
+    )
 
 
 @owner_only

@@ -26,7 +26,8 @@ class BillingConfig(AppConfig):
                 "Unpaid invoices",
                 "billing:invoice_list",
                 Perm.INVOICES.value,
-                invoice_unpaid_count,
+                # Invoices are account-wide: a resource scope has no effect on them.
+                lambda access: invoice_unpaid_count(access.account),
                 order=30,
             )
         )

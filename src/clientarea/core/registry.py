@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clientarea.accounts.models import Account
+from clientarea.accounts.policy import Access
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,8 @@ class Tile:
     label: str
     url_name: str
     permission: str
-    count: Callable[[Account], int]
+    # Counts what this access reaches (its scope included), in a constant number of queries.
+    count: Callable[[Access], int]
     order: int = 50
 
 

@@ -10,7 +10,7 @@ from .registry import TILES
 def dashboard(request: AccountRequest) -> HttpResponse:
     access = request.access
     tiles = [
-        {"label": t.label, "url_name": t.url_name, "count": t.count(access.account)}
+        {"label": t.label, "url_name": t.url_name, "count": t.count(access)}
         for t in TILES
         if access.has(t.permission)
     ]

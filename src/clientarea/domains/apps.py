@@ -12,10 +12,12 @@ class DomainsConfig(AppConfig):
         from clientarea.accounts.signals import account_closed
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
+        from . import scope
         from .closing import auto_renew_off_on_close, domains_on_closing
         from .selectors import domain_count_live
 
         register_nav(NavItem("Domains", "domains:list", Perm.DOMAINS.value, order=30))
         register_tile(Tile("Domains", "domains:list", Perm.DOMAINS.value, domain_count_live, 30))
+        scope.register()
         register_closure_hook(domains_on_closing)
         account_closed.connect(auto_renew_off_on_close, dispatch_uid="domains.auto_renew_off")

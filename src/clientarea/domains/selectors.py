@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from clientarea.accounts.models import Account
+from clientarea.accounts.policy import Access, scope_filter
 
 from .models import Domain
+from .scope import KIND
 
 LIVE_STATUSES = (
     Domain.Status.PENDING,
@@ -16,13 +17,16 @@ LIVE_STATUSES = (
 )
 
 
-def domain_list_for(*, account: Account, status: str = "") -> QuerySet[Domain]:
-    domains = Domain.objects.filter(account=account)
+def domain_list_for(*, access: Access, status: str = "") -> QuerySet[Domain]:
+    """The domains this access reaches: the account's, within its scope."""
+    domains = scope_filter(Domain.objects.filter(account=access.account), access, KIND)
     if status:
         domains = domains.filter(status=status)
     return domains.order_by("name", "id")
 
 
-def domain_count_live(account: Account) -> int:
-    """Domains the account still holds (not cancelled or transferred away)."""
-    return Domain.objects.filter(account=account, status__in=LIVE_STATUSES).count()
+def domain_count_live(access: Access) -> int:
+    """Domains the account still holds (not cancelled or transferred away) that this
+    access reaches."""
+    domains = Domain.objects.filter(account=access.account, status__in=LIVE_STATUSES)
+    return scope_filter(domains, access, KIND).count()

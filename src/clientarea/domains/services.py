@@ -9,6 +9,8 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from clientarea.accounts.models import User
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import OutOfReach, may
 from clientarea.audit.services import audit_record
 
 from . import names
@@ -20,8 +22,13 @@ class DomainActionError(Exception):
     """An action the domain's state does not allow; the message is shown to the user."""
 
 
-def _lock_manageable(domain: Domain) -> Domain:
+def _lock_manageable(domain: Domain, actor: User) -> Domain:
+    """Lock the domain's row, then ask the policy whether `actor` may manage it right now:
+    another account's domain, one outside the actor's scope or without Manage Domain
+    Settings is "no such domain", whichever entry point called."""
     locked = Domain.objects.select_related("account").select_for_update().get(pk=domain.pk)
+    if not may(actor, Perm.MANAGE_DOMAINS, locked.account, obj=locked):
+        raise OutOfReach("No such domain.")
     if not locked.is_manageable:
         raise DomainActionError(
             f"{locked.unicode_name} is {locked.get_status_display().lower()}: "
@@ -40,7 +47,7 @@ def domain_set_nameservers(
     """Replace the nameservers (2 to 5 host names; raises ValidationError otherwise)."""
     cleaned = names.nameservers_validate(list(nameservers))
     with transaction.atomic():
-        locked = _lock_manageable(domain)
+        locked = _lock_manageable(domain, actor)
         before = locked.nameserver_list
         if cleaned == before:
             return locked
@@ -62,7 +69,7 @@ def domain_set_registrar_lock(
     *, domain: Domain, actor: User, locked: bool, request: HttpRequest | None = None
 ) -> Domain:
     with transaction.atomic():
-        row = _lock_manageable(domain)
+        row = _lock_manageable(domain, actor)
         if row.registrar_lock == locked:
             return row
         registrar_driver().set_registrar_lock(row, locked)
@@ -83,7 +90,7 @@ def domain_set_auto_renew(
     *, domain: Domain, actor: User, enabled: bool, request: HttpRequest | None = None
 ) -> Domain:
     with transaction.atomic():
-        row = _lock_manageable(domain)
+        row = _lock_manageable(domain, actor)
         if row.auto_renew == enabled:
             return row
         registrar_driver().set_auto_renew(row, enabled)

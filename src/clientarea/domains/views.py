@@ -11,20 +11,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clientarea.accounts.models import User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
+from clientarea.accounts.policy import AccountRequest, requires, scoped_object_or_404
 
 from . import services
 from .drivers import RegistrarError
 from .forms import NameserverForm, StatusFilterForm, ToggleForm
 from .models import Domain
+from .scope import KIND
 from .selectors import domain_list_for
 
 PAGE_SIZE = 25
 
 
 def _domain(request: AccountRequest, pk: int) -> Domain:
-    return account_object_or_404(
-        Domain.objects.select_related("account"), request.access.account, pk=pk
+    # Another account's domain and one outside the access's scope: the same 404.
+    return scoped_object_or_404(
+        Domain.objects.select_related("account"), request.access, KIND, pk=pk
     )
 
 
@@ -33,7 +35,7 @@ def _domain(request: AccountRequest, pk: int) -> Domain:
 def domain_list(request: AccountRequest) -> HttpResponse:
     filters = StatusFilterForm(request.GET)
     status = filters.cleaned_data["status"] if filters.is_valid() else ""
-    page = Paginator(domain_list_for(account=request.access.account, status=status), PAGE_SIZE)
+    page = Paginator(domain_list_for(access=request.access, status=status), PAGE_SIZE)
     page_obj = page.get_page(request.GET.get("page"))
     return render(
         request,

@@ -11,6 +11,7 @@ class HostingConfig(AppConfig):
         from clientarea.accounts.permissions import Perm
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
+        from . import scope
         from .closing import services_of_closed_accounts_cancel_due, services_on_closing
         from .selectors import service_count_active
 
@@ -18,5 +19,6 @@ class HostingConfig(AppConfig):
         register_tile(
             Tile("Active services", "hosting:list", Perm.PRODUCTS.value, service_count_active, 20)
         )
+        scope.register()
         register_closure_hook(services_on_closing)
         register_closure_sweep(services_of_closed_accounts_cancel_due)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
-from clientarea.accounts.models import Account
+from clientarea.accounts.policy import Access, scope_filter
 
 from .models import Service
+from .scope import KIND
 
 
 def service_visible() -> QuerySet[Service]:
@@ -23,12 +24,14 @@ def service_visible() -> QuerySet[Service]:
     )
 
 
-def service_list_for(*, account: Account, status: str = "") -> QuerySet[Service]:
-    services = service_visible().filter(account=account)
+def service_list_for(*, access: Access, status: str = "") -> QuerySet[Service]:
+    """The services this access reaches: the account's, within its scope."""
+    services = scope_filter(service_visible().filter(account=access.account), access, KIND)
     if status:
         services = services.filter(status=status)
     return services.order_by("product_name", "id")
 
 
-def service_count_active(account: Account) -> int:
-    return Service.objects.filter(account=account, status=Service.Status.ACTIVE).count()
+def service_count_active(access: Access) -> int:
+    services = Service.objects.filter(account=access.account, status=Service.Status.ACTIVE)
+    return scope_filter(services, access, KIND).count()

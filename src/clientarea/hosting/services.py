@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from clientarea.accounts.models import Account, User
-from clientarea.accounts.policy import is_owner
+from clientarea.accounts.permissions import Perm
+from clientarea.accounts.policy import OutOfReach, is_owner, may
 from clientarea.audit.services import audit_record, client_ip
 from clientarea.notifications.services import notify_owner
 
@@ -66,13 +67,23 @@ def _notify_owner_if_delegate(
     )
 
 
+def _locked_for(service: Service, actor: User) -> Service:
+    """Lock the service's row, then ask the policy whether `actor` may manage its password
+    right now: a service of another account, outside the actor's scope or without View &
+    Modify Product Password is "no such service", whichever entry point called."""
+    locked = Service.objects.select_related("account").select_for_update().get(pk=service.pk)
+    if not may(actor, Perm.MANAGE_PRODUCTS, locked.account, obj=locked):
+        raise OutOfReach("No such service.")
+    return locked
+
+
 @sensitive_variables("password")
 def service_password_reveal(
     *, service: Service, actor: User, request: HttpRequest | None = None
 ) -> str:
     """Decrypt the control-panel password for `actor`, and record that they saw it."""
     with transaction.atomic():
-        locked = Service.objects.select_related("account").select_for_update().get(pk=service.pk)
+        locked = _locked_for(service, actor)
         if not locked.has_password:
             raise ServiceActionError("No control-panel password is stored for this service yet.")
         try:
@@ -101,7 +112,7 @@ def service_password_change(
     Raises ValidationError (too weak) or ServiceActionError (service state), or the
     driver's PanelError; in every case nothing is stored, audited or emailed."""
     with transaction.atomic():
-        locked = Service.objects.select_related("account").select_for_update().get(pk=service.pk)
+        locked = _locked_for(service, actor)
         if not locked.password_can_change:
             raise ServiceActionError(
                 f"The password of a {locked.get_status_display().lower()} service "

@@ -10,20 +10,22 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
+from clientarea.accounts.policy import AccountRequest, requires, scoped_object_or_404
 from clientarea.accounts.reauth import recent_auth_required
 
 from . import services
 from .drivers import PanelError, panel_driver
 from .forms import ServicePasswordChangeForm, StatusFilterForm
 from .models import Service
+from .scope import KIND
 from .selectors import service_list_for, service_visible
 
 PAGE_SIZE = 25
 
 
 def _service(request: AccountRequest, pk: int) -> Service:
-    return account_object_or_404(service_visible(), request.access.account, pk=pk)
+    # Another account's service and one outside the access's scope: the same 404.
+    return scoped_object_or_404(service_visible(), request.access, KIND, pk=pk)
 
 
 @requires(Perm.PRODUCTS)
@@ -31,7 +33,7 @@ def _service(request: AccountRequest, pk: int) -> Service:
 def service_list(request: AccountRequest) -> HttpResponse:
     filters = StatusFilterForm(request.GET)
     status = filters.cleaned_data["status"] if filters.is_valid() else ""
-    page = Paginator(service_list_for(account=request.access.account, status=status), PAGE_SIZE)
+    page = Paginator(service_list_for(access=request.access, status=status), PAGE_SIZE)
     page_obj = page.get_page(request.GET.get("page"))
     return render(
         request,

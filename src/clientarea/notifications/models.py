@@ -49,6 +49,12 @@ class OutboxEmail(models.Model):
     recipient_contact = models.ForeignKey(
         "accounts.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The one service or domain a product or domain email is about, as a resource-scope
+    # kind ("service", "domain") and id: a sub-account limited to chosen items receives
+    # and reads only those about its items. Not a foreign key: notifications does not
+    # depend on the apps that own the items, and the record outlives them.
+    about_kind = models.CharField(max_length=20, blank=True)
+    about_id = models.PositiveBigIntegerField(null=True, blank=True)
     to_email = models.EmailField(max_length=254)
     to_name = models.CharField(max_length=300, blank=True)
     subject = models.CharField(max_length=300)
@@ -76,6 +82,12 @@ class OutboxEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} → {self.to_email} ({self.status})"
+
+    @property
+    def about(self) -> tuple[str, int] | None:
+        if self.about_kind and self.about_id is not None:
+            return self.about_kind, self.about_id
+        return None
 
     @property
     def is_personal(self) -> bool:

@@ -6,6 +6,7 @@ from django.db.models import Q, QuerySet
 
 from clientarea.accounts.permissions import EmailKind
 from clientarea.accounts.policy import Access
+from clientarea.accounts.scope import scoped_email_kinds
 
 from .models import OutboxEmail
 
@@ -13,10 +14,21 @@ from .models import OutboxEmail
 def email_history_for(access: Access) -> QuerySet[OutboxEmail]:
     """The account's emails this person may read: the kinds their grant covers (the
     owner's security notices included), and personal emails addressed to them. Anything
-    else is not listed, and its page is a 404 like another account's email."""
-    readable = Q(kind__in=sorted(access.email_kinds)) | Q(
+    else is not listed, and its page is a 404 like another account's email.
+
+    A person limited to chosen services and domains reads product and domain emails only
+    about those items (one `IN` per kind, whatever the scope's size)."""
+    kinds = access.email_kinds
+    per_item = kinds & scoped_email_kinds() if access.scope is not None else frozenset()
+    readable = Q(kind__in=sorted(kinds - per_item)) | Q(
         kind=EmailKind.PERSONAL, recipient_user=access.user
     )
+    if per_item and access.scope is not None:
+        about = Q(pk__in=[])
+        for kind, ids in sorted(access.scope.items()):
+            if ids:
+                about |= Q(about_kind=kind, about_id__in=sorted(ids))
+        readable |= Q(kind__in=sorted(per_item)) & about
     return OutboxEmail.objects.filter(readable, account=access.account).order_by(
         "-created_at", "-pk"
     )

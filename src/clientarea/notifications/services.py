@@ -79,6 +79,7 @@ def email_queue(
     audience: str = Audience.PERSONAL,
     recipient_user: User | None = None,
     recipient_contact: Contact | None = None,
+    about: tuple[str, int] | None = None,
 ) -> OutboxEmail:
     """Write one email to the outbox (inside the caller's transaction).
 
@@ -99,6 +100,8 @@ def email_queue(
         audience=audience,
         recipient_user=recipient_user,
         recipient_contact=recipient_contact,
+        about_kind=about[0] if about else "",
+        about_id=about[1] if about else None,
     )
 
 
@@ -118,9 +121,11 @@ def recipients_for(
     include_owner: bool = True,
     include_contacts: bool = True,
     people: Iterable[User] = (),
+    about: tuple[str, int] | None = None,
 ) -> list[Recipient]:
-    """Who is sent `account`'s email of `kind`, each address once: the owner, the named
-    people whose access covers the kind right now, the confirmed contacts opted in."""
+    """Who is sent `account`'s email of `kind` (about the item `about`), each address
+    once: the owner, the named people whose access covers the kind (and the item, when
+    limited to chosen items) right now, the confirmed contacts opted in."""
     if kind not in ACCOUNT_EMAIL_KINDS:
         raise ValueError(f"{kind!r} is not a kind of account email.")
     found: list[Recipient] = []
@@ -132,7 +137,7 @@ def recipients_for(
             found.append(
                 Recipient(person.get_full_name(), person.email, Audience.OWNER, user=person)
             )
-        elif may_receive_email(person, kind, account):
+        elif may_receive_email(person, kind, account, about=about):
             found.append(
                 Recipient(person.get_full_name(), person.email, Audience.MEMBER, user=person)
             )
@@ -162,8 +167,12 @@ def notify(
     include_owner: bool = True,
     include_contacts: bool = True,
     people: Iterable[User] = (),
+    about: tuple[str, int] | None = None,
 ) -> list[OutboxEmail]:
-    """Queue account news of `kind` for everyone entitled to it (see `recipients_for`)."""
+    """Queue account news of `kind` for everyone entitled to it (see `recipients_for`).
+    A product or domain email about one service or domain names it in `about`
+    (("service", id) or ("domain", id)): sub-accounts limited to chosen items receive
+    and read it only when the item is theirs."""
     rows = []
     for recipient in recipients_for(
         account=account,
@@ -171,6 +180,7 @@ def notify(
         include_owner=include_owner,
         include_contacts=include_contacts,
         people=people,
+        about=about,
     ):
         subject, body = render_email(
             template, {**context, "account": account, "recipient_name": recipient.name}
@@ -186,6 +196,7 @@ def notify(
                 audience=recipient.audience,
                 recipient_user=recipient.user,
                 recipient_contact=recipient.contact,
+                about=about,
             )
         )
     return rows
@@ -252,14 +263,14 @@ def outbox_recipient_entitled(row: OutboxEmail) -> bool:
         return row.recipient_user_id is not None and row.recipient_user_id == account.owner_id
     if row.audience == Audience.MEMBER:
         return row.recipient_user is not None and may_receive_email(
-            row.recipient_user, row.kind, account
+            row.recipient_user, row.kind, account, about=row.about
         )
     if row.audience == Audience.CONTACT:
         contact = row.recipient_contact
         return (
             contact is not None
-            and contact.account_id == account.pk
             and contact.email.lower() == row.to_email.lower()
+            and contact.account_id == account.pk
             and contact.receives(row.kind)
         )
     return False

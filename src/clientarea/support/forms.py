@@ -48,7 +48,31 @@ class TicketOpenForm(forms.Form):
         max_length=MESSAGE_MAX_LENGTH,
         validators=[validate_multi_line],
     )
+    about = forms.ChoiceField(
+        label="Related service or domain (optional)",
+        required=False,
+        error_messages={"invalid_choice": "Choose one of the services or domains listed."},
+    )
     attachments = AttachmentsField()
+
+    def __init__(
+        self,
+        *args: Any,
+        about_choices: list[tuple[str, list[tuple[str, str]]]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["about"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "None (a general question)"), *(about_choices or [])]
+
+    def clean_about(self) -> tuple[str, int] | None:
+        """("service", id), ("domain", id) or None."""
+        value: str = self.cleaned_data.get("about") or ""
+        if not value:
+            return None
+        kind, _, pk = value.partition(":")
+        return kind, int(pk)
 
     def clean_subject(self) -> str:
         return " ".join(self.cleaned_data["subject"].split())

@@ -64,6 +64,28 @@ class Ticket(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now, help_text="Last activity.")
+    # The service or domain the ticket is about, if any (at most one): what a sub-account
+    # limited to chosen services and domains is shown (besides the tickets it opened).
+    # Named by reference, not imported: support does not depend on those apps' code.
+    service = models.ForeignKey(
+        "hosting.Service",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The service this ticket is about.",
+    )
+    domain = models.ForeignKey(
+        "domains.Domain",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The domain this ticket is about.",
+    )
+
+    # Scope kind (accounts.scope) -> the field naming an item of that kind.
+    ABOUT_FIELDS = {"service": "service", "domain": "domain"}
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -71,9 +93,20 @@ class Ticket(models.Model):
             models.Index(fields=["account", "-updated_at"]),
             models.Index(fields=["account", "status", "-updated_at"]),
         ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(service__isnull=True) | models.Q(domain__isnull=True),
+                name="ticket_about_one_item_at_most",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
+
+    @property
+    def about(self) -> Any:
+        """The service or domain the ticket is about (or None)."""
+        return self.service or self.domain
 
     @property
     def is_closed(self) -> bool:

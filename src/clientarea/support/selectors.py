@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
-from clientarea.accounts.models import Account
+from clientarea.accounts.policy import Access
 
 from .models import Attachment, Ticket, TicketMessage
 
 
-def ticket_list_for(*, account: Account, status: str | None = None) -> QuerySet[Ticket]:
-    """The account's tickets, most recently active first; one query per page."""
-    tickets = Ticket.objects.filter(account=account).select_related("department")
+def ticket_visible(access: Access) -> QuerySet[Ticket]:
+    """The account's tickets this access reaches. A person limited to chosen services and
+    domains sees the tickets they opened and those about an item in their scope; the
+    rest of the account's tickets are not listed and their pages are 404s."""
+    tickets = Ticket.objects.filter(account=access.account)
+    if access.scope is None:
+        return tickets
+    reach = Q(opener=access.user)
+    for kind, field in Ticket.ABOUT_FIELDS.items():
+        ids = access.scope_ids(kind)
+        if ids:
+            reach |= Q(**{f"{field}_id__in": sorted(ids)})
+    return tickets.filter(reach)
+
+
+def ticket_list_for(*, access: Access, status: str | None = None) -> QuerySet[Ticket]:
+    """The tickets this access reaches, most recently active first; one query per page."""
+    tickets = ticket_visible(access).select_related("department")
     if status:
         tickets = tickets.filter(status=status)
     return tickets.order_by("-updated_at", "-id")
@@ -26,6 +41,6 @@ def ticket_messages(*, ticket: Ticket) -> QuerySet[TicketMessage]:
     )
 
 
-def ticket_open_count(account: Account) -> int:
-    """Tickets of the account that are not closed (the dashboard's "Open tickets")."""
-    return Ticket.objects.filter(account=account).exclude(status=Ticket.Status.CLOSED).count()
+def ticket_open_count(access: Access) -> int:
+    """Tickets this access reaches that are not closed (the dashboard's "Open tickets")."""
+    return ticket_visible(access).exclude(status=Ticket.Status.CLOSED).count()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import is_owner, may
+from clientarea.accounts.scope import SCOPE_KINDS
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import (
     MULTI_LINE_MESSAGE,
@@ -93,6 +94,32 @@ def _lock(ticket: Ticket) -> Ticket:
     )
 
 
+def _about_fields(
+    *, account: Account, opener: User, about: tuple[str, int] | None
+) -> dict[str, int]:
+    """The ticket's field naming the related item, once the policy agrees the opener may
+    see that item: of this account, with the permission that shows its kind, inside
+    their scope. Anything else is refused like an unknown item."""
+    if about is None:
+        return {}
+    kind_name, pk = about
+    kind = SCOPE_KINDS.get(kind_name)
+    field = Ticket.ABOUT_FIELDS.get(kind_name)
+    item = (
+        kind.model._default_manager.filter(**{kind.account_field: account, "pk": pk}).first()
+        if kind is not None and field is not None
+        else None
+    )
+    if (
+        kind is None
+        or field is None
+        or item is None
+        or not may(opener, kind.permission, account, obj=item)
+    ):
+        raise TicketError("Choose one of the services or domains listed, or none.")
+    return {f"{field}_id": pk}
+
+
 def ticket_open(
     *,
     account: Account,
@@ -102,9 +129,11 @@ def ticket_open(
     priority: str,
     body: str,
     files: Sequence[UploadedFile] = (),
+    about: tuple[str, int] | None = None,
     request: HttpRequest | None = None,
 ) -> Ticket:
-    """Open a ticket under the opener's own name and email."""
+    """Open a ticket under the opener's own name and email, optionally about one service
+    or domain (`about`: (scope kind, id)) that the opener may see."""
     try:
         validate_single_line(subject.strip())
     except ValidationError as exc:
@@ -118,6 +147,7 @@ def ticket_open(
         raise TicketError("That department does not take new tickets.")
     if priority not in Ticket.Priority.values:
         raise TicketError("Choose a priority.")
+    about_fields = _about_fields(account=account, opener=opener, about=about)
     with _remove_files_on_error() as stored, transaction.atomic():
         now = timezone.now()
         ticket = Ticket.objects.create(
@@ -131,6 +161,7 @@ def ticket_open(
             status=Ticket.Status.OPEN,
             created_at=now,
             updated_at=now,
+            **about_fields,
         )
         message = _add_message(
             ticket=ticket, author=opener, body=body, is_staff=False, files=files, stored=stored
@@ -144,6 +175,7 @@ def ticket_open(
                 "department": department.name,
                 "priority": priority,
                 "attachments": len(files),
+                **({"about": f"{about[0]}:{about[1]}"} if about else {}),
             },
             request=request,
         )

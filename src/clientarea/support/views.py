@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, account_object_or_404, requires
+from clientarea.accounts.scope import SCOPE_KINDS
 
 from . import selectors, services
 from .attachments import attachment_response
@@ -23,7 +24,7 @@ PAGE_SIZE = 20
 def ticket_list(request: AccountRequest) -> HttpResponse:
     filter_form = StatusFilterForm(request.GET)
     status = filter_form.cleaned_data["status"] if filter_form.is_valid() else ""
-    tickets = selectors.ticket_list_for(account=request.access.account, status=status or None)
+    tickets = selectors.ticket_list_for(access=request.access, status=status or None)
     page = Paginator(tickets, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(
         request,
@@ -42,7 +43,9 @@ def ticket_list(request: AccountRequest) -> HttpResponse:
 @requires(Perm.TICKETS)
 @require_http_methods(["GET", "POST"])
 def ticket_open(request: AccountRequest) -> HttpResponse:
-    form = TicketOpenForm(request.POST or None, request.FILES or None)
+    form = TicketOpenForm(
+        request.POST or None, request.FILES or None, about_choices=_about_choices(request)
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -54,6 +57,7 @@ def ticket_open(request: AccountRequest) -> HttpResponse:
                 priority=data["priority"],
                 body=data["message"],
                 files=data["attachments"],
+                about=data["about"],
                 request=request,
             )
         except (services.TicketError, ValidationError) as exc:
@@ -64,9 +68,32 @@ def ticket_open(request: AccountRequest) -> HttpResponse:
     return render(request, "support/ticket_open.html", {"form": form})
 
 
+def _about_choices(request: AccountRequest) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The services and domains the opener may see (their permission and scope), grouped
+    by kind, for "Related service or domain"."""
+    access = request.access
+    groups = []
+    for kind in SCOPE_KINDS.values():
+        if not access.has(kind.permission):
+            continue
+        items = [
+            (f"{kind.name}:{pk}", label)
+            for pk, label in kind.choices(access.account)
+            if access.in_scope(kind.name, pk)
+        ]
+        if items:
+            groups.append((str(kind.label), items))
+    return groups
+
+
 def _ticket(request: AccountRequest, pk: int) -> Ticket:
+    # Another account's ticket and one outside the access's scope: the same 404.
     return account_object_or_404(
-        Ticket.objects.select_related("department", "opener"), request.access.account, pk=pk
+        selectors.ticket_visible(request.access).select_related(
+            "department", "opener", "service", "domain"
+        ),
+        request.access.account,
+        pk=pk,
     )
 
 
@@ -128,7 +155,7 @@ def ticket_close(request: AccountRequest, pk: int) -> HttpResponse:
 def attachment_download(request: AccountRequest, pk: int) -> FileResponse:
     """Serve an attachment of one of the account's tickets, never as active content."""
     attachment = account_object_or_404(
-        Attachment.objects.all(),
+        Attachment.objects.filter(message__ticket__in=selectors.ticket_visible(request.access)),
         request.access.account,
         account_field="message__ticket__account",
         pk=pk,

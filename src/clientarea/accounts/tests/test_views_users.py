@@ -106,7 +106,8 @@ def test_invite_form_has_every_permission_with_help_and_role_presets(
         assert perm.help_text.replace("'", "&#x27;") in page
     assert 'value="invoices" checked' not in page
     preset = client.get(reverse("accounts:user_invite") + "?role=accountant").content.decode()
-    assert preset.count(" checked") == 2 + 1  # two boxes and the "Choose Permissions" radio
+    # Two boxes, the "Choose Permissions" radio and "All services and domains" (the default).
+    assert preset.count(" checked") == 2 + 1 + 1
     assert 'value="invoices"' in preset and 'value="emails"' in preset
 
 
