@@ -15,7 +15,8 @@ from clientarea.security.services import (
     two_factor_disable_by_staff,
 )
 
-from .models import Account, Contact, Invitation, Membership, User
+from .admin_ownership import AccountOwnershipAdminMixin, OwnershipTransferAdmin
+from .models import Account, Contact, Invitation, Membership, OwnershipTransfer, User
 
 
 @admin.register(User)
@@ -127,7 +128,7 @@ class ContactInline(admin.TabularInline):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(AccountOwnershipAdminMixin):
     list_display = ["id", "company_name", "owner", "country", "currency", "credit_balance"]
     search_fields = ["company_name", "owner__email"]
     list_select_related = ["owner"]
@@ -180,3 +181,6 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+admin.site.register(OwnershipTransfer, OwnershipTransferAdmin)

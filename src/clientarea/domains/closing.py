@@ -10,7 +10,9 @@ from django.db import transaction
 
 from clientarea.accounts.closing import ClosureItem
 from clientarea.accounts.models import Account
+from clientarea.audit.services import audit_record
 
+from .drivers import registrar_driver
 from .models import Domain
 from .selectors import LIVE_STATUSES
 
@@ -38,23 +40,33 @@ def domains_on_closing(account: Account) -> list[ClosureItem]:
 
 
 def auto_renew_off_on_close(*, account: Account, staff: Any, **kwargs: Any) -> None:
-    """After the closing commits (the registrar is never called inside a transaction or
-    a lock held by it), turn auto-renew off for each manageable domain."""
+    """After the closing commits, turn auto-renew off for each manageable domain: the
+    registrar first (never inside a transaction), then the row and its audit event. The
+    account is closed, so this is the back office acting, not a customer's grant."""
     ids = list(
         Domain.objects.filter(
             account=account, status__in=Domain.MANAGEABLE_STATUSES, auto_renew=True
         ).values_list("pk", flat=True)
     )
-    if not ids:
-        return
+    if ids:
+        transaction.on_commit(lambda: _auto_renew_off(ids, staff))
 
-    def run() -> None:
-        from .services import domain_set_auto_renew
 
-        for domain in Domain.objects.filter(pk__in=ids):
-            try:
-                domain_set_auto_renew(domain=domain, actor=staff, enabled=False)
-            except Exception:  # one registrar failure must not stop the others
-                logger.exception("auto-renew could not be turned off for domain %s", domain.pk)
-
-    transaction.on_commit(run)
+def _auto_renew_off(ids: list[int], staff: Any) -> None:
+    for domain in Domain.objects.filter(pk__in=ids, auto_renew=True).select_related("account"):
+        try:
+            registrar_driver().set_auto_renew(domain, False)
+        except Exception:  # one registrar failure must not stop the others
+            logger.exception("auto-renew could not be turned off for domain %s", domain.pk)
+            continue
+        with transaction.atomic():
+            updated = Domain.objects.filter(pk=domain.pk, auto_renew=True).update(auto_renew=False)
+            if updated:
+                audit_record(
+                    action="domain.auto_renew_changed",
+                    actor=staff,
+                    account=domain.account,
+                    target=domain,
+                    changes={"auto_renew": [True, False], "reason": "account closed"},
+                    is_staff_action=True,
+                )
