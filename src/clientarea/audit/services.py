@@ -20,11 +20,22 @@ def _proxy_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
 
 
+# A TRUSTED_PROXIES entry for a proxy that reaches the app over a unix socket: the peer
+# then has no address at all (REMOTE_ADDR is empty), and X-Forwarded-For is its word.
+UNIX_SOCKET = "unix"
+
+
 def trusted_proxy_networks(entries: Iterable[str] | None = None) -> tuple[Network, ...]:
     """TRUSTED_PROXIES (IPs or CIDRs) as networks; raises ValueError on a bad entry."""
     if entries is None:
         entries = getattr(settings, "TRUSTED_PROXIES", ())
-    return _proxy_networks(tuple(str(entry) for entry in entries if str(entry).strip()))
+    return _proxy_networks(
+        tuple(str(e) for e in entries if str(e).strip() and str(e).strip() != UNIX_SOCKET)
+    )
+
+
+def unix_socket_trusted() -> bool:
+    return UNIX_SOCKET in [str(e).strip() for e in getattr(settings, "TRUSTED_PROXIES", ())]
 
 
 def _parse_address(value: str | None) -> Address | None:
@@ -63,12 +74,18 @@ def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
     peer = _parse_address(request.META.get("REMOTE_ADDR"))
-    if peer is None:
-        return None
     networks = trusted_proxy_networks()
-    if not networks or not _trusted(peer, networks):
+    address: Address | None
+    if peer is None:
+        # No peer address: a unix socket. Only a proxy declared as "unix" is believed;
+        # otherwise the address is unknown (and the per-address limits do not apply).
+        if not unix_socket_trusted() or request.META.get("REMOTE_ADDR"):
+            return None
+        address = None
+    elif not networks or not _trusted(peer, networks):
         return str(peer)
-    address = peer
+    else:
+        address = peer
     forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
     for hop in reversed(forwarded.split(",")):
         if not hop.strip():
@@ -79,7 +96,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
         address = parsed
         if not _trusted(address, networks):
             break
-    return str(address)
+    return str(address) if address is not None else None
 
 
 def audit_record(

@@ -25,6 +25,7 @@ addresses come from ``clientarea.audit.services.client_ip`` (TRUSTED_PROXIES).
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +60,26 @@ class LoginAttempt:
     device: str | None
 
     @property
-    def pair(self) -> str:
-        return f"{self.email} {self.ip or '-'}"
+    def pair(self) -> str | None:
+        # No known address (a misconfigured proxy or unix socket): no pair to count, or
+        # every visitor would share one and could lock the person out. The per-email
+        # ceiling, which spares known devices, still applies.
+        return f"{self.email} {self.ip}" if self.ip else None
+
+
+def client_network(address: str | None) -> str | None:
+    """What the per-address limits count: the address itself for IPv4, its /64 for IPv6
+    (one subscriber usually holds a whole /64, so counting single addresses would let
+    anyone with one rotate past every limit)."""
+    if not address:
+        return None
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 # Device cookies ------------------------------------------------------------------------
@@ -112,7 +131,7 @@ def login_attempt(request: HttpRequest, *, email: str, user: User | None = None)
     email = normalize_email(user.email if user is not None else email)[:254]
     return LoginAttempt(
         email=email,
-        ip=client_ip(request),
+        ip=client_network(client_ip(request)),
         device=device_nonce(request, email=email, user_id=user.pk if user else None),
     )
 

@@ -154,8 +154,11 @@ STAFF_REQUIRE_TWO_FACTOR = env.bool("STAFF_REQUIRE_TWO_FACTOR", default=True)
 SECURITY_THROTTLES: dict[str, tuple[int, int]] = {}
 # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed, read from the right
 # one hop per trusted proxy (clientarea.audit.services.client_ip). Empty: REMOTE_ADDR.
+# "unix" trusts a proxy that reaches the app over a unix socket (no REMOTE_ADDR).
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 for _proxy in TRUSTED_PROXIES:
+    if _proxy.strip() == "unix":
+        continue
     try:
         ipaddress.ip_network(_proxy.strip(), strict=False)
     except ValueError as _error:

@@ -132,3 +132,25 @@ def test_a_bad_trusted_proxies_entry_stops_the_start() -> None:
     )
     assert result.returncode != 0
     assert "TRUSTED_PROXIES" in result.stderr and "not-a-network" in result.stderr
+
+
+def test_behind_a_unix_socket_nobody_shares_one_pair_and_nobody_is_locked_out() -> None:
+    """gunicorn on a unix socket gives every request an empty REMOTE_ADDR. Without a
+    "unix" trusted proxy the address is unknown: no per-address count is kept (else all
+    visitors would share one and five failures would lock the person out); with it, the
+    proxy's X-Forwarded-For names each client."""
+    from django.test import RequestFactory, override_settings
+
+    from clientarea.audit.services import client_ip
+
+    request = RequestFactory().get("/", REMOTE_ADDR="", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    assert client_ip(request) is None
+    with override_settings(TRUSTED_PROXIES=["unix"]):
+        assert client_ip(request) == "203.0.113.9"
+        forged = RequestFactory().get(
+            "/", REMOTE_ADDR="", HTTP_X_FORWARDED_FOR="198.51.100.1, 203.0.113.9"
+        )
+        assert client_ip(forged) == "203.0.113.9"
+    with override_settings(TRUSTED_PROXIES=["unix"]):
+        peer = RequestFactory().get("/", REMOTE_ADDR="192.0.2.7", HTTP_X_FORWARDED_FOR="1.1.1.1")
+        assert client_ip(peer) == "192.0.2.7"  # an addressed peer is not the socket

@@ -340,3 +340,24 @@ def test_login_queries_do_not_grow_with_failures_or_with_the_throttle_table() ->
     with CaptureQueriesContext(connection) as page:
         Client().get(LOGIN)
     assert not any("throttle" in q["sql"] for q in page.captured_queries)
+
+
+def test_an_unknown_client_address_locks_nobody_out() -> None:
+    """Behind a unix socket with no trusted proxy every request has no address: five
+    wrong passwords from five people must not lock the right one out for everyone."""
+    UserFactory(email="victim@example.com")
+    for _ in range(6):
+        assert _post(Client(), "victim@example.com", WRONG, "").status_code == 200
+    assert _post(Client(), "victim@example.com", TEST_PASSWORD, "").status_code == 302
+
+
+def test_rotating_addresses_inside_one_ipv6_64_counts_as_one_address() -> None:
+    UserFactory(email="victim@example.com")
+    for host in range(1, 6):
+        _post(Client(), "victim@example.com", WRONG, f"2001:db8:1:2::{host:x}")
+    refused = _post(Client(), "victim@example.com", TEST_PASSWORD, "2001:db8:1:2::99")
+    assert refused.status_code == 429
+    # another /64 is another subscriber
+    assert (
+        _post(Client(), "victim@example.com", TEST_PASSWORD, "2001:db8:1:3::1").status_code == 302
+    )
