@@ -98,6 +98,8 @@ DEMO_LOGINS_TEXT = """Demo logins (password for all: {password}):
   owner@example.com       owner of Acme Web Studio and Acme Holdings
   accountant@example.com  sub-account: View & Pay Invoices, View Email History
   developer@example.com   sub-account: product passwords, domain settings, tickets (two accounts)
+  webdev@example.com      sub-account limited to one website: the Business hosting and
+                          acme-studio.com only (product password, domain settings, tickets)
   partner@example.com     sub-account with All Permissions; two-factor on, TOTP secret
                           JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP (add it to an authenticator app)
   former@example.com      revoked sub-account of Acme Web Studio (sees "access removed")

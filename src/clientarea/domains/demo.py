@@ -44,3 +44,34 @@ def load(ctx: DemoContext) -> None:
             registrar_lock=lock,
             nameservers=[names.nameserver_normalise(ns) for ns in nameservers],
         )
+
+    _scoped_web_developer(ctx)
+
+
+def _scoped_web_developer(ctx: DemoContext) -> None:
+    """A web developer hired for one website: Acme's Business hosting and
+    acme-studio.com, nothing else (the services are the hosting demo's, loaded before;
+    found through the scope registry, as this app does not import hosting)."""
+    from clientarea.accounts.permissions import Perm
+    from clientarea.accounts.scope import SCOPE_KINDS
+    from clientarea.accounts.services import membership_grant, user_create
+    from clientarea.core.demo import DEMO_PASSWORD
+
+    service_ids = [
+        pk
+        for pk, label in SCOPE_KINDS["service"].choices(ctx.main)
+        if label.startswith("cPanel Hosting · Business")
+    ]
+    domain_ids = Domain.objects.filter(account=ctx.main, name="acme-studio.com").values_list(
+        "pk", flat=True
+    )
+    web_developer = user_create(
+        email="webdev@example.com", password=DEMO_PASSWORD, first_name="Wes", last_name="Webb"
+    )
+    membership_grant(
+        account=ctx.main,
+        user=web_developer,
+        actor=ctx.owner,
+        permission_codes=[Perm.MANAGE_PRODUCTS, Perm.MANAGE_DOMAINS, Perm.TICKETS],
+        scope={"service": service_ids, "domain": list(domain_ids)},
+    )

@@ -45,7 +45,7 @@ def register() -> None:
     register_scope_kind(
         ScopeKind(
             name=KIND,
-            label="Services",
+            label="Domains",
             model=Domain,
             choices=domain_choices,
             permission=Perm.DOMAINS.value,
