@@ -132,3 +132,67 @@ PLACEHOLDER_ROUTES: dict[str, set[str]] = {
     # No transfer link was opened in this session: no offer to show.
     "accounts:ownership_transfer_page": {"not_found"},
 }
+
+
+# --- resource scope ----------------------------------------------------------------------
+# Object routes a resource scope limits, with the kind of item ("service", "domain") that
+# the in-scope object of each is about. The objects OBJECT_KWARGS makes for an account are
+# about no item in anyone's scope: a scoped actor gets a 404 for them, except where the
+# object is account-wide (a general email).
+SCOPED_ROUTES: dict[str, str] = {
+    "hosting:detail": "service",
+    "hosting:password_reveal": "service",
+    "hosting:password_change": "service",
+    "domains:detail": "domain",
+    "domains:nameservers": "domain",
+    "domains:registrar_lock": "domain",
+    "domains:auto_renew": "domain",
+    "support:ticket_detail": "service",
+    "support:ticket_reply": "service",
+    "support:ticket_close": "service",
+    "support:attachment_download": "service",
+    "notifications:history_detail": "service",
+}
+ACCOUNT_WIDE_OBJECTS = {"notifications:history_detail"}  # _email makes a general email
+# The in-scope object of these routes is read only with a permission besides the route's:
+# a product email needs View Products & Services too (what covers its kind).
+IN_SCOPE_ALSO_NEEDS = {"notifications:history_detail": "products"}
+
+
+def _in_scope_ticket(account: Account, service: Any, domain: Any) -> dict[str, Any]:
+    return {"pk": TicketFactory(account=account, service=service).pk}
+
+
+def _in_scope_attachment(account: Account, service: Any, domain: Any) -> dict[str, Any]:
+    message = TicketMessageFactory(ticket=TicketFactory(account=account, service=service))
+    return {"pk": AttachmentFactory(message=message).pk}
+
+
+def _in_scope_email(account: Account, service: Any, domain: Any) -> dict[str, Any]:
+    row = email_queue(
+        to_email="x@example.com",
+        subject="Your hosting",
+        body="Hi",
+        account=account,
+        kind="product",
+        about=("service", service.pk),
+    )
+    return {"email_id": row.pk}
+
+
+# The object of a scoped route about the given service or domain (in someone's scope).
+IN_SCOPE_KWARGS: dict[str, Callable[[Account, Any, Any], dict[str, Any]]] = {
+    "hosting:detail": lambda a, s, d: {"pk": s.pk},
+    "hosting:password_reveal": lambda a, s, d: {"pk": s.pk},
+    "hosting:password_change": lambda a, s, d: {"pk": s.pk},
+    "domains:detail": lambda a, s, d: {"pk": d.pk},
+    "domains:nameservers": lambda a, s, d: {"pk": d.pk},
+    "domains:registrar_lock": lambda a, s, d: {"pk": d.pk},
+    "domains:auto_renew": lambda a, s, d: {"pk": d.pk},
+    "support:ticket_detail": _in_scope_ticket,
+    "support:ticket_reply": _in_scope_ticket,
+    "support:ticket_close": _in_scope_ticket,
+    "support:attachment_download": _in_scope_attachment,
+    "notifications:history_detail": _in_scope_email,
+}
+assert set(IN_SCOPE_KWARGS) == set(SCOPED_ROUTES)

@@ -20,13 +20,25 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from acceptance.objects import OBJECT_KWARGS, PLACEHOLDER_ROUTES, STATIC_KWARGS
+from acceptance.objects import (
+    ACCOUNT_WIDE_OBJECTS,
+    IN_SCOPE_ALSO_NEEDS,
+    IN_SCOPE_KWARGS,
+    OBJECT_KWARGS,
+    PLACEHOLDER_ROUTES,
+    SCOPED_ROUTES,
+    STATIC_KWARGS,
+)
 from clientarea.access_table import ROUTES, Route
 from clientarea.accounts import permissions
-from clientarea.accounts.models import Account, User
+from clientarea.accounts.models import Account, Membership, User
 from clientarea.accounts.policy import AccessRule, RuleKind
 from clientarea.accounts.services import membership_revoke
 from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
+from clientarea.domains.models import Domain
+from clientarea.domains.tests.factories import DomainFactory
+from clientarea.hosting.models import Service
+from clientarea.hosting.tests.factories import ServiceFactory
 
 CSRF = "x" * 32  # an unmasked CSRF secret: valid as both cookie and form token
 
@@ -40,7 +52,14 @@ ACTORS: tuple[str, ...] = (
     "expired",
     "other_member",
     "staff",
+    # All Permissions, limited to chosen items (resource scope): one service of A; one
+    # domain of A; a service of A that was then moved to B (the scope is left empty).
+    "scoped:service",
+    "scoped:domain",
+    "scoped:moved",
 )
+# The kind of item each scoped actor reaches (the moved one reaches nothing).
+SCOPED_KIND = {"scoped:service": "service", "scoped:domain": "domain", "scoped:moved": None}
 
 
 @dataclass
@@ -49,6 +68,8 @@ class World:
     b: Account
     users: dict[str, User]
     sessions: dict[str, Client]
+    service: Service  # of A, in scoped:service's scope
+    domain: Domain  # of A, in scoped:domain's scope
 
 
 def build_world() -> World:
@@ -72,6 +93,16 @@ def build_world() -> World:
         account=b, permissions=sorted(permissions.ALL_CODES)
     ).user
     users["staff"] = UserFactory(is_staff=True)
+    every = sorted(permissions.ALL_CODES)
+    service: Service = ServiceFactory(account=a)
+    domain: Domain = DomainFactory(account=a)
+    moved: Service = ServiceFactory(account=a)
+    for actor, scope in (
+        ("scoped:service", {"service": [service.pk], "domain": []}),
+        ("scoped:domain", {"service": [], "domain": [domain.pk]}),
+        ("scoped:moved", {"service": [moved.pk], "domain": []}),
+    ):
+        users[actor] = MembershipFactory(account=a, permissions=every, scope=scope).user
     sessions: dict[str, Client] = {}
     for actor in ACTORS:
         client = Client(enforce_csrf_checks=True)
@@ -87,7 +118,12 @@ def build_world() -> World:
         sessions[actor] = client
     # The revoked actor's session was made while it still had access.
     membership_revoke(membership=revoked, actor=a.owner)
-    return World(a, b, users, sessions)
+    # The moved service leaves A: it leaves every scope that named it, for good.
+    moved.account = b
+    moved.save()
+    left = Membership.objects.get(account=a, user=users["scoped:moved"]).scope
+    assert left == {"service": [], "domain": []}, left
+    return World(a, b, users, sessions, service, domain)
 
 
 def _rule(route: Route) -> AccessRule:
@@ -117,13 +153,23 @@ def expected(route: Route, actor: str, target: str) -> str:
         )
     elif actor == "none":
         allowed = rule.kind is RuleKind.ACCOUNT
-    else:  # all, other_member: every permission, never the owner
+    else:  # all, other_member, scoped:*: every permission, never the owner
         allowed = rule.kind is not RuleKind.OWNER
     if not allowed:
         return "forbidden"
     home = "B" if actor == "other_member" else "A"
-    if route.object_param and target != home:
+    if route.object_param and target.removesuffix("-in") != home:
         return "not_found"
+    also = IN_SCOPE_ALSO_NEEDS.get(route.name) if target == "A-in" else None
+    only = actor.removeprefix("only:") if actor.startswith("only:") else None
+    if also and only and also not in permissions.expand([only]):
+        return "not_found"
+    if actor in SCOPED_KIND and route.name in SCOPED_ROUTES:
+        # The scope is the rule: an object about an item of the actor's scope is theirs;
+        # any other object of A is a 404 like B's, unless it is account-wide.
+        if target == "A-in":
+            return "ok" if SCOPED_ROUTES[route.name] == SCOPED_KIND[actor] else "not_found"
+        return "ok" if route.name in ACCOUNT_WIDE_OBJECTS else "not_found"
     return "ok"
 
 
@@ -152,7 +198,9 @@ def outcome(response: Any, url: str) -> str:
 def cases() -> list[Any]:
     out = []
     for route in ROUTES:
-        targets = ("A", "B") if route.object_param else ("-",)
+        targets: tuple[str, ...] = ("A", "B") if route.object_param else ("-",)
+        if route.name in SCOPED_ROUTES:
+            targets = (*targets, "A-in")  # an object about an item in a scope
         for method in route.methods:
             for target in targets:
                 out.append(
@@ -163,7 +211,9 @@ def cases() -> list[Any]:
 
 def url_for(route: Route, world: World, target: str) -> str:
     kwargs: dict[str, Any] = dict(STATIC_KWARGS.get(route.name, {}))
-    if route.object_param:
+    if target == "A-in":
+        kwargs.update(IN_SCOPE_KWARGS[route.name](world.a, world.service, world.domain))
+    elif route.object_param:
         maker: Callable[[Account], dict[str, Any]] = OBJECT_KWARGS[route.name]
         kwargs.update(maker(world.a if target == "A" else world.b))
     return reverse(route.name, kwargs=kwargs or None)
@@ -191,6 +241,17 @@ def test_access_matrix(route: Route, method: str, target: str) -> None:
                 failures.append(f"{actor}: expected {want}, got {got} ({response.status_code})")
             transaction.set_rollback(True)
     assert failures == [], f"{method} {url}"
+
+
+def test_every_scopable_object_route_is_tested_in_and_out_of_scope() -> None:
+    """Every object route of the hosting and domains apps, and of tickets, is limited by
+    a resource scope: a new one must be added to SCOPED_ROUTES (and so tested)."""
+    scopable = {
+        r.name
+        for r in ROUTES
+        if r.object_param and r.name.split(":")[0] in ("hosting", "domains", "support")
+    }
+    assert scopable <= set(SCOPED_ROUTES)
 
 
 def test_every_object_route_has_an_object_maker() -> None:
