@@ -20,6 +20,12 @@ granted. After every step the invariants check that:
 Contacts are added (by the owner or a sub-account, with kinds inside or outside the
 actor's grant) and confirmed from their link; staff issue invoices and answer tickets.
 
+Ownership moves too: the owner offers the account to anyone (who then accepts from the
+link, or the owner cancels it, or it expires), and accounts are closed (refused while an
+invoice is unpaid). The model's owner of each account (``owner_of``) changes with it; after
+every step each account has exactly its one owner, and a former owner who left reaches
+nothing of it, old session included.
+
 Each example runs in a savepoint that is rolled back, so every example starts from a
 fresh world.
 """
@@ -49,7 +55,16 @@ from acceptance.actors import browser, outcome, post, work_in
 from acceptance.objects import OBJECT_KWARGS
 from clientarea.access_table import ROUTES, Route
 from clientarea.accounts import permissions
-from clientarea.accounts.models import Account, Invitation, Membership, User
+from clientarea.accounts.models import Account, Invitation, Membership, OwnershipTransfer, User
+from clientarea.accounts.ownership import (
+    OwnershipError,
+    account_close_confirm,
+    account_close_request,
+    ownership_transfer_accept,
+    ownership_transfer_cancel,
+    ownership_transfer_expire_due,
+    ownership_transfer_start,
+)
 from clientarea.accounts.policy import access_for
 from clientarea.accounts.services import (
     AccessError,
@@ -120,6 +135,18 @@ kinds_st = st.sets(st.sampled_from(ACCOUNT_KINDS), min_size=1, max_size=3)
 class AccessMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
+        # Who owns each account, per the model: transfers change it.
+        self.owner_of: dict[str, str] = dict(OWNER_OF)
+        # Pending transfer offers (account -> recipient, link token, former owner stays),
+        # recipients revoked since their offer, former owners who left, closed accounts
+        # (and those whose closing was asked for), and accounts with an invoice (unpaid:
+        # closing is refused).
+        self.transfers: dict[str, tuple[str, str, bool]] = {}
+        self.revoked_since_offer: set[tuple[str, str]] = set()
+        self.left: set[tuple[str, str]] = set()
+        self.closed: set[str] = set()
+        self.requested: set[str] = set()
+        self.invoiced: set[str] = set()
         # A fresh world per example: everything below is rolled back in teardown().
         self._atomic = transaction.atomic()
         self._atomic.__enter__()
@@ -130,7 +157,7 @@ class AccessMachine(RuleBasedStateMachine):
         self.accounts: dict[str, Account] = {}
         for key in ACCOUNTS:
             account: Account = AccountFactory(
-                owner=self.users[OWNER_OF[key]], company_name=f"Account {key}"
+                owner=self.users[self.owner_of[key]], company_name=f"Account {key}"
             )
             self.accounts[key] = account
         self.urls: dict[tuple[str, str], str] = {}
@@ -165,7 +192,9 @@ class AccessMachine(RuleBasedStateMachine):
 
     def expected_access(self, person: str, key: str) -> str | frozenset[str] | None:
         """OWNER, the granted codes (with what they imply), or None for no access."""
-        if OWNER_OF[key] == person:
+        if key in self.closed:
+            return None  # nobody can select a closed account, its owner included
+        if self.owner_of[key] == person:
             return OWNER
         codes, status = self.grants.get((person, key), (frozenset(), "none"))
         return codes if status == "active" else None
@@ -209,7 +238,9 @@ class AccessMachine(RuleBasedStateMachine):
         return Membership.objects.get(account=self.accounts[key], user=self.users[person])
 
     def owner(self, key: str) -> User:
-        return self.accounts[key].owner
+        owner = self.users[self.owner_of[key]]
+        assert owner is not None
+        return owner
 
     # --- rules --------------------------------------------------------------------------
 
@@ -229,7 +260,7 @@ class AccessMachine(RuleBasedStateMachine):
         """Start with a few sub-accounts, invited and accepted through the services;
         some of them since revoked or expired."""
         for person, key, codes, status in members:
-            if OWNER_OF[key] == person:
+            if self.owner_of[key] == person:
                 continue
             invitation_create(
                 account=self.accounts[key],
@@ -258,9 +289,10 @@ class AccessMachine(RuleBasedStateMachine):
         usable = self.expected_access(person, key) not in (None, OWNER)
         should = (
             bool(codes)
-            and OWNER_OF[key] != person
+            and self.owner_of[key] != person
             and not usable
             and (key, person) not in self.pending
+            and key not in self.closed
         )
         try:
             invitation_create(
@@ -269,7 +301,7 @@ class AccessMachine(RuleBasedStateMachine):
                 email=EMAIL[person],
                 permission_codes=sorted(codes),
             )
-        except InvitationError:
+        except (InvitationError, AccessError):
             assert not should, f"the invitation of {person} to {key} was refused"
             return
         assert should, f"{person} was invited to {key}"
@@ -344,7 +376,7 @@ class AccessMachine(RuleBasedStateMachine):
         """The owner edits what a sub-account may do (and until when)."""
         person, key = data.draw(st.sampled_from(sorted(self.grants)), label="membership")
         _, status = self.grants[person, key]
-        should = bool(codes) and status != "revoked"
+        should = bool(codes) and status != "revoked" and key not in self.closed
         expires_at = timezone.now() + timedelta(days=until) if until else None
         try:
             membership_update(
@@ -369,7 +401,7 @@ class AccessMachine(RuleBasedStateMachine):
         itself, or another account's owner) tries the same: always refused."""
         person, key = data.draw(st.sampled_from(sorted(self.grants)), label="membership")
         actor = self.users[member]
-        if actor is None or OWNER_OF[key] == member:
+        if actor is None or self.owner_of[key] == member:
             return
         with pytest.raises(AccessError):
             membership_update(
@@ -384,8 +416,12 @@ class AccessMachine(RuleBasedStateMachine):
     def revoke(self, data: st.DataObject) -> None:
         """Revoke Access (again, if it was already revoked: nothing changes)."""
         person, key = data.draw(st.sampled_from(sorted(self.grants)), label="membership")
+        if key in self.closed:
+            return  # its access already ended; the owner has no powers left there
         membership_revoke(membership=self.membership(person, key), actor=self.owner(key))
-        codes, _ = self.grants[person, key]
+        codes, before = self.grants[person, key]
+        if before != "revoked" and self.transfers.get(key, ("",))[0] == person:
+            self.revoked_since_offer.add((person, key))  # a later decision than the offer
         self.grants[person, key] = (codes, "revoked")
         self.touched.add((person, key))
 
@@ -504,6 +540,7 @@ class AccessMachine(RuleBasedStateMachine):
     @rule(key=accounts_st)
     def staff_issue_invoice(self, key: str) -> None:
         make_invoice(self.accounts[key], actor=self.staff)
+        self.invoiced.add(key)
 
     @rule(key=accounts_st, person=people_st)
     def open_ticket(self, key: str, person: str) -> None:
@@ -532,6 +569,170 @@ class AccessMachine(RuleBasedStateMachine):
 
         _, pk = data.draw(st.sampled_from(self.tickets), label="ticket")
         ticket_reply_staff(ticket=Ticket.objects.get(pk=pk), staff=self.staff, body="Answer.")
+
+    # --- ownership transfer and closing ----------------------------------------------------
+
+    def transfer_token(self, person: str) -> str:
+        row = OutboxEmail.objects.filter(
+            to_email=EMAIL[person], body_text__contains="/ownership/"
+        ).latest("pk")
+        return row.body_text.split("/ownership/", 1)[1].split("/", 1)[0]
+
+    @rule(key=accounts_st, person=people_st, stays=st.booleans())
+    def transfer_start(self, key: str, person: str, stays: bool) -> None:
+        """The owner offers the account to anyone (a member, someone new, themselves):
+        refused to themselves, while an offer is pending, or once the account is closed."""
+        should = person != self.owner_of[key] and not (
+            {key} & (set(self.transfers) | self.closed | self.requested)
+        )
+        try:
+            ownership_transfer_start(
+                account=self.accounts[key],
+                actor=self.owner(key),
+                to_email=EMAIL[person],
+                former_owner_stays=stays,
+                keep_payment_methods=False,
+            )
+        except (OwnershipError, AccessError):
+            assert not should, f"the transfer of {key} to {person} was refused"
+            return
+        assert should, f"{key} was offered to {person}"
+        self.transfers[key] = (person, self.transfer_token(person), stays)
+        self.revoked_since_offer.discard((person, key))
+
+    @rule(key=accounts_st, actor=people_st)
+    def transfer_start_as_someone_else(self, key: str, actor: str) -> None:
+        """Anyone but the owner (All Permissions included) tries: always refused."""
+        user = self.users[actor]
+        if user is None or actor == self.owner_of[key]:
+            return
+        with pytest.raises(AccessError):
+            ownership_transfer_start(
+                account=self.accounts[key],
+                actor=user,
+                to_email=EMAIL[actor],
+                former_owner_stays=False,
+                keep_payment_methods=True,
+            )
+
+    @precondition(lambda self: self.transfers)
+    @rule(data=st.data())
+    def transfer_accept(self, data: st.DataObject) -> None:
+        """The recipient opens the link and accepts (posting forged fields too). Refused
+        if the owner revoked them after the offer; otherwise they become the owner, the
+        former owner stays with All Permissions or leaves."""
+        key = data.draw(st.sampled_from(sorted(self.transfers)), label="transfer")
+        person, token, stays = self.transfers[key]
+        user = self.users[person]
+        if user is None:
+            return  # no login yet: the page asks them to create one (tested elsewhere)
+        client = self.session(person)
+        self.middleware(person)
+        client.get(reverse("accounts:ownership_transfer_link", args=[token]))
+        forged = {"owner": self.owner(key).pk, "former_owner_stays": "on", "account": 0}
+        response = post(client, reverse("accounts:ownership_transfer_page"), forged)
+        assert response.status_code == 302
+        owner_id = Account.objects.values_list("owner_id", flat=True).get(pk=self.accounts[key].pk)
+        _, status = self.grants.get((person, key), (frozenset(), "none"))
+        if status == "revoked" and (person, key) in self.revoked_since_offer:
+            assert owner_id == self.owner(key).pk, f"{person} took {key} after being revoked"
+            return  # still pending: it may be cancelled or expire
+        assert owner_id == user.pk, f"{person} did not become the owner of {key}"
+        former = self.owner_of[key]
+        self.owner_of[key] = person
+        self.grants.pop((person, key), None)
+        if stays:
+            self.grants[former, key] = (permissions.expand(CODES), "active")
+            self.left.discard((former, key))
+        else:
+            self.left.add((former, key))
+        self.left.discard((person, key))
+        del self.transfers[key]
+        self.accounts[key].refresh_from_db()
+        self.current[person] = key
+        self.touched |= {(person, key), (former, key)}
+
+    @precondition(lambda self: self.transfers)
+    @rule(data=st.data(), intruder=people_st)
+    def transfer_accept_as_someone_else(self, data: st.DataObject, intruder: str) -> None:
+        """Anyone else opening the link is refused, and nothing changes."""
+        key = data.draw(st.sampled_from(sorted(self.transfers)), label="transfer")
+        person, token, _ = self.transfers[key]
+        user = self.users[intruder]
+        if user is None or intruder == person:
+            return
+        with pytest.raises(OwnershipError):
+            ownership_transfer_accept(token=token, user=user)
+
+    @precondition(lambda self: self.transfers)
+    @rule(data=st.data())
+    def transfer_cancel(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.transfers)), label="transfer")
+        person, token, _ = self.transfers[key]
+        transfer = OwnershipTransfer.objects.get(account=self.accounts[key], status="pending")
+        ownership_transfer_cancel(transfer=transfer, actor=self.owner(key))
+        del self.transfers[key]
+        user = self.users[person]
+        if user is not None:  # the cancelled link admits nobody
+            with pytest.raises(OwnershipError):
+                ownership_transfer_accept(token=token, user=user)
+
+    @precondition(lambda self: self.transfers)
+    @rule(data=st.data(), sweep=st.booleans())
+    def transfer_expire(self, data: st.DataObject, sweep: bool) -> None:
+        """72 hours pass (and perhaps the worker records it): the link admits nobody."""
+        key = data.draw(st.sampled_from(sorted(self.transfers)), label="transfer")
+        person, token, _ = self.transfers.pop(key)
+        OwnershipTransfer.objects.filter(account=self.accounts[key], status="pending").update(
+            expires_at=timezone.now() - timedelta(minutes=1)
+        )
+        if sweep:
+            assert ownership_transfer_expire_due() == 1
+        user = self.users[person]
+        if user is not None:
+            with pytest.raises(OwnershipError):
+                ownership_transfer_accept(token=token, user=user)
+
+    @rule(key=accounts_st)
+    def close_request(self, key: str) -> None:
+        """The owner asks to close the account: refused while an invoice is unpaid or an
+        offer is pending (and no offer can start after it)."""
+        should = not ({key} & (self.closed | self.requested | self.invoiced | set(self.transfers)))
+        try:
+            account_close_request(account=self.accounts[key], actor=self.owner(key))
+        except (OwnershipError, AccessError):
+            assert not should, f"asking to close {key} was refused"
+            return
+        assert should, f"closing {key} was asked for"
+        self.requested.add(key)
+
+    @precondition(lambda self: self.requested - self.closed)
+    @rule(data=st.data())
+    def close_confirm(self, data: st.DataObject) -> None:
+        """Staff confirm (refused if an invoice was issued since): every access ends."""
+        key = data.draw(st.sampled_from(sorted(self.requested - self.closed)), label="closing")
+        try:
+            account_close_confirm(account=self.accounts[key], staff=self.staff)
+        except OwnershipError:
+            assert key in self.invoiced, f"confirming the closing of {key} was refused"
+            return
+        assert key not in self.invoiced, f"{key} was closed with an unpaid invoice"
+        self.closed.add(key)
+        for (person, k), (codes, status) in list(self.grants.items()):
+            if k == key and status == "active":
+                self.grants[person, k] = (codes, "revoked")
+                self.touched.add((person, k))
+        self.pending = {pair: v for pair, v in self.pending.items() if pair[0] != key}
+        self.accounts[key].refresh_from_db()
+        self.touched.add((self.owner_of[key], key))
+
+    @invariant()
+    def former_owners_who_left_reach_nothing(self) -> None:
+        for person, key in self.left:
+            user = self.users[person]
+            assert user is not None
+            if self.expected_access(person, key) is None:
+                assert access_for(user, self.accounts[key].pk) is None, f"{person} on {key}"
 
     # --- invariants ---------------------------------------------------------------------
 
@@ -573,7 +774,7 @@ class AccessMachine(RuleBasedStateMachine):
     @invariant()
     def every_account_keeps_its_one_owner(self) -> None:
         for key, account in self.accounts.items():
-            owner = self.users[OWNER_OF[key]]
+            owner = self.users[self.owner_of[key]]
             assert owner is not None
             owner_id = Account.objects.values_list("owner_id", flat=True).get(pk=account.pk)
             assert owner_id == owner.pk
@@ -583,7 +784,11 @@ class AccessMachine(RuleBasedStateMachine):
     def nobody_receives_email_outside_their_grant(self) -> None:
         """Every email queued since the last step, and everything the worker sends now,
         goes only to someone the model entitles to it."""
-        new = list(OutboxEmail.objects.filter(pk__gt=self.emails_seen).select_related("account"))
+        new = list(
+            OutboxEmail.objects.filter(pk__gt=self.emails_seen)
+            .select_related("account")
+            .order_by("pk")
+        )
         if new:
             self.emails_seen = new[-1].pk
         key_of = {a.pk: k for k, a in self.accounts.items()}
@@ -599,7 +804,7 @@ class AccessMachine(RuleBasedStateMachine):
                     f"{person} was sent a {row.kind} email of {key}"
                 )
                 if row.kind == "security":
-                    assert person == OWNER_OF[key]
+                    assert person == self.owner_of[key]
             else:
                 kinds, confirmed = self.contacts.get((key, row.to_email), (frozenset(), False))
                 assert confirmed and row.kind in kinds, (

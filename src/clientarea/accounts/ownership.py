@@ -61,9 +61,12 @@ def transfer_url(token: str) -> str:
 
 
 def _locked_account(account_id: int) -> Account:
-    return (
-        Account.objects.select_for_update(of=("self",)).select_related("owner").get(pk=account_id)
-    )
+    # No join in the locking query: on PostgreSQL a row updated by the transaction we
+    # waited for is re-checked against the joined rows of the old snapshot, so a join on
+    # the owner would lose the account whose owner just changed. FOR NO KEY UPDATE: rows
+    # that merely refer to the account (an audit event, an email written by a revocation
+    # holding its membership lock) must not wait for us while we wait for them.
+    return Account.objects.select_for_update(no_key=True).get(pk=account_id)
 
 
 def _locked_transfer(transfer_id: int) -> OwnershipTransfer:
@@ -553,10 +556,12 @@ def account_close_confirm(
     pending = transfer_pending_for(account)
     if pending is not None:
         ownership_transfer_cancel(transfer=pending, actor=staff, request=request)
+    # Usable access ends now; an access already past its expiry is the worker's to record.
     memberships = list(
-        Membership.objects.select_for_update(of=("self",))
+        Membership.objects.usable(now)
+        .select_for_update(of=("self",))
         .select_related("user")
-        .filter(account=account, status=Membership.Status.ACTIVE)
+        .filter(account=account)
     )
     for membership in memberships:
         membership.status = Membership.Status.REVOKED

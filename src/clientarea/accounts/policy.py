@@ -217,8 +217,9 @@ def is_owner(user: User | None, account: Account) -> bool:
 def may_use_owner_power(user: User | None, account: Account, power: permissions.OwnerPower) -> bool:
     """Owner-only powers (manage users, payment methods, ownership, closing) are never
     grantable: only the owner has them, whatever permissions a membership holds. Service
-    functions ask this too, so a caller that skipped the view's check is still refused."""
-    return is_owner(user, account)
+    functions ask this too, so a caller that skipped the view's check is still refused.
+    A closed account has no powers left to use: nobody can select it."""
+    return account.closed_at is None and is_owner(user, account)
 
 
 def may(user: User, perm: str, account: Account, obj: Model | None = None) -> bool:

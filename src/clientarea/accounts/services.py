@@ -206,11 +206,15 @@ def membership_revoke(
     """End a sub-account's access at once, on every device: the policy re-reads the
     membership on every request, and `access_ended` voids anything else (API tokens).
     A status change, never a delete: their tickets and history stay attributed."""
-    membership = (
+    found = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("user", "account__owner")
-        .get(pk=membership.pk)
+        .filter(pk=membership.pk)
+        .first()
     )
+    if found is None:  # they became the owner meanwhile (an ownership transfer)
+        raise AccessError("This person is no longer a sub-account of this account.")
+    membership = found
     if membership.status == Membership.Status.REVOKED:
         return membership
     if (

@@ -128,6 +128,8 @@ def recipients_for(
     limited to chosen items) right now, the confirmed contacts opted in."""
     if kind not in ACCOUNT_EMAIL_KINDS:
         raise ValueError(f"{kind!r} is not a kind of account email.")
+    if account.closed_at is not None:
+        return []  # a closed account's news reaches nobody: nobody can select it
     found: list[Recipient] = []
     owner = account.owner
     if include_owner:
@@ -257,7 +259,7 @@ def outbox_recipient_entitled(row: OutboxEmail) -> bool:
     if row.audience == Audience.PERSONAL or row.account_id is None:
         return True
     account = Account.objects.select_related("owner").filter(pk=row.account_id).first()
-    if account is None:
+    if account is None or account.closed_at is not None:
         return False
     if row.audience == Audience.OWNER:
         return row.recipient_user_id is not None and row.recipient_user_id == account.owner_id
