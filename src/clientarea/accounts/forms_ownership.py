@@ -9,8 +9,13 @@ from django import forms
 from .models import Account, Membership, User
 
 
+class PersonChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.get_full_name()} <{obj.email}>"
+
+
 class TransferForm(forms.Form):
-    member = forms.ModelChoiceField(
+    member = PersonChoiceField(
         label="A sub-account of this account",
         queryset=User.objects.none(),
         required=False,
