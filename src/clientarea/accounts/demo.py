@@ -1,6 +1,7 @@
 """Demo data for sub-accounts: a pending invitation, a revoked and an expired
-sub-account, two confirmed secondary contacts and one waiting for confirmation, sent
-emails and the audit trail they leave."""
+sub-account, two confirmed secondary contacts and one waiting for confirmation, a pending
+ownership transfer (Acme Holdings offered to the partner), sent emails and the audit trail
+they leave."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import notify
 
 from .models import Account, Contact
+from .ownership import ownership_transfer_start
 from .permissions import ROLE_PRESETS, Perm
 from .services import (
     contact_create,
@@ -108,6 +110,16 @@ def load(ctx: DemoContext) -> None:
         },
     )
 
+    # Olivia has offered Acme Holdings to Pat (the partner): pending, with Cancel
+    # Transfer under Transfer Ownership. Pat is not one of its sub-accounts: the offer
+    # went to his address.
+    ownership_transfer_start(
+        account=ctx.second,
+        actor=owner,
+        to_email=ctx.partner.email,
+        former_owner_stays=True,
+        keep_payment_methods=False,
+    )
     # What the demo queued so far counts as delivered yesterday; the worker sends what
     # the visitor does next.
     queued = OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING)
