@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import transaction
 from django.test import Client
-from django.urls import reverse
+from django.urls import resolve, reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
@@ -82,6 +83,12 @@ from clientarea.accounts.services import (
 from clientarea.accounts.tests.factories import AccountFactory, UserFactory
 from clientarea.accounts.tests.helpers import invitation_token_from_outbox, open_invitation
 from clientarea.billing.tests.factories import make_invoice
+from clientarea.domains.models import Domain
+from clientarea.domains.selectors import domain_list_for
+from clientarea.domains.tests.factories import DomainFactory
+from clientarea.hosting.models import Service
+from clientarea.hosting.selectors import service_list_for
+from clientarea.hosting.tests.factories import ServiceFactory
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import outbox_deliver_due
 from clientarea.support.services import ticket_open, ticket_reply_staff
@@ -165,6 +172,7 @@ class AccessMachine(RuleBasedStateMachine):
             for route in PAGES:
                 kwargs = OBJECT_KWARGS[route.name](account) if route.object_param else None
                 self.urls[key, route.name] = reverse(route.name, kwargs=kwargs)
+        self.scope_init()
         # The model: what each owner granted ((person, account) -> codes and status),
         # the pending invitations ((account, person) -> link token and codes), and the
         # account each person's browser session works in.
@@ -183,6 +191,14 @@ class AccessMachine(RuleBasedStateMachine):
         self.emails_seen = (
             OutboxEmail.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         )
+
+    def scope_init(self) -> None:
+        """Resource scopes are the ScopedAccessMachine's: here nobody has one."""
+        self.scopes: dict[tuple[str, str], dict[str, frozenset[int]] | None] = {}
+        self.page_items: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def scope_hides(self, person: str, key: str | None, route_name: str) -> bool:
+        return False
 
     def teardown(self) -> None:
         transaction.set_rollback(True)
@@ -354,6 +370,7 @@ class AccessMachine(RuleBasedStateMachine):
                 return
         del self.pending[key, person]
         self.grants[person, key] = (codes, "active")
+        self.scopes.pop((person, key), None)  # the invitation's: every service and domain
         self.current[person] = key
         self.touched.add((person, key))
 
@@ -481,7 +498,9 @@ class AccessMachine(RuleBasedStateMachine):
             want = "access_removed" if lost else "select_account"
         elif not self.allowed(self.expected_access(person, current) or frozenset(), route):
             want = "forbidden"
-        elif route.object_param and key != current:
+        elif (route.object_param and key != current) or self.scope_hides(
+            person, current, route.name
+        ):
             want = "not_found"
         else:
             want = "ok"
@@ -865,9 +884,179 @@ class AccessMachine(RuleBasedStateMachine):
                 got = outcome(probe.get(self.urls[key, name]))
                 if access is None:
                     want = "access_removed"
+                elif not self.allowed(access, route):
+                    want = "forbidden"
                 else:
-                    want = "ok" if self.allowed(access, route) else "forbidden"
+                    want = "not_found" if self.scope_hides(person, key, name) else "ok"
                 assert got == want, f"{person} probing {name} of {key}: {got}"
+
+
+class ScopedAccessMachine(AccessMachine):
+    """The access model with resource scopes: the owner limits grants to chosen services
+    and domains (or forges a scope naming the other account's items: refused, nothing
+    changed), and services and domains move to the other account (leaving every scope
+    that named them). After every step reach equals grant and scope: the selectors list
+    exactly the account's items inside the scope, and the detail pages of an item inside
+    and one outside answer 200 and 404."""
+
+    def scope_init(self) -> None:
+        # The items a scope can name, per account: the objects of the pages the machine
+        # already requests (never moved) and two more of each kind that may move away.
+        self.scopes = {}
+        self.page_items = {}
+        self.movable: dict[str, dict[str, list[int]]] = {}
+        for key, account in self.accounts.items():
+            for name, kind in (("hosting:password_change", "service"),
+                               ("domains:nameservers", "domain")):  # fmt: skip
+                pk = int(resolve(self.urls[key, name]).kwargs["pk"])
+                self.page_items[key, name] = (kind, pk)
+            self.movable[key] = {
+                "service": [ServiceFactory(account=account).pk for _ in range(2)],
+                "domain": [DomainFactory(account=account).pk for _ in range(2)],
+            }
+        self.scope_probed: dict[tuple[str, str], Any] = {}
+
+    def items_of(self, key: str) -> dict[str, list[int]]:
+        kinds: dict[str, list[int]] = {"service": [], "domain": []}
+        for (k, _), (kind, pk) in sorted(self.page_items.items()):
+            if k == key:
+                kinds[kind].append(pk)
+        for kind, pks in self.movable[key].items():
+            kinds[kind].extend(pks)
+        return kinds
+
+    def model_scope(self, person: str, key: str) -> dict[str, frozenset[int]] | None:
+        if self.expected_access(person, key) == OWNER:
+            return None
+        return self.scopes.get((person, key))
+
+    def scope_hides(self, person: str, key: str | None, route_name: str) -> bool:
+        """Is the object of `route_name`'s page of `key` outside the person's scope?"""
+        if key is None or (key, route_name) not in self.page_items:
+            return False
+        scope = self.model_scope(person, key)
+        kind, pk = self.page_items[key, route_name]
+        return scope is not None and pk not in scope.get(kind, frozenset())
+
+    @precondition(lambda self: self.grants)
+    @rule(data=st.data(), mode=st.sampled_from(["all", "only", "only", "forged"]))
+    def change_scope(self, data: st.DataObject, mode: str) -> None:
+        """The owner sets or clears a sub-account's scope (permissions and expiry kept)."""
+        person, key = data.draw(st.sampled_from(sorted(self.grants)), label="membership")
+        membership = self.membership(person, key)
+        scope: dict[str, frozenset[int]] | None = None
+        if mode != "all":
+            items = self.items_of(key)
+            scope = {
+                kind: frozenset(data.draw(st.sets(st.sampled_from(pks)), label=kind))
+                for kind, pks in items.items()
+            }
+        if mode == "forged":
+            other = next(k for k in ACCOUNTS if k != key)
+            assert scope is not None
+            scope = {**scope, "service": scope["service"] | {self.movable[other]["service"][0]}}
+            if self.movable[other]["service"][0] in self.movable[key]["service"]:
+                return  # it moved here meanwhile: not a forgery
+        _, status = self.grants[person, key]
+        usable = status == "active" and membership.is_usable()
+        should = usable and mode != "forged" and key not in self.closed
+        before = Membership.objects.values("scope").get(pk=membership.pk)
+        try:
+            membership_update(
+                membership=membership,
+                actor=self.owner(key),
+                permission_codes=membership.permissions,
+                expires_at=membership.expires_at,
+                scope=scope,
+            )
+        except (AccessError, InvitationError):
+            assert not should, f"setting {person}'s scope on {key} was refused"
+            assert Membership.objects.values("scope").get(pk=membership.pk) == before
+            return
+        assert should, f"{person}'s scope on {key} was set ({mode})"
+        self.scopes[person, key] = scope
+        self.touched.add((person, key))
+
+    @rule(key=accounts_st, kind=st.sampled_from(["service", "domain"]), delete=st.booleans())
+    def item_leaves(self, key: str, kind: str, delete: bool) -> None:
+        """A movable service or domain of `key` is deleted, or moved to the other account:
+        it leaves every scope that named it (and does not come back if it returns)."""
+        if not self.movable[key][kind]:
+            return
+        pk = self.movable[key][kind].pop(0)
+        model = Service if kind == "service" else Domain
+        item = model.objects.get(pk=pk)
+        if delete:
+            item.delete()
+        else:
+            other = next(k for k in ACCOUNTS if k != key)
+            item.account = self.accounts[other]
+            item.save()
+            self.movable[other][kind].append(pk)
+        for (person, k), scope in list(self.scopes.items()):
+            if k == key and scope is not None:
+                self.scopes[person, k] = {**scope, kind: scope.get(kind, frozenset()) - {pk}}
+
+    @invariant()
+    def reach_is_grant_and_scope(self) -> None:
+        """Everyone's access carries the model's scope, and the lists hold exactly the
+        account's services and domains inside it. Whoever's reach changed opens the
+        detail page of an item inside their scope and of one outside: 200 and 404."""
+        for person, user in self.users.items():
+            if user is None:
+                continue
+            for key, account in self.accounts.items():
+                access = access_for(user, account.pk)
+                if access is None:
+                    continue
+                want = self.model_scope(person, key)
+                assert access.scope == want, f"{person}'s scope on {key}"
+                # What the account holds now (the model's items, and any a rule made).
+                items = {
+                    "service": sorted(
+                        Service.objects.filter(account=account).values_list("pk", flat=True)
+                    ),
+                    "domain": sorted(
+                        Domain.objects.filter(account=account).values_list("pk", flat=True)
+                    ),
+                }
+                for kind, pks in self.items_of(key).items():
+                    assert set(pks) <= set(items[kind]), f"{kind}s of {key}"
+                services = {s.pk for s in service_list_for(access=access)}
+                domains = {d.pk for d in domain_list_for(access=access)}
+                reach = {
+                    kind: set(pks) if want is None else set(pks) & want.get(kind, frozenset())
+                    for kind, pks in items.items()
+                }
+                assert services == reach["service"], f"{person}'s services on {key}"
+                assert domains == reach["domain"], f"{person}'s domains on {key}"
+                state = (want, access.permissions, tuple(map(tuple, items.values())))
+                if self.scope_probed.get((person, key)) == state:
+                    continue
+                self.scope_probed[person, key] = state
+                probe = browser(user, account)
+                for kind, url_name, perm in (("service", "hosting:detail", "products"),
+                                             ("domain", "domains:detail", "domains")):  # fmt: skip
+                    for pk in items[kind][:1] + items[kind][-1:]:
+                        got = outcome(probe.get(reverse(url_name, args=[pk])))
+                        if not access.has(perm):
+                            expected = "forbidden"
+                        else:
+                            expected = "ok" if pk in reach[kind] else "not_found"
+                        assert got == expected, f"{person} GET {url_name} {pk} of {key}: {got}"
+
+
+def test_the_access_model_holds_with_resource_scopes() -> None:
+    run_state_machine_as_test(
+        ScopedAccessMachine,
+        settings=settings(
+            max_examples=20,
+            stateful_step_count=15,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        ),
+    )
 
 
 def test_the_access_model_holds_under_random_sequences() -> None:
