@@ -1,4 +1,5 @@
-"""Closing an account (the owner asks, staff confirm) and deleting one's own login."""
+"""Closing an account (the owner asks, staff confirm) and deleting one's own login.
+Cross-app (invoices, services and domains are listed), so it lives here."""
 
 from __future__ import annotations
 

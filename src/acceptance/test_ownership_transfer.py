@@ -1,6 +1,7 @@
 """Ownership transfer, from both sides: what the owner, the recipient and the former
 owner can do, and what an attacker (a sub-account with All Permissions, another account,
-a replayed or foreign link) cannot."""
+a replayed or foreign link) cannot. Cross-app (stored cards are billing's), so it lives
+here rather than in accounts."""
 
 from __future__ import annotations
 
