@@ -56,7 +56,7 @@ def test_developer_reveals_and_changes_the_panel_password_and_nameservers(
     owner_page.get_by_role("link", name="User Management").click()
     owner_page.get_by_role("link", name="Invite a New User").first.click()
     confirm_password_if_asked(owner_page, TEST_PASSWORD)
-    owner_page.get_by_role("link", name="Developer").click()
+    owner_page.get_by_role("button", name="Developer").click()
     owner_page.get_by_label("Email address").fill("dev@example.com")
     for label in (
         "View & Modify Product Password",
