@@ -309,5 +309,12 @@ def render_markdown() -> str:
         "a contact to another address); a contact receives nothing until it confirms its",
         "address from the link sent to it.",
         "",
+        "A sub-account limited to chosen services and domains (a resource scope) is sent,",
+        "and reads in Email History, product and domain emails only about an item in its",
+        "scope (each such email names the one service or domain it is about; one about",
+        "none is not theirs); the other kinds are account-wide. The worker's check before",
+        "sending asks the scope too. Such a sub-account cannot give a contact the product",
+        "or domain kinds, which would carry news of every item.",
+        "",
     ]
     return "\n".join(lines)
