@@ -110,6 +110,7 @@ class TicketAdmin(admin.ModelAdmin):
         "opener_email",
         "created_at",
         "updated_at",
+        "about",
     ]
     fieldsets = (
         (
@@ -120,6 +121,7 @@ class TicketAdmin(admin.ModelAdmin):
                     "subject",
                     ("opener_name", "opener_email"),
                     ("created_at", "updated_at"),
+                    "about",
                 )
             },
         ),
