@@ -123,8 +123,20 @@ class MembershipInline(admin.TabularInline):
 
 
 class ContactInline(admin.TabularInline):
+    """Read-only: who receives the account's email is the customer's choice, made in the
+    client area where the grant bounds it and a new address must confirm itself. Staff
+    may remove a contact (that sends nothing to anyone)."""
+
     model = Contact
     extra = 0
+    fields = ("name", "email", "phone", "email_kinds", "confirmed_at", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Account)

@@ -222,6 +222,10 @@ class Contact(models.Model):
     # SHA-256 of the open confirmation link's token (empty once confirmed).
     confirmation_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    # {kind: user id} for the kinds a sub-account chose (rather than the owner): the
+    # contact receives such a kind only while that person's own access covers it, so a
+    # contact is never a way to keep receiving what one's grant no longer shows.
+    kind_sponsors = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["name", "id"]
@@ -235,7 +239,15 @@ class Contact(models.Model):
         return self.confirmed_at is not None
 
     def receives(self, kind: str) -> bool:
-        return self.is_confirmed and kind in (self.email_kinds or [])
+        """Confirmed and opted in (the policy adds: a sponsor's access still covers it,
+        see policy.may_contact_receive)."""
+        kinds = self.email_kinds if isinstance(self.email_kinds, list) else []
+        return self.is_confirmed and kind in kinds
+
+    def sponsor_of(self, kind: str) -> int | None:
+        sponsors = self.kind_sponsors if isinstance(self.kind_sponsors, dict) else {}
+        value = sponsors.get(kind)
+        return value if isinstance(value, int) else None
 
 
 class Invitation(models.Model):

@@ -25,7 +25,7 @@ from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from . import permissions
-from .models import Account, Membership, User
+from .models import Account, Contact, Membership, User
 from .scope import kind_for_model, scoped_email_kinds
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -254,6 +254,20 @@ def may_receive_email(
     about_kind, about_id = about if about else (None, None)
     return access is not None and access.reads_email(kind, about_kind, about_id)
 
+
+def may_contact_receive(
+    contact: Contact, kind: str, account: Account, about: tuple[str, int] | None = None
+) -> bool:
+    """May a secondary contact be sent `account`'s email of `kind` right now? It must be
+    the account's, confirmed and opted in; a kind a sub-account chose for it goes only
+    while that person's own access covers the kind (their revocation ends it too)."""
+    if contact.account_id != account.pk or not contact.receives(kind):
+        return False
+    sponsor_id = contact.sponsor_of(kind)
+    if sponsor_id is None or sponsor_id == account.owner_id:
+        return True
+    sponsor = User.objects.filter(pk=sponsor_id).first()
+    return may_receive_email(sponsor, kind, account, about=about)
 
 
 def contact_kinds_grantable(access: Access) -> frozenset[str]:

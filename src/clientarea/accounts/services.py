@@ -19,10 +19,11 @@ from django.utils import timezone
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import fields_check
 from clientarea.notifications.services import email_send_to_person, notify_owner
+from clientarea.security.throttle import throttle_blocked, throttle_consume
 
 from . import permissions
 from .models import Account, Contact, Invitation, Membership, User, normalize_email
-from .policy import access_for, contact_kinds_grantable, may_use_owner_power
+from .policy import access_for, contact_kinds_grantable, is_owner, may_use_owner_power
 from .scope import SCOPE_KINDS, Scope, scope_from_json, scope_labels, scope_to_json
 from .signals import access_ended
 
@@ -845,13 +846,41 @@ def _checked_kinds(*, account: Account, actor: User, wanted: Any, current: Any =
     return _contact_kinds((wanted_kinds & grantable) | kept)
 
 
+def _sponsors(
+    account: Account,
+    actor: User,
+    kinds: list[str],
+    *,
+    chosen: Any,
+    current: dict[str, int] | None = None,
+) -> dict[str, int]:
+    """Who answers for each kind a contact receives: kinds the owner chose answer to
+    nobody (absent); kinds a sub-account chose (`chosen`) answer to that person, so they
+    stop when that person's access no longer covers them."""
+    if is_owner(actor, account):
+        return {}
+    sponsors = {k: v for k, v in (current or {}).items() if k in kinds}
+    for kind in chosen:
+        if kind in kinds:
+            sponsors[kind] = actor.pk
+    return sponsors
+
 
 def contact_confirmation_url(token: str) -> str:
     return f"{settings.SITE_URL}{reverse('accounts:contact_confirm_link', args=[token])}"
 
 
 def _send_contact_confirmation(contact: Contact, actor: User | None, now: datetime) -> None:
-    """A new link (the previous one stops working), to the contact's address alone."""
+    """A new link (the previous one stops working), to the contact's address alone.
+    Limited per account and per address, so nobody can use it to mail someone at will."""
+    keys = {"contact-confirm-account": contact.account_id, "contact-confirm-address": contact.email}
+    if any(throttle_blocked(scope=scope, key=key) for scope, key in keys.items()):
+        raise ContactError(
+            f"Too many confirmation emails were sent to {contact.email} or from this "
+            "account lately. Please try again in an hour."
+        )
+    for scope, key in keys.items():
+        throttle_consume(scope=scope, key=key)
     token, token_hash = _new_token()
     contact.confirmation_token_hash = token_hash
     contact.confirmation_sent_at = now
@@ -904,6 +933,7 @@ def contact_create(
         email=normalize_email(data["email"]),
         phone=data.get("phone", "").strip(),
         email_kinds=kinds,
+        kind_sponsors=_sponsors(account, actor, kinds, chosen=kinds),
     )
     audit_record(
         action="contact.added",
@@ -949,12 +979,26 @@ def contact_update(
             f"{contact.name} receives emails you cannot read yourself "
             f"({_kind_labels(beyond_grant)}); only the account owner can change their address."
         )
+    # A sub-account answers for the kinds it added, and for every kind when it chose the
+    # address; the owner saving the contact answers for all of it.
+    added = set(new["email_kinds"]) - set(contact.email_kinds)
+    sponsors = _sponsors(
+        account,
+        actor,
+        new["email_kinds"],
+        chosen=new["email_kinds"] if address_changed else added,
+        current=contact.kind_sponsors if isinstance(contact.kind_sponsors, dict) else {},
+    )
     changes = {f: [getattr(contact, f), v] for f, v in new.items() if getattr(contact, f) != v}
-    if not changes:
+    if not changes and sponsors == contact.kind_sponsors:
         return contact
     for field, value in new.items():
         setattr(contact, field, value)
     fields = list(changes)
+    if sponsors != contact.kind_sponsors:
+        changes["kind_sponsors"] = [contact.kind_sponsors, sponsors]
+        contact.kind_sponsors = sponsors
+        fields.append("kind_sponsors")
     if address_changed:
         contact.confirmed_at = None
         fields.append("confirmed_at")

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account, Contact, User
 from clientarea.accounts.permissions import ACCOUNT_EMAIL_KINDS, EmailKind
-from clientarea.accounts.policy import is_owner, may_receive_email
+from clientarea.accounts.policy import is_owner, may_contact_receive, may_receive_email
 
 from .models import OutboxEmail
 
@@ -147,7 +147,7 @@ def recipients_for(
         for contact in Contact.objects.filter(account=account, confirmed_at__isnull=False).order_by(
             "pk"
         ):
-            if contact.receives(kind):
+            if may_contact_receive(contact, kind, account, about=about):
                 found.append(
                     Recipient(contact.name, contact.email, Audience.CONTACT, contact=contact)
                 )
@@ -261,19 +261,20 @@ def outbox_recipient_entitled(row: OutboxEmail) -> bool:
     account = Account.objects.select_related("owner").filter(pk=row.account_id).first()
     if account is None or account.closed_at is not None:
         return False
+    person = row.recipient_user
+    # A person's address may have changed since (often because the old mailbox was
+    # lost): the old address is sent nothing more of the account's.
+    still_theirs = person is not None and person.email.lower() == row.to_email.lower()
     if row.audience == Audience.OWNER:
-        return row.recipient_user_id is not None and row.recipient_user_id == account.owner_id
+        return still_theirs and row.recipient_user_id == account.owner_id
     if row.audience == Audience.MEMBER:
-        return row.recipient_user is not None and may_receive_email(
-            row.recipient_user, row.kind, account, about=row.about
-        )
+        return still_theirs and may_receive_email(person, row.kind, account, about=row.about)
     if row.audience == Audience.CONTACT:
         contact = row.recipient_contact
         return (
             contact is not None
             and contact.email.lower() == row.to_email.lower()
-            and contact.account_id == account.pk
-            and contact.receives(row.kind)
+            and may_contact_receive(contact, row.kind, account, about=row.about)
         )
     return False
 

@@ -54,6 +54,10 @@ DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
     "reset-ip": (20, 60 * 60),
     "token-ip": (20, 60 * 60),
     "invite-send": (20, 60 * 60),
+    # Contact confirmation emails: per account, and per address whatever the account
+    # (nobody can make the provider mail an address over and over).
+    "contact-confirm-account": (20, 60 * 60),
+    "contact-confirm-address": (3, 60 * 60),
 }
 
 THROTTLED_MESSAGE = "Too many attempts. Please wait a few minutes and try again."

@@ -310,3 +310,103 @@ def test_contact_services_check_the_policy_themselves(
                                 data={"name": "X", "email": "x@example.com",
                                       "email_kinds": ["invoice"]})  # fmt: skip
     assert not Contact.objects.exists()
+
+
+def test_a_contact_a_sub_account_chose_stops_when_its_access_does(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    """A sub-account adds its own (or any) address as an invoice contact and confirms it;
+    once its access ends, or stops covering invoices, that contact is sent nothing more,
+    queued emails included. When the owner takes the contact over, it receives again."""
+    from clientarea.accounts.services import membership_revoke, membership_update
+    from clientarea.notifications.services import outbox_deliver_due
+
+    member = member_factory("contacts", "invoices")
+    client = login_client(member.user, account)
+    client.post(reverse("accounts:contact_add"),
+                {"name": "Me", "email": "me@home.example", "email_kinds": ["invoice"]})  # fmt: skip
+    contact = Contact.objects.get()
+    Contact.objects.filter(pk=contact.pk).update(confirmed_at=contact.created_at)
+
+    def invoice_recipients() -> set[str]:
+        rows = notify(account=account, kind="invoice", template="accounts/email/access_ended",
+                      context={"membership": None, "reason": "revoked"})  # fmt: skip
+        return {r.to_email for r in rows}
+
+    assert "me@home.example" in invoice_recipients()
+    queued = OutboxEmail.objects.filter(to_email="me@home.example").latest("pk")
+    membership_update(membership=member, actor=account.owner, permission_codes=["contacts"],
+                      expires_at=None)  # fmt: skip
+    assert "me@home.example" not in invoice_recipients()
+    outbox_deliver_due()
+    queued.refresh_from_db()
+    assert queued.status == OutboxEmail.Status.WITHHELD
+    membership_update(membership=member, actor=account.owner,
+                      permission_codes=["contacts", "invoices"], expires_at=None)  # fmt: skip
+    assert "me@home.example" in invoice_recipients()
+    membership_revoke(membership=member, actor=account.owner)
+    assert "me@home.example" not in invoice_recipients()
+    # The owner saves the contact: it is the owner's choice from now on.
+    owner = login_client(account.owner, account)
+    owner.post(reverse("accounts:contact_edit", args=[contact.pk]),
+               {"name": "Me", "email": "me@home.example", "email_kinds": ["invoice"]})  # fmt: skip
+    assert "me@home.example" in invoice_recipients()
+
+
+def test_the_owners_contact_keeps_its_kinds_when_a_sub_account_edits_it(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    from clientarea.accounts.services import membership_revoke
+
+    bea = ContactFactory(account=account, email="bea@example.com", email_kinds=["invoice"])
+    member = member_factory("contacts", "invoices")
+    client = login_client(member.user, account)
+    client.post(reverse("accounts:contact_edit", args=[bea.pk]),
+                {"name": "Bea B", "email": "bea@example.com",
+                 "email_kinds": ["invoice", "general"]})  # fmt: skip
+    bea.refresh_from_db()
+    assert bea.email_kinds == ["general", "invoice"]
+    assert bea.kind_sponsors == {"general": member.user.pk}  # invoice stays the owner's
+    membership_revoke(membership=member, actor=account.owner)
+    rows = notify(account=account, kind="invoice", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    assert "bea@example.com" in {r.to_email for r in rows}
+    rows = notify(account=account, kind="general", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    assert "bea@example.com" not in {r.to_email for r in rows}
+
+
+def test_confirmation_emails_cannot_be_used_to_mail_someone_at_will(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    owner = login_client(account.owner, account)
+    victim = {"name": "Vic", "email": "victim@example.org", "email_kinds": ["general"]}
+    owner.post(reverse("accounts:contact_add"), victim)
+    contact = Contact.objects.get()
+    for _ in range(10):
+        owner.post(reverse("accounts:contact_confirmation_resend", args=[contact.pk]))
+    assert OutboxEmail.objects.filter(to_email="victim@example.org").count() == 3
+    page = owner.get(reverse("accounts:contacts")).content.decode()
+    assert "Too many confirmation emails" in page
+
+
+def test_the_back_office_cannot_repoint_a_contact(account: Account) -> None:
+    """A contact's address and kinds change only where the grant bounds them and a new
+    address must confirm itself: staff see contacts read-only (and may remove one)."""
+    from clientarea.accounts.tests.factories import UserFactory
+
+    bea = ContactFactory(account=account, email="bea@example.com", email_kinds=["invoice"])
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    page = client.get(reverse("admin:accounts_account_change", args=[account.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "bea@example.com" in html
+    assert 'name="contacts-0-email"' not in html and 'name="contacts-0-email_kinds"' not in html
+    bea.refresh_from_db()
+    assert bea.email == "bea@example.com"

@@ -121,12 +121,12 @@ def test_no_stored_value_can_break_an_email_subject(account: Account) -> None:
     invitations silently stopped. Whatever is stored, subjects are one clean line."""
     from django.core import mail
 
-    Account.objects.filter(pk=account.pk).update(company_name="Acme\r\nBcc: eve@example.com\x00")
+    Account.objects.filter(pk=account.pk).update(company_name="Acme\r\nBcc: eve@example.com\x1b")
     account.refresh_from_db()
     invitation_create(account=account, actor=account.owner, email="new@example.com",
                       permission_codes=["invoices"])  # fmt: skip
     row = OutboxEmail.objects.get(to_email="new@example.com")
-    assert "\r" not in row.subject and "\n" not in row.subject and "\x00" not in row.subject
+    assert "\r" not in row.subject and "\n" not in row.subject and "\x1b" not in row.subject
     assert outbox_deliver_due()["sent"] == 1
     assert mail.outbox[-1].to == ["new@example.com"]
     assert "Bcc" not in mail.outbox[-1].message().get("Bcc", "")
@@ -162,3 +162,43 @@ def test_the_back_office_never_shows_a_link_that_is_still_usable(account: Accoun
     outbox_deliver_due()
     page = client.get(reverse("admin:notifications_outboxemail_change", args=[row.pk]))
     assert "[link removed after sending]" in page.content.decode()
+
+
+def test_a_queued_email_does_not_follow_a_person_to_an_old_address(
+    account: Account, member_factory: Callable[..., Membership]
+) -> None:
+    """Staff changed a member's email (the old mailbox was lost): what was queued for the
+    old address is not sent there."""
+    from clientarea.notifications.services import notify
+
+    member = member_factory("invoices")
+    rows = notify(account=account, kind="invoice", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"},
+                  people=[member.user])  # fmt: skip
+    to_member = next(r for r in rows if r.to_email == member.user.email)
+    member.user.email = "new-mailbox@example.com"
+    member.user.save(update_fields=["email"])
+    outbox_deliver_due()
+    to_member.refresh_from_db()
+    assert to_member.status == OutboxEmail.Status.WITHHELD
+
+
+def test_contact_addresses_show_only_to_those_who_may_see_contacts(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    from clientarea.accounts.tests.factories import ContactFactory
+    from clientarea.notifications.services import notify
+
+    ContactFactory(account=account, name="Bea", email="bea@example.com", email_kinds=["invoice"])
+    rows = notify(account=account, kind="invoice", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    to_bea = next(r for r in rows if r.to_email == "bea@example.com")
+    accountant = login_client(member_factory("invoices", "emails").user, account)
+    for url in (reverse("notifications:history"),
+                reverse("notifications:history_detail", args=[to_bea.pk])):  # fmt: skip
+        page = accountant.get(url).content.decode()
+        assert "bea@example.com" not in page and "A secondary contact" in page
+    with_contacts = login_client(member_factory("invoices", "emails", "contacts").user, account)
+    assert "bea@example.com" in with_contacts.get(reverse("notifications:history")).content.decode()
