@@ -42,6 +42,7 @@ from clientarea.hosting.tests.factories import SERVICE_PASSWORD, ServiceFactory
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.selectors import email_history_for
 from clientarea.notifications.services import notify, outbox_recipient_entitled
+from clientarea.support import services as support_services
 from clientarea.support.models import Ticket
 from clientarea.support.tests.factories import (
     AttachmentFactory,
@@ -243,6 +244,12 @@ def test_scoped_tickets_are_their_own_and_those_about_their_items(world: World) 
         response = post(client, reverse("support:ticket_close", args=[ticket.pk]))
         assert response.status_code == 404
         assert Ticket.objects.get(pk=ticket.pk).status == ticket.status
+    # The service functions refuse by themselves too.
+    with pytest.raises(OutOfReach):
+        support_services.ticket_reply_customer(ticket=hidden[0], author=world.dev, body="x")
+    with pytest.raises(OutOfReach):
+        support_services.ticket_close(ticket=hidden[0], actor=world.dev)
+    support_services.ticket_reply_customer(ticket=about_site, author=world.dev, body="Thanks")
     attachment = AttachmentFactory(message=TicketMessageFactory(ticket=hidden[1]))
     url = reverse("support:attachment_download", args=[attachment.pk])
     assert client.get(url).status_code == 404

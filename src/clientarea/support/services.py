@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import is_owner, may
+from clientarea.accounts.policy import OutOfReach, access_for, is_owner, may
 from clientarea.accounts.scope import SCOPE_KINDS
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import (
@@ -120,6 +120,22 @@ def _about_fields(
     return {f"{field}_id": pk}
 
 
+def _require_reach(ticket: Ticket, actor: User) -> None:
+    """The page's rule, asked again by the service (the API calls it directly): the actor
+    may use the account's tickets, and this one is theirs to see (a person limited to
+    chosen services and domains: one they opened, or about an item of their scope).
+    Anything else is "no such ticket"."""
+    from .selectors import ticket_visible
+
+    access = access_for(actor, ticket.account_id)
+    if (
+        access is None
+        or not access.has(Perm.TICKETS)
+        or not ticket_visible(access).filter(pk=ticket.pk).exists()
+    ):
+        raise OutOfReach("No such ticket.")
+
+
 def ticket_open(
     *,
     account: Account,
@@ -204,6 +220,7 @@ def ticket_reply_customer(
     """A reply from someone of the account; a closed ticket is reopened by it."""
     with _remove_files_on_error() as stored, transaction.atomic():
         locked = _lock(ticket)
+        _require_reach(locked, author)
         before = locked.status
         message = _add_message(
             ticket=locked, author=author, body=body, is_staff=False, files=files, stored=stored
@@ -228,6 +245,8 @@ def ticket_close(
 ) -> Ticket:
     with transaction.atomic():
         locked = _lock(ticket)
+        if not by_staff:
+            _require_reach(locked, actor)
         if locked.is_closed:
             raise TicketError("This ticket is already closed.")
         before = locked.status
