@@ -873,7 +873,10 @@ def contact_confirmation_url(token: str) -> str:
 def _send_contact_confirmation(contact: Contact, actor: User | None, now: datetime) -> None:
     """A new link (the previous one stops working), to the contact's address alone.
     Limited per account and per address, so nobody can use it to mail someone at will."""
-    keys = {"contact-confirm-account": contact.account_id, "contact-confirm-address": contact.email}
+    keys: dict[str, str | int] = {
+        "contact-confirm-account": contact.account_id,
+        "contact-confirm-address": contact.email,
+    }
     if any(throttle_blocked(scope=scope, key=key) for scope, key in keys.items()):
         raise ContactError(
             f"Too many confirmation emails were sent to {contact.email} or from this "
