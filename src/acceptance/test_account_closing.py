@@ -22,7 +22,7 @@ from clientarea.accounts.ownership import (
 )
 from clientarea.accounts.policy import access_for, accounts_for
 from clientarea.accounts.services import AccessError, invitation_create
-from clientarea.accounts.tests.factories import MembershipFactory, UserFactory
+from clientarea.accounts.tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
 from clientarea.audit.models import AuditEvent
 from clientarea.billing.models import Invoice
 from clientarea.billing.services import invoice_cancel
@@ -47,7 +47,7 @@ def test_unpaid_invoices_are_listed_and_block_closing(account: Account) -> None:
     client = browser(account.owner, account)
     page = client.get(reverse("accounts:account_close"))
     assert page.status_code == 200 and f"Invoice #{invoice.number}".encode() in page.content
-    response = post(client, reverse("accounts:account_close"), {"confirm": "on"})
+    response = post(client, reverse("accounts:account_close"), {"password": TEST_PASSWORD})
     assert response.status_code == 200 and b"cannot be closed" in response.content
     account.refresh_from_db()
     assert account.close_requested_at is None
@@ -72,9 +72,9 @@ def test_only_the_owner_asks_and_only_staff_confirm(account: Account) -> None:
     with pytest.raises(AccessError):
         account_close_request(account=account, actor=partner)
     client = browser(partner, account)
-    assert outcome(post(client, reverse("accounts:account_close"), {"confirm": "on"})) == (
-        "forbidden"
-    )
+    assert outcome(
+        post(client, reverse("accounts:account_close"), {"password": TEST_PASSWORD})
+    ) == ("forbidden")
     account.refresh_from_db()
     assert account.close_requested_at is None
     account_close_request(account=account, actor=account.owner)
@@ -86,7 +86,7 @@ def test_only_the_owner_asks_and_only_staff_confirm(account: Account) -> None:
 
 def test_the_owner_can_withdraw_the_request(account: Account) -> None:
     client = browser(account.owner, account)
-    post(client, reverse("accounts:account_close"), {"confirm": "on"})
+    post(client, reverse("accounts:account_close"), {"password": TEST_PASSWORD})
     account.refresh_from_db()
     assert account.close_requested_at is not None
     assert OutboxEmail.objects.filter(to_email=account.owner.email, kind="security")
@@ -167,13 +167,13 @@ def test_owner_cannot_delete_their_login_while_they_own_an_open_account(
     client = browser(account.owner)
     page = client.get(reverse("accounts:delete_login"))
     assert b"transfer or close" in page.content
-    post(client, reverse("accounts:delete_login"), {"password": "a-long-test-password-42"})
+    post(client, reverse("accounts:delete_login"), {"password": TEST_PASSWORD})
     account.owner.refresh_from_db()
     assert account.owner.is_active
     from clientarea.accounts.ownership import user_delete_own_login
 
     with pytest.raises(OwnershipError):
-        user_delete_own_login(user=account.owner, password="a-long-test-password-42")
+        user_delete_own_login(user=account.owner, password=TEST_PASSWORD)
 
 
 def test_a_sub_account_deletes_their_login(account: Account) -> None:
@@ -184,9 +184,7 @@ def test_a_sub_account_deletes_their_login(account: Account) -> None:
     assert wrong.status_code == 200
     person.refresh_from_db()
     assert person.is_active
-    response = post(
-        client, reverse("accounts:delete_login"), {"password": "a-long-test-password-42"}
-    )
+    response = post(client, reverse("accounts:delete_login"), {"password": TEST_PASSWORD})
     assert response.status_code == 302
     person.refresh_from_db()
     assert not person.is_active and person.email.endswith("@deleted.invalid")
@@ -194,7 +192,7 @@ def test_a_sub_account_deletes_their_login(account: Account) -> None:
     assert membership.status == "revoked"
     assert AuditEvent.objects.filter(action="user.deleted").exists()
     assert outcome(browser().get(reverse("core:dashboard"))) == "login"
-    assert not client.login(email="", password="a-long-test-password-42")
+    assert not client.login(email="", password=TEST_PASSWORD)
 
 
 def test_the_former_owner_of_a_closed_account_may_delete_their_login(account: Account) -> None:
@@ -202,6 +200,6 @@ def test_the_former_owner_of_a_closed_account_may_delete_their_login(account: Ac
     account_close_confirm(account=account, staff=staff())
     from clientarea.accounts.ownership import user_delete_own_login
 
-    user_delete_own_login(user=account.owner, password="a-long-test-password-42")
+    user_delete_own_login(user=account.owner, password=TEST_PASSWORD)
     account.refresh_from_db()
     assert account.owner_id is not None  # never without its owner, even closed

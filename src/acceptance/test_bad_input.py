@@ -33,6 +33,7 @@ from acceptance.objects import OBJECT_KWARGS, STATIC_KWARGS
 from acceptance.test_access_matrix import CSRF
 from clientarea.access_table import ROUTES, Route
 from clientarea.accounts.models import Account
+from clientarea.accounts.ownership import ownership_transfer_start
 from clientarea.accounts.services import contact_create, invitation_create
 from clientarea.accounts.tests.factories import AccountFactory
 from clientarea.audit.models import AuditEvent
@@ -96,12 +97,24 @@ def _email_change_link(account: Account) -> str:
     return _emailed_link("moved@example.com", "/security/email/confirm/")
 
 
+def _transfer_link(account: Account) -> str:
+    ownership_transfer_start(
+        account=account,
+        actor=account.owner,
+        to_email="heir@example.com",
+        former_owner_stays=True,
+        keep_payment_methods=False,
+    )
+    return _emailed_link("heir@example.com", "/ownership/")
+
+
 # The token-less page an emailed link leads to shows its form only once the link was
 # opened (its token kept in the session): open it first, as the person who got it does.
 LINK_OPENERS: dict[str, Callable[[Account], str]] = {
     "accounts:invitation_page": _invitation_link,
     "accounts:contact_confirm": _contact_link,
     "security:email_change_confirm_page": _email_change_link,
+    "accounts:ownership_transfer_page": _transfer_link,
 }
 
 

@@ -64,7 +64,21 @@ class TransferForm(forms.Form):
 
 
 class CloseAccountForm(forms.Form):
-    confirm = forms.BooleanField(
-        label="I understand: once staff confirm, nobody can use this account any more.",
-        required=True,
+    """Closing is final once confirmed: the owner types their password to ask for it."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        help_text="Once our staff confirm, nobody can use this account any more.",
     )
+
+    def __init__(self, user: User, *args: Any, **kwargs: Any) -> None:
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("That is not your current password.")
+        return password

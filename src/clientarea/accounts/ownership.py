@@ -482,7 +482,10 @@ def account_close_request(
         raise OwnershipError("This account is already closed.")
     if account.close_requested_at is not None:
         raise OwnershipError("You already asked to close this account; we will confirm it.")
-    if transfer_pending_for(account) is not None:
+    pending = transfer_pending_for(account)
+    if pending is not None and not _expire_if_stale(
+        _locked_transfer(pending.pk), account, timezone.now()
+    ):
         raise OwnershipError("A transfer of this account is pending: cancel it first.")
     blockers = closure_blockers(account)
     if blockers:

@@ -173,7 +173,7 @@ def close(request: AccountRequest) -> HttpResponse:
     account = request.access.account
     items = closure_items(account)
     blockers = [i for i in items if i.blocking]
-    form = CloseAccountForm(request.POST or None)
+    form = CloseAccountForm(request.user, request.POST or None)
     if request.method == "POST":
         try:
             if request.POST.get("action") == "withdraw":
@@ -182,7 +182,14 @@ def close(request: AccountRequest) -> HttpResponse:
                 )
                 messages.success(request, "Your request to close the account was withdrawn.")
                 return redirect("accounts:account_close")
-            if form.is_valid():
+            # Guessing the password here is throttled like "Confirm your password".
+            if throttle_blocked(scope="confirm-user", key=request.user.pk):
+                form = CloseAccountForm(request.user)
+                form.add_error(None, "Too many attempts; try again later.")
+            elif not form.is_valid():
+                throttle_fail(scope="confirm-user", key=request.user.pk)
+            else:
+                throttle_clear(scope="confirm-user", key=request.user.pk)
                 ownership.account_close_request(
                     account=account, actor=request.user, request=request
                 )
@@ -218,7 +225,7 @@ def delete_login(request: UserRequest) -> HttpResponse:
     user = request.user
     owned = ownership.open_accounts_owned_by(user)
     form = PasswordConfirmForm(user, request.POST or None)
-    if request.method == "POST" and not owned:
+    if request.method == "POST":
         if throttle_blocked(scope="confirm-user", key=user.pk):
             form.add_error(None, "Too many attempts; try again later.")
         elif form.is_valid():
