@@ -203,3 +203,26 @@ def test_the_former_owner_of_a_closed_account_may_delete_their_login(account: Ac
     user_delete_own_login(user=account.owner, password=TEST_PASSWORD)
     account.refresh_from_db()
     assert account.owner_id is not None  # never without its owner, even closed
+
+
+def test_staff_find_the_request_and_confirm_it_in_the_back_office(account: Account) -> None:
+    from django_otp import DEVICE_ID_SESSION_KEY
+
+    from clientarea.security.tests.factories import two_factor_on
+
+    confirmer = UserFactory(is_staff=True, is_superuser=True)
+    device, _ = two_factor_on(confirmer)
+    client = browser(confirmer)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    account_close_request(account=account, actor=account.owner)
+    listed = client.get(reverse("admin:accounts_account_changelist") + "?closing=requested")
+    assert listed.status_code == 200 and account.company_name.encode() in listed.content
+    url = reverse("admin:accounts_account_close", args=[account.pk])
+    assert b"Confirm closing" in client.get(url).content
+    assert post(client, url).status_code == 302
+    account.refresh_from_db()
+    assert account.closed_at is not None and account.closed_by == confirmer
+    event = AuditEvent.objects.get(action="account.closed")
+    assert event.is_staff_action

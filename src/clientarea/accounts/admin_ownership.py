@@ -51,8 +51,30 @@ class StaffTransferForm(forms.Form):
         return user
 
 
+class ClosingFilter(admin.SimpleListFilter):
+    """Staff find the accounts whose owner asked to close them."""
+
+    title = "closing"
+    parameter_name = "closing"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("requested", "Closing requested"), ("closed", "Closed"), ("open", "Open")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "requested":
+            return queryset.filter(close_requested_at__isnull=False, closed_at__isnull=True)
+        if self.value() == "closed":
+            return queryset.filter(closed_at__isnull=False)
+        if self.value() == "open":
+            return queryset.filter(closed_at__isnull=True)
+        return queryset
+
+
 class AccountOwnershipAdminMixin(admin.ModelAdmin):
     actions = ["transfer_ownership", "confirm_closing"]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return [*super().get_list_filter(request), ClosingFilter]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))
