@@ -339,6 +339,62 @@ def test_a_scoped_member_cannot_give_contacts_per_item_kinds(world: World) -> No
 
     assert "product" not in contact_kinds_grantable(access)
     assert "domain" not in contact_kinds_grantable(access)
+    assert "support" not in contact_kinds_grantable(access)
+
+
+def test_replies_to_tickets_outside_the_scope_are_not_in_email_history(world: World) -> None:
+    """The reviewer's attack: the owner opens a ticket about a service outside the
+    developer's scope; staff answer it with a secret. The ticket is a 404 to the
+    developer, and so is the email of the answer; the developer's own ticket's answer is
+    theirs to read."""
+    staff = UserFactory(is_staff=True)
+    department = DepartmentFactory(name="Technical Support")
+    hidden = support_services.ticket_open(
+        account=world.account, opener=world.owner, department=department,
+        subject="Other site down", priority="high", body="Help",
+        about=("service", world.other_service.pk),
+    )  # fmt: skip
+    support_services.ticket_reply_staff(ticket=hidden, staff=staff, body="root pw is hunter2")
+    mine = support_services.ticket_open(
+        account=world.account, opener=world.dev, department=department,
+        subject="My site", priority="low", body="Help", about=("service", world.site.pk),
+    )  # fmt: skip
+    support_services.ticket_reply_staff(ticket=mine, staff=staff, body="Fixed your site")
+    client = world.client()
+    page = client.get(reverse("notifications:history")).content.decode()
+    assert "Fixed your site" not in page  # bodies are never listed; subjects are
+    secret = OutboxEmail.objects.get(body_text__contains="hunter2")
+    assert client.get(reverse("notifications:history_detail", args=[secret.pk])).status_code == 404
+    assert secret.pk not in set(
+        email_history_for(access_for(world.dev, world.account.pk)).values_list("pk", flat=True)
+    )
+    answer = OutboxEmail.objects.get(body_text__contains="Fixed your site")
+    assert client.get(reverse("notifications:history_detail", args=[answer.pk])).status_code == 200
+
+
+def test_a_contact_chosen_before_the_scope_stops_receiving_per_item_kinds(world: World) -> None:
+    """A support contact chosen while the developer had every item keeps nothing once
+    the developer is limited to one site."""
+    from clientarea.accounts.models import Contact
+    from clientarea.accounts.services import contact_create, membership_update
+
+    membership_update(membership=world.membership, actor=world.owner,
+                      permission_codes=[*DEVELOPER, "contacts"], expires_at=None,
+                      scope=None)  # fmt: skip
+    contact = contact_create(
+        account=world.account, actor=world.dev,
+        data={"name": "Mine", "email": "mine@dev.example", "email_kinds": ["support"]},
+    )  # fmt: skip
+    Contact.objects.filter(pk=contact.pk).update(confirmed_at=contact.created_at)
+    rows = notify(account=world.account, kind="support", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    assert "mine@dev.example" in {r.to_email for r in rows}
+    membership_update(membership=world.membership, actor=world.owner,
+                      permission_codes=[*DEVELOPER, "contacts"], expires_at=None,
+                      scope={"service": [world.site.pk], "domain": []})  # fmt: skip
+    rows = notify(account=world.account, kind="support", template="accounts/email/access_ended",
+                  context={"membership": None, "reason": "revoked"})  # fmt: skip
+    assert "mine@dev.example" not in {r.to_email for r in rows}
 
 
 # --- the owner chooses the scope: forged scopes are refused --------------------------------

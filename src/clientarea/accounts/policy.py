@@ -267,17 +267,29 @@ def may_contact_receive(
     if sponsor_id is None or sponsor_id == account.owner_id:
         return True
     sponsor = User.objects.filter(pk=sponsor_id).first()
+    if sponsor is None:
+        return False
+    access = access_for(sponsor, account.pk)
+    if access is None or (access.is_scoped and kind in per_item_email_kinds()):
+        return False  # a contact would get them about every item and every ticket
     return may_receive_email(sponsor, kind, account, about=about)
+
+
+def per_item_email_kinds() -> frozenset[str]:
+    """Kinds whose emails are each about one item or ticket: a person limited to chosen
+    services and domains reads product and domain emails about their items, and support
+    emails addressed to them (the tickets they opened), no others."""
+    return scoped_email_kinds() | {permissions.EmailKind.SUPPORT.value}
 
 
 def contact_kinds_grantable(access: Access) -> frozenset[str]:
     """The kinds of email a person may have sent to a secondary contact: only the kinds
     they could read themselves (the owner: every kind a contact can receive). A scoped
-    person reads product and domain emails about their items only, and a contact would
-    receive them about every item: those kinds are not theirs to give."""
+    person reads product, domain and support emails about their own items and tickets
+    only, and a contact would receive them about all: those kinds are not theirs to give."""
     kinds = access.email_kinds & frozenset(permissions.ACCOUNT_EMAIL_KINDS)
     if access.is_scoped:
-        kinds -= scoped_email_kinds()
+        kinds -= per_item_email_kinds()
     return kinds
 
 

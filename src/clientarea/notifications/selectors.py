@@ -17,11 +17,15 @@ def email_history_for(access: Access) -> QuerySet[OutboxEmail]:
     else is not listed, and its page is a 404 like another account's email.
 
     A person limited to chosen services and domains reads product and domain emails only
-    about those items (one `IN` per kind, whatever the scope's size)."""
+    about those items (one `IN` per kind, whatever the scope's size), and support emails
+    only when sent to them."""
     kinds = access.email_kinds
     per_item = kinds & scoped_email_kinds() if access.scope is not None else frozenset()
-    readable = Q(kind__in=sorted(kinds - per_item)) | Q(
-        kind=EmailKind.PERSONAL, recipient_user=access.user
+    # Support emails: a scoped person reads those sent to them (their own tickets), not
+    # the replies to tickets about items outside their scope.
+    own_only = kinds & {EmailKind.SUPPORT.value} if access.scope is not None else frozenset()
+    readable = Q(kind__in=sorted(kinds - per_item - own_only)) | Q(
+        kind__in=[EmailKind.PERSONAL.value, *sorted(own_only)], recipient_user=access.user
     )
     if per_item and access.scope is not None:
         about = Q(pk__in=[])
