@@ -660,3 +660,45 @@ def test_list_and_dashboard_queries_do_not_grow_with_the_scope(world: World) -> 
         )
     large = measure()
     assert large == small, dict(zip(urls, zip(small, large, strict=True), strict=True))
+
+
+def test_an_item_that_left_does_not_come_back_through_a_revived_invitation(
+    world: World,
+) -> None:
+    """Invite someone limited to a service; the invitation lapses; the service moves to
+    another account and back. Resending revives the invitation: it must not name it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clientarea.accounts.services import invitation_expire_due, invitation_resend
+
+    invitation = invitation_create(
+        account=world.account, actor=world.owner, email="late@example.com",
+        permission_codes=["manageproducts"], scope={"service": [world.site.pk]},
+    )  # fmt: skip
+    invitation_expire_due(now=timezone.now() + timedelta(days=8))
+    invitation.refresh_from_db()
+    assert invitation.status == Invitation.Status.EXPIRED
+    world.site.account = world.elsewhere
+    world.site.save()
+    world.site.account = world.account
+    world.site.save()
+    invitation_resend(invitation=invitation, actor=world.owner)
+    invitation.refresh_from_db()
+    assert world.site.pk not in (invitation.scope or {}).get("service", [])
+
+
+def test_the_back_office_cannot_edit_a_scope(world: World) -> None:
+    """Scopes change only through Edit Permissions (checked, audited, emailed)."""
+    from django.test import Client
+
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    url = reverse("admin:accounts_membership_change", args=[world.membership.pk])
+    page = client.get(url).content.decode()
+    assert 'name="scope"' not in page
+    client.post(url, {"scope": f'{{"service": [{world.foreign_service.pk}]}}'})
+    world.membership.refresh_from_db()
+    assert world.membership.scope == {"service": [world.site.pk], "domain": [world.site_domain.pk]}

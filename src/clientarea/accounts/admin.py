@@ -114,7 +114,7 @@ class UserAdmin(BaseUserAdmin):
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
-    fields = ("user", "permissions", "status", "expires_at", "created_at", "revoked_at")
+    fields = ("user", "permissions", "scope", "status", "expires_at", "created_at", "revoked_at")
     readonly_fields = fields
     can_delete = False
 
@@ -159,6 +159,7 @@ class MembershipAdmin(admin.ModelAdmin):
         "account",
         "user",
         "permissions",
+        "scope",
         "status",
         "expires_at",
         "created_at",
@@ -180,6 +181,7 @@ class InvitationAdmin(admin.ModelAdmin):
         "account",
         "email",
         "permissions",
+        "scope",
         "access_expires_at",
         "status",
         "expires_at",

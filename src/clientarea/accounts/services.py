@@ -403,7 +403,10 @@ def scope_item_forget(*, kind: str, obj_id: int, account_id: int) -> int:
         account_id=account_id, scope__isnull=False
     )
     invitations = Invitation.objects.select_related("account").filter(
-        account_id=account_id, scope__isnull=False, status=Invitation.Status.PENDING
+        # Expired invitations too: a resend revives them.
+        account_id=account_id,
+        scope__isnull=False,
+        status__in=[Invitation.Status.PENDING, Invitation.Status.EXPIRED],
     )
     rows: list[Membership | Invitation] = [
         *memberships.select_for_update(of=("self",)),
