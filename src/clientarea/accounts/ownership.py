@@ -278,6 +278,10 @@ def _move_ownership(
     """Make `new_owner` the owner of the locked `account`: one UPDATE of the owner, the
     new owner's membership deleted (the owner never holds one), the former owner kept as
     a sub-account with All Permissions or gone, as they chose."""
+    # Lock the new owner's login: a deletion of it that raced us has committed by now,
+    # and an account is never handed to a deleted login.
+    if not User.objects.select_for_update().filter(pk=new_owner.pk, is_active=True).exists():
+        raise OwnershipError(f"{new_owner.email} cannot log in: the account stays where it is.")
     former = account.owner
     now = timezone.now()
     removed = Membership.objects.filter(account=account, user=new_owner)
@@ -291,6 +295,7 @@ def _move_ownership(
             user=former,
             defaults={
                 "permissions": permissions.normalise(sorted(permissions.ALL_CODES)),
+                "scope": None,  # every service and domain: they owned them all
                 "status": Membership.Status.ACTIVE,
                 "expires_at": None,
                 "revoked_at": None,
@@ -411,6 +416,12 @@ def ownership_transfer_by_staff(
     account = _locked_account(account.pk)
     if account.closed_at is not None:
         raise OwnershipError("This account is closed.")
+    if account.close_requested_at is not None:
+        # Only the owner asks for closure: a new owner must not inherit the former
+        # owner's request. Confirm or withdraw it first.
+        raise OwnershipError(
+            "The owner asked to close this account: confirm or withdraw that first."
+        )
     if new_owner.pk == account.owner_id:
         raise OwnershipError(f"{new_owner.email} already owns this account.")
     if not new_owner.is_active:
@@ -559,6 +570,27 @@ def account_close_confirm(
     pending = transfer_pending_for(account)
     if pending is not None:
         ownership_transfer_cancel(transfer=pending, actor=staff, request=request)
+    # Invitations first: an acceptance holding one finishes before we go on, and the
+    # membership it made is ended below with the others.
+    invitations = list(
+        Invitation.objects.select_for_update().filter(
+            account=account, status=Invitation.Status.PENDING
+        )
+    )
+    for invitation in invitations:
+        invitation.status = Invitation.Status.CANCELLED
+        invitation.cancelled_at = now
+        invitation.save(update_fields=["status", "cancelled_at"])
+        audit_record(
+            action="invitation.cancelled",
+            actor=staff,
+            account=account,
+            target=invitation,
+            target_label=invitation.email,
+            changes={"reason": "account closed"},
+            request=request,
+            is_staff_action=True,
+        )
     # Usable access ends now; an access already past its expiry is the worker's to record.
     memberships = list(
         Membership.objects.usable(now)
@@ -587,25 +619,6 @@ def account_close_confirm(
             template="accounts/email/access_ended",
             context={"account": account, "membership": membership, "reason": "closed"},
             account=account,
-        )
-    invitations = list(
-        Invitation.objects.select_for_update().filter(
-            account=account, status=Invitation.Status.PENDING
-        )
-    )
-    for invitation in invitations:
-        invitation.status = Invitation.Status.CANCELLED
-        invitation.cancelled_at = now
-        invitation.save(update_fields=["status", "cancelled_at"])
-        audit_record(
-            action="invitation.cancelled",
-            actor=staff,
-            account=account,
-            target=invitation,
-            target_label=invitation.email,
-            changes={"reason": "account closed"},
-            request=request,
-            is_staff_action=True,
         )
     account.closed_at = now
     account.closed_by = staff
