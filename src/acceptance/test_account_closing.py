@@ -226,3 +226,72 @@ def test_staff_find_the_request_and_confirm_it_in_the_back_office(account: Accou
     assert account.closed_at is not None and account.closed_by == confirmer
     event = AuditEvent.objects.get(action="account.closed")
     assert event.is_staff_action
+
+
+def test_a_registrar_failure_at_closing_is_retried_by_the_worker(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Domains stay until expiry with auto-renew off: when the registrar fails as the
+    closing commits, the worker's sweep turns it off later."""
+    from django.test import TestCase
+
+    from clientarea.domains import closing as domains_closing
+
+    domain = DomainFactory(account=account, auto_renew=True)
+
+    class Down:
+        def set_auto_renew(self, *args: object) -> None:
+            raise ConnectionError("registrar unreachable")
+
+    monkeypatch.setattr(domains_closing, "registrar_driver", lambda: Down())
+    account_close_request(account=account, actor=account.owner)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        account_close_confirm(account=account, staff=staff())
+    domain.refresh_from_db()
+    assert domain.auto_renew is True
+    monkeypatch.undo()
+    closure_sweeps_run()
+    domain.refresh_from_db()
+    assert domain.auto_renew is False
+
+
+def test_staff_cannot_hand_over_an_account_whose_owner_asked_to_close_it(
+    account: Account,
+) -> None:
+    """The closing request is the owner's: a new owner must not inherit it and have the
+    account closed without ever asking."""
+    from clientarea.accounts.ownership import ownership_transfer_by_staff
+
+    account_close_request(account=account, actor=account.owner)
+    buyer = UserFactory(email="buyer@example.org")
+    with pytest.raises(OwnershipError):
+        ownership_transfer_by_staff(account=account, staff=staff(), new_owner=buyer,
+                                    reason="sold", former_owner_stays=False,
+                                    keep_payment_methods=False)  # fmt: skip
+    account.refresh_from_db()
+    assert account.owner_id != buyer.pk
+
+
+def test_an_account_is_never_handed_to_a_deleted_login(account: Account) -> None:
+    from clientarea.accounts.ownership import ownership_transfer_by_staff
+
+    gone = UserFactory(email="gone@example.org", is_active=False)
+    with pytest.raises(OwnershipError):
+        ownership_transfer_by_staff(account=account, staff=staff(), new_owner=gone,
+                                    reason="x", former_owner_stays=False,
+                                    keep_payment_methods=False)  # fmt: skip
+    account.refresh_from_db()
+    assert account.owner_id != gone.pk
+
+
+def test_an_invitation_cannot_be_accepted_once_closing_was_asked(account: Account) -> None:
+    from clientarea.accounts.services import InvitationError, invitation_accept
+    from clientarea.accounts.tests.helpers import invitation_token_from_outbox
+
+    invitation_create(account=account, actor=account.owner, email="late@example.org",
+                      permission_codes=["tickets"])  # fmt: skip
+    token = invitation_token_from_outbox("late@example.org")
+    account_close_request(account=account, actor=account.owner)
+    with pytest.raises(InvitationError):
+        invitation_accept(token=token, user=UserFactory(email="late@example.org"))
+    assert not Membership.objects.filter(account=account, user__email="late@example.org")

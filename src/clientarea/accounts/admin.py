@@ -148,6 +148,11 @@ class AccountAdmin(AccountOwnershipAdminMixin):
     readonly_fields = ["credit_balance", "created_at"]
     inlines = [MembershipInline, ContactInline]
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # An account is closed, never deleted: its invoices and audit trail are kept for
+        # the retention period (ACCOUNT_RETENTION_YEARS).
+        return False
+
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):

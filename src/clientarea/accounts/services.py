@@ -725,6 +725,8 @@ def invitation_accept(*, token: str, user: User, request: HttpRequest | None = N
             "logged in with."
         )
     account = invitation.account
+    if account.closed_at is not None or account.close_requested_at is not None:
+        raise InvitationError("This account is being closed: it takes no new people.")
     if user.pk == account.owner_id:
         raise InvitationError("You already own this account.")
     if Membership.objects.usable(now).filter(account=account, user=user).exists():

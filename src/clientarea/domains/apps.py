@@ -7,17 +7,22 @@ class DomainsConfig(AppConfig):
     verbose_name = "Domains"
 
     def ready(self) -> None:
-        from clientarea.accounts.closing import register_closure_hook
+        from clientarea.accounts.closing import register_closure_hook, register_closure_sweep
         from clientarea.accounts.permissions import Perm
         from clientarea.accounts.signals import account_closed
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
         from . import scope
-        from .closing import auto_renew_off_on_close, domains_on_closing
+        from .closing import (
+            auto_renew_of_closed_accounts_off_due,
+            auto_renew_off_on_close,
+            domains_on_closing,
+        )
         from .selectors import domain_count_live
 
         register_nav(NavItem("Domains", "domains:list", Perm.DOMAINS.value, order=30))
         register_tile(Tile("Domains", "domains:list", Perm.DOMAINS.value, domain_count_live, 30))
         scope.register()
         register_closure_hook(domains_on_closing)
+        register_closure_sweep(auto_renew_of_closed_accounts_off_due)
         account_closed.connect(auto_renew_off_on_close, dispatch_uid="domains.auto_renew_off")

@@ -52,7 +52,21 @@ def auto_renew_off_on_close(*, account: Account, staff: Any, **kwargs: Any) -> N
         transaction.on_commit(lambda: _auto_renew_off(ids, staff))
 
 
-def _auto_renew_off(ids: list[int], staff: Any) -> None:
+def auto_renew_of_closed_accounts_off_due() -> int:
+    """The worker's sweep: a registrar that failed when the closing committed (or a crash
+    in between) leaves auto-renew on; try again until it is off. Returns how many."""
+    ids = list(
+        Domain.objects.filter(
+            account__closed_at__isnull=False,
+            status__in=Domain.MANAGEABLE_STATUSES,
+            auto_renew=True,
+        ).values_list("pk", flat=True)[:200]
+    )
+    return _auto_renew_off(ids, None)
+
+
+def _auto_renew_off(ids: list[int], staff: Any) -> int:
+    count = 0
     for domain in Domain.objects.filter(pk__in=ids, auto_renew=True).select_related("account"):
         try:
             registrar_driver().set_auto_renew(domain, False)
@@ -68,5 +82,7 @@ def _auto_renew_off(ids: list[int], staff: Any) -> None:
                     account=domain.account,
                     target=domain,
                     changes={"auto_renew": [True, False], "reason": "account closed"},
-                    is_staff_action=True,
+                    is_staff_action=staff is not None,
                 )
+                count += 1
+    return count
