@@ -562,10 +562,10 @@ def invitation_create(
 
     Refused (InvitationError) when the address already has access or a pending
     invitation; only the owner may invite."""
-    # Lock the account: invitations to it are decided one at a time.
-    account = (
-        Account.objects.select_for_update(of=("self",)).select_related("owner").get(pk=account.pk)
-    )
+    # Lock the account: invitations to it are decided one at a time. No join in the
+    # locking query (a concurrent ownership change would make PostgreSQL drop the row;
+    # see ownership._locked_account); the owner is read after the lock.
+    account = Account.objects.select_for_update(no_key=True).get(pk=account.pk)
     _require_owner(account, actor)
     email = normalize_email(email)
     codes = _codes_for_grant(permission_codes)

@@ -151,7 +151,11 @@ def user_revoke(request: AccountRequest, membership_id: int) -> HttpResponse:
         messages.info(request, f"{membership.user.email} no longer has access.")
         return redirect("accounts:users")
     if request.method == "POST":
-        services.membership_revoke(membership=membership, actor=request.user, request=request)
+        try:
+            services.membership_revoke(membership=membership, actor=request.user, request=request)
+        except services.AccessError as exc:  # e.g. they accepted ownership meanwhile
+            messages.error(request, str(exc))
+            return redirect("accounts:users")
         messages.success(
             request, f"Access revoked: {membership.user.email} can no longer use this account."
         )
