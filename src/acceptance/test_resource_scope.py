@@ -589,6 +589,9 @@ def test_a_deleted_or_moved_item_leaves_every_scope(world: World) -> None:
     assert world.membership.scope == {"service": [], "domain": [world.site_domain.pk]}
     assert invitation.scope == {"service": [], "domain": []}
     assert AuditEvent.objects.filter(action="membership.scope_item_removed").count() == 1
+    told = OutboxEmail.objects.filter(to_email="dev@example.com").latest("pk")
+    assert "Your services and domains changed." in told.body_text
+    assert "left Acme" in told.body_text and "Site hosting" not in told.body_text
     # Moving it back does not bring it back into the scope.
     world.site.account = world.account
     world.site.save()

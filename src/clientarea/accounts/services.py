@@ -429,6 +429,21 @@ def scope_item_forget(*, kind: str, obj_id: int, account_id: int) -> int:
         row.scope = stored
         row.save(update_fields=["scope"])
         changed += 1
+        if is_membership and isinstance(row, Membership) and row.is_usable():
+            # Like any change to what they reach, the person is told.
+            email_send_to_person(
+                to_email=row.user.email,
+                to_name=row.user.get_full_name(),
+                template="accounts/email/access_changed",
+                context={
+                    "account": row.account,
+                    "membership": row,
+                    "actor": None,
+                    "scope_changed": True,
+                    **scope_email_context(row.account, row.scope_items),
+                },
+                account=row.account,
+            )
     return changed
 
 
