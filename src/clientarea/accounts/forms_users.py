@@ -74,7 +74,9 @@ class PermissionsForm(forms.Form):
     access_expires_on = forms.DateField(
         label="Access expires on (optional)",
         required=False,
-        widget=forms.DateInput(attrs={"type": "date"}),
+        # A date input only accepts (and shows) ISO dates: the locale's "31/01/2027" would
+        # show as empty and be posted back empty, dropping the expiry on save.
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="Access ends at the end of this day. Leave empty for no expiry.",
     )
     leading_fields: tuple[str, ...] = ()

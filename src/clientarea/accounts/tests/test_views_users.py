@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.db import connection
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts import permissions
+from clientarea.accounts.forms_users import _end_of_day
 from clientarea.accounts.models import Account, Invitation, Membership, User
 from clientarea.accounts.services import invitation_create
 from clientarea.accounts.tests.factories import InvitationFactory, MembershipFactory
@@ -317,3 +319,29 @@ def test_an_absurdly_far_access_expiry_is_refused_with_a_message(
     assert response.status_code == 200
     assert "within the next 10 years" in response.content.decode()
     assert not Invitation.objects.exists()
+
+
+def test_saving_edit_permissions_unchanged_keeps_the_access_expiry(
+    login_client: Callable[..., Client],
+    account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    """A browser posts back what the form shows: a date input shows (and posts) only an
+    ISO date, anything else is blanked, so the expiry must be rendered as YYYY-MM-DD."""
+    expires_at = _end_of_day(date(2027, 1, 31))
+    member = member_factory("invoices", expires_at=expires_at)
+    client = confirm_recently(login_client(account.owner, account))
+    url = reverse("accounts:user_edit", args=[member.pk])
+    page = client.get(url).content.decode()
+    tag = re.search(r'<input type="date" name="access_expires_on"[^>]*>', page)
+    assert tag is not None
+    shown = re.search(r'value="([^"]*)"', tag.group(0))
+    value = shown.group(1) if shown else ""
+    posted = value if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else ""  # as a browser does
+    assert posted == "2027-01-31"
+    response = client.post(
+        url, {"access": "choose", "permissions": ["invoices"], "access_expires_on": posted}
+    )
+    assert response.status_code == 302
+    member.refresh_from_db()
+    assert member.expires_at == expires_at
