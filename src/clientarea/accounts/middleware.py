@@ -19,6 +19,8 @@ from clientarea.security.twofactor import user_has_two_factor
 from .policy import Access, RuleKind, UserRequest, access_for, accounts_for, rule_of
 
 SESSION_ACCOUNT_KEY = "current_account_id"
+# The account whose access ended under this session, for the Access removed page.
+SESSION_LOST_ACCOUNT_KEY = "lost_account_id"
 SESSION_END_MESSAGES = {
     "idle": "You were logged out after a period of inactivity. Please log in again.",
     "lifetime": "Your session reached its maximum length. Please log in again.",
@@ -50,6 +52,7 @@ class AccessMiddleware:
             access: Access | None = access_for(user, account_id)
             if account_id is not None and access is None:
                 del request.session[SESSION_ACCOUNT_KEY]
+                request.session[SESSION_LOST_ACCOUNT_KEY] = account_id
                 request.access_lost = True
             if access is None and account_id is None:
                 only = list(accounts_for(user).values_list("pk", flat=True)[:2])

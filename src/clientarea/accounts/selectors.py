@@ -16,6 +16,21 @@ def membership_list_for(account: Account) -> QuerySet[Membership]:
     )
 
 
+def lost_memberships_of(user: User, account_id: int | None = None) -> list[Membership]:
+    """The person's own memberships that were revoked or have expired, on open accounts
+    they do not use any more (neither owner nor with a usable membership there). Only
+    their own rows: nothing about accounts they never belonged to."""
+    rows = (
+        Membership.objects.filter(user=user, account__closed_at__isnull=True)
+        .exclude(account__owner=user)
+        .select_related("account")
+        .order_by("account__company_name", "account_id")
+    )
+    if account_id is not None:
+        rows = rows.filter(account_id=account_id)
+    return [m for m in rows if not m.is_usable()]
+
+
 def invitation_pending_list_for(account: Account) -> QuerySet[Invitation]:
     """Invitations still waiting for an answer (including ones whose link lapsed)."""
     return (

@@ -38,11 +38,13 @@ from .forms import (
     TwoFactorTokenForm,
     UserProfileForm,
 )
+from .middleware import SESSION_LOST_ACCOUNT_KEY
 from .middleware import select_account as remember_account
 from .models import User, normalize_email
 from .permissions import Perm
 from .policy import AccountRequest, UserRequest, accounts_for, login_only, public, requires
 from .reauth import mark_recent_auth
+from .selectors import lost_memberships_of
 
 LOGIN_PENDING_KEY = "login_pending"
 LOGIN_PENDING_SECONDS = 300
@@ -248,14 +250,20 @@ def select_account(request: UserRequest) -> HttpResponse:
         messages.success(request, f"You are now working in {chosen.display_name}.")
         return redirect("core:dashboard")
     current = request.access.account.pk if request.access else None
+    # With no account left, say which access ended and how to get it back.
+    lost = [] if accounts else lost_memberships_of(request.user)
     return render(
-        request, "accounts/select_account.html", {"accounts": accounts, "current_id": current}
+        request,
+        "accounts/select_account.html",
+        {"accounts": accounts, "current_id": current, "lost": lost},
     )
 
 
 @login_only
 def access_removed(request: UserRequest) -> HttpResponse:
-    return render(request, "accounts/access_removed.html")
+    account_id = request.session.get(SESSION_LOST_ACCOUNT_KEY)
+    lost = lost_memberships_of(request.user, account_id) if isinstance(account_id, int) else []
+    return render(request, "accounts/access_removed.html", {"lost": lost})
 
 
 @login_only

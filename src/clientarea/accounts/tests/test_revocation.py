@@ -128,3 +128,39 @@ def test_expired_access_behaves_like_revoked_access(
     assert "expired" in OutboxEmail.objects.get(to_email=member.user.email).body_text
     page = login_client(account.owner, account).get(reverse("accounts:users")).content.decode()
     assert "Expired" in page
+
+
+def test_access_removed_names_the_account_and_who_can_restore_it(
+    login_client: Callable[..., Client],
+    account: Account,
+    other_account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    member = member_factory("tickets")
+    device = login_client(member.user, account)
+    membership_revoke(membership=member, actor=account.owner)
+    response = device.get(reverse("core:dashboard"), follow=True)
+    page = response.content.decode()
+    assert f"Your access to <strong>{account.display_name}</strong> was revoked on" in page
+    assert "Only the owner of" in page
+    assert other_account.display_name not in page
+
+
+def test_a_revoked_or_expired_person_logging_in_is_told_which_access_ended(
+    login_client: Callable[..., Client],
+    account: Account,
+    other_account: Account,
+    member_factory: Callable[..., Membership],
+) -> None:
+    revoked = member_factory("tickets")
+    membership_revoke(membership=revoked, actor=account.owner)
+    page = login_client(revoked.user).get(reverse("accounts:select_account")).content.decode()
+    assert f"Your access to <strong>{account.display_name}</strong> was revoked" in page
+    assert "Only the owner of" in page
+    assert "does not give access to any account" not in page
+
+    expired = member_factory("tickets", expires_at=timezone.now() - timedelta(minutes=5))
+    # an account they never belonged to stays unmentioned
+    page = login_client(expired.user).get(reverse("accounts:select_account")).content.decode()
+    assert f"Your access to <strong>{account.display_name}</strong> expired on" in page
+    assert other_account.display_name not in page
