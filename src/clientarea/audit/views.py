@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 from clientarea.accounts import permissions
 from clientarea.accounts.policy import AccountRequest, owner_only
 from clientarea.accounts.selectors import account_people
+from clientarea.core import timefmt
 
 from .labels import action_label
 from .models import AuditEvent
@@ -49,6 +50,9 @@ def _plain(key: str, value: Any) -> str:
         if key == "permissions":
             return ", ".join(permissions.labels(value)) or "—"
         return ", ".join(str(v) for v in value)
+    moment = timefmt.as_datetime(value)
+    if moment is not None:  # stored as ISO text: shown in the reader's time zone
+        return timefmt.expiry(moment) if key.endswith("expires_at") else timefmt.when(moment)
     return str(value)
 
 

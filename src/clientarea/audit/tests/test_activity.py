@@ -78,3 +78,23 @@ def test_a_junk_user_filter_shows_everyone_instead_of_failing(
 ) -> None:
     response = login_client(account.owner, account).get(reverse("audit:activity"), {"user": raw})
     assert response.status_code == 200
+
+
+def test_times_in_the_changes_read_as_local_times_not_iso_text(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    audit_record(
+        action="membership.permissions_changed",
+        account=account,
+        target_label="dev@example.com",
+        changes={
+            "expires_at": [None, "2026-12-08T06:00:47.271333+00:00"],
+            "renewed_on": "2027-01-31T00:00:00+00:00",
+            "note": "Tuesday",
+        },
+    )
+    page = login_client(account.owner, account).get(reverse("audit:activity")).content.decode()
+    assert "2026-12-08T06" not in page and "+00:00" not in page
+    assert "expires at: — → 8 Dec 2026, 06:00 UTC" in page
+    assert "31 Jan 2027, 00:00 UTC" in page  # not an expiry: the moment itself
+    assert "note: Tuesday" in page
