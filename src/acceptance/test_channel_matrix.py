@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -737,3 +738,67 @@ def test_email_history_costs_the_same_queries_with_more_emails(
     client.get(reverse("notifications:history"))
     with django_assert_max_num_queries(12):
         client.get(reverse("notifications:history"))
+
+
+# --- every template gets every variable it names ----------------------------------------
+
+MISSING = "@@MISSING:%s@@"
+MARKUP_NAME = 'Acme <img src=x> & Sons\' "Web"'
+
+
+def _templates_with_marker() -> list[dict[str, Any]]:
+    engine: dict[str, Any] = dict(settings.TEMPLATES[0])
+    engine["OPTIONS"] = {**engine["OPTIONS"], "string_if_invalid": MISSING}
+    return [engine]
+
+
+def _render_cases() -> list[Any]:
+    out = []
+    for route in table.EMAILS:
+        named = "all" if table.NAMED in route.to else None  # a sub-account is named
+        out.append(pytest.param(route.template, named, id=route.template))
+    return out
+
+
+@pytest.mark.parametrize(("template", "named"), _render_cases())
+def test_every_email_renders_every_variable_through_its_real_trigger(
+    template: str, named: str | None, sent_templates: list[tuple[str, str, str]]
+) -> None:
+    """A variable the sending code does not pass renders as a marker (instead of the
+    silent empty string that gave "support ticket for :"); no email may contain one. The
+    account's name holds markup, which every email shows as typed, never escaped."""
+    with override_settings(TEMPLATES=_templates_with_marker()):
+        if template in ACCOUNT_SCENARIOS:
+            scenario = ACCOUNT_SCENARIOS[template]
+            world = build_world(named, scenario.before)
+            Account.objects.filter(pk=world.account.pk).update(company_name=MARKUP_NAME)
+            world.account.refresh_from_db()
+            since = last_pk()
+            sent_templates.clear()
+            scenario.act(world, world.people[named] if named else world.account.owner)
+        else:
+            world = build_world()
+            Account.objects.filter(pk=world.account.pk).update(company_name=MARKUP_NAME)
+            world.account.refresh_from_db()
+            scenarios = _personal_scenarios(world)
+            since = last_pk()
+            sent_templates.clear()
+            scenarios[template]()
+    assert template in {t for t, _, _ in sent_templates}
+    rows = OutboxEmail.objects.filter(pk__gt=since)
+    assert rows
+    for row in rows:
+        for text in (row.subject, row.body_text):
+            assert "@@MISSING" not in text, (template, text)
+            assert " for :" not in text and " on :" not in text, (template, text)
+            # Plain text: never HTML-escaped, the subject included.
+            assert "&lt;" not in text and "&amp;" not in text and "&#x27;" not in text, text
+    ours = [row for row in rows if row.account_id == world.account.pk]
+    if ours and "{{ account.display_name }}" in _template_source(template):
+        assert any(MARKUP_NAME in row.subject + row.body_text for row in ours), template
+
+
+def _template_source(template: str) -> str:
+    from django.template import Engine
+
+    return str(Engine.get_default().get_template(f"{template}.txt").source)

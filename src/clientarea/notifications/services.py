@@ -33,7 +33,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import BadHeaderError, EmailMessage, get_connection
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template import Context, Engine
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Contact, User
@@ -57,9 +57,13 @@ def header_safe(value: str) -> str:
 
 
 def render_email(template: str, context: dict[str, Any]) -> tuple[str, str]:
-    """Render `<template>.txt`: the first line is the subject, the rest the body."""
+    """Render `<template>.txt`: the first line is the subject, the rest the body.
+
+    Plain text, so never HTML-escaped (a `<` in a ticket subject or a company's `&` reaches
+    the reader as typed), whether or not the template says `{% autoescape off %}`."""
     ctx = {"site_name": settings.SITE_NAME, "site_url": settings.SITE_URL, **context}
-    rendered = render_to_string(f"{template}.txt", ctx).strip()
+    compiled = Engine.get_default().get_template(f"{template}.txt")
+    rendered = compiled.render(Context(ctx, autoescape=False)).strip()
     subject, _, body = rendered.partition("\n")
     return header_safe(subject), body.strip() + "\n"
 

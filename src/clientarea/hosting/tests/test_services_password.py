@@ -57,6 +57,20 @@ def test_sub_account_reveal_emails_the_owner_without_the_password(
     assert AuditEvent.objects.get(action="service.password_revealed").actor == member.user
 
 
+def test_the_owner_notice_shows_names_as_typed_not_html_escaped(
+    account: Account, member_factory: Callable[..., Membership]
+) -> None:
+    from clientarea.accounts.tests.factories import UserFactory
+
+    member = member_factory("manageproducts", user=UserFactory(first_name="<img src=x>"))
+    service = ServiceFactory(account=account, product_name="Web & Mail <Pro>")
+    services.service_password_reveal(service=service, actor=member.user)
+    email = OutboxEmail.objects.get()
+    assert "Web & Mail <Pro>" in email.subject
+    assert "<img src=x>" in email.body_text and "Web & Mail <Pro>" in email.body_text
+    assert "&lt;" not in email.subject + email.body_text
+
+
 def test_reveal_without_a_stored_password_is_refused(account: Account) -> None:
     service = ServiceFactory(account=account, password="")
     with pytest.raises(services.ServiceActionError):

@@ -321,3 +321,22 @@ def test_menu_entry_and_dashboard_tile_follow_the_permission(
     without = member_factory("invoices")
     page = login_client(without.user, account).get(reverse("core:dashboard")).content.decode()
     assert "Open tickets" not in page and ">Support</a>" not in page
+
+
+def test_the_emails_of_a_ticket_show_markup_as_typed_not_escaped(
+    login_client: Callable[..., Client], account: Account, developer: Membership, technical: Any
+) -> None:
+    """Plain-text emails are never HTML-escaped: `&lt;img` would be what the reader sees."""
+    from clientarea.notifications.models import OutboxEmail
+    from clientarea.support.services import ticket_reply_staff
+
+    client = login_client(developer.user, account)
+    client.post(reverse("support:ticket_open"), open_form(technical, subject=XSS, message=XSS))
+    ticket = Ticket.objects.get()
+    ticket_reply_staff(ticket=ticket, staff=UserFactory(is_staff=True), body=f"Re: {XSS} & co")
+    rows = list(OutboxEmail.objects.filter(to_email=developer.user.email).order_by("pk"))
+    assert len(rows) == 2
+    for row in rows:
+        assert row.subject == f"[Ticket #{ticket.pk}] {XSS}"
+        assert "&lt;" not in row.body_text and "&amp;" not in row.body_text
+    assert f"Re: {XSS} & co" in rows[1].body_text
