@@ -15,6 +15,7 @@ from clientarea.core.validators import validate_single_line
 from . import permissions
 from .models import Account, Contact, Membership, User, normalize_email
 from .scope import SCOPE_KINDS, Scope
+from .services import CONTACT_IS_OWNER, CONTACT_NO_KINDS
 
 ALL = "all"
 CHOOSE = "choose"
@@ -316,4 +317,15 @@ class ContactForm(forms.ModelForm):
             others = others.exclude(pk=self.instance.pk)
         if others.exists():
             raise forms.ValidationError("This address is already one of the account's contacts.")
+        if Account.objects.filter(pk=self.account_id, owner__email__iexact=email).exists():
+            raise forms.ValidationError(CONTACT_IS_OWNER)
         return email
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if "email_kinds" in cleaned:
+            current = set(self.instance.email_kinds or []) if self.instance.pk else set()
+            kept = current - self.grantable_kinds  # boxes this person cannot untick
+            if not (set(cleaned["email_kinds"]) | kept):
+                self.add_error("email_kinds", CONTACT_NO_KINDS)
+        return cleaned

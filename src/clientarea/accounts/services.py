@@ -835,6 +835,21 @@ class ContactError(Exception):
     """A contact change the policy refuses; the message says why."""
 
 
+CONTACT_IS_OWNER = (
+    "This is the account owner's own address: the owner already receives every email of "
+    "the account. A contact is someone else."
+)
+CONTACT_NO_KINDS = "Choose at least one kind of email this contact receives."
+
+
+def _contact_rules_check(account: Account, email: str, kinds: list[str]) -> None:
+    """Not the owner's own address, and at least one kind of email to receive."""
+    if normalize_email(email).lower() == account.owner.email.lower():
+        raise ContactError(CONTACT_IS_OWNER)
+    if not kinds:
+        raise ContactError(CONTACT_NO_KINDS)
+
+
 def _contact_kinds(kinds: Any) -> list[str]:
     valid = [k.value for k in Contact.Kind]
     return [k for k in valid if k in set(kinds or [])]
@@ -950,6 +965,7 @@ def contact_create(
     _require_contacts_access(account, actor)
     _contact_fields_check(data)
     kinds = _checked_kinds(account=account, actor=actor, wanted=data.get("email_kinds"))
+    _contact_rules_check(account, data["email"], kinds)
     contact = Contact.objects.create(
         account=account,
         name=data["name"].strip(),
@@ -993,6 +1009,7 @@ def contact_update(
             current=contact.email_kinds,
         ),
     }
+    _contact_rules_check(account, new["email"], new["email_kinds"])
     address_changed = new["email"] != contact.email
     beyond_grant = set(contact.email_kinds) - contact_kinds_for(account=account, actor=actor)
     if address_changed and beyond_grant:

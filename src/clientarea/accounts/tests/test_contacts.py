@@ -410,3 +410,50 @@ def test_the_back_office_cannot_repoint_a_contact(account: Account) -> None:
     assert 'name="contacts-0-email"' not in html and 'name="contacts-0-email_kinds"' not in html
     bea.refresh_from_db()
     assert bea.email == "bea@example.com"
+
+
+def test_the_owners_own_address_and_a_contact_with_no_email_are_refused(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    client = login_client(account.owner, account)
+    add = reverse("accounts:contact_add")
+    owner_email = account.owner.email.upper()
+    response = client.post(add, {"name": "Me", "email": owner_email, "email_kinds": ["invoice"]})
+    assert response.status_code == 200
+    assert "the account owner&#x27;s own address" in response.content.decode()
+    response = client.post(add, {"name": "Nobody", "email": "n@example.com"})
+    assert response.status_code == 200
+    assert "Choose at least one kind of email" in response.content.decode()
+    assert not Contact.objects.exists()
+    bea = ContactFactory(account=account, email="bea@example.com", email_kinds=["invoice"])
+    edit = reverse("accounts:contact_edit", args=[bea.pk])
+    for data in (
+        {"name": "Bea", "email": "bea@example.com", "email_kinds": []},
+        {"name": "Bea", "email": account.owner.email, "email_kinds": ["invoice"]},
+    ):
+        assert client.post(edit, data).status_code == 200
+    bea.refresh_from_db()
+    assert (bea.email, bea.email_kinds) == ("bea@example.com", ["invoice"])
+
+
+def test_the_contact_services_refuse_the_owners_address_and_no_kinds(account: Account) -> None:
+    """No entry point stores them: the services refuse what the form refuses."""
+    from clientarea.accounts import services
+
+    owner = account.owner
+    for data in (
+        {"name": "Me", "email": owner.email, "email_kinds": ["invoice"]},
+        {"name": "Nobody", "email": "n@example.com", "email_kinds": []},
+    ):
+        with pytest.raises(services.ContactError):
+            services.contact_create(account=account, actor=owner, data=data)
+    assert not Contact.objects.exists()
+    bea = ContactFactory(account=account, email="bea@example.com", email_kinds=["invoice"])
+    for data in (
+        {"name": "Bea", "email": owner.email.upper(), "email_kinds": ["invoice"]},
+        {"name": "Bea", "email": "bea@example.com", "email_kinds": []},
+    ):
+        with pytest.raises(services.ContactError):
+            services.contact_update(contact=bea, actor=owner, data=data)
+    bea.refresh_from_db()
+    assert (bea.email, bea.email_kinds) == ("bea@example.com", ["invoice"])
