@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from clientarea.core.validators import time_zone_names
 from clientarea.notifications.services import email_send_to_person
 
 from .models import Account, User
@@ -61,9 +62,16 @@ class TwoFactorTokenForm(forms.Form):
 
 
 class UserProfileForm(forms.ModelForm):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        choices=[(name, name.replace("_", " ")) for name in sorted(time_zone_names())],
+        help_text="Every date and time is shown in this zone.",
+        required=False,  # left out: the current zone stays
+    )
+
     class Meta:
         model = User
-        fields = ["first_name", "last_name"]
+        fields = ["first_name", "last_name", "time_zone"]
 
 
 class AccountProfileForm(forms.ModelForm):

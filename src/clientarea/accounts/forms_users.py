@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+import zoneinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from django import forms
@@ -46,9 +47,19 @@ class PermissionCheckboxes(forms.CheckboxSelectMultiple):
 MAX_ACCESS_PERIOD = timedelta(days=3653)  # about 10 years; date.max would overflow
 
 
-def _end_of_day(day: date) -> datetime:
-    """Access lasts to the end of the chosen day (in the site's time zone)."""
-    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+def owner_zone(account: Account | None) -> tzinfo:
+    """The account owner's time zone (Profile); the active zone without an account."""
+    name = account.owner.time_zone if account is not None else ""
+    try:
+        return zoneinfo.ZoneInfo(name) if name else timezone.get_current_timezone()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return timezone.get_current_timezone()
+
+
+def _end_of_day(day: date, zone: tzinfo | None = None) -> datetime:
+    """Access lasts to the end of the chosen day in the owner's time zone (the active zone
+    when none is given): the instant the next day begins there."""
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min), zone)
 
 
 class PermissionsForm(forms.Form):
@@ -116,9 +127,10 @@ class PermissionsForm(forms.Form):
 
     def clean_access_expires_on(self) -> date | None:
         day: date | None = self.cleaned_data.get("access_expires_on")
-        if day is not None and day < timezone.localdate():
+        today = timezone.localdate(timezone=owner_zone(self.account))
+        if day is not None and day < today:
             raise forms.ValidationError("Choose today or a later date.")
-        if day is not None and day > timezone.localdate() + MAX_ACCESS_PERIOD:
+        if day is not None and day > today + MAX_ACCESS_PERIOD:
             raise forms.ValidationError(
                 "Choose a date within the next 10 years, or leave it empty for no expiry."
             )
@@ -153,18 +165,21 @@ class PermissionsForm(forms.Form):
     @property
     def access_expires_at(self) -> datetime | None:
         day = self.cleaned_data.get("access_expires_on")
-        return _end_of_day(day) if day else None
+        return _end_of_day(day, owner_zone(self.account)) if day else None
 
     @staticmethod
     def initial_for(
-        codes: Any, expires_at: datetime | None = None, scope: Scope | None = None
+        codes: Any,
+        expires_at: datetime | None = None,
+        scope: Scope | None = None,
+        zone: tzinfo | None = None,
     ) -> dict[str, Any]:
         granted = permissions.expand(codes)
         initial: dict[str, Any] = {
             "access": ALL if permissions.is_all(granted) else CHOOSE,
             "permissions": sorted(granted),
             "access_expires_on": (
-                timezone.localdate(expires_at - timedelta(seconds=1)) if expires_at else None
+                timezone.localdate(expires_at - timedelta(seconds=1), zone) if expires_at else None
             ),
             "scope_mode": SCOPE_ALL if scope is None else SCOPE_ONLY,
         }
@@ -190,7 +205,10 @@ class MembershipForm(PermissionsForm):
             data,
             account=membership.account,
             initial=cls.initial_for(
-                membership.permissions, membership.expires_at, membership.scope_items
+                membership.permissions,
+                membership.expires_at,
+                membership.scope_items,
+                owner_zone(membership.account),
             ),
         )
 

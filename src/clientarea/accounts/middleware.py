@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
+from datetime import UTC as datetime_utc
 from typing import Any
 
 from django.contrib import messages
@@ -10,6 +12,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 
 from clientarea.audit.services import audit_record
 from clientarea.security.services import account_requires_two_factor
@@ -60,7 +63,16 @@ class AccessMiddleware:
                     select_account(request, only[0])
                     access = access_for(user, only[0])
             request.access = access
-        return self.get_response(request)
+        # Every time on the page in the person's own zone (Profile); UTC for visitors.
+        zone = getattr(user, "time_zone", "") if user.is_authenticated else ""
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(zone) if zone else datetime_utc)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.activate(datetime_utc)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
 
     def process_view(
         self, request: UserRequest, view_func: Callable[..., Any], args: Any, kwargs: Any

@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from clientarea.core.validators import validate_single_line
+from clientarea.core.validators import validate_single_line, validate_time_zone
 
 from . import permissions
 from .scope import Scope, scope_from_json
@@ -54,6 +54,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Can log in to the back office.")
     date_joined = models.DateTimeField(default=timezone.now)
+    # Every time is shown in it; set from the browser at the first login, then in Profile.
+    time_zone = models.CharField(
+        max_length=64, default="UTC", validators=[validate_time_zone], help_text="IANA zone."
+    )
 
     objects = UserManager()
 

@@ -121,19 +121,28 @@ def account_update_profile(
 
 @transaction.atomic
 def user_update_profile(
-    *, user: User, first_name: str, last_name: str, request: HttpRequest | None = None
+    *,
+    user: User,
+    first_name: str,
+    last_name: str,
+    time_zone: str | None = None,
+    request: HttpRequest | None = None,
 ) -> User:
     """Refused (``ValidationError``, by field, nothing saved) for a name the form would
-    refuse: a line break or a control character, too long, or no first name."""
-    fields_check(User, {"first_name": first_name, "last_name": last_name})
+    refuse: a line break or a control character, too long, or no first name; or a time
+    zone zoneinfo does not know. ``time_zone=None`` keeps the current one."""
+    time_zone = user.time_zone if time_zone is None else time_zone
+    fields_check(User, {"first_name": first_name, "last_name": last_name, "time_zone": time_zone})
     changes = {}
     if user.first_name != first_name:
         changes["first_name"] = [user.first_name, first_name]
     if user.last_name != last_name:
         changes["last_name"] = [user.last_name, last_name]
+    if user.time_zone != time_zone:
+        changes["time_zone"] = [user.time_zone, time_zone]
     if changes:
-        user.first_name, user.last_name = first_name, last_name
-        user.save(update_fields=["first_name", "last_name"])
+        user.first_name, user.last_name, user.time_zone = first_name, last_name, time_zone
+        user.save(update_fields=["first_name", "last_name", "time_zone"])
         audit_record(
             action="user.profile_changed", actor=user, target=user, changes=changes, request=request
         )

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from clientarea.audit.services import audit_record, client_ip
+from clientarea.core.validators import time_zone_names
 from clientarea.security import login_throttle
 from clientarea.security.services import password_set
 from clientarea.security.throttle import (
@@ -69,6 +70,16 @@ def _pending_user(request: HttpRequest) -> tuple[User, dict[str, Any]] | None:
     return (user, pending) if user is not None else None
 
 
+def _adopt_browser_zone(user: User, zone: Any) -> None:
+    """At the first login, the browser's time zone (sent by the login page's script)
+    becomes the person's, if zoneinfo knows it; afterwards only Profile changes it."""
+    if user.last_login is not None or not isinstance(zone, str) or zone == user.time_zone:
+        return
+    if zone in time_zone_names():
+        user.time_zone = zone
+        user.save(update_fields=["time_zone"])
+
+
 F = TypeVar("F", bound=Form)
 
 
@@ -107,6 +118,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 method = two_factor_verify(user=user, token=token_form.cleaned_data["token"])
                 if method is not None:
                     request.session.pop(LOGIN_PENDING_KEY, None)
+                    _adopt_browser_zone(user, data.get("zone"))
                     auth_login(request, user, backend=data["backend"])
                     if method == "recovery":
                         messages.warning(
@@ -139,14 +151,17 @@ def login(request: HttpRequest) -> HttpResponse:
             status = 429
         elif form.is_valid():
             user = form.get_user()
+            browser_zone = str(request.POST.get("browser_time_zone", ""))[:64]
             if user_has_two_factor(user):
                 request.session[LOGIN_PENDING_KEY] = {
                     "uid": user.pk,
                     "at": int(time.time()),
                     "backend": getattr(user, "backend", settings.AUTHENTICATION_BACKENDS[0]),
                     "next": next_url,
+                    "zone": browser_zone,
                 }
                 return redirect("accounts:login")
+            _adopt_browser_zone(user, browser_zone)
             auth_login(request, user)
             response = redirect(_safe_next(request, next_url))
             login_throttle.login_succeeded(attempt, user=user, response=response)
@@ -279,6 +294,7 @@ def profile(request: UserRequest) -> HttpResponse:
             user=user,
             first_name=form.cleaned_data["first_name"],
             last_name=form.cleaned_data["last_name"],
+            time_zone=form.cleaned_data["time_zone"] or None,
             request=request,
         )
         messages.success(request, "Your profile was saved.")

@@ -89,3 +89,18 @@ def fields_check(
     if error is None:
         raise ValidationError(errors)
     raise error(" ".join(labels))
+
+
+def time_zone_names() -> frozenset[str]:
+    """The IANA time zones this system knows (zoneinfo)."""
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name known to zoneinfo, such as Europe/Dublin or UTC."""
+    from django.core.exceptions import ValidationError
+
+    if value not in time_zone_names():
+        raise ValidationError("Choose a time zone from the list, such as Europe/Dublin.")
