@@ -39,6 +39,13 @@ class _PasswordSubject:
     def __init__(self, service: Service) -> None:
         self.username = service.username
         self.email = service.domain
+        # ContextWordsValidator: never the username, in any case; not mostly the username
+        # and the domain's labels either.
+        self.password_forbidden_words = [(service.username, "control-panel username")]
+        self.password_context_words = [
+            service.username,
+            *(label for label in (service.domain or "").split(".")[:-1]),
+        ]
         self._meta = SimpleNamespace(
             get_field=lambda name: SimpleNamespace(verbose_name=self._LABELS.get(name, name))
         )

@@ -137,6 +137,32 @@ def test_a_password_like_the_username_is_refused(account: Account, panel: Any) -
         )
 
 
+@pytest.mark.parametrize(
+    "like_username",
+    [
+        "acmeweb-acmeweb-acmeweb",
+        "ACMEWEB-Granite-Kettle-71",
+        "Granite-Kettle-AcmeWeb-71",
+        "acme-web-studio.ie-2024!!",
+    ],
+)
+def test_a_password_containing_or_made_of_the_username_is_refused(
+    account: Account, panel: Any, like_username: str
+) -> None:
+    """The help text says "not like the username or domain": that is what is enforced."""
+    service = ServiceFactory(account=account, username="acmeweb", domain="acme-web-studio.ie")
+    with pytest.raises(ValidationError) as refused:
+        services.service_password_change(
+            service=service, actor=account.owner, new_password=like_username
+        )
+    assert "username" in str(refused.value)
+    assert panel.calls == []
+    # An unrelated phrase of the same length is fine.
+    services.service_password_change(
+        service=service, actor=account.owner, new_password="Granite-Kettle-Orbit-71"
+    )
+
+
 def test_a_panel_refusal_rolls_everything_back(
     account: Account, member_factory: Callable[..., Membership], panel: Any
 ) -> None:

@@ -66,3 +66,17 @@ def test_common_and_breached_passwords_are_refused() -> None:
 def test_all_digit_passwords_are_allowed_when_long_enough() -> None:
     """ASVS 6.2.5: no composition rules - Django's numeric-only check is not used."""
     assert _errors("418273645091827364") == []
+
+
+def test_passwords_made_of_the_site_name_or_the_email_are_refused() -> None:
+    """Context words: the site's name and the parts of the person's email address."""
+    user = UserFactory(email="olivia.smith@acme-studio.ie")
+    for guessable in (
+        "Jiinubi-Jiinubi-2026",
+        "olivia.smith@acme-studio.ie",
+        "OliviaSmith-Acme-1984!",
+        "acme studio olivia 2026",
+    ):
+        assert any("mostly made of" in e for e in _errors(guessable, user)), guessable
+    # A phrase that merely mentions one of them is fine.
+    assert _errors("olivia plants purple tomatoes", user) == []
