@@ -43,6 +43,7 @@ from clientarea.security.services import email_change_request
 # Pages that are only a confirmation button: posting them is the action itself.
 CONFIRMATION_ROUTES = {
     "accounts:user_revoke",
+    "accounts:invitation_cancel",
     "accounts:contact_remove",
     "hosting:password_reveal",
     "accounts:contact_confirm",

@@ -70,7 +70,7 @@ ROUTES: tuple[Route, ...] = (
         note="Revoke Access",
     ),
     Route("accounts:invitation_resend", POST, "owner", object_param="invitation_id"),
-    Route("accounts:invitation_cancel", POST, "owner", object_param="invitation_id"),
+    Route("accounts:invitation_cancel", GET_POST, "owner", object_param="invitation_id"),
     Route("audit:activity", GET, "owner", note="Activity Log"),
     # Transfer Ownership and Close Account: owner only
     Route("accounts:ownership_transfer", GET_POST, "owner", note="Transfer Ownership"),
@@ -145,7 +145,7 @@ ROUTES: tuple[Route, ...] = (
     Route("domains:list", GET, "permission:domains"),
     Route("domains:detail", GET, "permission:domains", object_param="pk"),
     Route("domains:nameservers", GET_POST, "permission:managedomains", object_param="pk"),
-    Route("domains:registrar_lock", POST, "permission:managedomains", object_param="pk"),
+    Route("domains:registrar_lock", GET_POST, "permission:managedomains", object_param="pk"),
     Route("domains:auto_renew", POST, "permission:managedomains", object_param="pk"),
     # support
     Route("support:ticket_list", GET, "permission:tickets"),

@@ -185,11 +185,17 @@ def invitation_resend(request: AccountRequest, invitation_id: int) -> HttpRespon
 
 
 @owner_only
-@require_POST
+@require_http_methods(["GET", "POST"])
 def invitation_cancel(request: AccountRequest, invitation_id: int) -> HttpResponse:
+    """GET asks for confirmation (as Revoke Access does); POST cancels."""
     invitation = account_object_or_404(
         Invitation.objects.all(), request.access.account, pk=invitation_id
     )
+    if request.method == "GET":
+        if invitation.status != Invitation.Status.PENDING:
+            messages.info(request, f"The invitation of {invitation.email} is no longer pending.")
+            return redirect("accounts:users")
+        return render(request, "accounts/users/invitation_cancel.html", {"invitation": invitation})
     try:
         services.invitation_cancel(invitation=invitation, actor=request.user, request=request)
     except (services.InvitationError, services.AccessError) as exc:

@@ -114,8 +114,15 @@ def _toggle(
 
 
 @requires(Perm.MANAGE_DOMAINS)
-@require_POST
+@require_http_methods(["GET", "POST"])
 def domain_registrar_lock(request: AccountRequest, pk: int) -> HttpResponse:
+    """Unlocking lets the domain be transferred away: GET asks for confirmation (as Revoke
+    Access does), POST acts. Locking again is offered at once from the domain's page."""
+    if request.method == "GET":
+        domain = _domain(request, pk)
+        if not domain.registrar_lock or not domain.is_manageable:
+            return redirect("domains:detail", pk=domain.pk)
+        return render(request, "domains/registrar_unlock.html", {"domain": domain})
     return _toggle(
         request,
         pk,

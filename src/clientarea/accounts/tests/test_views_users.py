@@ -220,6 +220,26 @@ def test_resend_and_cancel_from_user_management(
     assert invitation.status == Invitation.Status.CANCELLED
 
 
+def test_cancel_invite_asks_for_confirmation_first(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    """Like Revoke Access: the button opens a confirm page; only its POST cancels."""
+    invitation = invitation_create(
+        account=account, actor=account.owner, email="n@example.com", permission_codes=["emails"]
+    )
+    client = login_client(account.owner, account)
+    cancel = reverse("accounts:invitation_cancel", args=[invitation.pk])
+    assert f'href="{cancel}"' in client.get(reverse("accounts:users")).content.decode()
+    page = client.get(cancel)
+    assert page.status_code == 200 and "n@example.com" in page.content.decode()
+    invitation.refresh_from_db()
+    assert invitation.status == Invitation.Status.PENDING
+    assert client.post(cancel).status_code == 302
+    invitation.refresh_from_db()
+    assert invitation.status == Invitation.Status.CANCELLED
+    assert client.get(cancel)["Location"] == reverse("accounts:users")
+
+
 def owner_only_posts(membership: Membership, invitation: Invitation) -> list[tuple[str, dict]]:
     return [
         (reverse("accounts:user_invite"), {"email": "evil@example.com", "access": "all"}),

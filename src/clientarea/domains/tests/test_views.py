@@ -143,7 +143,7 @@ def test_toggles_are_post_only_and_csrf_protected(
 ) -> None:
     domain = DomainFactory(account=account)
     client = login_client(account.owner, account, csrf=True)
-    assert client.get(urls(domain)["lock"]).status_code == 405
+    assert client.get(urls(domain)["renew"]).status_code == 405
     assert client.post(urls(domain)["lock"], {"enabled": "off"}).status_code == 403
     assert client.post(urls(domain)["nameservers"], NS).status_code == 403
     assert registrar.calls == []
@@ -220,3 +220,24 @@ def test_menu_entry_and_tile_follow_the_permission(
     assert reverse("domains:list") in body and '>1</span><span class="tile-label">Domains' in body
     other = login_client(member_factory("products").user, account).get(reverse("core:dashboard"))
     assert reverse("domains:list") not in other.content.decode()
+
+
+def test_unlock_domain_asks_for_confirmation_first(
+    account: Account, login_client: Callable[..., Client], registrar: Any
+) -> None:
+    """Unlocking allows a transfer away: like Revoke Access, the button opens a confirm
+    page (GET changes nothing) and only its POST unlocks."""
+    domain = DomainFactory(account=account, registrar_lock=True)
+    client = login_client(account.owner, account)
+    u = urls(domain)
+    detail = client.get(u["detail"]).content.decode()
+    assert f'href="{u["lock"]}"' in detail  # a link to the confirm page, not a form
+    page = client.get(u["lock"])
+    assert page.status_code == 200
+    assert "transferred to another registrar" in page.content.decode()
+    assert registrar.calls == [] and Domain.objects.get(pk=domain.pk).registrar_lock is True
+    assert client.post(u["lock"], {"enabled": "off"}).status_code == 302
+    assert Domain.objects.get(pk=domain.pk).registrar_lock is False
+    # Unlocked: locking again is one click, and the confirm page just goes back.
+    assert "Lock Domain" in client.get(u["detail"]).content.decode()
+    assert client.get(u["lock"])["Location"] == u["detail"]
