@@ -78,12 +78,11 @@ class AccountProfileForm(forms.ModelForm):
     class Meta:
         model = Account
         fields = ["company_name", "address_line1", "address_line2", "city", "postcode", "country"]
-
-    def clean_country(self) -> str:
-        country = self.cleaned_data["country"].strip().upper()
-        if len(country) != 2 or not country.isalpha():
-            raise forms.ValidationError("Enter a two-letter country code, such as IE or DE.")
-        return country
+        error_messages = {
+            "country": {
+                "invalid_choice": "Choose a country from the list (%(value)s is not one).",
+            }
+        }
 
 
 class SelectAccountForm(forms.Form):

@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, Permis
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django_countries.fields import CountryField
 
 from clientarea.core.validators import validate_single_line, validate_time_zone
 
@@ -94,8 +95,9 @@ class Account(models.Model):
     )
     city = models.CharField(max_length=100, blank=True, validators=[validate_single_line])
     postcode = models.CharField(max_length=20, blank=True, validators=[validate_single_line])
-    country = models.CharField(
-        max_length=2, help_text="ISO 3166 country code, e.g. IE.", validators=[validate_single_line]
+    # Stored as the ISO 3166 code; chosen, validated and shown by name (django-countries).
+    country = CountryField(
+        error_messages={"invalid_choice": "Choose a country from the list (%(value)s is not one)."}
     )
     currency = models.CharField(
         max_length=3,

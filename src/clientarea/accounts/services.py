@@ -103,8 +103,9 @@ def account_update_profile(
     fields_check(Account, {f: data[f] for f in PROFILE_FIELDS if f in data})
     changes = {}
     for field in PROFILE_FIELDS:
-        if field in data and getattr(account, field) != data[field]:
-            changes[field] = [getattr(account, field), data[field]]
+        current = str(getattr(account, field))  # the country is a Country: its code
+        if field in data and current != data[field]:
+            changes[field] = [current, data[field]]
             setattr(account, field, data[field])
     if changes:
         account.save(update_fields=list(changes))

@@ -100,7 +100,7 @@ def _billing_address(account: Account) -> str:
         account.address_line1,
         account.address_line2,
         " ".join(p for p in (account.postcode, account.city) if p),
-        account.country,
+        account.country.name,  # "Ireland", not "IE"
     ]
     return "\n".join(p for p in parts if p)
 

@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "clientarea.support",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_countries",
     "clientarea.security",
 ]
 

@@ -41,6 +41,7 @@ def test_profile_bad_input(
         ({"company_name": "New", "country": "12"}, "country"),
         ({"company_name": "N" * 201, "country": "IE"}, "company_name"),
         ({"company_name": "New", "country": "IRL"}, "country"),
+        ({"company_name": "New", "country": "ZZ"}, "country"),
     ],
 )
 def test_account_profile_bad_input(
@@ -61,7 +62,7 @@ def test_account_profile_saves_and_audits(
     client = login_client(member.user, account)
     response = client.post(
         reverse("accounts:account_profile"),
-        {"company_name": "Acme Renamed", "country": "de", "city": "Bonn"},
+        {"company_name": "Acme Renamed", "country": "DE", "city": "Bonn"},
     )
     assert response.status_code == 302
     account.refresh_from_db()
@@ -82,3 +83,29 @@ def test_account_profile_needs_the_profile_permission(
     assert response.status_code == 403
     account.refresh_from_db()
     assert account.company_name == "Acme Web Studio"
+
+
+def test_the_country_is_chosen_by_name_and_a_made_up_code_is_refused_clearly(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    from clientarea.accounts import services
+
+    client = login_client(account.owner, account)
+    page = client.get(reverse("accounts:account_profile")).content.decode()
+    assert '<option value="IE" selected>Ireland</option>' in page
+    assert '<option value="DE">Germany</option>' in page
+    response = client.post(
+        reverse("accounts:account_profile"), {"company_name": "New", "country": "ZZ"}
+    )
+    assert response.context["form"].errors["country"] == [
+        "Choose a country from the list (ZZ is not one)."
+    ]
+    # The service refuses it too, for any other entry point.
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        services.account_update_profile(
+            account=account, actor=account.owner, data={"country": "ZZ"}
+        )
+    account.refresh_from_db()
+    assert account.country == "IE" and account.country.name == "Ireland"

@@ -365,3 +365,17 @@ def test_invoice_page_queries_do_not_grow_with_its_payments(
         return len(queries)
 
     assert count(1) == count(4)
+
+
+def test_bill_to_names_the_country_on_the_page_and_the_pdf(
+    login_client: Callable[..., Client], account: Account
+) -> None:
+    Account.objects.filter(pk=account.pk).update(country="DE", city="Bonn", postcode="53111")
+    account.refresh_from_db()
+    invoice = make_invoice(account)
+    assert invoice.billing_address.splitlines()[-1] == "Germany"
+    client = login_client(account.owner, account)
+    page = client.get(reverse("billing:invoice_detail", args=[invoice.pk])).content.decode()
+    assert "53111 Bonn<br>Germany" in page
+    pdf = client.get(reverse("billing:invoice_pdf", args=[invoice.pk])).content
+    assert b"Germany" in pdf
