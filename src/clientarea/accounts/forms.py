@@ -84,6 +84,13 @@ class AccountProfileForm(forms.ModelForm):
             }
         }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.is_bound and isinstance(self.data.get("country"), str):
+            data = self.data.copy()  # type: ignore[attr-defined]  # a QueryDict or a dict
+            data["country"] = data["country"].strip().upper()  # "ie" is still Ireland
+            self.data = data
+
 
 class SelectAccountForm(forms.Form):
     account = forms.IntegerField(min_value=1)
