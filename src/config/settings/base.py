@@ -128,6 +128,7 @@ AUTH_PASSWORD_VALIDATORS = [
         "OPTIONS": {"min_length": 15, "min_length_two_factor": 8, "max_length": 1024},
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "clientarea.security.validators.BreachedPasswordValidator"},
     {"NAME": "clientarea.security.validators.ContextWordsValidator"},
 ]
 

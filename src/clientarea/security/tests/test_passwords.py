@@ -80,3 +80,11 @@ def test_passwords_made_of_the_site_name_or_the_email_are_refused() -> None:
         assert any("mostly made of" in e for e in _errors(guessable, user)), guessable
     # A phrase that merely mentions one of them is fine.
     assert _errors("olivia plants purple tomatoes", user) == []
+
+
+def test_breached_passwords_from_the_large_list_are_refused() -> None:
+    """Beyond Django's 20,000 common passwords: the bundled breached list (millions)."""
+    user = UserFactory()
+    for breached in ("passwordpassword", "PasswordPassword", "iloveyouiloveyou"):
+        assert any("breached" in e for e in _errors(breached, user)), breached
+    assert _errors("granite kettle orbit lantern", user) == []
