@@ -308,7 +308,7 @@ class AccessMachine(RuleBasedStateMachine):
             and self.owner_of[key] != person
             and not usable
             and (key, person) not in self.pending
-            and key not in self.closed
+            and key not in self.requested  # closing asked for (or done): nobody new
         )
         try:
             invitation_create(
@@ -347,6 +347,20 @@ class AccessMachine(RuleBasedStateMachine):
             "account": self.accounts[other].pk,
             "status": "active",
         }
+        if key in self.requested:
+            # Closing was asked for after the invitation went out: nobody new joins.
+            client = self.session(person) if self.users[person] is not None else browser()
+            fields = {**forged, "first_name": "Newbie", "password1": PASSWORD}
+            post(client, open_invitation(client, token), {**fields, "password2": PASSWORD})
+            assert (
+                not Membership.objects.filter(
+                    account=self.accounts[key], user__email=EMAIL[person], status="active"
+                ).exists()
+                or self.expected_access(person, key) is not None
+            )
+            if self.users[person] is None:
+                assert not User.objects.filter(email=EMAIL[person]).exists()
+            return
         if self.users[person] is None:  # no login yet: name and password, then joined
             client = browser()
             url = open_invitation(client, token)

@@ -592,6 +592,8 @@ def invitation_create(
     # see ownership._locked_account); the owner is read after the lock.
     account = Account.objects.select_for_update(no_key=True).get(pk=account.pk)
     _require_owner(account, actor)
+    if account.close_requested_at is not None:
+        raise InvitationError("This account is being closed: it takes no new people.")
     email = normalize_email(email)
     codes = _codes_for_grant(permission_codes)
     now = timezone.now()
