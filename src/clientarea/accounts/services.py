@@ -386,6 +386,15 @@ def membership_update(
         changes=changes,
         request=request,
     )
+    _tell_access_changed(membership, actor=actor, scope_changed="scope" in changes)
+    return membership
+
+
+def _tell_access_changed(
+    membership: Membership, *, actor: User | None, scope_changed: bool
+) -> None:
+    """The person's own notice that what they may do or reach changed (`actor` None: a
+    service or domain left the account)."""
     email_send_to_person(
         to_email=membership.user.email,
         to_name=membership.user.get_full_name(),
@@ -394,12 +403,11 @@ def membership_update(
             "account": membership.account,
             "membership": membership,
             "actor": actor,
-            "scope_changed": "scope" in changes,
+            "scope_changed": scope_changed,
             **scope_email_context(membership.account, membership.scope_items),
         },
         account=membership.account,
     )
-    return membership
 
 
 @transaction.atomic
@@ -441,19 +449,7 @@ def scope_item_forget(*, kind: str, obj_id: int, account_id: int) -> int:
         changed += 1
         if is_membership and isinstance(row, Membership) and row.is_usable():
             # Like any change to what they reach, the person is told.
-            email_send_to_person(
-                to_email=row.user.email,
-                to_name=row.user.get_full_name(),
-                template="accounts/email/access_changed",
-                context={
-                    "account": row.account,
-                    "membership": row,
-                    "actor": None,
-                    "scope_changed": True,
-                    **scope_email_context(row.account, row.scope_items),
-                },
-                account=row.account,
-            )
+            _tell_access_changed(row, actor=None, scope_changed=True)
     return changed
 
 
