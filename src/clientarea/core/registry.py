@@ -45,3 +45,14 @@ def register_tile(tile: Tile) -> None:
     if tile not in TILES:
         TILES.append(tile)
         TILES.sort(key=lambda t: t.order)
+
+
+# --- background jobs ----------------------------------------------------------------------
+
+# Periodic jobs of the domain apps, run by the worker (which never imports a domain app):
+# each returns a short summary for the worker's log ("" when there was nothing to do).
+PERIODIC_JOBS: dict[str, Callable[[], str]] = {}
+
+
+def register_periodic_job(name: str, job: Callable[[], str]) -> None:
+    PERIODIC_JOBS[name] = job

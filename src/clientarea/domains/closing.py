@@ -12,7 +12,6 @@ from clientarea.accounts.closing import ClosureItem
 from clientarea.accounts.models import Account
 from clientarea.audit.services import audit_record
 
-from .drivers import registrar_driver
 from .models import Domain
 from .selectors import LIVE_STATUSES
 
@@ -67,12 +66,8 @@ def auto_renew_of_closed_accounts_off_due() -> int:
 
 def _auto_renew_off(ids: list[int], staff: Any) -> int:
     count = 0
+    # Auto-renew is our billing setting (no registry command): nothing outside to call.
     for domain in Domain.objects.filter(pk__in=ids, auto_renew=True).select_related("account"):
-        try:
-            registrar_driver().set_auto_renew(domain, False)
-        except Exception:  # one registrar failure must not stop the others
-            logger.exception("auto-renew could not be turned off for domain %s", domain.pk)
-            continue
         with transaction.atomic():
             updated = Domain.objects.filter(pk=domain.pk, auto_renew=True).update(auto_renew=False)
             if updated:

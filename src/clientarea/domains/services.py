@@ -93,7 +93,6 @@ def domain_set_auto_renew(
         row = _lock_manageable(domain, actor)
         if row.auto_renew == enabled:
             return row
-        registrar_driver().set_auto_renew(row, enabled)
         row.auto_renew = enabled
         row.save(update_fields=["auto_renew"])
         audit_record(

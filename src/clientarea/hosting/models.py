@@ -18,6 +18,63 @@ from clientarea.core.validators import validate_single_line
 from . import crypto
 
 
+class PanelServer(models.Model):
+    """A control-panel server (WHM) the provider's services live on. The API token is kept
+    encrypted like the service passwords; TLS verification can be turned off only in
+    DEBUG or DEMO_MODE (a self-signed test server), never for real customers."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[validate_single_line])
+    hostname = models.CharField(
+        max_length=253,
+        validators=[validate_single_line],
+        help_text="The WHM server's host name, as its TLS certificate names it.",
+    )
+    port = models.PositiveIntegerField(default=2087, help_text="WHM's HTTPS port (2087).")
+    api_user = models.CharField(
+        "API user",
+        max_length=64,
+        default="root",
+        validators=[validate_single_line],
+        help_text="The WHM user the API token belongs to (root or a reseller).",
+    )
+    api_token_ciphertext = models.TextField("API token", blank=True, editable=False)
+    verify_tls = models.BooleanField(
+        "verify TLS certificate",
+        default=True,
+        help_text="Check the server's certificate. Only a test server may go without.",
+    )
+    ca_file = models.CharField(
+        "CA bundle",
+        max_length=500,
+        blank=True,
+        validators=[validate_single_line],
+        help_text="A PEM file of the CA that signed the server's certificate, if it is not "
+        "a public one (empty: the system's CAs).",
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "control-panel server"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hostname})"
+
+    def __repr__(self) -> str:  # never the token, not even encrypted
+        return f"<PanelServer {self.pk}: {self.name}>"
+
+    @property
+    def has_api_token(self) -> bool:
+        return bool(self.api_token_ciphertext)
+
+    def set_api_token(self, token: str) -> None:
+        self.api_token_ciphertext = crypto.encrypt(token) if token else ""
+
+    def api_token(self) -> str:
+        """The plaintext token, for the driver's Authorization header only."""
+        return crypto.decrypt(self.api_token_ciphertext) if self.api_token_ciphertext else ""
+
+
 class Service(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -48,6 +105,14 @@ class Service(models.Model):
     )
     amount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))
     next_due_date = models.DateField(null=True, blank=True)
+    server = models.ForeignKey(
+        PanelServer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="services",
+        help_text="The control-panel server the account lives on.",
+    )
     server_hostname = models.CharField(
         max_length=253, blank=True, validators=[validate_single_line]
     )

@@ -14,7 +14,7 @@ from clientarea.accounts.policy import AccountRequest, requires, scoped_object_o
 from clientarea.accounts.reauth import recent_auth_required
 
 from . import services
-from .drivers import PanelError, panel_driver
+from .drivers import PanelError
 from .forms import ServicePasswordChangeForm, StatusFilterForm
 from .models import Service
 from .scope import KIND
@@ -51,7 +51,6 @@ def _detail_context(request: AccountRequest, service: Service) -> dict[str, obje
     return {
         "service": service,
         "can_manage": request.access.has(Perm.MANAGE_PRODUCTS),
-        "login_url": panel_driver().login_url(service),
     }
 
 

@@ -212,13 +212,50 @@ OWNERSHIP_TRANSFER_VALID_HOURS = 72
 # A closed account keeps its invoices and audit trail this many years (legal retention).
 ACCOUNT_RETENTION_YEARS = env.int("ACCOUNT_RETENTION_YEARS", default=7)
 
-# Control-panel and registrar drivers (dotted paths); the local ones work without a panel.
+# Demo mode: the local stand-ins (panel, registrar, card sandbox) are allowed in production
+# settings, and every page says so in a banner. Never for real customers.
+DEMO_MODE = env.bool("DEMO_MODE", default=False)
+
+# Control-panel and registrar drivers (dotted paths). The local ones are stand-ins that
+# change nothing real: production refuses them unless DEMO_MODE is on.
 HOSTING_PANEL_DRIVER = env.str(
     "HOSTING_PANEL_DRIVER", default="clientarea.hosting.drivers.LocalPanelDriver"
 )
 DOMAINS_REGISTRAR_DRIVER = env.str(
     "DOMAINS_REGISTRAR_DRIVER", default="clientarea.domains.drivers.LocalRegistrarDriver"
 )
+# The names of the stand-ins, refused in production without DEMO_MODE.
+STAND_IN_DRIVERS = frozenset(
+    {
+        "clientarea.hosting.drivers.LocalPanelDriver",
+        "clientarea.domains.drivers.LocalRegistrarDriver",
+    }
+)
+
+# Every call to an outside system (panel, registrar, card processor) is bounded: a timeout
+# per request, a few retries with exponential backoff when nothing can have happened yet,
+# and a total budget. A change whose result is unknown stays pending; the worker settles it
+# after the grace period (longer than the budget, so the request has finished by then).
+OUTSIDE_CALL_TIMEOUT_SECONDS = env.float("OUTSIDE_CALL_TIMEOUT_SECONDS", default=10.0)
+OUTSIDE_CALL_ATTEMPTS = env.int("OUTSIDE_CALL_ATTEMPTS", default=3)
+OUTSIDE_CALL_BACKOFF_SECONDS = env.float("OUTSIDE_CALL_BACKOFF_SECONDS", default=0.5)
+OUTSIDE_CALL_BUDGET_SECONDS = env.float("OUTSIDE_CALL_BUDGET_SECONDS", default=30.0)
+PENDING_CHANGE_GRACE_SECONDS = env.int("PENDING_CHANGE_GRACE_SECONDS", default=120)
+PENDING_CHANGE_GIVE_UP_HOURS = env.int("PENDING_CHANGE_GIVE_UP_HOURS", default=24)
+# How long the control panel's account summary (status, disk, bandwidth) is reused.
+PANEL_SUMMARY_CACHE_SECONDS = env.int("PANEL_SUMMARY_CACHE_SECONDS", default=60)
+
+# The EPP registry (RFC 5730-5734) behind clientarea.domains.epp.EppRegistrarDriver.
+EPP_HOST = env.str("EPP_HOST", default="")
+EPP_PORT = env.int("EPP_PORT", default=700)
+EPP_CLIENT_ID = env.str("EPP_CLIENT_ID", default="")
+EPP_PASSWORD = env.str("EPP_PASSWORD", default="")
+# The client certificate and key the registry knows this registrar by (PEM files).
+EPP_CERT_FILE = env.str("EPP_CERT_FILE", default="")
+EPP_KEY_FILE = env.str("EPP_KEY_FILE", default="")
+# The CA bundle to check the registry's certificate with ("" = the system's).
+EPP_CA_FILE = env.str("EPP_CA_FILE", default="")
+EPP_VERIFY_TLS = env.bool("EPP_VERIFY_TLS", default=True)
 
 # Tokens in URLs (invitation, reset, email-change and contact links) never reach the logs:
 # every handler carries the redacting filter, and LOGGING_CONFIG also redacts each record

@@ -4,3 +4,5 @@ from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = env.bool("DEBUG", default=True)
+# `make run` shows the product with its local stand-ins (panel, registrar, card sandbox).
+DEMO_MODE = env.bool("DEMO_MODE", default=True)

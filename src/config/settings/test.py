@@ -15,3 +15,7 @@ FIELD_ENCRYPTION_KEYS = ["Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE="]
 # Staff two-factor for the back office is on in production and locally; admin tests that
 # are about something else log staff in without it. The back-office tests turn it on.
 STAFF_REQUIRE_TWO_FACTOR = False
+# Outside calls in tests: short backoff, so the retry paths stay quick.
+OUTSIDE_CALL_BACKOFF_SECONDS = 0.01
+OUTSIDE_CALL_TIMEOUT_SECONDS = 2.0
+OUTSIDE_CALL_BUDGET_SECONDS = 10.0
