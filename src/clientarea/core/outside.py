@@ -151,12 +151,12 @@ def pending_change_begin(
     params: dict[str, object],
     secret: str = "",
 ) -> PendingChange:
-    """Commit the intent of a change to `target` (e.g. "domains.domain:12") before the
+    """Record the intent of a change to `target` (e.g. "domains.domain:12"), usually in
+    the transaction that checked the change is allowed; it must be committed before the
     outside call. Raises OutsideChangeInFlight if a change to it is already pending."""
     from . import crypto
     from .models import PendingChange
 
-    assert_no_transaction()
     grace = timedelta(seconds=settings.PENDING_CHANGE_GRACE_SECONDS)
     try:
         with transaction.atomic():

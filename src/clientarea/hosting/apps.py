@@ -11,7 +11,7 @@ class HostingConfig(AppConfig):
         from clientarea.accounts.permissions import Perm
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
-        from . import scope
+        from . import scope, services
         from .closing import services_of_closed_accounts_cancel_due, services_on_closing
         from .selectors import service_count_active
 
@@ -20,5 +20,6 @@ class HostingConfig(AppConfig):
             Tile("Active services", "hosting:list", Perm.PRODUCTS.value, service_count_active, 20)
         )
         scope.register()
+        services.register_reconcilers()
         register_closure_hook(services_on_closing)
         register_closure_sweep(services_of_closed_accounts_cancel_due)

@@ -1,12 +1,20 @@
-"""Actions on hosting services. Each is one transaction that writes its audit event and
-queues its email; the password never reaches a log line, an audit event or an email."""
+"""Actions on hosting services; the password never reaches a log line, an audit event or an
+email.
+
+What changes the control panel (password, suspension) follows the rule of
+``core.outside``: the intent is committed as a PendingChange, the panel is called with no
+transaction open, and the result is recorded in a second transaction (audit event and
+email with it). An unanswered call leaves the change pending, and the worker settles it
+through the reconcilers registered at the end of this module."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
@@ -17,11 +25,40 @@ from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import OutOfReach, is_owner, may
 from clientarea.audit.services import audit_record, client_ip
+from clientarea.core.models import PendingChange
+from clientarea.core.outside import (
+    OutsideChangeInFlight,
+    OutsideError,
+    OutsideRefused,
+    OutsideUnavailable,
+    OutsideUncertain,
+    Reconciled,
+    outside_call,
+    pending_change_begin,
+    pending_change_finish,
+    pending_change_secret,
+    pending_for,
+    register_reconciler,
+)
 from clientarea.notifications.services import notify_owner
 
 from .crypto import SecretUnavailable
-from .drivers import panel_driver
+from .drivers import AccountSummary, panel_driver
 from .models import Service
+
+PASSWORD_CHANGE = "hosting.password"
+SUSPEND = "hosting.suspend"
+UNSUSPEND = "hosting.unsuspend"
+_CHANGE_LABELS = {
+    PASSWORD_CHANGE: "password change",
+    SUSPEND: "suspension",
+    UNSUSPEND: "end of the suspension",
+}
+
+
+def change_label(change: PendingChange | None) -> str:
+    """How the service page names a change handed to the panel."""
+    return _CHANGE_LABELS.get(change.operation, "change") if change is not None else ""
 
 
 class ServiceActionError(Exception):
@@ -52,36 +89,68 @@ class _PasswordSubject:
 
 
 def _notify_owner_if_delegate(
-    *, service: Service, actor: User, what: str, request: HttpRequest | None
+    *,
+    service: Service,
+    actor: User | None,
+    what: str,
+    ip_address: str,
+    template: str = "hosting/email/password_event",
 ) -> None:
-    """The owner hears about a sub-account touching a password (never the password)."""
+    """The owner hears about a sub-account touching a password or logging in to the panel
+    (never the password, never the login link)."""
     account: Account = service.account
-    if is_owner(actor, account):
+    if actor is None or is_owner(actor, account):
         return
     # To the owner alone: a security notice, not product news for the contacts who
     # receive "product" emails nor for sub-accounts who read product emails.
     notify_owner(
         account=account,
-        template="hosting/email/password_event",
+        template=template,
         context={
             "service": service,
             "actor_name": actor.get_full_name(),
             "actor_email": actor.email,
             "what": what,
             "when": timezone.now(),
-            "ip_address": client_ip(request) or "",
+            "ip_address": ip_address,
         },
     )
 
 
-def _locked_for(service: Service, actor: User) -> Service:
-    """Lock the service's row, then ask the policy whether `actor` may manage its password
+def _target(service: Service) -> str:
+    return f"hosting.service:{service.pk}"
+
+
+def _service_id(change: PendingChange) -> int:
+    return int(change.target.rsplit(":", 1)[1])
+
+
+def _checked(service: Service, actor: User, *, lock: bool = False) -> Service:
+    """The service fresh from the database, if the policy lets `actor` manage its password
     right now: a service of another account, outside the actor's scope or without View &
     Modify Product Password is "no such service", whichever entry point called."""
-    locked = Service.objects.select_related("account").select_for_update().get(pk=service.pk)
-    if not may(actor, Perm.MANAGE_PRODUCTS, locked.account, obj=locked):
+    rows = Service.objects.select_related("account", "server")
+    row = (rows.select_for_update(of=("self",)) if lock else rows).get(pk=service.pk)
+    if not may(actor, Perm.MANAGE_PRODUCTS, row.account, obj=row):
         raise OutOfReach("No such service.")
-    return locked
+    return row
+
+
+def service_pending_change(service: Service) -> PendingChange | None:
+    """The panel change of this service still waiting for the panel's answer, if any."""
+    return pending_for(_target(service))
+
+
+def service_last_failed_change(service: Service) -> PendingChange | None:
+    """The newest change of this service that ended without being made, if nothing was
+    made after it (the service page says why it was not made)."""
+    latest = (
+        PendingChange.objects.filter(target=_target(service))
+        .exclude(state=PendingChange.State.PENDING)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return latest if latest is not None and latest.state == PendingChange.State.FAILED else None
 
 
 @sensitive_variables("password")
@@ -90,7 +159,7 @@ def service_password_reveal(
 ) -> str:
     """Decrypt the control-panel password for `actor`, and record that they saw it."""
     with transaction.atomic():
-        locked = _locked_for(service, actor)
+        locked = _checked(service, actor, lock=True)
         if not locked.has_password:
             raise ServiceActionError("No control-panel password is stored for this service yet.")
         try:
@@ -106,20 +175,31 @@ def service_password_reveal(
             target=locked,
             request=request,
         )
-        _notify_owner_if_delegate(service=locked, actor=actor, what="revealed", request=request)
+        _notify_owner_if_delegate(
+            service=locked, actor=actor, what="revealed", ip_address=client_ip(request) or ""
+        )
     return password
+
+
+class ChangeOutcome:
+    """What became of a change handed to the panel: made, or pending (no answer yet)."""
+
+    def __init__(self, *, pending: bool) -> None:
+        self.pending = pending
 
 
 @sensitive_variables("new_password")
 def service_password_change(
     *, service: Service, actor: User, new_password: str, request: HttpRequest | None = None
-) -> Service:
+) -> ChangeOutcome:
     """Check the new password's strength, hand it to the panel, then keep it encrypted.
 
-    Raises ValidationError (too weak) or ServiceActionError (service state), or the
-    driver's PanelError; in every case nothing is stored, audited or emailed."""
+    Raises ValidationError (too weak, by our rules or in the panel's own words),
+    ServiceActionError (service state, panel unreachable, a change already pending) or
+    OutOfReach; then nothing is stored, audited or emailed. A panel that does not answer
+    leaves the change pending (``ChangeOutcome.pending``), settled by the worker."""
     with transaction.atomic():
-        locked = _locked_for(service, actor)
+        locked = _checked(service, actor, lock=True)
         if not locked.password_can_change:
             raise ServiceActionError(
                 f"The password of a {locked.get_status_display().lower()} service "
@@ -130,15 +210,272 @@ def service_password_change(
             raise ValidationError(
                 "The password cannot start or end with a space or contain control characters."
             )
-        panel_driver().change_password(locked, new_password)
-        locked.store_password(new_password)
-        locked.save(update_fields=["password_ciphertext", "password_changed_at"])
+        try:
+            change = pending_change_begin(
+                operation=PASSWORD_CHANGE,
+                target=_target(locked),
+                account=locked.account,
+                actor=actor,
+                params={"ip_address": client_ip(request) or ""},
+                secret=new_password,
+            )
+        except OutsideChangeInFlight as exc:
+            raise ServiceActionError(
+                "An earlier password change of this service is still waiting for the "
+                "control panel: try again in a few minutes."
+            ) from exc
+    # Committed: the panel is called with no transaction open and no row locked.
+    try:
+        # Setting the same password twice is harmless, so an unanswered call is retried.
+        outside_call(
+            lambda: panel_driver().change_password(locked, new_password), retry_uncertain=True
+        )
+    except OutsideRefused as exc:
+        _change_failed(change, str(exc))
+        raise ValidationError(str(exc)) from None  # the panel's own words, as they are
+    except OutsideUnavailable as exc:
+        _change_failed(change, str(exc))
+        raise ServiceActionError(str(exc)) from None
+    except OutsideUncertain:
+        return ChangeOutcome(pending=True)
+    _password_change_record(change, new_password)
+    return ChangeOutcome(pending=False)
+
+
+def _change_failed(change: PendingChange, message: str) -> None:
+    with transaction.atomic():
+        pending_change_finish(change, done=False, message=message)
+
+
+@sensitive_variables("new_password")
+def _password_change_record(change: PendingChange, new_password: str) -> None:
+    """The panel took the password: keep it encrypted, audit and tell the owner, once."""
+    with transaction.atomic():
+        service = Service.objects.select_related("account").select_for_update(of=("self",))
+        row = service.get(pk=_service_id(change))
+        if not pending_change_finish(change, done=True):
+            return  # already recorded (by the worker, or by the request)
+        row.store_password(new_password)
+        row.save(update_fields=["password_ciphertext", "password_changed_at"])
         audit_record(
             action="service.password_changed",
+            actor=change.actor,
+            account=row.account,
+            target=row,
+            changes={"pending_change": change.key} if change.attempts else None,
+            ip_address=change.params.get("ip_address") or None,
+        )
+        _notify_owner_if_delegate(
+            service=row,
+            actor=change.actor,
+            what="changed",
+            ip_address=str(change.params.get("ip_address") or ""),
+        )
+
+
+def _settle_password_change(change: PendingChange) -> Reconciled:
+    """A password change left pending: set the same password again (harmless if the panel
+    already has it), since the panel cannot tell us which password it holds."""
+    service = (
+        Service.objects.select_related("account", "server").filter(pk=_service_id(change)).first()
+    )
+    if service is None or not service.password_can_change:
+        _change_failed(change, "The service can no longer take a new password.")
+        return Reconciled.FAILED
+    password = pending_change_secret(change)
+    try:
+        outside_call(
+            lambda: panel_driver().change_password(service, password), retry_uncertain=True
+        )
+    except OutsideRefused as exc:
+        _change_failed(change, str(exc))
+        return Reconciled.FAILED
+    except (OutsideUnavailable, OutsideUncertain):
+        return Reconciled.PENDING
+    _password_change_record(change, password)
+    return Reconciled.DONE
+
+
+# --- the control panel's own view and single sign-on ------------------------------------
+
+
+def _summary_key(service: Service) -> str:
+    return f"hosting:summary:{service.pk}"
+
+
+def service_panel_summary(service: Service) -> AccountSummary | None:
+    """Status, disk and bandwidth use as the panel reports them, reused for a minute (the
+    panel is asked at most once a minute per service); None if the panel did not answer.
+    The caller has already checked that the viewer may see the service."""
+    if not service.username or service.status not in Service.PASSWORD_CHANGE_STATUSES:
+        return None
+    cached = cache.get(_summary_key(service))
+    if isinstance(cached, AccountSummary):
+        return cached
+    try:
+        summary = outside_call(
+            lambda: panel_driver().account_summary(service), retry_uncertain=True
+        )
+    except OutsideError:
+        return None
+    cache.set(_summary_key(service), summary, settings.PANEL_SUMMARY_CACHE_SECONDS)
+    return summary
+
+
+def service_panel_login(
+    *, service: Service, actor: User, request: HttpRequest | None = None
+) -> str:
+    """A one-time single sign-on URL into the control panel, for `actor` (View & Modify
+    Product Password). Audited, and the owner is told when a sub-account uses it, as for a
+    reveal. The URL is returned to be sent to the browser at once: never stored or logged."""
+    row = _checked(service, actor)
+    if row.status != Service.Status.ACTIVE:
+        raise ServiceActionError(
+            f"A {row.get_status_display().lower()} service has no control-panel login."
+        )
+    try:
+        # Not retried after an unanswered call: each answer is a new one-time session.
+        url = outside_call(lambda: panel_driver().create_login_session(row))
+    except OutsideUncertain:
+        raise ServiceActionError(
+            "The control panel did not answer; please try again in a moment."
+        ) from None
+    except OutsideError as exc:
+        raise ServiceActionError(str(exc)) from None
+    with transaction.atomic():
+        audit_record(
+            action="service.panel_login",
             actor=actor,
-            account=locked.account,
-            target=locked,
+            account=row.account,
+            target=row,
             request=request,
         )
-        _notify_owner_if_delegate(service=locked, actor=actor, what="changed", request=request)
-    return locked
+        _notify_owner_if_delegate(
+            service=row,
+            actor=actor,
+            what="logged in to",
+            ip_address=client_ip(request) or "",
+            template="hosting/email/panel_login",
+        )
+    return url
+
+
+# --- staff: suspend and unsuspend on the panel ------------------------------------------
+
+
+def service_suspend(
+    *, service: Service, staff: User, reason: str, request: HttpRequest | None = None
+) -> ChangeOutcome:
+    """Suspend the account on the panel, then record the service as suspended."""
+    return _staff_panel_change(service, staff, SUSPEND, reason, request)
+
+
+def service_unsuspend(
+    *, service: Service, staff: User, request: HttpRequest | None = None
+) -> ChangeOutcome:
+    """Lift the suspension on the panel, then record the service as active."""
+    return _staff_panel_change(service, staff, UNSUSPEND, "", request)
+
+
+_STAFF_CHANGES = {
+    SUSPEND: (Service.Status.ACTIVE, Service.Status.SUSPENDED, "service.suspended"),
+    UNSUSPEND: (Service.Status.SUSPENDED, Service.Status.ACTIVE, "service.unsuspended"),
+}
+
+
+def _staff_panel_change(
+    service: Service, staff: User, operation: str, reason: str, request: HttpRequest | None
+) -> ChangeOutcome:
+    before, _after, _action = _STAFF_CHANGES[operation]
+    with transaction.atomic():
+        row = (
+            Service.objects.select_related("account", "server")
+            .select_for_update(of=("self",))
+            .get(pk=service.pk)
+        )
+        if row.status != before:
+            raise ServiceActionError(
+                f"{row} is {row.get_status_display().lower()}: it cannot be "
+                f"{'suspended' if operation == SUSPEND else 'unsuspended'}."
+            )
+        try:
+            change = pending_change_begin(
+                operation=operation,
+                target=_target(row),
+                account=row.account,
+                actor=staff,
+                params={"reason": reason, "ip_address": client_ip(request) or ""},
+            )
+        except OutsideChangeInFlight as exc:
+            raise ServiceActionError(str(exc)) from exc
+    driver = panel_driver()
+    call = (
+        (lambda: driver.suspend(row, reason))
+        if operation == SUSPEND
+        else (lambda: driver.unsuspend(row))
+    )
+    try:
+        outside_call(call, retry_uncertain=True)  # suspending twice is harmless
+    except (OutsideRefused, OutsideUnavailable) as exc:
+        _change_failed(change, str(exc))
+        raise ServiceActionError(str(exc)) from None
+    except OutsideUncertain:
+        return ChangeOutcome(pending=True)
+    _staff_change_record(change)
+    return ChangeOutcome(pending=False)
+
+
+def _staff_change_record(change: PendingChange) -> None:
+    _before, after, action = _STAFF_CHANGES[change.operation]
+    with transaction.atomic():
+        row = (
+            Service.objects.select_related("account")
+            .select_for_update(of=("self",))
+            .get(pk=_service_id(change))
+        )
+        if not pending_change_finish(change, done=True):
+            return
+        previous = row.status
+        row.status = after
+        row.save(update_fields=["status"])
+        cache.delete(_summary_key(row))
+        audit_record(
+            action=action,
+            actor=change.actor,
+            account=row.account,
+            target=row,
+            changes={"status": [previous, after], "reason": change.params.get("reason", "")},
+            is_staff_action=True,
+            ip_address=change.params.get("ip_address") or None,
+        )
+
+
+def _settle_staff_change(change: PendingChange) -> Reconciled:
+    """A suspension (or its lifting) left pending: the panel's account summary says
+    whether the account is suspended now."""
+    service = (
+        Service.objects.select_related("account", "server").filter(pk=_service_id(change)).first()
+    )
+    if service is None:
+        _change_failed(change, "The service no longer exists.")
+        return Reconciled.FAILED
+    try:
+        summary = outside_call(
+            lambda: panel_driver().account_summary(service), retry_uncertain=True
+        )
+    except OutsideRefused as exc:
+        _change_failed(change, str(exc))
+        return Reconciled.FAILED
+    except (OutsideUnavailable, OutsideUncertain):
+        return Reconciled.PENDING
+    if summary.suspended == (change.operation == SUSPEND):
+        _staff_change_record(change)
+        return Reconciled.DONE
+    _change_failed(change, "The control panel did not make the change.")
+    return Reconciled.FAILED
+
+
+def register_reconcilers() -> None:
+    register_reconciler(PASSWORD_CHANGE, _settle_password_change)
+    register_reconciler(SUSPEND, _settle_staff_change)
+    register_reconciler(UNSUSPEND, _settle_staff_change)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -14,7 +14,6 @@ from clientarea.accounts.policy import AccountRequest, requires, scoped_object_o
 from clientarea.accounts.reauth import recent_auth_required
 
 from . import services
-from .drivers import PanelError
 from .forms import ServicePasswordChangeForm, StatusFilterForm
 from .models import Service
 from .scope import KIND
@@ -48,9 +47,17 @@ def service_list(request: AccountRequest) -> HttpResponse:
 
 
 def _detail_context(request: AccountRequest, service: Service) -> dict[str, object]:
+    pending = services.service_pending_change(service)
+    failed = None if pending else services.service_last_failed_change(service)
     return {
         "service": service,
         "can_manage": request.access.has(Perm.MANAGE_PRODUCTS),
+        # The panel's own view (status, disk, bandwidth), asked at most once a minute.
+        "summary": services.service_panel_summary(service),
+        "pending_change": pending,
+        "pending_label": services.change_label(pending),
+        "failed_change": failed,
+        "failed_label": services.change_label(failed),
     }
 
 
@@ -115,7 +122,7 @@ def _password_change(request: AccountRequest, service: Service) -> HttpResponse:
         return redirect("hosting:detail", pk=service.pk)
     if request.method == "POST" and form.is_valid():
         try:
-            services.service_password_change(
+            outcome = services.service_password_change(
                 service=service,
                 actor=request.user,
                 new_password=form.cleaned_data["new_password1"],
@@ -123,11 +130,49 @@ def _password_change(request: AccountRequest, service: Service) -> HttpResponse:
             )
         except ValidationError as exc:
             form.add_error("new_password1", exc)
-        except (services.ServiceActionError, PanelError) as exc:
+        except services.ServiceActionError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"The control-panel password of {service} was changed.")
+            if outcome.pending:
+                messages.warning(
+                    request,
+                    f"The control panel has not confirmed the new password of {service} yet: "
+                    "the change is pending, and this page will show when it is made. Keep "
+                    "using the old password until then.",
+                )
+            else:
+                messages.success(request, f"The control-panel password of {service} was changed.")
             return redirect("hosting:detail", pk=service.pk)
     return render(
         request, "hosting/service_password_change.html", {"service": service, "form": form}
     )
+
+
+@requires(Perm.MANAGE_PRODUCTS)
+@require_http_methods(["GET", "POST"])
+@never_cache
+def service_panel_login(request: AccountRequest, pk: int) -> HttpResponse:
+    return _panel_login(request, _service(request, pk))
+
+
+@recent_auth_required
+def _panel_login(request: AccountRequest, service: Service) -> HttpResponse:
+    """Log in to cPanel: a POST sends the browser to a one-time single sign-on URL. The URL
+    goes into this one redirect and nowhere else (no log, no database, no cache)."""
+    if request.method == "GET":
+        return redirect("hosting:detail", pk=service.pk)
+    try:
+        url = services.service_panel_login(service=service, actor=request.user, request=request)
+    except services.ServiceActionError as exc:
+        messages.error(request, str(exc))
+        return redirect("hosting:detail", pk=service.pk)
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
+    return response
+
+
+@requires(Perm.MANAGE_PRODUCTS)
+@require_GET
+def service_panel_demo(request: AccountRequest, pk: int) -> HttpResponse:
+    """Where the local (demo) panel's single sign-on lands: there is no panel to open."""
+    return render(request, "hosting/panel_demo.html", {"service": _service(request, pk)})

@@ -1,3 +1,4 @@
+import logging
 import signal
 import time
 from collections.abc import Callable
@@ -9,8 +10,12 @@ from django.core.management.base import BaseCommand
 from clientarea.accounts.closing import closure_sweeps_run
 from clientarea.accounts.ownership import ownership_transfer_expire_due
 from clientarea.accounts.services import invitation_expire_due, membership_expire_due
+from clientarea.core.outside import pending_changes_reconcile_due
+from clientarea.core.registry import PERIODIC_JOBS
 from clientarea.notifications.services import outbox_deliver_due
 from clientarea.security.throttle import throttle_prune
+
+logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 60.0
 
@@ -18,7 +23,8 @@ HOUSEKEEPING_SECONDS = 60.0
 class Command(BaseCommand):
     help = (
         "Background worker: delivers the email outbox (with retries), records expired "
-        "access and invitations, and prunes old throttling counters and sessions, until "
+        "access and invitations, settles changes left pending at outside systems, and "
+        "prunes old throttling counters and sessions, until "
         "stopped."
     )
 
@@ -59,6 +65,22 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"expired: {offers} transfer offers; closed accounts: {wound_down} items"
                     )
+                # Changes an outside system may or may not have made (a crash or an
+                # unanswered call): settled by asking that system.
+                settled = pending_changes_reconcile_due()
+                if settled["done"] or settled["failed"]:
+                    self.stdout.write(
+                        f"pending changes: {settled['done']} done, {settled['failed']} failed"
+                    )
+                # The domain apps' own jobs (e.g. payments left processing).
+                for name, job in PERIODIC_JOBS.items():
+                    try:
+                        summary = job()
+                    except Exception:  # one failing job must not stop the worker
+                        logger.exception("Periodic job %s failed", name)
+                        continue
+                    if summary:
+                        self.stdout.write(f"{name}: {summary}")
                 # Old throttling counters and expired sessions would only pile up.
                 throttle_prune()
                 SessionStore.clear_expired()
