@@ -10,12 +10,21 @@ class BillingConfig(AppConfig):
         from clientarea.accounts.closing import register_closure_hook
         from clientarea.accounts.permissions import Perm
         from clientarea.accounts.signals import ownership_transferred
-        from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
+        from clientarea.core.registry import (
+            NavItem,
+            Tile,
+            register_nav,
+            register_periodic_job,
+            register_tile,
+        )
 
         from .ownership import payment_methods_on_transfer, unpaid_invoices_block_closing
         from .selectors import invoice_unpaid_count
+        from .services import payments_reconcile_due
 
         register_closure_hook(unpaid_invoices_block_closing)
+        # Card payments whose processor answer was lost are settled by asking it.
+        register_periodic_job("billing.payments_reconcile", payments_reconcile_due)
         ownership_transferred.connect(
             payment_methods_on_transfer, dispatch_uid="billing.payment_methods_on_transfer"
         )

@@ -5,6 +5,15 @@ shown about the card (brand, last four, expiry); payments are then made against 
 (``charge``). The card number and CVC go to the gateway and nowhere else: ``CardDetails``
 masks itself in ``repr`` so it cannot end up in a log or an error report by accident.
 
+A gateway is an outside system (``clientarea.core.outside``): it is called with no
+database transaction open, every charge carries the idempotency key of the payment it
+belongs to (the processor charges a key at most once, so a retried charge is safe), and
+``charge_status`` tells what the processor holds for a key, so a payment whose answer was
+lost (a timeout, a crash) is settled later by asking. The errors say what happened:
+``GatewayError`` (an ``OutsideRefused``: the processor answered with an error, nothing was
+charged), ``OutsideUnavailable`` (it was not reached: nothing was charged) and
+``OutsideUncertain`` (the charge may have been made: ask ``charge_status`` later).
+
 ``SandboxGateway`` behaves like a real card processor's test mode. Its test numbers:
 
     ==================  ==========  =====================================
@@ -16,6 +25,11 @@ masks itself in ``repr`` so it cannot end up in a log or an error report by acci
     4000 0000 0000 0002 Visa        declined: card declined
     4000 0000 0000 9995 Visa        declined: insufficient funds
     4000 0000 0000 0119 Visa        processing error (the gateway fails)
+    4000 0000 0000 3006 Visa        charged, but the answer never comes
+                                    (a timeout: the payment stays
+                                    "Processing" until reconciled)
+    4000 0000 0000 4004 Visa        the processor cannot be reached
+                                    (nothing is charged)
     ==================  ==========  =====================================
 
 Any other number is refused, as a test mode refuses real cards. ``BankTransferGateway``
@@ -33,9 +47,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
-class GatewayError(Exception):
-    """The gateway could not process the request (network, processor error...)."""
+
+class GatewayError(OutsideRefused):
+    """The gateway answered that it could not process the request (a processor error, an
+    unknown token or gateway): nothing was charged."""
 
 
 class CardRejected(Exception):
@@ -66,8 +83,9 @@ class CardToken:
 
 class ChargeStatus(StrEnum):
     SUCCEEDED = "succeeded"
-    PENDING = "pending"
+    PENDING = "pending"  # bank transfer: the money is awaited, nothing moved yet
     DECLINED = "declined"
+    FAILED = "failed"  # the processor gave up on it (an error): nothing was charged
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,14 @@ class ChargeResult:
 
 
 class PaymentGateway(Protocol):
+    """What the payment services need from a card processor.
+
+    Every method is an outside call: made with no database transaction open, bounded by
+    OUTSIDE_CALL_TIMEOUT_SECONDS per request, and raising ``GatewayError`` (refused),
+    ``OutsideUnavailable`` (not reached) or ``OutsideUncertain`` (no answer after
+    sending) instead of anything else. The caller retries through ``outside_call``.
+    """
+
     code: str
     label: str
 
@@ -91,7 +117,15 @@ class PaymentGateway(Protocol):
         token: str | None,
         idempotency_key: str,
         description: str,
-    ) -> ChargeResult: ...
+    ) -> ChargeResult:
+        """Charge `amount` once per `idempotency_key`: a repeated call with the same key
+        returns the first result and charges nothing more."""
+        ...
+
+    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+        """What the processor holds for the charge made with `idempotency_key`: its
+        result, or None when the processor never received it (nothing was charged)."""
+        ...
 
 
 def digits_only(number: str) -> str:
@@ -136,7 +170,12 @@ SANDBOX_CARDS: dict[str, str] = {
     "4000000000000002": "declined",
     "4000000000009995": "insufficient",
     "4000000000000119": "error",
+    "4000000000003006": "timeout",
+    "4000000000004004": "unreachable",
 }
+
+# What the sandbox can be told to do to the next charges (SandboxGateway.fail_next).
+SIMULATIONS = ("unavailable", "timeout")
 
 _DECLINE_MESSAGES = {
     "declined": "Your card was declined by the bank.",
@@ -145,7 +184,8 @@ _DECLINE_MESSAGES = {
 
 
 class SandboxGateway:
-    """A card processor's test mode: documented numbers, tokens, idempotent charges."""
+    """A card processor's test mode: documented numbers, tokens, idempotent charges, and
+    the failures of a network between us and the processor (for tests and the demo)."""
 
     code = "sandbox"
     label = "Card (sandbox)"
@@ -156,13 +196,29 @@ class SandboxGateway:
         # Bounded, as it lives in the process: the newest MAX_REMEMBERED keys.
         self._charges: OrderedDict[str, ChargeResult] = OrderedDict()
         self._lock = threading.Lock()
+        self._failures: list[str] = []
 
     MAX_REMEMBERED = 10_000
 
     def reset(self) -> None:
-        """Forget remembered charges (tests start from a clean processor)."""
+        """Forget remembered charges and planned failures (tests start afresh)."""
         with self._lock:
             self._charges.clear()
+            self._failures.clear()
+
+    def fail_next(self, *failures: str) -> None:
+        """Make the next charges fail in order, whatever the card: "unavailable" (the
+        processor is not reached: nothing is charged) or "timeout" (the charge is made,
+        but its answer is lost). Calls after them behave normally again."""
+        unknown = set(failures) - set(SIMULATIONS)
+        if unknown:
+            raise ValueError(f"Unknown sandbox failure: {sorted(unknown)}")
+        with self._lock:
+            self._failures.extend(failures)
+
+    def _next_failure(self) -> str:
+        with self._lock:
+            return self._failures.pop(0) if self._failures else ""
 
     def tokenize_card(self, card: CardDetails) -> CardToken:
         number = digits_only(card.number)
@@ -192,18 +248,38 @@ class SandboxGateway:
         idempotency_key: str,
         description: str,
     ) -> ChargeResult:
+        failure = self._next_failure()
+        if failure == "unavailable":
+            raise OutsideUnavailable("The card processor could not be reached.")
+        outcome = token.split("_")[2] if token and token.startswith("tok_sandbox_") else ""
+        if outcome == "unreachable":
+            raise OutsideUnavailable("The card processor could not be reached.")
         with self._lock:
-            if idempotency_key in self._charges:
-                return self._charges[idempotency_key]
-        if not token or not token.startswith("tok_sandbox_"):
-            raise GatewayError("Unknown card token.")
-        outcome = token.split("_")[2]
-        if outcome == "error":
-            raise GatewayError("The card processor reported a processing error.")
-        if outcome in _DECLINE_MESSAGES:
-            result = ChargeResult(ChargeStatus.DECLINED, "", _DECLINE_MESSAGES[outcome])
+            remembered = self._charges.get(idempotency_key)
+        if remembered is not None:
+            result = remembered
         else:
-            result = ChargeResult(ChargeStatus.SUCCEEDED, f"ch_sandbox_{secrets.token_hex(10)}")
+            if not outcome:
+                raise GatewayError("Unknown card token.")
+            if outcome == "error":
+                raise GatewayError("The card processor reported a processing error.")
+            result = self._remember(idempotency_key, self._result_for(outcome))
+        if failure == "timeout" or outcome == "timeout":
+            # Made (and remembered) at the processor; the answer is lost on the way back.
+            raise OutsideUncertain("The card processor did not answer in time.")
+        return result
+
+    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+        with self._lock:
+            return self._charges.get(idempotency_key)
+
+    @staticmethod
+    def _result_for(outcome: str) -> ChargeResult:
+        if outcome in _DECLINE_MESSAGES:
+            return ChargeResult(ChargeStatus.DECLINED, "", _DECLINE_MESSAGES[outcome])
+        return ChargeResult(ChargeStatus.SUCCEEDED, f"ch_sandbox_{secrets.token_hex(10)}")
+
+    def _remember(self, idempotency_key: str, result: ChargeResult) -> ChargeResult:
         with self._lock:
             result = self._charges.setdefault(idempotency_key, result)
             while len(self._charges) > self.MAX_REMEMBERED:
@@ -230,6 +306,9 @@ class BankTransferGateway:
         description: str,
     ) -> ChargeResult:
         return ChargeResult(ChargeStatus.PENDING, description)
+
+    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+        return None  # nothing is ever charged here: staff confirm transfers
 
 
 SANDBOX = SandboxGateway()

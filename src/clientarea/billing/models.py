@@ -167,7 +167,14 @@ class PaymentMethod(models.Model):
 
 
 class Transaction(models.Model):
-    """One payment attempt or refund on an invoice, whatever the gateway."""
+    """One payment attempt or refund on an invoice, whatever the gateway.
+
+    A card payment is recorded before the card processor is called, as "processing" (the
+    committed intent; its idempotency key goes to the processor), and settled once the
+    processor's answer is known: by the request that paid, or, when that answer was lost,
+    by the reconciliation job asking the processor (see ``services``). At most one
+    payment of an invoice is processing at a time.
+    """
 
     class Kind(models.TextChoices):
         PAYMENT = "payment", "Payment"
@@ -175,7 +182,11 @@ class Transaction(models.Model):
 
     class Status(models.TextChoices):
         SUCCEEDED = "succeeded", "Succeeded"
+        # A bank transfer announced by the customer, awaiting staff's confirmation.
         PENDING = "pending", "Awaiting confirmation"
+        # A card payment sent to the processor whose result is not known yet.
+        PROCESSING = "processing", "Processing"
+        DECLINED = "declined", "Declined"
         FAILED = "failed", "Failed"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="transactions")
@@ -198,12 +209,30 @@ class Transaction(models.Model):
     method_label = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # A processing payment: when the reconciliation job next asks the processor about it,
+    # and how often it has asked.
+    next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
+    check_attempts = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["account", "-created_at"]),
             models.Index(fields=["invoice", "status"]),
+            models.Index(
+                fields=["next_check_at"],
+                condition=models.Q(status="processing"),
+                name="billing_tx_processing_due",
+            ),
+        ]
+        constraints = [
+            # Two people paying at once cannot both reach the card processor: the second
+            # finds this invoice's payment already processing.
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=models.Q(status="processing"),
+                name="billing_one_processing_payment_per_invoice",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -217,6 +246,9 @@ class CreditEntry(models.Model):
         ADDED = "added", "Added by staff"
         USED = "used", "Used to pay an invoice"
         REFUND = "refund", "Refund of an invoice"
+        # A card payment confirmed after the invoice was paid another way (or cancelled):
+        # the money that was no longer due is kept as credit.
+        SURPLUS = "surplus", "Payment not needed by its invoice"
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.PROTECT, related_name="credit_entries"

@@ -1,5 +1,7 @@
 """State-changing actions of billing. Each is one transaction that locks what it changes,
-validates, writes, records its audit event and queues its email.
+validates, writes, records its audit event and queues its email; except a card payment,
+which calls the card processor and so is recorded in two short transactions around that
+call, never inside one (see ``invoice_pay`` and ``clientarea.core.outside``).
 
 Lock order, everywhere: the invoice row first, then the account row (credit balance), so
 two actions never wait on each other in opposite orders.
@@ -8,6 +10,7 @@ two actions never wait on each other in opposite orders.
 from __future__ import annotations
 
 import datetime
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -16,7 +19,7 @@ from decimal import Decimal
 from typing import Literal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -25,10 +28,18 @@ from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import OwnerPower
 from clientarea.accounts.policy import may_use_owner_power
 from clientarea.audit.services import audit_record
+from clientarea.core.outside import (
+    OutsideError,
+    OutsideRefused,
+    OutsideUnavailable,
+    OutsideUncertain,
+    assert_no_transaction,
+    outside_call,
+)
 from clientarea.notifications.services import notify
 
 from . import gateways
-from .gateways import CardDetails, CardRejected, ChargeStatus, GatewayError
+from .gateways import CardDetails, CardRejected, ChargeResult, ChargeStatus, GatewayError
 from .models import (
     ZERO,
     CreditEntry,
@@ -42,6 +53,8 @@ from .totals import LineInput, invoice_totals
 
 INVOICE_EMAIL_KIND = "invoice"
 IDEMPOTENCY_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+logger = logging.getLogger(__name__)
 
 
 class BillingError(Exception):
@@ -77,7 +90,8 @@ PaySource = PayWithCredit | PayWithStoredMethod | PayWithNewCard | PayByBankTran
 
 @dataclass(frozen=True)
 class PaymentOutcome:
-    status: Literal["paid", "partial", "pending", "declined", "failed"]
+    # processing: a card payment whose result the processor has not confirmed yet.
+    status: Literal["paid", "partial", "pending", "processing", "declined", "failed"]
     message: str
     transaction: Transaction | None = None
 
@@ -233,6 +247,80 @@ def _card_expired(exp_month: int, exp_year: int) -> bool:
     return (exp_year, exp_month) < (today.year, today.month)
 
 
+PROCESSING_MESSAGE = (
+    "Your payment is being processed; the invoice will update when the card processor "
+    "confirms it. You will not be charged twice."
+)
+ALREADY_PROCESSING = (
+    "A payment for this invoice is already being processed: the invoice will update when "
+    "the card processor confirms it."
+)
+NOT_CHARGED = "The payment could not be processed and you were not charged."
+
+
+def _replayed(invoice: Invoice, idempotency_key: str) -> PaymentOutcome | None:
+    """The outcome of the payment already made with this form (the same form submitted
+    again: nothing more is charged), or None for a fresh key. Raises for a used form."""
+    previous = Transaction.objects.filter(idempotency_key=idempotency_key).first()
+    if previous is None:
+        return None
+    unsettled = (Transaction.Status.FAILED, Transaction.Status.DECLINED)
+    if previous.invoice_id != invoice.pk or previous.status in unsettled:
+        raise BillingError("This payment form was already used: reload the page to try again.")
+    if previous.status == Transaction.Status.PROCESSING:
+        return PaymentOutcome("processing", PROCESSING_MESSAGE, previous)
+    if previous.status == Transaction.Status.PENDING:
+        return PaymentOutcome("pending", "This payment was already made.", previous)
+    status: Literal["paid", "partial"] = (
+        "paid" if invoice.status == Invoice.Status.PAID else "partial"
+    )
+    return PaymentOutcome(status, "This payment was already made.", previous)
+
+
+def _check_payable(invoice: Invoice, source: PaySource) -> None:
+    if invoice.status == Invoice.Status.PAID:
+        raise BillingError("This invoice is already paid.")
+    if not invoice.is_payable:
+        raise BillingError(f"A {invoice.get_status_display().lower()} invoice cannot be paid.")
+    if _processing_payment(invoice) is not None:
+        raise BillingError(ALREADY_PROCESSING)
+    if invoice.awaiting_transfer_since is not None and isinstance(source, PayByBankTransfer):
+        raise BillingError("A bank transfer for this invoice is already awaited.")
+
+
+def _processing_payment(invoice: Invoice) -> Transaction | None:
+    return Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PROCESSING).first()
+
+
+def _tx_fields(invoice: Invoice, payer: User, idempotency_key: str) -> dict[str, object]:
+    return {
+        "invoice": invoice,
+        "account": invoice.account,
+        "currency": invoice.currency,
+        "idempotency_key": idempotency_key,
+        "payer": payer,
+        "payer_label": f"{payer.get_full_name()} <{payer.email}>"[:300],
+    }
+
+
+def _paid_outcome(invoice: Invoice, tx: Transaction, applied: Decimal) -> PaymentOutcome:
+    surplus = tx.amount - applied
+    kept = (
+        f" The invoice no longer needed {surplus} {tx.currency} of it: that was added to "
+        "your credit balance."
+        if surplus > 0
+        else ""
+    )
+    if invoice.status == Invoice.Status.PAID:
+        return PaymentOutcome("paid", f"Thank you: invoice #{invoice.number} is paid.{kept}", tx)
+    return PaymentOutcome(
+        "partial",
+        f"Thank you: {applied} {invoice.currency} was paid; "
+        f"{invoice.balance} {invoice.currency} is still due.{kept}",
+        tx,
+    )
+
+
 def invoice_pay(
     *,
     invoice_id: int,
@@ -244,194 +332,435 @@ def invoice_pay(
 ) -> PaymentOutcome:
     """Pay the balance of an invoice of `account`.
 
-    The invoice row is locked for the whole payment, so two people paying at the same
-    moment are served one after the other and the second finds nothing left to pay. The
-    idempotency key (made when the pay page rendered, unique among transactions) makes a
-    form submitted twice pay once. A declined card writes nothing; a gateway error leaves
-    the invoice unpaid and records the failed attempt.
+    Credit and bank transfer call nothing outside: one transaction, holding the invoice
+    row lock. A card payment calls the card processor, which never happens inside a
+    transaction or under a lock (``core.outside``), so it takes three steps:
+
+    A. one short transaction locks the invoice, validates, and records the payment as
+       "processing" with its idempotency key (at most one per invoice: a second payer
+       is told a payment is already being processed), then commits;
+    B. the processor is asked to charge, with that key (a retry charges at most once);
+    C. a second short transaction locks the invoice again and records the answer, once.
+
+    If the answer never comes (a timeout, a crash between B and C), the payment stays
+    processing; the customer is told so, and ``payments_reconcile_due`` later asks the
+    processor and settles it. The idempotency key (made when the pay page rendered,
+    unique among transactions) makes a form submitted twice pay once.
     """
     if not IDEMPOTENCY_KEY_RE.match(idempotency_key or ""):
         raise BillingError("This payment form has expired: reload the page and try again.")
+    if isinstance(source, PayWithCredit | PayByBankTransfer):
+        with transaction.atomic():
+            invoice = _lock_invoice(invoice_id, account)
+            replay = _replayed(invoice, idempotency_key)
+            if replay is not None:
+                return replay
+            _check_payable(invoice, source)
+            fields = _tx_fields(invoice, payer, idempotency_key)
+            if isinstance(source, PayWithCredit):
+                return _pay_with_credit(invoice, payer, fields, request)
+            return _announce_transfer(invoice, payer, fields, request)
+
     new_card_token = None
     if isinstance(source, PayWithNewCard):
-        # Tokenizing needs no lock; the card details go no further than the gateway.
-        try:
-            new_card_token = gateways.CARD_GATEWAY.tokenize_card(source.card)
-        except CardRejected as exc:
-            raise BillingError(str(exc)) from None
-        except GatewayError:
-            raise BillingError("The card could not be checked right now; try again.") from None
+        new_card_token = _tokenize(source.card)  # outside call: no transaction open
+    begun = _card_payment_begin(
+        invoice_id=invoice_id,
+        account=account,
+        payer=payer,
+        source=source,
+        new_card_token=new_card_token,
+        idempotency_key=idempotency_key,
+    )
+    if isinstance(begun, PaymentOutcome):
+        return begun
+    tx, gateway, token = begun
+    result = _charge(gateway, tx, token)
+    if result is None:
+        return PaymentOutcome("processing", PROCESSING_MESSAGE, tx)
+    card_to_save = new_card_token if isinstance(source, PayWithNewCard) and source.save else None
+    return card_payment_record(tx.pk, result, card_to_save=card_to_save, request=request)
 
+
+def _pay_with_credit(
+    invoice: Invoice, payer: User, fields: dict[str, object], request: HttpRequest | None
+) -> PaymentOutcome:
+    acct = _lock_account(invoice.account_id)
+    amount = min(acct.credit_balance, invoice.balance)
+    if amount <= 0:
+        raise BillingError("There is no credit balance to pay with.")
+    acct.credit_balance -= amount
+    acct.save(update_fields=["credit_balance"])
+    invoice.account.credit_balance = acct.credit_balance
+    entry = CreditEntry.objects.create(
+        account=acct,
+        kind=CreditEntry.Kind.USED,
+        amount=-amount,
+        balance_after=acct.credit_balance,
+        reason=f"Payment of invoice #{invoice.number}",
+        invoice=invoice,
+        actor=payer,
+    )
+    tx = Transaction.objects.create(
+        **fields,
+        status=Transaction.Status.SUCCEEDED,
+        gateway=gateways.CREDIT,
+        amount=amount,
+        reference=f"credit-{entry.pk}",
+        method_label="Credit balance",
+    )
+    _apply_payment(invoice, amount)
+    _payment_recorded(invoice, tx, actor=payer, request=request)
+    return _paid_outcome(invoice, tx, amount)
+
+
+def _announce_transfer(
+    invoice: Invoice, payer: User, fields: dict[str, object], request: HttpRequest | None
+) -> PaymentOutcome:
+    # Nothing moves at a bank: the invoice waits for staff to see the money arrive.
+    amount = invoice.balance
+    tx = Transaction.objects.create(
+        **fields,
+        status=Transaction.Status.PENDING,
+        gateway=gateways.BANK_TRANSFER.code,
+        amount=amount,
+        reference=f"INV-{invoice.number}",
+        method_label="Bank transfer",
+    )
+    invoice.awaiting_transfer_since = timezone.now()
+    invoice.save(update_fields=["awaiting_transfer_since"])
+    audit_record(
+        action="invoice.bank_transfer_announced",
+        actor=payer,
+        account=invoice.account,
+        target=invoice,
+        changes={"amount": str(amount)},
+        request=request,
+    )
+    return PaymentOutcome(
+        "pending", "Thank you: the invoice is marked as awaiting your bank transfer.", tx
+    )
+
+
+def _tokenize(card: CardDetails) -> gateways.CardToken:
+    """Hand the card to the card gateway (an outside call) for a token."""
+    gateway = gateways.CARD_GATEWAY
+    try:
+        # Tokenizing twice only leaves an unused token behind: safe to retry.
+        return outside_call(lambda: gateway.tokenize_card(card), retry_uncertain=True)
+    except CardRejected as exc:
+        raise BillingError(str(exc)) from None
+    except OutsideError:
+        raise BillingError(
+            "The card could not be checked right now and nothing was charged; try again."
+        ) from None
+
+
+def _card_payment_begin(
+    *,
+    invoice_id: int,
+    account: Account,
+    payer: User,
+    source: PayWithStoredMethod | PayWithNewCard,
+    new_card_token: gateways.CardToken | None,
+    idempotency_key: str,
+) -> PaymentOutcome | tuple[Transaction, gateways.PaymentGateway, str]:
+    """Step A: record the card payment as processing, committed, before any charge."""
+    gateway: gateways.PaymentGateway
     with transaction.atomic():
         invoice = _lock_invoice(invoice_id, account)
-        previous = Transaction.objects.filter(idempotency_key=idempotency_key).first()
-        if previous is not None:
-            if previous.invoice_id == invoice.pk and previous.status != Transaction.Status.FAILED:
-                # The same form submitted again: report the first result, charge nothing.
-                status: Literal["paid", "partial", "pending"] = (
-                    "pending"
-                    if previous.status == Transaction.Status.PENDING
-                    else ("paid" if invoice.status == Invoice.Status.PAID else "partial")
-                )
-                return PaymentOutcome(status, "This payment was already made.", previous)
-            raise BillingError("This payment form was already used: reload the page to try again.")
-        if invoice.status == Invoice.Status.PAID:
-            raise BillingError("This invoice is already paid.")
-        if not invoice.is_payable:
-            raise BillingError(f"A {invoice.get_status_display().lower()} invoice cannot be paid.")
-        if invoice.awaiting_transfer_since is not None and isinstance(source, PayByBankTransfer):
-            raise BillingError("A bank transfer for this invoice is already awaited.")
-
-        amount = invoice.balance
-        tx_fields = {
-            "invoice": invoice,
-            "account": invoice.account,
-            "currency": invoice.currency,
-            "idempotency_key": idempotency_key,
-            "payer": payer,
-            "payer_label": f"{payer.get_full_name()} <{payer.email}>"[:300],
-        }
-        if isinstance(source, PayWithCredit):
-            acct = _lock_account(invoice.account_id)
-            amount = min(acct.credit_balance, amount)
-            if amount <= 0:
-                raise BillingError("There is no credit balance to pay with.")
-            acct.credit_balance -= amount
-            acct.save(update_fields=["credit_balance"])
-            invoice.account.credit_balance = acct.credit_balance
-            entry = CreditEntry.objects.create(
-                account=acct,
-                kind=CreditEntry.Kind.USED,
-                amount=-amount,
-                balance_after=acct.credit_balance,
-                reason=f"Payment of invoice #{invoice.number}",
-                invoice=invoice,
-                actor=payer,
-            )
-            tx = Transaction.objects.create(
-                **tx_fields,
-                status=Transaction.Status.SUCCEEDED,
-                gateway=gateways.CREDIT,
-                amount=amount,
-                reference=f"credit-{entry.pk}",
-                method_label="Credit balance",
-            )
-        else:
-            gateway: gateways.PaymentGateway
-            token: str | None = None
-            if isinstance(source, PayByBankTransfer):
-                gateway, method_label = gateways.BANK_TRANSFER, "Bank transfer"
-            elif isinstance(source, PayWithStoredMethod):
-                method = PaymentMethod.objects.filter(
-                    account=invoice.account, pk=source.payment_method_id
-                ).first()
-                if method is None:
-                    raise BillingError("Choose one of this account's stored cards.")
-                if _card_expired(method.exp_month, method.exp_year):
-                    raise BillingError(f"The {method.label} has expired.")
-                try:
-                    gateway = gateways.get_gateway(method.gateway)
-                except GatewayError as exc:  # a card from a gateway no longer configured
-                    raise BillingError(
-                        f"The {method.label} can no longer be used: choose another way to pay."
-                    ) from exc
-                token, method_label = method.token, method.label
-            else:
-                assert new_card_token is not None
-                gateway, token = gateways.CARD_GATEWAY, new_card_token.token
-                method_label = f"{new_card_token.brand} ending in {new_card_token.last4}"
+        replay = _replayed(invoice, idempotency_key)
+        if replay is not None:
+            return replay
+        _check_payable(invoice, source)
+        if isinstance(source, PayWithStoredMethod):
+            method = PaymentMethod.objects.filter(
+                account=invoice.account, pk=source.payment_method_id
+            ).first()
+            if method is None:
+                raise BillingError("Choose one of this account's stored cards.")
+            if _card_expired(method.exp_month, method.exp_year):
+                raise BillingError(f"The {method.label} has expired.")
             try:
-                result = gateway.charge(
-                    amount=amount,
-                    currency=invoice.currency,
-                    token=token,
-                    idempotency_key=idempotency_key,
-                    description=f"INV-{invoice.number}",
-                )
-            except GatewayError as exc:
+                gateway = gateways.get_gateway(method.gateway)
+            except GatewayError as exc:  # a card from a gateway no longer configured
+                raise BillingError(
+                    f"The {method.label} can no longer be used: choose another way to pay."
+                ) from exc
+            token, method_label = method.token, method.label
+        else:
+            assert new_card_token is not None
+            if _card_expired(new_card_token.exp_month, new_card_token.exp_year):
+                raise BillingError("This card has expired.")
+            gateway, token = gateways.CARD_GATEWAY, new_card_token.token
+            method_label = f"{new_card_token.brand} ending in {new_card_token.last4}"
+        grace = datetime.timedelta(seconds=settings.PENDING_CHANGE_GRACE_SECONDS)
+        try:
+            with transaction.atomic():
                 tx = Transaction.objects.create(
-                    **tx_fields,
-                    status=Transaction.Status.FAILED,
+                    **_tx_fields(invoice, payer, idempotency_key),
+                    status=Transaction.Status.PROCESSING,
                     gateway=gateway.code,
-                    amount=amount,
-                    message=str(exc)[:300],
+                    amount=invoice.balance,
                     method_label=method_label,
+                    next_check_at=timezone.now() + grace,
                 )
-                audit_record(
-                    action="invoice.payment_failed",
-                    actor=payer,
-                    account=invoice.account,
-                    target=invoice,
-                    changes={"amount": str(amount), "gateway": gateway.code},
-                    request=request,
-                )
-                return PaymentOutcome(
-                    "failed",
-                    "The payment could not be processed and you were not charged. "
-                    "Please try again later.",
-                    tx,
-                )
-            if result.status == ChargeStatus.DECLINED:
-                return PaymentOutcome("declined", result.message or "The card was declined.")
-            if result.status == ChargeStatus.PENDING:
-                tx = Transaction.objects.create(
-                    **tx_fields,
-                    status=Transaction.Status.PENDING,
-                    gateway=gateway.code,
-                    amount=amount,
-                    reference=result.reference,
-                    method_label=method_label,
-                )
-                invoice.awaiting_transfer_since = timezone.now()
-                invoice.save(update_fields=["awaiting_transfer_since"])
-                audit_record(
-                    action="invoice.bank_transfer_announced",
-                    actor=payer,
-                    account=invoice.account,
-                    target=invoice,
-                    changes={"amount": str(amount)},
-                    request=request,
-                )
-                return PaymentOutcome(
-                    "pending",
-                    "Thank you: the invoice is marked as awaiting your bank transfer.",
-                    tx,
-                )
-            tx = Transaction.objects.create(
-                **tx_fields,
-                status=Transaction.Status.SUCCEEDED,
-                gateway=gateway.code,
-                amount=amount,
-                reference=result.reference,
-                method_label=method_label,
-            )
-            if (
-                isinstance(source, PayWithNewCard)
-                and source.save
-                and new_card_token is not None
-                # only the owner stores cards
-                and may_use_owner_power(payer, invoice.account, OwnerPower.MANAGE_PAYMENT_METHODS)
-            ):
-                _store_card(invoice.account, payer, new_card_token, request)
+        except IntegrityError:
+            # The database's own guard (one processing payment per invoice, one use of
+            # a key), for whatever reached it without the invoice lock.
+            if _processing_payment(invoice) is not None:
+                raise BillingError(ALREADY_PROCESSING) from None
+            raise BillingError(
+                "This payment form was already used: reload the page to try again."
+            ) from None
+    return tx, gateway, token
 
-        _apply_payment(invoice, amount)
+
+def _charge(
+    gateway: gateways.PaymentGateway, tx: Transaction, token: str | None
+) -> ChargeResult | None:
+    """Step B: ask the processor to charge, with no transaction open and no lock held.
+    Returns its answer, a FAILED result when nothing can have been charged, or None when
+    the charge may have been made but no answer came (the payment stays processing)."""
+    assert_no_transaction()
+    uncertain = False
+
+    def attempt() -> ChargeResult:
+        nonlocal uncertain
+        assert_no_transaction()
+        try:
+            return gateway.charge(
+                amount=tx.amount,
+                currency=tx.currency,
+                token=token,
+                idempotency_key=tx.idempotency_key,
+                description=f"INV-{tx.invoice.number}",
+            )
+        except OutsideUncertain:
+            uncertain = True
+            raise
+
+    try:
+        # The same idempotency key makes a retried charge safe, even after no answer.
+        return outside_call(attempt, retry_uncertain=True)
+    except OutsideUnavailable as exc:
+        if uncertain:  # an earlier attempt may have reached the processor
+            return None
+        return ChargeResult(ChargeStatus.FAILED, "", str(exc) or "The processor was not reached.")
+    except OutsideUncertain:
+        return None
+    except OutsideRefused as exc:  # GatewayError included: the processor said no
+        return ChargeResult(ChargeStatus.FAILED, "", str(exc))
+
+
+def card_payment_record(
+    tx_id: int,
+    result: ChargeResult,
+    *,
+    card_to_save: gateways.CardToken | None = None,
+    request: HttpRequest | None = None,
+    reconciled: bool = False,
+) -> PaymentOutcome:
+    """Step C: record the processor's answer about a processing card payment, exactly
+    once, whoever learnt it (the request that paid, or the reconciliation job).
+
+    The invoice is locked first, then the transaction re-read under it: the request and
+    the worker never both apply a result. A success is recorded even on a payment given
+    up on earlier (the processor says the money was taken, so it is never lost). If the
+    invoice no longer needs all of it (paid meanwhile by credit or a confirmed transfer,
+    or cancelled), the rest goes to the account's credit balance."""
+    invoice_pk = Transaction.objects.values_list("invoice_id", flat=True).get(pk=tx_id)
+    with transaction.atomic():
+        invoice = _lock_invoice(invoice_pk)
+        tx = Transaction.objects.select_for_update().select_related("payer").get(pk=tx_id)
+        settles_from = [Transaction.Status.PROCESSING]
+        if result.status == ChargeStatus.SUCCEEDED:
+            settles_from.append(Transaction.Status.FAILED)
+        if tx.status not in settles_from:
+            return _settled_outcome(invoice, tx)
+        tx.next_check_at = None
+        tx.confirmed_at = timezone.now()
+        changes: dict[str, object] = {"amount": str(tx.amount), "gateway": tx.gateway}
+        if reconciled:
+            changes["settled_by"] = "reconciliation"
+        if result.status == ChargeStatus.SUCCEEDED:
+            tx.status = Transaction.Status.SUCCEEDED
+            tx.reference = result.reference[:100]
+            applied = min(tx.amount, invoice.balance if invoice.is_payable else ZERO)
+            surplus = tx.amount - applied
+            tx.message = (
+                f"{surplus} {tx.currency} was no longer due and went to the credit balance."
+                if surplus > 0
+                else ""
+            )
+            tx.save()
+            if applied > 0:
+                _apply_payment(invoice, applied)
+            if surplus > 0:
+                _keep_surplus(invoice, tx, surplus)
+            _payment_recorded(invoice, tx, actor=tx.payer, request=request, changes=changes)
+            if (
+                card_to_save is not None
+                and tx.payer is not None
+                # only the owner stores cards
+                and may_use_owner_power(
+                    tx.payer, invoice.account, OwnerPower.MANAGE_PAYMENT_METHODS
+                )
+            ):
+                _store_card(invoice.account, tx.payer, card_to_save, request)
+            return _paid_outcome(invoice, tx, applied)
+        declined = result.status == ChargeStatus.DECLINED
+        tx.status = Transaction.Status.DECLINED if declined else Transaction.Status.FAILED
+        tx.message = (result.message or ("The card was declined." if declined else ""))[:300]
+        tx.save()
         audit_record(
-            action="invoice.payment",
-            actor=payer,
+            action="invoice.payment_declined" if declined else "invoice.payment_failed",
+            actor=tx.payer,
             account=invoice.account,
             target=invoice,
-            changes={"amount": str(amount), "gateway": tx.gateway, "transaction": tx.pk},
+            changes={**changes, "transaction": tx.pk, "reason": tx.message},
             request=request,
         )
-        _send_receipt(invoice, tx, payer)
-        if invoice.status == Invoice.Status.PAID:
-            return PaymentOutcome("paid", f"Thank you: invoice #{invoice.number} is paid.", tx)
-        return PaymentOutcome(
-            "partial",
-            f"Thank you: {amount} {invoice.currency} was paid; "
-            f"{invoice.balance} {invoice.currency} is still due.",
-            tx,
+        if declined:
+            return PaymentOutcome("declined", tx.message, tx)
+        return PaymentOutcome("failed", _failed_message(tx), tx)
+
+
+def _settled_outcome(invoice: Invoice, tx: Transaction) -> PaymentOutcome:
+    """What became of a payment someone else settled first."""
+    if tx.status == Transaction.Status.SUCCEEDED:
+        status: Literal["paid", "partial"] = (
+            "paid" if invoice.status == Invoice.Status.PAID else "partial"
         )
+        return PaymentOutcome(status, "This payment was already recorded.", tx)
+    if tx.status == Transaction.Status.DECLINED:
+        return PaymentOutcome("declined", tx.message or "The card was declined.", tx)
+    return PaymentOutcome("failed", _failed_message(tx), tx)
+
+
+def _failed_message(tx: Transaction) -> str:
+    reason = tx.message.strip()
+    if reason and not reason.endswith("."):
+        reason += "."
+    return " ".join(p for p in (NOT_CHARGED, reason, "Please try again later.") if p)
+
+
+def _keep_surplus(invoice: Invoice, tx: Transaction, surplus: Decimal) -> None:
+    acct = _lock_account(invoice.account_id)
+    acct.credit_balance += surplus
+    acct.save(update_fields=["credit_balance"])
+    invoice.account.credit_balance = acct.credit_balance
+    CreditEntry.objects.create(
+        account=acct,
+        kind=CreditEntry.Kind.SURPLUS,
+        amount=surplus,
+        balance_after=acct.credit_balance,
+        reason=(
+            f"Card payment {tx.reference or tx.pk} for invoice #{invoice.number} was confirmed "
+            f"after the invoice no longer needed {surplus} {tx.currency} of it"
+        )[:300],
+        invoice=invoice,
+        actor=tx.payer,
+    )
+
+
+def _payment_recorded(
+    invoice: Invoice,
+    tx: Transaction,
+    *,
+    actor: User | None,
+    request: HttpRequest | None,
+    changes: dict[str, object] | None = None,
+) -> None:
+    """The audit event and the receipt of a payment, made once: when it is recorded as
+    succeeded, by whoever records it."""
+    audit_record(
+        action="invoice.payment",
+        actor=actor,
+        account=invoice.account,
+        target=invoice,
+        changes={
+            "amount": str(tx.amount),
+            "gateway": tx.gateway,
+            **(changes or {}),
+            "transaction": tx.pk,
+        },
+        request=request,
+    )
+    _send_receipt(invoice, tx, tx.payer)
+
+
+# --- reconciling card payments -----------------------------------------------------------
+
+
+def _check_backoff(attempts: int) -> datetime.timedelta:
+    return datetime.timedelta(seconds=min(60 * 2**attempts, 3600))
+
+
+GAVE_UP_MESSAGE = (
+    "The card processor never confirmed this payment, so it is treated as not made. "
+    "If your card was charged, contact us: the money will be credited or refunded."
+)
+NEVER_RECEIVED_MESSAGE = "The payment never reached the card processor: you were not charged."
+
+
+def payment_reconcile(tx: Transaction, *, now: datetime.datetime | None = None) -> str:
+    """Ask the processor about one processing payment (no transaction open) and settle
+    it: "settled" (its answer recorded), "failed" (never received, or given up on after
+    PENDING_CHANGE_GIVE_UP_HOURS) or "processing" (still unknown: asked again later)."""
+    assert_no_transaction()
+    now_ = now or timezone.now()
+    result: ChargeResult | None
+    try:
+        gateway = gateways.get_gateway(tx.gateway)
+        result = outside_call(
+            lambda: gateway.charge_status(tx.idempotency_key), retry_uncertain=True
+        )
+        known = True
+    except OutsideError:  # not reached, no answer, or no such gateway any more
+        result, known = None, False
+    if known and result is None:
+        result = ChargeResult(ChargeStatus.FAILED, "", NEVER_RECEIVED_MESSAGE)
+    elif result is None or result.status == ChargeStatus.PENDING:
+        give_up_at = tx.created_at + datetime.timedelta(hours=settings.PENDING_CHANGE_GIVE_UP_HOURS)
+        if now_ < give_up_at:
+            return "processing"
+        result = ChargeResult(ChargeStatus.FAILED, "", GAVE_UP_MESSAGE)
+    outcome = card_payment_record(tx.pk, result, reconciled=True)
+    return "failed" if outcome.status == "failed" else "settled"
+
+
+def payments_reconcile_due(*, now: datetime.datetime | None = None, limit: int = 50) -> str:
+    """The worker's job: settle card payments left processing past their grace period
+    (PENDING_CHANGE_GRACE_SECONDS: the request that made them has finished or died).
+    Each is claimed first by moving its next check forward, so two workers never ask
+    about the same payment at once; settling is exactly-once anyway (see
+    ``card_payment_record``). Returns a short summary, "" when nothing was due."""
+    now_ = now or timezone.now()
+    due = list(
+        Transaction.objects.filter(status=Transaction.Status.PROCESSING, next_check_at__lte=now_)
+        .order_by("next_check_at")
+        .values_list("pk", "check_attempts")[:limit]
+    )
+    counts = {"settled": 0, "failed": 0, "processing": 0}
+    for pk, attempts in due:
+        claimed = Transaction.objects.filter(
+            pk=pk, status=Transaction.Status.PROCESSING, check_attempts=attempts
+        ).update(check_attempts=attempts + 1, next_check_at=now_ + _check_backoff(attempts))
+        if not claimed:
+            continue  # another worker took it, or it was settled meanwhile
+        tx = Transaction.objects.select_related("invoice").get(pk=pk)
+        try:
+            counts[payment_reconcile(tx, now=now_)] += 1
+        except Exception:  # one bad payment must not stop the others: asked again later
+            logger.exception("Reconciling card payment %s failed", pk)
+            counts["processing"] += 1
+    if not any(counts.values()):
+        return ""
+    return (
+        f"card payments: {counts['settled']} settled, {counts['failed']} failed, "
+        f"{counts['processing']} still processing"
+    )
 
 
 # --- back office ------------------------------------------------------------------------
@@ -480,6 +809,11 @@ def invoice_cancel(*, invoice_id: int, actor: User, request: HttpRequest | None 
         )
     if invoice.amount_paid > 0:
         raise BillingError(f"Invoice #{invoice.number} is partly paid: refund it instead.")
+    if _processing_payment(invoice) is not None:
+        raise BillingError(
+            f"A card payment of invoice #{invoice.number} is being processed: wait until the "
+            "card processor confirms or refuses it."
+        )
     _end_awaited_transfers(invoice, "The invoice was cancelled.")
     invoice.status = Invoice.Status.CANCELLED
     invoice.save(update_fields=["status", "awaiting_transfer_since"])
@@ -621,12 +955,7 @@ def payment_method_add(
     *, account: Account, actor: User, card: CardDetails, request: HttpRequest | None = None
 ) -> PaymentMethod:
     _require_owner(account, actor)
-    try:
-        token = gateways.CARD_GATEWAY.tokenize_card(card)
-    except CardRejected as exc:
-        raise BillingError(str(exc)) from None
-    except GatewayError:
-        raise BillingError("The card could not be checked right now; try again.") from None
+    token = _tokenize(card)
     with transaction.atomic():
         return _store_card(account, actor, token, request)
 

@@ -90,16 +90,32 @@ def test_a_sub_account_paying_with_a_stored_card(
     assert Transaction.objects.get().method_label == "Visa ending in 4242"
 
 
-def test_a_declined_card_changes_nothing_and_says_why(
+def test_a_declined_card_is_recorded_with_its_reason_and_changes_nothing_else(
     account: Account, charges: mock.MagicMock
 ) -> None:
     invoice = make_invoice(account)
     before = snapshot(invoice)
     outcome = pay(invoice, account.owner, services.PayWithNewCard(card=card(DECLINED_CARD)))
     assert outcome.status == "declined"
-    assert "declined" in outcome.message
-    assert snapshot(invoice) == before
+    assert outcome.message == "Your card was declined by the bank."
+    # The attempt is in the invoice's payment list, with the reason; nothing else moved.
+    tx = Transaction.objects.get()
+    assert (tx.status, tx.message, tx.amount) == (
+        "declined",
+        "Your card was declined by the bank.",
+        D("123.00"),
+    )
+    assert tx.get_status_display() == "Declined" and tx.confirmed_at is not None
+    after = snapshot(invoice)
+    assert after[:3] == before[:3] and after[3] == before[3] + 1 and after[4:] == before[4:]
     assert charges.call_count == 1
+    assert AuditEvent.objects.filter(action="invoice.payment_declined").exists()
+    # The same form cannot be replayed; a fresh one (new key) can pay.
+    with pytest.raises(services.BillingError, match="already used"):
+        pay(invoice, account.owner, services.PayWithNewCard(card=card()))
+    assert pay(invoice, account.owner, services.PayWithNewCard(card=card()), "k3" * 9).status == (
+        "paid"
+    )
 
 
 def test_a_gateway_error_leaves_the_invoice_unpaid_and_records_the_attempt(

@@ -192,7 +192,11 @@ def test_a_declined_card_shows_why_and_offers_a_fresh_form(
     assert "declined by the bank" in response.content.decode()
     assert response.context["form"]["idempotency_key"].value() != key
     invoice.refresh_from_db()
-    assert invoice.status == "unpaid" and Transaction.objects.count() == 0
+    assert invoice.status == "unpaid"
+    # The declined attempt is recorded, and listed on the invoice with its reason.
+    assert Transaction.objects.get().status == "declined"
+    page = client.get(reverse("billing:invoice_detail", args=[invoice.pk])).content.decode()
+    assert "Declined: Your card was declined by the bank." in page
 
 
 def test_paying_with_credit_and_bank_transfer_through_the_page(
