@@ -499,17 +499,32 @@ class AccessMachine(RuleBasedStateMachine):
     @rule(person=people_st, route=st.sampled_from(PAGES), ids_of=accounts_st)
     def request(self, person: str, route: Route, ids_of: str) -> None:
         """A GET in the person's own session. Object pages are asked with the ids of
-        the session's account, or with the other account's ids (then: 404)."""
+        the session's account, or with the other account's ids (then: 404, unless the
+        person may open that page there: then the session switches to it)."""
         if self.users[person] is None:
             return
         client = self.session(person)
         current, lost = self.middleware(person)
         key = ids_of if route.object_param else (current or "A")
         got = outcome(client.get(self.urls[key, route.name]))
+        # A link to an object of another account opens it there (switching) when the
+        # person's access there allows the page and reaches the object.
+        there = self.expected_access(person, key) if route.object_param else None
+        follows = (
+            there is not None
+            and key != current
+            and self.allowed(there, route)
+            and not self.scope_hides(person, key, route.name)
+        )
         if route.rule == "login":
             want = "ok"
+        elif current is None and lost:
+            want = "access_removed"
+        elif follows:
+            want = "ok"
+            self.current[person] = key
         elif current is None:
-            want = "access_removed" if lost else "select_account"
+            want = "select_account"
         elif not self.allowed(self.expected_access(person, current) or frozenset(), route):
             want = "forbidden"
         elif (route.object_param and key != current) or self.scope_hides(

@@ -12,14 +12,25 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from clientarea.audit.services import audit_record
 from clientarea.security.services import account_requires_two_factor
 from clientarea.security.sessions import session_check, session_note_account
 from clientarea.security.twofactor import user_has_two_factor
 
-from .policy import Access, RuleKind, UserRequest, access_for, accounts_for, rule_of
+from .links import account_reaching
+from .policy import (
+    Access,
+    NotInAccount,
+    RuleKind,
+    UserRequest,
+    access_for,
+    accounts_for,
+    rule_of,
+)
 
 SESSION_ACCOUNT_KEY = "current_account_id"
 # The account whose access ended under this session, for the Access removed page.
@@ -33,6 +44,32 @@ SESSION_END_MESSAGES = {
 def select_account(request: HttpRequest, account_id: int) -> None:
     request.session[SESSION_ACCOUNT_KEY] = account_id
     session_note_account(request, account_id)  # for Revoke Access (security.sessions)
+
+
+def account_switch(request: HttpRequest, access: Access, *, via: str) -> None:
+    """The person works in `access`'s account from now on: chosen in Switch Account
+    (`via="switcher"`) or reached by a link into it (`via="link"`, see links.py). Both
+    are recorded the same way: the session's account, and an audit event."""
+    select_account(request, access.account.pk)
+    audit_record(
+        action="account.switched",
+        actor=access.user,
+        account=access.account,
+        target_label=request.path[:300] if via == "link" else "",
+        changes={"via": via},
+        request=request,
+    )
+    messages.success(request, f"You are now working in {access.account.display_name}.")
+
+
+def _select_account_url(request: HttpRequest) -> str:
+    """Switch Account, with the page asked for as `next` (a GET of any page but the
+    dashboard), so that the person lands on it after choosing."""
+    url = reverse("accounts:select_account")
+    path = request.get_full_path()
+    if request.method in ("GET", "HEAD") and path != reverse("core:dashboard"):
+        url += "?" + urlencode({"next": path})
+    return url
 
 
 class AccessMiddleware:
@@ -93,10 +130,16 @@ class AccessMiddleware:
         if not rule.needs_account:
             return None
         access: Access | None = request.access
+        if access is None and request.access_lost:
+            return redirect("accounts:access_removed")
+        if access is None or not access.allows(rule):
+            # A link to an object of another of the person's accounts: open it there.
+            found = account_reaching(request, rule)
+            if found is not None:
+                account_switch(request, found, via="link")
+                request.access = access = found
         if access is None:
-            if request.access_lost:
-                return redirect("accounts:access_removed")
-            return redirect("accounts:select_account")
+            return redirect(_select_account_url(request))
         if not access.allows(rule):
             audit_record(
                 action="access.refused",
@@ -116,3 +159,21 @@ class AccessMiddleware:
             )
             return redirect("security:two_factor_setup")
         return None
+
+    def process_exception(self, request: UserRequest, exception: Exception) -> HttpResponse | None:
+        """The page's object is not the current account's: if it is one of another account
+        of the person's, reached by their access there, switch and show it (links.py).
+        Otherwise the 404 stands, the same as for an object of anyone else's."""
+        if not isinstance(exception, NotInAccount) or request.access is None:
+            return None
+        match = request.resolver_match
+        rule = rule_of(match.func) if match is not None else None
+        if match is None or rule is None or not rule.needs_account:
+            return None
+        found = account_reaching(request, rule, exception)
+        if found is None:
+            return None
+        account_switch(request, found, via="link")
+        request.access = found
+        response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+        return response

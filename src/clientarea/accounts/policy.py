@@ -15,7 +15,9 @@ account's, and ``scope_filter`` narrows any list to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -309,13 +311,54 @@ def accounts_for(user: User) -> QuerySet[Account]:
 M = TypeVar("M", bound=Model)
 
 
+class NotInAccount(Http404):
+    """`account_object_or_404` found nothing in the current account: a 404, which carries
+    what was looked up, so that a link into another account of the same person can be
+    followed there (``accounts.links``) when their access there reaches the object."""
+
+    def __init__(self, model: type[Model], account_field: str, lookup: dict[str, Any]) -> None:
+        super().__init__("No such object.")
+        self.model = model
+        self.account_field = account_field
+        self.lookup = lookup
+
+    def holder_ids(self) -> set[int]:
+        """The accounts holding an object with this lookup (any account: callers filter
+        by the person's own access)."""
+        rows = self.model._default_manager.filter(**self.lookup).values_list(
+            self.account_field, flat=True
+        )
+        return {pk for pk in rows[:10] if pk is not None}
+
+
+class ObjectFound(Exception):
+    """Raised by `account_object_or_404` instead of returning the object while a page is
+    only asked whether it would show it (``object_probe``): the page stops at its lookup,
+    before it calls anything outside or changes anything."""
+
+
+_PROBING: ContextVar[bool] = ContextVar("object_probe", default=False)
+
+
+@contextmanager
+def object_probe() -> Iterator[None]:
+    """Within this block, a page's object lookup that succeeds raises `ObjectFound`."""
+    token = _PROBING.set(True)
+    try:
+        yield
+    finally:
+        _PROBING.reset(token)
+
+
 def account_object_or_404(
     queryset: QuerySet[M], account: Account, *, account_field: str = "account", **lookup: Any
 ) -> M:
     """Fetch an object of the current account; any other account's object is a 404."""
     obj = queryset.filter(**{account_field: account}, **lookup).first()
     if obj is None:
-        raise Http404("No such object.")
+        raise NotInAccount(queryset.model, account_field, lookup)
+    if _PROBING.get():
+        raise ObjectFound
     return obj
 
 

@@ -39,11 +39,18 @@ from .forms import (
     TwoFactorTokenForm,
     UserProfileForm,
 )
-from .middleware import SESSION_LOST_ACCOUNT_KEY
-from .middleware import select_account as remember_account
+from .middleware import SESSION_LOST_ACCOUNT_KEY, account_switch
 from .models import User, normalize_email
 from .permissions import Perm
-from .policy import AccountRequest, UserRequest, accounts_for, login_only, public, requires
+from .policy import (
+    AccountRequest,
+    UserRequest,
+    access_for,
+    accounts_for,
+    login_only,
+    public,
+    requires,
+)
 from .reauth import mark_recent_auth
 from .selectors import lost_memberships_of
 
@@ -253,24 +260,26 @@ password_reset_complete = public(
 @require_http_methods(["GET", "POST"])
 def select_account(request: UserRequest) -> HttpResponse:
     accounts = list(accounts_for(request.user))
+    next_url = str(request.POST.get("next") or request.GET.get("next") or "")
     if request.method == "POST":
         form = SelectAccountForm(request.POST)
         if not form.is_valid():
             messages.error(request, "Choose one of your accounts.")
             return redirect("accounts:select_account")
         chosen = next((a for a in accounts if a.pk == form.cleaned_data["account"]), None)
-        if chosen is None:
+        access = access_for(request.user, chosen.pk) if chosen is not None else None
+        if access is None:
             raise Http404("No such account.")
-        remember_account(request, chosen.pk)
-        messages.success(request, f"You are now working in {chosen.display_name}.")
-        return redirect("core:dashboard")
+        account_switch(request, access, via="switcher")
+        # The page the person asked for before choosing (same host only), else Dashboard.
+        return redirect(_safe_next(request, next_url))
     current = request.access.account.pk if request.access else None
     # With no account left, say which access ended and how to get it back.
     lost = [] if accounts else lost_memberships_of(request.user)
     return render(
         request,
         "accounts/select_account.html",
-        {"accounts": accounts, "current_id": current, "lost": lost},
+        {"accounts": accounts, "current_id": current, "lost": lost, "next": next_url},
     )
 
 

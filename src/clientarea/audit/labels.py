@@ -3,6 +3,7 @@
 ACTION_LABELS: dict[str, str] = {
     "account.created": "Account created",
     "account.profile_changed": "Account details changed",
+    "account.switched": "Switched to this account",
     "user.profile_changed": "Profile changed",
     "membership.granted": "Access granted",
     "membership.permissions_changed": "Permissions changed",
