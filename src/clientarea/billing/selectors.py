@@ -53,3 +53,8 @@ def transactions_for_invoice(*, invoice: Invoice) -> QuerySet[Transaction]:
         .select_related("payer")
         .order_by("created_at", "pk")
     )
+
+
+def processing_payment_for(*, invoice: Invoice) -> Transaction | None:
+    """The invoice's card payment sent to the processor and not confirmed yet, if any."""
+    return Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PROCESSING).first()

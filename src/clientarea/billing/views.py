@@ -59,13 +59,17 @@ def _invoice(request: AccountRequest, pk: int) -> Invoice:
 @require_GET
 def invoice_detail(request: AccountRequest, pk: int) -> HttpResponse:
     invoice = _invoice(request, pk)
+    transactions = list(selectors.transactions_for_invoice(invoice=invoice))
     return render(
         request,
         "billing/invoice_detail.html",
         {
             "invoice": invoice,
             "lines": list(invoice.lines.all()),
-            "transactions": list(selectors.transactions_for_invoice(invoice=invoice)),
+            "transactions": transactions,
+            "processing": next(
+                (t for t in transactions if t.status == Transaction.Status.PROCESSING), None
+            ),
             "site_address": settings.SITE_ADDRESS,
         },
     )
@@ -120,6 +124,10 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
     if not invoice.is_payable:
         messages.info(request, f"Invoice #{invoice.number} has nothing to pay.")
         return redirect("billing:invoice_detail", pk=invoice.pk)
+    processing = selectors.processing_payment_for(invoice=invoice)
+    if processing is not None:
+        # A card payment awaits the processor's answer: explain, offer nothing to pay.
+        return _pay_page(request, invoice, None, processing)
     form = _pay_form(request, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         chosen = form.cleaned_data["method"]
@@ -137,9 +145,16 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
             if not invoice.is_payable:
                 messages.info(request, str(exc))
                 return redirect("billing:invoice_detail", pk=invoice.pk)
+            processing = selectors.processing_payment_for(invoice=invoice)
+            if processing is not None:  # someone else's payment is at the processor
+                messages.info(request, str(exc))
+                return _pay_page(request, invoice, None, processing)
             messages.error(request, str(exc))
             form = _pay_form(request, initial={"method": chosen})
         else:
+            if outcome.status == "processing":
+                messages.info(request, outcome.message)
+                return redirect("billing:invoice_detail", pk=invoice.pk)
             if outcome.status in ("declined", "failed"):
                 # Nothing was charged: a fresh form (and key) to try again.
                 messages.error(request, outcome.message)
@@ -147,12 +162,23 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
             else:
                 messages.success(request, outcome.message)
                 return redirect("billing:invoice_detail", pk=invoice.pk)
+    return _pay_page(request, invoice, form, None)
+
+
+def _pay_page(
+    request: AccountRequest,
+    invoice: Invoice,
+    form: PayForm | None,
+    processing: Transaction | None,
+) -> HttpResponse:
     return render(
         request,
         "billing/invoice_pay.html",
         {
             "invoice": invoice,
             "form": form,
+            "processing": processing,
+            "processing_message": services.PROCESSING_MESSAGE,
             "credit_balance": request.access.account.credit_balance,
             "bank_details": settings.BILLING_BANK_DETAILS,
         },
