@@ -37,7 +37,6 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from tenacity import (
-    RetryError,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
@@ -87,10 +86,23 @@ def outside_call(
     """Run `call` (one request to an outside system), retrying with exponential backoff
     when nothing can have happened yet (``OutsideUnavailable``), and also after an
     uncertain answer when the operation is idempotent (`retry_uncertain`). The whole
-    retry budget is bounded by OUTSIDE_CALL_BUDGET_SECONDS, so a page never hangs."""
+    retry budget is bounded by OUTSIDE_CALL_BUDGET_SECONDS, so a page never hangs.
+
+    Once an attempt went unanswered, a later refusal or failure does not mean nothing
+    changed (the unanswered attempt may have been applied, and the retry refused because
+    of it): the call then ends uncertain, and the pending change is settled by asking."""
     retry_on: tuple[type[BaseException], ...] = (
         (OutsideUnavailable, OutsideUncertain) if retry_uncertain else (OutsideUnavailable,)
     )
+    unanswered: list[OutsideUncertain] = []
+
+    def attempt() -> T:
+        try:
+            return call()
+        except OutsideUncertain as exc:
+            unanswered.append(exc)
+            raise
+
     retrying = Retrying(
         retry=retry_if_exception_type(retry_on),
         stop=stop_after_attempt(attempts or settings.OUTSIDE_CALL_ATTEMPTS)
@@ -100,9 +112,11 @@ def outside_call(
     )
     assert_no_transaction()
     try:
-        return retrying(call)
-    except RetryError as exc:  # pragma: no cover - reraise=True re-raises the last error
-        raise exc.last_attempt.exception() from None  # type: ignore[misc]
+        return retrying(attempt)
+    except OutsideError as exc:
+        if unanswered and not isinstance(exc, OutsideUncertain):
+            raise unanswered[-1] from exc
+        raise
 
 
 def in_transaction() -> bool:

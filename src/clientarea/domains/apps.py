@@ -12,7 +12,7 @@ class DomainsConfig(AppConfig):
         from clientarea.accounts.signals import account_closed
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
-        from . import scope
+        from . import scope, services
         from .closing import (
             auto_renew_of_closed_accounts_off_due,
             auto_renew_off_on_close,
@@ -23,6 +23,11 @@ class DomainsConfig(AppConfig):
         register_nav(NavItem("Domains", "domains:list", Perm.DOMAINS.value, order=30))
         register_tile(Tile("Domains", "domains:list", Perm.DOMAINS.value, domain_count_live, 30))
         scope.register()
+        services.register_reconcilers()
         register_closure_hook(domains_on_closing)
         register_closure_sweep(auto_renew_of_closed_accounts_off_due)
         account_closed.connect(auto_renew_off_on_close, dispatch_uid="domains.auto_renew_off")
+
+        from . import checks
+
+        checks.register()  # the EPP settings checks of manage.py check --deploy

@@ -49,6 +49,10 @@ class RegistryDomainInfo:
     def registrar_lock(self) -> bool:
         return TRANSFER_PROHIBITED in self.statuses
 
+    @property
+    def status_list(self) -> list[str]:
+        return sorted(self.statuses)
+
 
 @runtime_checkable
 class RegistrarDriver(Protocol):

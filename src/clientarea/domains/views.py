@@ -14,7 +14,6 @@ from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, requires, scoped_object_or_404
 
 from . import services
-from .drivers import RegistrarError
 from .forms import NameserverForm, StatusFilterForm, ToggleForm
 from .models import Domain
 from .scope import KIND
@@ -53,10 +52,21 @@ def domain_list(request: AccountRequest) -> HttpResponse:
 @require_GET
 def domain_detail(request: AccountRequest, pk: int) -> HttpResponse:
     domain = _domain(request, pk)
+    pending = services.domain_pending_change(domain)
+    failed = None if pending else services.domain_last_failed_change(domain)
     return render(
         request,
         "domains/domain_detail.html",
-        {"domain": domain, "can_manage": request.access.has(Perm.MANAGE_DOMAINS)},
+        {
+            "domain": domain,
+            "can_manage": request.access.has(Perm.MANAGE_DOMAINS),
+            # The registry's own view (domain:info), asked at most once a minute.
+            "registry": services.domain_registry_view(domain),
+            "pending_change": pending,
+            "pending_label": services.change_label(pending),
+            "failed_change": failed,
+            "failed_label": services.change_label(failed),
+        },
     )
 
 
@@ -74,7 +84,7 @@ def domain_nameservers(request: AccountRequest, pk: int) -> HttpResponse:
     form = NameserverForm(request.POST or None, initial_nameservers=domain.nameserver_list)
     if request.method == "POST" and form.is_valid():
         try:
-            services.domain_set_nameservers(
+            outcome = services.domain_set_nameservers(
                 domain=domain,
                 actor=request.user,
                 nameservers=form.cleaned_data["nameservers"],
@@ -82,15 +92,25 @@ def domain_nameservers(request: AccountRequest, pk: int) -> HttpResponse:
             )
         except ValidationError as exc:
             form.add_error(None, exc)
-        except (services.DomainActionError, RegistrarError) as exc:
+        except services.DomainActionError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"The nameservers of {domain.unicode_name} were saved.")
+            if outcome.pending:
+                messages.warning(request, _pending_message(domain, "new nameservers"))
+            else:
+                messages.success(request, f"The nameservers of {domain.unicode_name} were saved.")
             return redirect("domains:detail", pk=domain.pk)
     return render(request, "domains/domain_nameservers.html", {"domain": domain, "form": form})
 
 
-ToggleService = Callable[..., Domain]
+ToggleService = Callable[..., object]
+
+
+def _pending_message(domain: Domain, what: str) -> str:
+    return (
+        f"The registry has not confirmed the {what} of {domain.unicode_name} yet: the change "
+        "is pending, and this page will show when it is made."
+    )
 
 
 def _toggle(
@@ -104,10 +124,13 @@ def _toggle(
     enabled: bool = form.cleaned_data["enabled"]
     user: User = request.user
     try:
-        action(domain=domain, actor=user, request=request, **{keyword: enabled})
-    except (services.DomainActionError, RegistrarError) as exc:
+        outcome = action(domain=domain, actor=user, request=request, **{keyword: enabled})
+    except services.DomainActionError as exc:
         messages.error(request, str(exc))
     else:
+        if isinstance(outcome, services.ChangeOutcome) and outcome.pending:
+            messages.warning(request, _pending_message(domain, label))
+            return redirect("domains:detail", pk=domain.pk)
         state = "on" if enabled else "off"
         messages.success(request, f"{label.capitalize()} is {state} for {domain.unicode_name}.")
     return redirect("domains:detail", pk=domain.pk)

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from clientarea.accounts.models import Account
 from clientarea.audit.models import AuditEvent
 from clientarea.domains import services
-from clientarea.domains.drivers import LocalRegistrarDriver, RegistrarError, registrar_driver
+from clientarea.domains.drivers import LocalRegistrarDriver, registrar_driver
 from clientarea.domains.models import Domain
 
 from .factories import DomainFactory
@@ -53,28 +53,28 @@ def test_invalid_nameservers_change_nothing(account: Account, registrar: Any, ba
 
 
 def test_a_registrar_refusal_rolls_back(account: Account, registrar: Any) -> None:
-    registrar.refuse = "Registry timeout."
+    registrar.refuse = "The domain is locked at the registry."
     domain = DomainFactory(account=account, registrar_lock=True)
-    with pytest.raises(RegistrarError):
+    with pytest.raises(services.DomainActionError, match="locked at the registry"):
         services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
-    with pytest.raises(RegistrarError):
+    with pytest.raises(services.DomainActionError):
         services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
     fresh = Domain.objects.get(pk=domain.pk)
     assert fresh.nameservers == domain.nameservers and fresh.registrar_lock is True
     assert not AuditEvent.objects.exists()
 
 
-def test_lock_and_auto_renew_toggle_through_the_registrar(account: Account, registrar: Any) -> None:
+def test_the_lock_goes_through_the_registrar_and_auto_renew_does_not(
+    account: Account, registrar: Any
+) -> None:
     domain = DomainFactory(account=account, registrar_lock=True, auto_renew=True)
     services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
     services.domain_set_auto_renew(domain=domain, actor=account.owner, enabled=False)
     services.domain_set_auto_renew(domain=domain, actor=account.owner, enabled=False)  # repeat
     fresh = Domain.objects.get(pk=domain.pk)
     assert (fresh.registrar_lock, fresh.auto_renew) == (False, False)
-    assert registrar.calls == [
-        (domain.name, "registrar_lock", False),
-        (domain.name, "auto_renew", False),
-    ]
+    # Auto-renew is our billing setting: the registry is never asked.
+    assert registrar.calls == [(domain.name, "registrar_lock", False)]
     actions = sorted(AuditEvent.objects.values_list("action", flat=True))
     assert actions == ["domain.auto_renew_changed", "domain.registrar_lock_changed"]
 
