@@ -572,7 +572,11 @@ def card_payment_record(
     invoice_pk = Transaction.objects.values_list("invoice_id", flat=True).get(pk=tx_id)
     with transaction.atomic():
         invoice = _lock_invoice(invoice_pk)
-        tx = Transaction.objects.select_for_update().select_related("payer").get(pk=tx_id)
+        tx = (
+            Transaction.objects.select_for_update(of=("self",))
+            .select_related("payer")
+            .get(pk=tx_id)
+        )
         settles_from = [Transaction.Status.PROCESSING]
         if result.status == ChargeStatus.SUCCEEDED:
             settles_from.append(Transaction.Status.FAILED)
