@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import Any, cast
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.http import HttpRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from clientarea.accounts.models import User
 from clientarea.audit.services import audit_record
+from clientarea.core.validators import validate_single_line
 
-from .models import Service
+from . import services
+from .models import PanelServer, Service
 from .selectors import service_visible
 
 
@@ -36,14 +43,52 @@ class ServiceAdminForm(forms.ModelForm):
             "billing_cycle",
             "amount",
             "next_due_date",
+            "server",
             "server_hostname",
             "username",
         ]
 
 
+class ServicePanelActionForm(ActionForm):
+    reason = forms.CharField(
+        label="Reason (for suspensions)",
+        required=False,
+        max_length=200,
+        validators=[validate_single_line],
+    )
+
+
+def _panel_action(
+    modeladmin: admin.ModelAdmin[Service],
+    request: HttpRequest,
+    queryset: Any,
+    act: Callable[[Service], services.ChangeOutcome],
+    done: str,
+) -> None:
+    """Run a panel change on each selected service, one outside call at a time (never
+    inside a transaction), and report each result in words."""
+    for service in queryset:
+        try:
+            outcome = act(service)
+        except services.ServiceActionError as exc:
+            modeladmin.message_user(request, f"{service}: {exc}", messages.ERROR)
+        else:
+            if outcome.pending:
+                modeladmin.message_user(
+                    request,
+                    f"{service}: the control panel has not answered; the change is pending "
+                    "and will be settled by the worker.",
+                    messages.WARNING,
+                )
+            else:
+                modeladmin.message_user(request, f"{service}: {done}.", messages.SUCCESS)
+
+
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
     form = ServiceAdminForm
+    action_form = ServicePanelActionForm
+    actions = ["suspend_on_panel", "unsuspend_on_panel"]
     list_display = [
         "product_name",
         "domain",
@@ -66,6 +111,7 @@ class ServiceAdmin(admin.ModelAdmin):
             "Control panel",
             {
                 "fields": (
+                    "server",
                     "server_hostname",
                     "username",
                     "new_password",
@@ -76,6 +122,36 @@ class ServiceAdmin(admin.ModelAdmin):
         ),
         ("Dates", {"fields": ("created_at",)}),
     )
+
+    @admin.action(description="Suspend on the control panel")
+    def suspend_on_panel(self, request: HttpRequest, queryset: Any) -> None:
+        reason = (request.POST.get("reason") or "").strip()
+        if not reason or not reason.isprintable():
+            self.message_user(
+                request, "Give a reason (one line) for the suspension.", messages.ERROR
+            )
+            return
+        user = cast(User, request.user)
+        _panel_action(
+            self,
+            request,
+            queryset,
+            lambda s: services.service_suspend(
+                service=s, staff=user, reason=reason, request=request
+            ),
+            "suspended",
+        )
+
+    @admin.action(description="Unsuspend on the control panel")
+    def unsuspend_on_panel(self, request: HttpRequest, queryset: Any) -> None:
+        user = cast(User, request.user)
+        _panel_action(
+            self,
+            request,
+            queryset,
+            lambda s: services.service_unsuspend(service=s, staff=user, request=request),
+            "unsuspended",
+        )
 
     def get_queryset(self, request: HttpRequest) -> Any:
         # As the customer pages do: never load the ciphertext, only whether one is stored.
@@ -101,6 +177,92 @@ class ServiceAdmin(admin.ModelAdmin):
             action="service.updated" if change else "service.created",
             actor=request.user,
             account=obj.account,
+            target=obj,
+            changes={"fields": changed},
+            request=request,
+            is_staff_action=True,
+        )
+
+
+class PanelServerAdminForm(forms.ModelForm):
+    """A WHM server: the API token is write-only (stored encrypted, never shown), and TLS
+    verification can be turned off only on a test or demo installation."""
+
+    new_api_token = forms.CharField(
+        label="API token",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only: paste the token created in WHM (Development » Manage API "
+        "Tokens) for the API user below. It is stored encrypted and never shown here; "
+        "leave empty to keep the stored one.",
+    )
+
+    class Meta:
+        model = PanelServer
+        fields = ["name", "hostname", "port", "api_user", "verify_tls", "ca_file"]
+
+    def clean_new_api_token(self) -> str:
+        token: str = self.cleaned_data.get("new_api_token") or ""
+        if token and any(c.isspace() for c in token):
+            raise forms.ValidationError("An API token is one word, without spaces.")
+        if not token and not self.instance.has_api_token:
+            raise forms.ValidationError("Paste the server's API token.")
+        return token
+
+    def clean_verify_tls(self) -> bool:
+        verify: bool = self.cleaned_data.get("verify_tls", True)
+        if not verify and not (settings.DEBUG or settings.DEMO_MODE):
+            raise forms.ValidationError(
+                "TLS verification stays on for real customers: without it, anyone between "
+                "us and the server could read the API token. If the server's certificate is "
+                "self-signed or from a private CA, keep verification on and give that CA's "
+                "bundle below."
+            )
+        return verify
+
+    def clean_ca_file(self) -> str:
+        ca_file: str = self.cleaned_data.get("ca_file") or ""
+        if ca_file and not os.path.isfile(ca_file):
+            raise forms.ValidationError(
+                "No such file on this server. Give the path of a PEM file every app server "
+                "can read, or leave it empty to use the system's CAs."
+            )
+        return ca_file
+
+
+@admin.register(PanelServer)
+class PanelServerAdmin(admin.ModelAdmin):
+    form = PanelServerAdminForm
+    list_display = ["name", "hostname", "port", "api_user", "verify_tls", "token_state"]
+    search_fields = ["name", "hostname"]
+    readonly_fields = ["token_state", "created_at"]
+    fieldsets = (
+        (None, {"fields": ("name", "hostname", "port")}),
+        ("WHM API", {"fields": ("api_user", "new_api_token", "token_state")}),
+        ("TLS", {"fields": ("verify_tls", "ca_file")}),
+        ("Dates", {"fields": ("created_at",)}),
+    )
+
+    @admin.display(description="API token stored")
+    def token_state(self, obj: PanelServer) -> str:
+        return "yes (encrypted)" if obj.has_api_token else "no"
+
+    @method_decorator(sensitive_post_parameters("new_api_token"))
+    def changeform_view(self, *args: Any, **kwargs: Any) -> Any:
+        return super().changeform_view(*args, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: PanelServer, form: Any, change: bool) -> None:
+        token = form.cleaned_data.get("new_api_token") or ""
+        if token:
+            obj.set_api_token(token)
+        super().save_model(request, obj, form, change)
+        changed = [f for f in form.changed_data if f != "new_api_token"]
+        if token:
+            changed.append("api_token")
+        audit_record(
+            action="panel_server.updated" if change else "panel_server.created",
+            actor=request.user,
             target=obj,
             changes={"fields": changed},
             request=request,

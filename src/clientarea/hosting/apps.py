@@ -11,7 +11,7 @@ class HostingConfig(AppConfig):
         from clientarea.accounts.permissions import Perm
         from clientarea.core.registry import NavItem, Tile, register_nav, register_tile
 
-        from . import scope, services
+        from . import checks, scope, services
         from .closing import services_of_closed_accounts_cancel_due, services_on_closing
         from .selectors import service_count_active
 
@@ -21,5 +21,6 @@ class HostingConfig(AppConfig):
         )
         scope.register()
         services.register_reconcilers()
+        checks.register()  # manage.py check --deploy: WHM servers' tokens and TLS
         register_closure_hook(services_on_closing)
         register_closure_sweep(services_of_closed_accounts_cancel_due)
