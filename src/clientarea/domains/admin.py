@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, cast
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from clientarea.accounts.models import User
 from clientarea.audit.services import audit_record
 
-from . import names
+from . import names, services
 from .models import Domain
 
 
@@ -68,9 +70,21 @@ class DomainAdminForm(forms.ModelForm):
         return super().save(commit=commit)
 
 
+class DomainRegistryActionForm(ActionForm):
+    years = forms.TypedChoiceField(
+        label="Years (for renewals)",
+        required=False,
+        coerce=int,
+        choices=[(n, str(n)) for n in range(1, services.MAX_RENEWAL_YEARS + 1)],
+        initial=1,
+    )
+
+
 @admin.register(Domain)
 class DomainAdmin(admin.ModelAdmin):
     form = DomainAdminForm
+    action_form = DomainRegistryActionForm
+    actions = ["renew_at_registry", "sync_from_registry"]
     list_display = [
         "display_name",
         "account",
@@ -94,6 +108,50 @@ class DomainAdmin(admin.ModelAdmin):
         "registrar_lock",
         "nameservers_text",
     ]
+
+    @admin.action(description="Renew at the registry")
+    def renew_at_registry(self, request: HttpRequest, queryset: Any) -> None:
+        try:
+            years = int(request.POST.get("years") or 1)
+        except ValueError:
+            years = 0
+        staff = cast(User, request.user)
+        # One registry conversation per domain, never inside a transaction.
+        for domain in queryset.select_related("account"):
+            try:
+                outcome = services.domain_renew(
+                    domain=domain, staff=staff, years=years, request=request
+                )
+            except services.DomainActionError as exc:
+                self.message_user(request, f"{domain.unicode_name}: {exc}", messages.ERROR)
+            else:
+                if outcome.pending:
+                    self.message_user(
+                        request,
+                        f"{domain.unicode_name}: the registry has not answered; the renewal "
+                        "is pending and will be settled by the worker.",
+                        messages.WARNING,
+                    )
+                else:
+                    fresh = Domain.objects.get(pk=domain.pk)
+                    self.message_user(
+                        request,
+                        f"{domain.unicode_name}: renewed for {years} year(s), "
+                        f"now expires {fresh.expiry_date:%d %b %Y}.",
+                        messages.SUCCESS,
+                    )
+
+    @admin.action(description="Sync from the registry (domain:info)")
+    def sync_from_registry(self, request: HttpRequest, queryset: Any) -> None:
+        staff = cast(User, request.user)
+        for domain in queryset.select_related("account"):
+            try:
+                changed = services.domain_registry_sync(domain=domain, staff=staff, request=request)
+            except services.DomainActionError as exc:
+                self.message_user(request, f"{domain.unicode_name}: {exc}", messages.ERROR)
+            else:
+                what = ", ".join(changed) if changed else "already matched the registry"
+                self.message_user(request, f"{domain.unicode_name}: {what}.", messages.SUCCESS)
 
     @admin.display(description="Domain", ordering="name")
     def display_name(self, obj: Domain) -> str:

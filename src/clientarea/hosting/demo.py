@@ -9,7 +9,17 @@ from django.utils import timezone
 
 from clientarea.core.demo import DemoContext
 
-from .models import Service
+from .models import PanelServer, Service
+
+
+def _servers() -> dict[str, PanelServer]:
+    """The provider's WHM servers (no API token: the demo runs the local stand-in panel;
+    the back office shows where a real server's token goes)."""
+    servers = {}
+    for name in ("cp03", "cp07", "cp12"):
+        hostname = f"{name}.jiinubi-hosting.example"
+        servers[hostname] = PanelServer.objects.create(name=name, hostname=hostname)
+    return servers
 
 
 def _service(*, password: str, **fields: object) -> Service:
@@ -28,6 +38,7 @@ def load(ctx: DemoContext) -> None:
     def due(days: int) -> date:
         return today + timedelta(days=days)
 
+    servers = _servers()
     for fields in (
         dict(
             account=ctx.main,
@@ -102,4 +113,5 @@ def load(ctx: DemoContext) -> None:
             password="Quartz-Meadow-Pylon-92",
         ),
     ):
+        fields["server"] = servers.get(str(fields["server_hostname"]))
         _service(**fields)  # type: ignore[arg-type]

@@ -224,6 +224,9 @@ HOSTING_PANEL_DRIVER = env.str(
 DOMAINS_REGISTRAR_DRIVER = env.str(
     "DOMAINS_REGISTRAR_DRIVER", default="clientarea.domains.drivers.LocalRegistrarDriver"
 )
+# The card gateway: "sandbox" (a processor's test mode, test cards only; a stand-in) or ""
+# (no card payments: credit and bank transfer only).
+BILLING_CARD_GATEWAY = env.str("BILLING_CARD_GATEWAY", default="sandbox")
 # The names of the stand-ins, refused in production without DEMO_MODE.
 STAND_IN_DRIVERS = frozenset(
     {

@@ -3,7 +3,15 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import STORAGES, env
+from .base import (
+    BILLING_CARD_GATEWAY,
+    DEMO_MODE,
+    DOMAINS_REGISTRAR_DRIVER,
+    HOSTING_PANEL_DRIVER,
+    STAND_IN_DRIVERS,
+    STORAGES,
+    env,
+)
 
 DEBUG = False
 
@@ -15,6 +23,28 @@ if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("dev-only"):
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 if not FIELD_ENCRYPTION_KEYS:
     raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set in production.")
+
+# A provider who deploys with a stand-in would tell customers their cPanel password or
+# nameservers changed when nothing changed, or take "payments" in test mode: refuse to
+# start, unless this is a demonstration (DEMO_MODE, which says so on every page).
+_stand_ins = [
+    f"{name}={path}"
+    for name, path in (
+        ("HOSTING_PANEL_DRIVER", HOSTING_PANEL_DRIVER),
+        ("DOMAINS_REGISTRAR_DRIVER", DOMAINS_REGISTRAR_DRIVER),
+    )
+    if path in STAND_IN_DRIVERS
+]
+if BILLING_CARD_GATEWAY == "sandbox":
+    _stand_ins.append("BILLING_CARD_GATEWAY=sandbox")
+if _stand_ins and not DEMO_MODE:
+    raise ImproperlyConfigured(
+        "Production refuses stand-ins that change nothing real: "
+        + ", ".join(_stand_ins)
+        + ". Configure the real ones (see the README: clientarea.hosting.whm.WhmPanelDriver, "
+        'clientarea.domains.epp.EppRegistrarDriver, BILLING_CARD_GATEWAY="" for no cards), '
+        "or set DEMO_MODE=true for a demonstration."
+    )
 
 STORAGES = {
     **STORAGES,
