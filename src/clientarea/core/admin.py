@@ -29,7 +29,7 @@ class PendingChangeAdmin(admin.ModelAdmin):
     list_filter = ["state", "operation"]
     search_fields = ["target", "account__company_name", "key"]
     list_select_related = ["account", "actor"]
-    fields: list[str] = [
+    fields = (
         "key",
         "operation",
         "target",
@@ -42,8 +42,8 @@ class PendingChangeAdmin(admin.ModelAdmin):
         "created_at",
         "next_check_at",
         "finished_at",
-    ]
-    readonly_fields: list[str] = fields
+    )
+    readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
