@@ -1,0 +1,602 @@
+"""The EPP driver against the local EPP registry (tests/epp_server.py): TLS with client
+certificates, RFC 5734 framing, the session, each operation, each error code, timeouts,
+drops and reconnection. The registry checks every frame it receives against the RFC
+schemas; a test fails if the driver sent an invalid one (see the `registry` fixture)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from datetime import date
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from lxml import etree
+
+from clientarea.core.outside import (
+    OutsideRefused,
+    OutsideUnavailable,
+    OutsideUncertain,
+    outside_call,
+)
+from clientarea.domains.epp import EppRegistrarDriver, xml
+from clientarea.domains.epp.client import (
+    MAX_FRAME_BYTES,
+    EppConfig,
+    FrameError,
+    read_frame,
+    write_frame,
+)
+from clientarea.domains.epp.errors import REFUSALS
+
+from .epp_server import EppCerts, EppTestServer, RegistryDomain, make_certs
+
+PASSWORD = "s3cret-pass"
+EXAMPLE: Any = SimpleNamespace(name="example.com")  # stands for a Domain: only .name is used
+N = xml.NSMAP
+
+
+@pytest.fixture(scope="session")
+def epp_certs(tmp_path_factory: pytest.TempPathFactory) -> EppCerts:
+    return make_certs(tmp_path_factory.mktemp("epp-certs"))
+
+
+@pytest.fixture
+def registry(epp_certs: EppCerts) -> Iterator[EppTestServer]:
+    server = EppTestServer(epp_certs, password=PASSWORD).start()
+    server.domains["example.com"] = RegistryDomain(
+        "example.com",
+        expiry=date(2027, 4, 3),
+        statuses={"clientTransferProhibited"},
+        nameservers=["ns1.host.net", "ns2.host.net"],
+    )
+    server.domains["other.org"] = RegistryDomain(
+        "other.org", expiry=date(2027, 1, 1), sponsor="another-registrar"
+    )
+    server.hosts |= {"ns1.host.net", "ns2.host.net", "ns3.host.net"}
+    yield server
+    server.stop()
+    # Every command the driver sent, and every answer the registry wrote, is valid EPP.
+    assert not server.invalid_frames, server.invalid_frames
+    assert not server.invalid_answers, server.invalid_answers
+
+
+@pytest.fixture
+def epp_settings(settings: Any, registry: EppTestServer, epp_certs: EppCerts) -> Any:
+    settings.EPP_HOST = "127.0.0.1"
+    settings.EPP_PORT = registry.port
+    settings.EPP_CLIENT_ID = "registrar1"
+    settings.EPP_PASSWORD = PASSWORD
+    settings.EPP_CERT_FILE = str(epp_certs.client_cert)
+    settings.EPP_KEY_FILE = str(epp_certs.client_key)
+    settings.EPP_CA_FILE = str(epp_certs.ca)
+    settings.EPP_VERIFY_TLS = True
+    settings.OUTSIDE_CALL_TIMEOUT_SECONDS = 0.5
+    settings.OUTSIDE_CALL_BUDGET_SECONDS = 2.0
+    settings.OUTSIDE_CALL_BACKOFF_SECONDS = 0.01
+    return settings
+
+
+@pytest.fixture
+def driver(epp_settings: Any) -> Iterator[EppRegistrarDriver]:
+    epp = EppRegistrarDriver()
+    yield epp
+    epp.close()
+
+
+def sent(registry: EppTestServer, command: str) -> list[etree._Element]:
+    """The frames the registry received for `command` (e.g. "domain:update"), parsed."""
+    frames = []
+    for frame in registry.received:
+        root = xml.parse(frame)
+        verb = root.find("epp:command/*", N)
+        if verb is None:
+            continue
+        name = etree.QName(verb).localname
+        if name not in ("login", "logout") and len(verb):
+            prefix = {xml.DOMAIN_NS: "domain", xml.HOST_NS: "host"}[etree.QName(verb[0]).namespace]
+            name = f"{prefix}:{name}"
+        if name == command:
+            frames.append(root)
+    return frames
+
+
+# --- framing (RFC 5734) ---------------------------------------------------------------------
+
+
+def test_frame_header_is_the_total_length_including_itself() -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        write_frame(a, b"<epp/>")
+        raw = b.recv(100)
+        assert raw[:4] == struct.pack(">I", 4 + 6)
+        assert raw[4:] == b"<epp/>"
+        a.sendall(struct.pack(">I", 4 + 5) + b"hello")
+        assert read_frame(b) == b"hello"
+
+
+@pytest.mark.parametrize("length", [0, 4, MAX_FRAME_BYTES + 1])
+def test_a_bad_frame_length_is_refused(length: int) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        a.sendall(struct.pack(">I", length))
+        with pytest.raises(FrameError):
+            read_frame(b)
+
+
+def test_a_frame_cut_short_is_an_error() -> None:
+    a, b = socket.socketpair()
+    with b:
+        a.sendall(struct.pack(">I", 100) + b"<epp")
+        a.close()
+        with pytest.raises(FrameError, match="closed"):
+            read_frame(b)
+
+
+# --- what the driver sends is valid EPP --------------------------------------------------------
+
+
+def test_every_command_the_builders_make_is_valid_against_the_rfc_schemas() -> None:
+    frames = [
+        xml.hello(),
+        xml.login(
+            client_id="registrar1",
+            password=PASSWORD,
+            obj_uris=[xml.DOMAIN_NS, xml.HOST_NS],
+            ext_uris=["urn:ietf:params:xml:ns:secDNS-1.1"],
+            cltrid="CA-1",
+        ),
+        xml.logout(cltrid="CA-2"),
+        xml.domain_info("example.com", cltrid="CA-3"),
+        xml.domain_update(
+            "example.com", add_ns=["a.example.net"], rem_ns=["b.example.net"], cltrid="CA-4"
+        ),
+        xml.domain_update("example.com", add_status=["clientTransferProhibited"], cltrid="CA-5"),
+        xml.domain_update(
+            "example.com",
+            add_ns=["a.example.net"],
+            rem_status=["clientTransferProhibited"],
+            cltrid="CA-6",
+        ),
+        xml.domain_renew("example.com", current_expiry=date(2027, 4, 3), years=2, cltrid="CA-7"),
+        xml.host_check(["a.example.net", "b.example.net"], cltrid="CA-8"),
+        xml.host_create("a.example.net", cltrid="CA-9"),
+    ]
+    for frame in frames:
+        assert xml.schema_errors(frame) == [], frame
+
+
+def test_the_schemas_catch_a_malformed_command() -> None:
+    """The validation has teeth: a misspelt element or a wrong period unit fails."""
+    good = xml.domain_renew("example.com", current_expiry=date(2027, 4, 3), years=1, cltrid="CA-1")
+    assert xml.schema_errors(good.replace(b"curExpDate", b"curExpiry"))
+    assert xml.schema_errors(good.replace(b'unit="y"', b'unit="w"'))
+    assert xml.schema_errors(xml.domain_info("example.com", cltrid="X"))  # clTRID too short
+
+
+def test_names_are_text_never_markup() -> None:
+    frame = xml.domain_info('evil.com</domain:name><x a="', cltrid="CA-123")
+    root = xml.parse(frame)
+    assert root.findtext("epp:command/epp:info/domain:info/domain:name", "", N) == (
+        'evil.com</domain:name><x a="'
+    )
+
+
+def test_the_registry_refuses_an_invalid_frame_with_2001(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    def bad(cltrid: str) -> bytes:
+        return xml.domain_info("example.com", cltrid=cltrid).replace(
+            b'hosts="all"', b'hosts="some"'
+        )
+
+    response = driver.client.command(bad)
+    assert response.code == 2001
+    assert len(registry.invalid_frames) == 1
+    registry.invalid_frames.clear()  # expected here; the fixture fails on any other
+
+
+# --- parsing answers safely ---------------------------------------------------------------------
+
+
+def test_answers_with_a_doctype_or_entities_are_refused() -> None:
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE epp [<!ENTITY a "aaaaaaaaaa">'
+        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        b'<epp xmlns="urn:ietf:params:xml:ns:epp-1.0"><hello>&b;</hello></epp>'
+    )
+    with pytest.raises(xml.MalformedFrame):
+        xml.parse(bomb)
+    external = (
+        b'<?xml version="1.0"?><!DOCTYPE epp [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<epp xmlns="urn:ietf:params:xml:ns:epp-1.0"><hello>&x;</hello></epp>'
+    )
+    with pytest.raises(xml.MalformedFrame):
+        xml.parse(external)
+    with pytest.raises(xml.MalformedFrame):
+        xml.parse(b"not xml")
+
+
+# --- session ---------------------------------------------------------------------------------
+
+
+def test_greeting_login_and_a_reused_session(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.domain_info(EXAMPLE)
+    driver.domain_info(EXAMPLE)
+    assert registry.connections == 1
+    assert registry.logins == 1
+    (login,) = sent(registry, "login")
+    body = login.find("epp:command/epp:login", N)
+    assert body is not None
+    assert body.findtext("epp:clID", "", N) == "registrar1"
+    assert body.findtext("epp:options/epp:version", "", N) == "1.0"
+    assert body.findtext("epp:options/epp:lang", "", N) == "en"
+    # Only the services we use, of those the greeting offered (it also offered contact).
+    assert [e.text for e in body.findall("epp:svcs/epp:objURI", N)] == [xml.DOMAIN_NS, xml.HOST_NS]
+
+
+def test_every_command_has_its_own_client_transaction_id(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.set_nameservers(EXAMPLE, ["ns1.host.net", "ns9.elsewhere.org"])
+    driver.set_registrar_lock(EXAMPLE, False)
+    ids = [
+        xml.parse(f).findtext("epp:command/epp:clTRID", "", N)
+        for f in registry.received
+        if b"<command" in f
+    ]
+    assert len(ids) >= 5
+    assert len(set(ids)) == len(ids)
+
+
+def test_close_logs_out(driver: EppRegistrarDriver, registry: EppTestServer) -> None:
+    driver.domain_info(EXAMPLE)
+    driver.close()
+    assert registry.logouts == 1
+    driver.close()  # a second close does nothing
+    assert registry.logouts == 1
+
+
+def test_an_idle_session_the_registry_dropped_is_reopened_transparently(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.idle_timeout = 0.2
+    driver.domain_info(EXAMPLE)
+    time.sleep(0.5)  # the registry closes the session meanwhile
+    driver.set_registrar_lock(EXAMPLE, False)
+    assert registry.logins == 2
+    assert "clientTransferProhibited" not in registry.domains["example.com"].statuses
+
+
+def test_a_registry_restart_between_calls_is_survived(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.domain_info(EXAMPLE)
+    registry.drop_all_sessions()
+    time.sleep(0.1)
+    info = driver.domain_info(EXAMPLE)
+    assert info.expiry_date == date(2027, 4, 3)
+    assert registry.connections == 2
+
+
+def test_hello_keeps_an_idle_session_alive(
+    driver: EppRegistrarDriver, registry: EppTestServer, settings: Any
+) -> None:
+    settings.EPP_HELLO_AFTER_SECONDS = 0.0
+    driver.client._config = lambda: EppConfig(**{**vars(driver._config()), "hello_after": 0.0})
+    driver.domain_info(EXAMPLE)
+    driver.domain_info(EXAMPLE)
+    assert "hello" in registry.commands
+    assert registry.connections == 1
+    assert driver.client.hello().server_id == "Test Registry"
+
+
+def test_a_session_ended_by_the_registry_is_reopened_and_the_command_sent_again(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:update", "end_session")  # 2500: failed, closing the connection
+    driver.set_registrar_lock(EXAMPLE, False)
+    assert registry.logins == 2
+    assert len(sent(registry, "domain:update")) == 2
+    assert "clientTransferProhibited" not in registry.domains["example.com"].statuses
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def test_domain_info(driver: EppRegistrarDriver) -> None:
+    info = driver.domain_info(EXAMPLE)
+    assert info.name == "example.com"
+    assert info.statuses == {"clientTransferProhibited"}
+    assert info.registrar_lock
+    assert info.nameservers == ("ns1.host.net", "ns2.host.net")
+    assert info.expiry_date == date(2027, 4, 3)
+
+
+def test_set_nameservers_sends_the_difference_and_creates_missing_hosts(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.set_nameservers(EXAMPLE, ["NS1.host.net.", "ns9.elsewhere.org"])
+    assert registry.domains["example.com"].nameservers == ["ns1.host.net", "ns9.elsewhere.org"]
+    assert "ns9.elsewhere.org" in registry.hosts
+    assert [c for c in registry.commands if c != "login"] == [
+        "domain:info",
+        "host:check",
+        "host:create",
+        "domain:update",
+    ]
+    (update,) = sent(registry, "domain:update")
+    assert [e.text for e in update.findall(".//domain:add/domain:ns/domain:hostObj", N)] == [
+        "ns9.elsewhere.org"
+    ]
+    assert [e.text for e in update.findall(".//domain:rem/domain:ns/domain:hostObj", N)] == [
+        "ns2.host.net"
+    ]
+
+
+def test_set_nameservers_to_what_the_registry_holds_sends_no_update(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.set_nameservers(EXAMPLE, ["ns2.host.net", "ns1.host.net"])
+    assert "domain:update" not in registry.commands
+
+
+def test_a_nameserver_inside_the_domain_needs_glue_and_is_refused(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    with pytest.raises(OutsideRefused, match="glue") as caught:
+        driver.set_nameservers(EXAMPLE, ["ns1.example.com", "ns1.host.net"])
+    assert "ns1.example.com is inside example.com" in str(caught.value)
+    assert "domain:update" not in registry.commands
+    assert "host:create" not in registry.commands
+    # One the registry already has (with its glue) is fine.
+    registry.hosts.add("ns1.example.com")
+    driver.set_nameservers(EXAMPLE, ["ns1.example.com", "ns1.host.net"])
+    assert registry.domains["example.com"].nameservers == ["ns1.host.net", "ns1.example.com"]
+
+
+def test_too_many_nameservers_is_the_registrys_policy(driver: EppRegistrarDriver) -> None:
+    many = [f"ns{i}.elsewhere.org" for i in range(1, 7)]
+    with pytest.raises(OutsideRefused) as caught:
+        driver.set_nameservers(EXAMPLE, many)
+    assert caught.value.code == "2306"
+    assert "policy" in str(caught.value)
+    assert "at most 4 nameservers" in str(caught.value)
+
+
+def test_registrar_lock_off_and_on(driver: EppRegistrarDriver, registry: EppTestServer) -> None:
+    driver.set_registrar_lock(EXAMPLE, False)
+    assert registry.domains["example.com"].statuses == {"ok"}
+    driver.set_registrar_lock(EXAMPLE, True)
+    assert registry.domains["example.com"].statuses == {"clientTransferProhibited"}
+    removed, added = sent(registry, "domain:update")
+    assert [e.get("s") for e in removed.findall(".//domain:rem/domain:status", N)] == [
+        "clientTransferProhibited"
+    ]
+    assert [e.get("s") for e in added.findall(".//domain:add/domain:status", N)] == [
+        "clientTransferProhibited"
+    ]
+    driver.set_registrar_lock(EXAMPLE, True)  # already: no update
+    assert len(sent(registry, "domain:update")) == 2
+
+
+def test_a_domain_locked_by_the_registry_is_refused_with_its_status(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.domains["example.com"].statuses.add("serverUpdateProhibited")
+    with pytest.raises(OutsideRefused) as caught:
+        driver.set_registrar_lock(EXAMPLE, False)
+    assert caught.value.code == "2304"
+    assert "locked at the registry (serverUpdateProhibited)" in str(caught.value)
+    with pytest.raises(OutsideRefused, match="serverUpdateProhibited"):
+        driver.set_nameservers(EXAMPLE, ["ns3.host.net"])
+
+
+def test_a_2304_from_the_registry_names_the_domains_statuses(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:update", "code", code=2304, message="Object status prohibits operation")
+    with pytest.raises(OutsideRefused) as caught:
+        driver.set_registrar_lock(EXAMPLE, False)
+    assert caught.value.code == "2304"
+    assert "(clientTransferProhibited) does not allow its registrar lock" in str(caught.value)
+
+
+def test_renew(driver: EppRegistrarDriver, registry: EppTestServer) -> None:
+    assert driver.renew(EXAMPLE, 2, date(2027, 4, 3)) == date(2029, 4, 3)
+    assert registry.domains["example.com"].expiry == date(2029, 4, 3)
+    (renew,) = sent(registry, "domain:renew")
+    assert renew.findtext(".//domain:curExpDate", "", N) == "2027-04-03"
+    period = renew.find(".//domain:period", N)
+    assert period is not None and period.get("unit") == "y" and period.text == "2"
+
+
+def test_renew_with_a_stale_expiry_is_refused_so_a_retry_never_renews_twice(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.renew(EXAMPLE, 1, date(2027, 4, 3))
+    with pytest.raises(OutsideRefused) as caught:
+        driver.renew(EXAMPLE, 1, date(2027, 4, 3))
+    assert caught.value.code == "2306"
+    assert "curExpDate" in str(caught.value)
+    assert registry.domains["example.com"].expiry == date(2028, 4, 3)
+
+
+def test_renew_beyond_the_registrys_maximum_is_refused(driver: EppRegistrarDriver) -> None:
+    with pytest.raises(OutsideRefused) as caught:
+        driver.renew(EXAMPLE, 12, date(2027, 4, 3))
+    assert caught.value.code == "2306"
+    assert "at most 10 years" in str(caught.value)
+
+
+def test_unknown_and_foreign_domains(driver: EppRegistrarDriver) -> None:
+    with pytest.raises(OutsideRefused) as caught:
+        driver.domain_info(cast(Any, SimpleNamespace(name="nothere.com")))
+    assert caught.value.code == "2303"
+    assert "does not know" in str(caught.value)
+    with pytest.raises(OutsideRefused) as caught:
+        driver.domain_info(cast(Any, SimpleNamespace(name="other.org")))
+    assert caught.value.code == "2201"
+    assert "not sponsored by us" in str(caught.value)
+
+
+# --- error codes ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [2302, 2303, 2304, 2305, 2306, 2004, 2005, 2201, 2308])
+def test_each_refusal_code_becomes_a_clear_message(
+    driver: EppRegistrarDriver, registry: EppTestServer, code: int
+) -> None:
+    registry.fail("domain:update", "code", code=code, message=f"Registry says {code}")
+    with pytest.raises(OutsideRefused) as caught:
+        driver.set_nameservers(EXAMPLE, ["ns1.host.net"])
+    assert caught.value.code == str(code)
+    message = str(caught.value)
+    assert "nothing was changed" in message
+    if code != 2304:  # 2304 is reworded with the domain's statuses
+        assert message.startswith(REFUSALS[code])
+        assert f"(registry: Registry says {code})" in message
+    assert registry.domains["example.com"].nameservers == ["ns1.host.net", "ns2.host.net"]
+
+
+def test_2400_on_a_change_is_uncertain_and_on_a_read_unavailable(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:update", "code", code=2400, message="Command failed")
+    with pytest.raises(OutsideUncertain):
+        driver.set_registrar_lock(EXAMPLE, False)
+    registry.fail("domain:info", "code", code=2400, message="Command failed")
+    with pytest.raises(OutsideUnavailable):
+        driver.domain_info(EXAMPLE)
+
+
+def test_a_bug_of_ours_is_a_refusal_not_a_crash(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:update", "code", code=2102, message="Unimplemented option")
+    with pytest.raises(OutsideRefused, match="could not process the request"):
+        driver.set_registrar_lock(EXAMPLE, False)
+
+
+# --- timeouts, drops, credentials, TLS -----------------------------------------------------------
+
+
+def test_no_answer_is_uncertain_within_the_timeout(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    driver.domain_info(EXAMPLE)  # logged in already
+    registry.fail("domain:update", "no_answer")
+    started = time.monotonic()
+    with pytest.raises(OutsideUncertain, match="did not answer"):
+        outside_call(lambda: driver.set_registrar_lock(EXAMPLE, False))
+    assert time.monotonic() - started < 2.0  # the 0.5 s timeout, not a hang
+    assert len(sent(registry, "domain:update")) == 1  # an uncertain change is not sent again
+
+
+def test_an_unanswered_read_is_retried_within_the_budget(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:info", "no_answer", times=100)
+    started = time.monotonic()
+    with pytest.raises(OutsideUncertain):
+        outside_call(lambda: driver.domain_info(EXAMPLE), retry_uncertain=True)
+    assert time.monotonic() - started < 4.0  # budget 2 s plus the attempt under way
+
+
+def test_dropped_after_applying_is_uncertain_and_the_registry_holds_the_change(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:update", "drop_after")
+    with pytest.raises(OutsideUncertain):
+        driver.set_registrar_lock(EXAMPLE, False)
+    # The reconciler asks the registry, which did make the change.
+    assert not driver.domain_info(EXAMPLE).registrar_lock
+
+
+def test_dropped_before_applying_is_uncertain_and_nothing_changed(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:update", "drop_before")
+    with pytest.raises(OutsideUncertain):
+        driver.set_registrar_lock(EXAMPLE, False)
+    assert driver.domain_info(EXAMPLE).registrar_lock
+
+
+def test_wrong_password_is_unavailable_and_not_hammered(
+    driver: EppRegistrarDriver, registry: EppTestServer, epp_settings: Any
+) -> None:
+    epp_settings.EPP_PASSWORD = "wrong-password"
+    with pytest.raises(OutsideUnavailable, match="refused our credentials"):
+        outside_call(lambda: driver.domain_info(EXAMPLE))
+    # outside_call retried, but the client did not log in again with the same password.
+    assert registry.login_attempts == 1
+    assert registry.logins == 0
+
+
+def test_the_registry_down_is_unavailable(driver: EppRegistrarDriver, epp_settings: Any) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        epp_settings.EPP_PORT = probe.getsockname()[1]  # nothing listens there
+        with pytest.raises(OutsideUnavailable, match="could not be reached"):
+            driver.domain_info(EXAMPLE)
+
+
+def test_an_untrusted_server_certificate_is_refused(
+    driver: EppRegistrarDriver, registry: EppTestServer, epp_settings: Any, epp_certs: EppCerts
+) -> None:
+    epp_settings.EPP_CA_FILE = str(epp_certs.other_ca)
+    with pytest.raises(OutsideUnavailable, match="certificate could not be verified"):
+        driver.domain_info(EXAMPLE)
+    assert registry.login_attempts == 0  # the password never left
+
+
+def test_the_system_cas_do_not_trust_a_private_registry_ca(
+    driver: EppRegistrarDriver, registry: EppTestServer, epp_settings: Any
+) -> None:
+    epp_settings.EPP_CA_FILE = ""
+    with pytest.raises(OutsideUnavailable, match="certificate could not be verified"):
+        driver.domain_info(EXAMPLE)
+
+
+def test_without_a_client_certificate_the_registry_refuses(
+    driver: EppRegistrarDriver, registry: EppTestServer, epp_settings: Any
+) -> None:
+    epp_settings.EPP_CERT_FILE = ""
+    epp_settings.EPP_KEY_FILE = ""
+    with pytest.raises(OutsideUnavailable):
+        driver.domain_info(EXAMPLE)
+    assert registry.login_attempts == 0
+
+
+def test_the_password_is_in_no_log_record_and_no_message(
+    driver: EppRegistrarDriver,
+    registry: EppTestServer,
+    epp_settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    driver.domain_info(EXAMPLE)
+    registry.fail("domain:update", "code", code=2306, message=f"policy error near {PASSWORD}")
+    with pytest.raises(OutsideRefused) as refused:
+        driver.set_registrar_lock(EXAMPLE, False)
+    driver.close()
+    wrong = "Wrong-pass-123"
+    epp_settings.EPP_PASSWORD = wrong
+    registry.echo_password_in_login_error = True  # a careless registry repeats it
+    with pytest.raises(OutsideUnavailable) as unavailable:
+        driver.domain_info(EXAMPLE)
+    assert caplog.records
+    for record in caplog.records:
+        text = record.getMessage() + repr(record.args)
+        assert PASSWORD not in text
+        assert wrong not in text
+    for exc in (refused.value, unavailable.value):
+        assert PASSWORD not in str(exc) and wrong not in str(exc)
+    assert "[redacted]" in str(refused.value)
+    assert PASSWORD not in repr(driver._config())
