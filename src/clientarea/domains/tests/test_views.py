@@ -241,3 +241,31 @@ def test_unlock_domain_asks_for_confirmation_first(
     # Unlocked: locking again is one click, and the confirm page just goes back.
     assert "Lock Domain" in client.get(u["detail"]).content.decode()
     assert client.get(u["lock"])["Location"] == u["detail"]
+
+
+def test_an_unanswered_registry_change_shows_as_pending_and_the_registry_view(
+    account: Account, login_client: Callable[..., Client], registrar: Any
+) -> None:
+    domain = DomainFactory(account=account, registrar_lock=True)
+    client = login_client(account.owner, account)
+    u = urls(domain)
+    detail = client.get(u["detail"]).content.decode()
+    assert "At the registry" in detail and "clientTransferProhibited" in detail
+    registrar.uncertain = 99
+    response = client.post(u["nameservers"], NS, follow=True)
+    page = response.content.decode()
+    assert "were saved" not in page and "has not confirmed" in page
+    assert "is <strong>pending</strong>" in page and "Change Nameservers</a>" not in page
+    assert Domain.objects.get(pk=domain.pk).nameservers != list(NS.values())
+
+
+def test_a_registry_refusal_is_a_clear_message_and_changes_nothing(
+    account: Account, login_client: Callable[..., Client], registrar: Any
+) -> None:
+    domain = DomainFactory(account=account, registrar_lock=True)
+    client = login_client(account.owner, account)
+    registrar.refuse = "The registry does not allow this change while the domain is locked."
+    response = client.post(urls(domain)["nameservers"], NS)
+    assert response.status_code == 200
+    assert "does not allow this change while the domain is locked" in response.content.decode()
+    assert Domain.objects.get(pk=domain.pk).nameservers == domain.nameservers
