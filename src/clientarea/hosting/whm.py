@@ -280,7 +280,10 @@ class WhmPanelDriver:
 
         answer = outside_call(attempt, retry_uncertain=retry_uncertain, attempts=attempts)
         if isinstance(answer, _Final):
-            raise answer.error
+            # As outside_call does for a refusal: after an unanswered attempt, a final
+            # "no" does not mean nothing changed.
+            unanswered = [e for e in last_error if isinstance(e, OutsideUncertain)]
+            raise (unanswered[-1] if unanswered else answer.error)
         return answer
 
     def _request(

@@ -305,13 +305,13 @@ class Recorded:
 
 
 def password_strength(password: str) -> int:
-    """A strength score from 0 to 100 in the spirit of cPanel's meter: length, digits,
-    symbols and capitals raise it."""
-    digits = min(3, sum(c.isdigit() for c in password))
-    symbols = min(3, sum(not c.isalnum() for c in password))
-    capitals = min(3, sum(c.isupper() for c in password))
-    score = len(password) * 10 - 20 + digits * 10 + symbols * 15 + capitals * 10
-    return max(0, min(100, score))
+    """A strength score from 0 to 100 in the spirit of cPanel's meter: length counts, and
+    each kind of character beyond the first (capitals, digits, symbols) adds to it."""
+    kinds = sum(
+        any(test(c) for c in password)
+        for test in (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+    )
+    return max(0, min(100, 4 * len(password) + 12 * (kinds - 1)))
 
 
 @dataclass
