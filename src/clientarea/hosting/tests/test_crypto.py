@@ -64,12 +64,34 @@ def test_rotation_re_encrypts_every_secret_with_the_new_key(settings: Any) -> No
         Service.objects.get(pk=services[0].pk).decrypt_password()
 
 
+def test_rotation_covers_panel_tokens_and_pending_changes(account: Any, settings: Any) -> None:
+    from clientarea.core.models import PendingChange
+    from clientarea.core.outside import pending_change_secret
+    from clientarea.hosting.models import PanelServer
+
+    server = PanelServer(name="cp1", hostname="cp1.example")
+    server.set_api_token("WHM-TOKEN-123")
+    server.save()
+    change = PendingChange.objects.create(
+        operation="hosting.password",
+        target="hosting.service:1",
+        account=account,
+        secret_ciphertext=crypto.encrypt("New-Password-Pending-4"),
+    )
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_B, KEY_A]
+    call_command("rotate_encryption_keys")
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_B]
+    assert PanelServer.objects.get(pk=server.pk).api_token() == "WHM-TOKEN-123"
+    fresh = PendingChange.objects.get(pk=change.pk)
+    assert pending_change_secret(fresh) == "New-Password-Pending-4"
+
+
 def test_rotation_reports_secrets_no_key_can_read(settings: Any) -> None:
     readable = ServiceFactory(password="Readable-secret-123")
     settings.FIELD_ENCRYPTION_KEYS = [KEY_B]
     lost = ServiceFactory(password="Under-key-b-only-9")
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), KEY_A]
-    with pytest.raises(CommandError, match=f"services {lost.pk}"):
+    with pytest.raises(CommandError, match=f"service {lost.pk}"):
         call_command("rotate_encryption_keys")
     assert Service.objects.get(pk=readable.pk).decrypt_password() == "Readable-secret-123"
 
