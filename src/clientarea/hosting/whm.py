@@ -7,9 +7,10 @@ outside-call errors, so a caller always tells the customer the truth:
 
 - the panel answered ``metadata.result: 0`` → ``OutsideRefused`` with WHM's own reason,
   word for word (its password-strength answer is a form error as it stands);
-- the panel could not be reached, refused the TLS handshake or our credentials, or said
-  the function does not exist → ``OutsideUnavailable``: nothing was sent that could change
-  anything;
+- the panel could not be reached, refused the TLS handshake or our credentials (HTTP
+  401/403, or "access/permission denied" for a token without the privilege), or said the
+  function does not exist → ``OutsideUnavailable``: nothing was changed; the credential,
+  certificate and configuration cases are logged as errors for staff and not retried;
 - the request went out and no readable answer came back (read timeout, dropped
   connection, HTTP 5xx, a body that is not WHM API 1 JSON) → ``OutsideUncertain`` for a
   call that changes something; for a read, nothing changed, so ``OutsideUnavailable``.
@@ -326,7 +327,11 @@ class WhmPanelDriver:
                 raise _Final(OutsideUnavailable(NOT_ANSWERED)) from None
             logger.warning("WHM %s on %s: not reached (%s)", function, where, _describe(exc))
             raise OutsideUnavailable(NOT_ANSWERED) from None
-        except httpx.TransportError as exc:
+        except httpx.InvalidURL:
+            # A host name or port that makes no URL (a scheme or path typed into it).
+            logger.error("WHM %s on %s: the host name or port is not valid", function, where)
+            raise _Final(OutsideUnavailable(NOT_ANSWERED)) from None
+        except httpx.RequestError as exc:
             # Sent, then no answer: read timeout, dropped connection, a broken reply.
             logger.warning("WHM %s on %s: no answer (%s)", function, where, _describe(exc))
             if changes_state:
@@ -361,6 +366,14 @@ class WhmPanelDriver:
         if str(result) == "0":
             reason = metadata.get("reason")
             message = reason.strip() if isinstance(reason, str) and reason.strip() else ""
+            if _DENIED.search(message):
+                # The token works but may not run this function: staff's to fix, and
+                # "Permission denied" would mean nothing to the customer.
+                logger.error(
+                    "WHM %s on %s: the API token of user %s may not run it (%s)",
+                    function, where, server.api_user, message[:200],
+                )  # fmt: skip
+                raise _Final(OutsideUnavailable(CREDENTIALS_REFUSED))
             logger.info("WHM %s on %s refused", function, where)
             raise OutsideRefused(message or REFUSED_WITHOUT_REASON)
         return body.get("data")
@@ -394,6 +407,8 @@ def _first_account(data: Any, user: str) -> dict[str, Any] | None:
 def _flag(value: object) -> bool:
     return str(value).strip() in {"1", "true", "True"}
 
+
+_DENIED = re.compile(r"\b(?:access|permission) denied\b", re.IGNORECASE)
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
 _UNIT_MB = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0 * 1024}

@@ -359,6 +359,32 @@ def test_a_wrong_token_is_unavailable_said_clearly_and_not_retried(
     )
 
 
+def test_a_token_without_the_privilege_is_for_staff_not_the_customer(
+    driver: WhmPanelDriver,
+    whm: WhmTestServer,
+    service: Service,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    whm.not_permitted = {"suspendacct"}
+
+    with pytest.raises(OutsideUnavailable, match="refused our credentials"):
+        driver.suspend(service, "Nonpayment")
+
+    assert len(whm.calls("suspendacct")) == 1
+    assert any(
+        r.levelno == logging.ERROR and "may not run it" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_a_host_name_that_makes_no_url_is_unavailable(
+    driver: WhmPanelDriver, whm: WhmTestServer, tls: TlsFiles
+) -> None:
+    service = Service(username="bob", server=panel_server(whm, tls, hostname="[::1"))
+
+    with pytest.raises(OutsideUnavailable, match="did not answer; nothing was changed"):
+        driver.change_password(service, STRONG)
+
+
 def test_an_untrusted_certificate_is_refused(
     driver: WhmPanelDriver,
     whm: WhmTestServer,

@@ -341,6 +341,8 @@ class WhmTestServer:
         self.requests: list[Recorded] = []
         self.errors: list[str] = []
         self.session_urls: list[str] = []
+        # Functions the token may not run (an API token with too few privileges).
+        self.not_permitted: set[str] = set()
         self._failure: _Failure | None = None
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -636,7 +638,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b"<html><body>Login</body></html>", "text/html")
             return
 
-        body = whm._carry_out(function, params)
+        if function in whm.not_permitted:
+            body = whm._answer(function, ok=False, reason="Permission denied")
+        else:
+            body = whm._carry_out(function, params)
         problems = whm._description.check_response(function, copy.deepcopy(body))
         if problems:
             whm.errors.extend(problems)
