@@ -202,6 +202,20 @@ class PanelServerAdminForm(forms.ModelForm):
         model = PanelServer
         fields = ["name", "hostname", "port", "api_user", "verify_tls", "ca_file"]
 
+    def clean_hostname(self) -> str:
+        hostname: str = (self.cleaned_data.get("hostname") or "").strip().lower().rstrip(".")
+        if not hostname or any(c in hostname for c in "/:@ ?#"):
+            raise forms.ValidationError(
+                "Enter the host name alone (server.example.net): no https://, port or path."
+            )
+        return hostname
+
+    def clean_port(self) -> int:
+        port: int = self.cleaned_data["port"]
+        if not 1 <= port <= 65535:
+            raise forms.ValidationError("Enter a port between 1 and 65535 (WHM's is 2087).")
+        return port
+
     def clean_new_api_token(self) -> str:
         token: str = self.cleaned_data.get("new_api_token") or ""
         if token and any(c.isspace() for c in token):

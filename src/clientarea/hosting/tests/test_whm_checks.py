@@ -181,3 +181,20 @@ def test_the_ca_bundle_must_exist(staff_client: Client, tmp_path: Path) -> None:
         reverse("admin:hosting_panelserver_add"), form_data(ca_file=str(bundle))
     )
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("hostname", ["https://web1.example.net", "web1.example.net:2087", "a b"])
+def test_the_host_name_is_a_host_name(staff_client: Client, hostname: str) -> None:
+    response = staff_client.post(
+        reverse("admin:hosting_panelserver_add"), form_data(hostname=hostname)
+    )
+    assert "Enter the host name alone" in response.content.decode()
+    assert not PanelServer.objects.exists()
+
+
+def test_the_host_name_is_kept_lower_case(staff_client: Client) -> None:
+    response = staff_client.post(
+        reverse("admin:hosting_panelserver_add"), form_data(hostname="Web1.Example.NET.")
+    )
+    assert response.status_code == 302
+    assert PanelServer.objects.get().hostname == "web1.example.net"
