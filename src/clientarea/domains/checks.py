@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
-from django.core.checks import Error, Tags
+from django.core.checks import CheckMessage, Error, Tags, Warning
 
 EPP_DRIVER = "clientarea.domains.epp.EppRegistrarDriver"
 EPP_DRIVER_PATHS = frozenset({EPP_DRIVER, "clientarea.domains.epp.driver.EppRegistrarDriver"})
@@ -17,10 +17,10 @@ def _readable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.R_OK)
 
 
-def epp_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+def epp_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if settings.DOMAINS_REGISTRAR_DRIVER not in EPP_DRIVER_PATHS:
         return []
-    errors: list[Error] = []
+    errors: list[CheckMessage] = []
     for name, hint in (
         ("EPP_HOST", "The registry's EPP server name, e.g. epp.registry.example."),
         ("EPP_CLIENT_ID", "The registrar id the registry gave you (clID)."),
@@ -53,6 +53,18 @@ def epp_settings_check(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 f"EPP_CA_FILE cannot be read: {ca_file}",
                 hint="Check the path and its permissions.",
                 id="domains.E003",
+            )
+        )
+    password = getattr(settings, "EPP_PASSWORD", "")
+    if password and not 6 <= len(password) <= 16:
+        errors.append(
+            Warning(
+                "EPP_PASSWORD is not 6 to 16 characters long, the length the EPP schema "
+                "(RFC 5730) allows: a registry that checks its commands against the schema "
+                "will refuse the login.",
+                hint="Use the password exactly as the registry gave it; ask the registry if "
+                "it accepts longer ones.",
+                id="domains.W001",
             )
         )
     if not settings.EPP_VERIFY_TLS and not settings.DEMO_MODE:

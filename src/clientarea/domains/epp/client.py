@@ -152,6 +152,11 @@ class EppClient:
         self._conn: Connection | None = None
         self._login_refused: tuple[tuple[str, str], float, int] | None = None
 
+    def offers(self, uri: str) -> bool:
+        """Whether the registry's greeting (of the session open now) offered `uri`."""
+        conn = self._conn
+        return conn is not None and uri in conn.greeting.obj_uris
+
     # --- connecting ----------------------------------------------------------------------
 
     def _connect(self, config: EppConfig) -> Connection:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from clientarea.core.outside import OutsideRefused, OutsideUncertain
-from clientarea.domains.drivers import TRANSFER_PROHIBITED, RegistryDomainInfo
+from clientarea.domains.drivers import TRANSFER_PROHIBITED, RegistryDomainInfo, add_years
 
 from . import xml
 from .client import EppClient, EppConfig
@@ -57,6 +57,16 @@ def in_bailiwick(host: str, domain: str) -> bool:
     return host == domain or host.endswith("." + domain)
 
 
+def _refuse_glue(host: str, domain: Domain) -> None:
+    if in_bailiwick(host, domain.name):
+        raise OutsideRefused(
+            f"{host} is inside {domain.name} itself, so the registry needs its IP "
+            "addresses (glue records) before it can be used, and those cannot be set "
+            "here. Use nameservers outside the domain, or ask support to register "
+            "the host first. Nothing was changed."
+        )
+
+
 class EppRegistrarDriver:
     name = "epp"
 
@@ -84,6 +94,10 @@ class EppRegistrarDriver:
     # --- reading -------------------------------------------------------------------------
 
     def domain_info(self, domain: Domain) -> RegistryDomainInfo:
+        return self._info(domain)[0]
+
+    def _info(self, domain: Domain) -> tuple[RegistryDomainInfo, bool]:
+        """The registry's view, and whether it lists nameservers as host attributes."""
         response = self._run(
             lambda cltrid: xml.domain_info(domain.name, cltrid=cltrid), transform=False
         )
@@ -92,18 +106,21 @@ class EppRegistrarDriver:
             raise OutsideUncertain(
                 "The registry's answer had no domain data; it will be asked again."
             )
-        hosts = [e.text or "" for e in data.findall("domain:ns/domain:hostObj", xml.NSMAP)]
-        hosts += [
+        objects = [e.text or "" for e in data.findall("domain:ns/domain:hostObj", xml.NSMAP)]
+        attributes = [
             e.text or ""
             for e in data.findall("domain:ns/domain:hostAttr/domain:hostName", xml.NSMAP)
         ]
         expiry = data.find("domain:exDate", xml.NSMAP)
-        return RegistryDomainInfo(
+        info = RegistryDomainInfo(
             name=(data.findtext("domain:name", "", xml.NSMAP) or domain.name).strip().lower(),
             statuses=frozenset(e.get("s", "") for e in data.findall("domain:status", xml.NSMAP)),
-            nameservers=tuple(h.strip().lower().rstrip(".") for h in hosts if h.strip()),
+            nameservers=tuple(
+                h.strip().lower().rstrip(".") for h in objects + attributes if h.strip()
+            ),
             expiry_date=xml.xml_date(expiry.text or "") if expiry is not None else None,
         )
+        return info, bool(attributes)
 
     # --- changing ------------------------------------------------------------------------
 
@@ -119,13 +136,30 @@ class EppRegistrarDriver:
             )
 
     def _update(
-        self, domain: Domain, held: RegistryDomainInfo, what: str, **changes: list[str]
+        self,
+        domain: Domain,
+        held: RegistryDomainInfo,
+        what: str,
+        *,
+        add_ns: Sequence[str] = (),
+        rem_ns: Sequence[str] = (),
+        add_status: Sequence[str] = (),
+        rem_status: Sequence[str] = (),
+        host_attr: bool = False,
     ) -> None:
-        try:
-            self._run(
-                lambda cltrid: xml.domain_update(domain.name, cltrid=cltrid, **changes),
-                transform=True,
+        def build(cltrid: str) -> bytes:
+            return xml.domain_update(
+                domain.name,
+                add_ns=add_ns,
+                rem_ns=rem_ns,
+                add_status=add_status,
+                rem_status=rem_status,
+                host_attr=host_attr,
+                cltrid=cltrid,
             )
+
+        try:
+            self._run(build, transform=True)
         except OutsideRefused as exc:
             if exc.code == "2304":
                 statuses = ", ".join(sorted(held.statuses - {"ok"})) or "its current status"
@@ -140,15 +174,21 @@ class EppRegistrarDriver:
         wanted = list(
             dict.fromkeys(n.strip().lower().rstrip(".") for n in nameservers if n.strip())
         )
-        held = self.domain_info(domain)
+        held, attributes = self._info(domain)
         add = [n for n in wanted if n not in held.nameservers]
         rem = [n for n in held.nameservers if n not in wanted]
         if not add and not rem:
             return
         self._refuse_blocked(held, UPDATE_BLOCKING, "nameservers")
-        if add:
+        # A registry without host objects (no host-1.0 in its greeting, or host attributes
+        # in its answer) takes nameservers as names in the domain itself (RFC 5731 1.1).
+        host_attr = attributes or not self.client.offers(xml.HOST_NS)
+        if host_attr:
+            for host in add:
+                _refuse_glue(host, domain)
+        elif add:
             self._ensure_hosts(domain, add)
-        self._update(domain, held, "nameservers", add_ns=add, rem_ns=rem)
+        self._update(domain, held, "nameservers", add_ns=add, rem_ns=rem, host_attr=host_attr)
 
     def _ensure_hosts(self, domain: Domain, hosts: list[str]) -> None:
         """Create the host objects the registry does not have yet (RFC 5732). A host inside
@@ -160,13 +200,7 @@ class EppRegistrarDriver:
             if e.get("avail") in ("1", "true")
         ]
         for host in missing:
-            if in_bailiwick(host, domain.name):
-                raise OutsideRefused(
-                    f"{host} is inside {domain.name} itself, so the registry needs its IP "
-                    "addresses (glue records) before it can be used, and those cannot be set "
-                    "here. Use nameservers outside the domain, or ask support to register "
-                    "the host first. Nothing was changed.",
-                )
+            _refuse_glue(host, domain)
         for host in missing:
             self._run(functools.partial(_host_create, host), transform=True)
 
@@ -175,16 +209,38 @@ class EppRegistrarDriver:
         if held.registrar_lock == locked:
             return
         self._refuse_blocked(held, UPDATE_BLOCKING, "registrar lock")
-        change = {"add_status" if locked else "rem_status": [TRANSFER_PROHIBITED]}
-        self._update(domain, held, "registrar lock", **change)
+        if locked:
+            self._update(domain, held, "registrar lock", add_status=[TRANSFER_PROHIBITED])
+        else:
+            self._update(domain, held, "registrar lock", rem_status=[TRANSFER_PROHIBITED])
 
     def renew(self, domain: Domain, years: int, current_expiry: date) -> date:
-        response = self._run(
-            lambda cltrid: xml.domain_renew(
-                domain.name, current_expiry=current_expiry, years=years, cltrid=cltrid
-            ),
-            transform=True,
-        )
+        """Renew from `current_expiry`. Asking again after an unanswered renewal is safe:
+        the registry refuses the now stale expiry date (2306), and if it already holds
+        `current_expiry` + `years` that renewal was made, so its date is returned."""
+        target = add_years(current_expiry, years)
+        try:
+            response = self._run(
+                lambda cltrid: xml.domain_renew(
+                    domain.name, current_expiry=current_expiry, years=years, cltrid=cltrid
+                ),
+                transform=True,
+            )
+        except OutsideRefused as exc:
+            if exc.code != "2306":
+                raise
+            held = self.domain_info(domain)
+            if held.expiry_date == target:
+                logger.info("EPP: %s already renewed to %s", domain.name, target)
+                return target
+            if held.expiry_date is not None and held.expiry_date != current_expiry:
+                raise OutsideRefused(
+                    f"The registry holds another expiry date ({held.expiry_date.isoformat()}) "
+                    "than ours, so the domain was not renewed; sync it from the registry "
+                    "first.",
+                    code="2306",
+                ) from None
+            raise
         expiry = response.find("epp:response/epp:resData/domain:renData/domain:exDate")
         new_expiry = xml.xml_date(expiry.text or "") if expiry is not None else None
         if new_expiry is None:

@@ -160,8 +160,11 @@ def domain_update(
     rem_ns: Sequence[str] = (),
     add_status: Sequence[str] = (),
     rem_status: Sequence[str] = (),
+    host_attr: bool = False,
     cltrid: str,
 ) -> bytes:
+    """Add and remove nameservers and statuses. Nameservers are host objects (hostObj), or
+    host attributes (hostAttr, a name without addresses) for a registry without them."""
     root, command, update = _domain_command("update", cltrid)
     _sub(update, DOMAIN_NS, "name", name)
     for tag, hosts, statuses in (("add", add_ns, add_status), ("rem", rem_ns, rem_status)):
@@ -171,7 +174,10 @@ def domain_update(
         if hosts:
             ns = _sub(part, DOMAIN_NS, "ns")
             for host in hosts:
-                _sub(ns, DOMAIN_NS, "hostObj", host)
+                if host_attr:
+                    _sub(_sub(ns, DOMAIN_NS, "hostAttr"), DOMAIN_NS, "hostName", host)
+                else:
+                    _sub(ns, DOMAIN_NS, "hostObj", host)
         for status in statuses:
             _sub(part, DOMAIN_NS, "status", s=status)
     return _finish(root, command, cltrid)

@@ -171,7 +171,9 @@ class Drop(Exception):
 
 
 class EppTestServer:
-    greeting_objects = (D, H, CONTACT_NS)
+    @property
+    def greeting_objects(self) -> tuple[str, ...]:
+        return (D, H, CONTACT_NS) if self.host_objects else (D, CONTACT_NS)
 
     def __init__(
         self,
@@ -188,6 +190,9 @@ class EppTestServer:
         self.max_nameservers = 4
         self.max_renew_years = 10
         self.echo_password_in_login_error = False
+        # False: a registry without host objects (no host-1.0): nameservers are host
+        # attributes of the domain (RFC 5731 section 1.1).
+        self.host_objects = True
         self.domains: dict[str, RegistryDomain] = {}
         self.hosts: set[str] = set()
         self.failures: list[Failure] = []
@@ -386,6 +391,8 @@ class EppTestServer:
             prefix = {D: "domain", H: "host"}.get(obj.namespace or "", "?")
             name = f"{prefix}:{verb_name}"
         self.commands.append(name)
+        if name == "login":
+            self.login_attempts += 1
         failure = self._failure_for(name)
         if failure is not None:
             if failure.mode == "code":
@@ -423,13 +430,14 @@ class EppTestServer:
         }.get(name)
         if handler is None:
             return self._answer(2101, "Unimplemented command", cltrid)
+        if name.startswith("host:") and not self.host_objects:
+            return self._answer(2307, "Unimplemented object service", cltrid)
         with self._lock:
             return handler(verb[0], cltrid)
 
     def _login(
         self, login: etree._Element, cltrid: str, session: dict[str, bool]
     ) -> etree._Element:
-        self.login_attempts += 1
         if session["logged_in"]:
             return self._answer(2002, "Command use error: already logged in", cltrid)
         client_id = login.findtext("epp:clID", "", N)
@@ -467,7 +475,10 @@ class EppTestServer:
         if domain.nameservers:
             ns = _sub(data, D, "ns")
             for host in domain.nameservers:
-                _sub(ns, D, "hostObj", host)
+                if self.host_objects:
+                    _sub(ns, D, "hostObj", host)
+                else:
+                    _sub(_sub(ns, D, "hostAttr"), D, "hostName", host)
         _sub(data, D, "clID", domain.sponsor)
         _sub(data, D, "exDate", f"{domain.expiry.isoformat()}T22:00:00.0Z")
         return self._finish(root, response, cltrid)
@@ -476,8 +487,12 @@ class EppTestServer:
         domain = self._sponsored(update.findtext("domain:name", "", N), cltrid)
         if not isinstance(domain, RegistryDomain):
             return domain
-        add_ns = [e.text or "" for e in update.findall("domain:add/domain:ns/domain:hostObj", N)]
-        rem_ns = [e.text or "" for e in update.findall("domain:rem/domain:ns/domain:hostObj", N)]
+        form = "hostObj" if self.host_objects else "hostAttr/domain:hostName"
+        other = "hostAttr" if self.host_objects else "hostObj"
+        if update.findall(f"domain:*/domain:ns/domain:{other}", N):
+            return self._answer(2306, f"Parameter value policy error: {other} is not used", cltrid)
+        add_ns = [e.text or "" for e in update.findall(f"domain:add/domain:ns/domain:{form}", N)]
+        rem_ns = [e.text or "" for e in update.findall(f"domain:rem/domain:ns/domain:{form}", N)]
         add_st = [e.get("s", "") for e in update.findall("domain:add/domain:status", N)]
         rem_st = [e.get("s", "") for e in update.findall("domain:rem/domain:status", N)]
         blocked = {"serverUpdateProhibited", "pendingDelete"} & domain.statuses
@@ -488,8 +503,12 @@ class EppTestServer:
                 2304, f"Object status prohibits operation: {', '.join(sorted(blocked))}", cltrid
             )
         for host in add_ns:
-            if host not in self.hosts:
+            if self.host_objects and host not in self.hosts:
                 return self._answer(2303, f"Host {host} does not exist", cltrid)
+            if not self.host_objects and any(
+                host == d or host.endswith("." + d) for d in self.domains
+            ):
+                return self._answer(2003, "Required parameter missing: domain:hostAddr", cltrid)
             if host in domain.nameservers:
                 return self._answer(2302, f"Host {host} is already a nameserver", cltrid)
         for host in rem_ns:

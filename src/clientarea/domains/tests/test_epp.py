@@ -26,7 +26,6 @@ from clientarea.core.outside import (
 from clientarea.domains.epp import EppRegistrarDriver, xml
 from clientarea.domains.epp.client import (
     MAX_FRAME_BYTES,
-    EppConfig,
     FrameError,
     read_frame,
     write_frame,
@@ -289,7 +288,6 @@ def test_hello_keeps_an_idle_session_alive(
     driver: EppRegistrarDriver, registry: EppTestServer, settings: Any
 ) -> None:
     settings.EPP_HELLO_AFTER_SECONDS = 0.0
-    driver.client._config = lambda: EppConfig(**{**vars(driver._config()), "hello_after": 0.0})
     driver.domain_info(EXAMPLE)
     driver.domain_info(EXAMPLE)
     assert "hello" in registry.commands
@@ -417,14 +415,33 @@ def test_renew(driver: EppRegistrarDriver, registry: EppTestServer) -> None:
     assert period is not None and period.get("unit") == "y" and period.text == "2"
 
 
-def test_renew_with_a_stale_expiry_is_refused_so_a_retry_never_renews_twice(
+def test_renew_asked_again_never_renews_twice(
     driver: EppRegistrarDriver, registry: EppTestServer
 ) -> None:
-    driver.renew(EXAMPLE, 1, date(2027, 4, 3))
+    assert driver.renew(EXAMPLE, 1, date(2027, 4, 3)) == date(2028, 4, 3)
+    # The same renewal again (a retry, or the worker settling it): the registry refuses
+    # the stale curExpDate (2306) and holds exactly that renewal, so it is reported made.
+    assert driver.renew(EXAMPLE, 1, date(2027, 4, 3)) == date(2028, 4, 3)
+    assert registry.domains["example.com"].expiry == date(2028, 4, 3)
+    assert len(sent(registry, "domain:renew")) == 2
+
+
+def test_renew_from_an_expiry_the_registry_does_not_hold_is_refused(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
     with pytest.raises(OutsideRefused) as caught:
-        driver.renew(EXAMPLE, 1, date(2027, 4, 3))
+        driver.renew(EXAMPLE, 1, date(2025, 4, 3))
     assert caught.value.code == "2306"
-    assert "curExpDate" in str(caught.value)
+    assert "holds another expiry date (2027-04-03)" in str(caught.value)
+    assert registry.domains["example.com"].expiry == date(2027, 4, 3)
+
+
+def test_an_unanswered_renewal_retried_renews_once(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("domain:renew", "drop_after")  # renewed, but the answer is lost
+    renewed = outside_call(lambda: driver.renew(EXAMPLE, 1, date(2027, 4, 3)), retry_uncertain=True)
+    assert renewed == date(2028, 4, 3)
     assert registry.domains["example.com"].expiry == date(2028, 4, 3)
 
 
@@ -444,6 +461,23 @@ def test_unknown_and_foreign_domains(driver: EppRegistrarDriver) -> None:
         driver.domain_info(cast(Any, SimpleNamespace(name="other.org")))
     assert caught.value.code == "2201"
     assert "not sponsored by us" in str(caught.value)
+
+
+def test_a_registry_without_host_objects_gets_host_attributes(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.host_objects = False  # no host-1.0 in its greeting
+    assert driver.domain_info(EXAMPLE).nameservers == ("ns1.host.net", "ns2.host.net")
+    driver.set_nameservers(EXAMPLE, ["ns1.host.net", "ns7.elsewhere.org"])
+    assert registry.domains["example.com"].nameservers == ["ns1.host.net", "ns7.elsewhere.org"]
+    assert "host:check" not in registry.commands  # no host objects to create
+    (login,) = sent(registry, "login")
+    assert [e.text for e in login.findall(".//epp:svcs/epp:objURI", N)] == [xml.DOMAIN_NS]
+    (update,) = sent(registry, "domain:update")
+    added = update.findall(".//domain:add/domain:ns/domain:hostAttr/domain:hostName", N)
+    assert [e.text for e in added] == ["ns7.elsewhere.org"]
+    with pytest.raises(OutsideRefused, match="glue"):
+        driver.set_nameservers(EXAMPLE, ["ns1.example.com"])
 
 
 # --- error codes ----------------------------------------------------------------------------
@@ -537,6 +571,35 @@ def test_wrong_password_is_unavailable_and_not_hammered(
     # outside_call retried, but the client did not log in again with the same password.
     assert registry.login_attempts == 1
     assert registry.logins == 0
+
+
+@pytest.mark.parametrize("code", [2200, 2001, 2002, 2501])
+def test_a_refused_login_is_unavailable(
+    driver: EppRegistrarDriver, registry: EppTestServer, code: int
+) -> None:
+    registry.fail("login", "code", code=code, message="No")
+    with pytest.raises(OutsideUnavailable, match="refused our credentials"):
+        driver.domain_info(EXAMPLE)
+    assert "domain:info" not in registry.commands
+
+
+def test_too_many_sessions_at_login_is_unavailable(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.fail("login", "code", code=2502, message="Session limit exceeded")
+    with pytest.raises(OutsideUnavailable, match="too many sessions"):
+        driver.domain_info(EXAMPLE)
+
+
+def test_a_login_refusal_is_tried_again_after_the_cooldown(
+    driver: EppRegistrarDriver, registry: EppTestServer, settings: Any
+) -> None:
+    settings.EPP_LOGIN_RETRY_SECONDS = 0.0
+    registry.fail("login", "code", code=2200)
+    with pytest.raises(OutsideUnavailable):
+        driver.domain_info(EXAMPLE)
+    assert driver.domain_info(EXAMPLE).expiry_date == date(2027, 4, 3)
+    assert registry.login_attempts == 2
 
 
 def test_the_registry_down_is_unavailable(driver: EppRegistrarDriver, epp_settings: Any) -> None:

@@ -76,3 +76,11 @@ def test_the_check_runs_with_deploy_only(epp_configured: Any) -> None:
     assert any(e.id == "domains.E001" for e in deploy)
     plain = checks.run_checks(tags=[checks.Tags.security])
     assert not any(e.id == "domains.E001" for e in plain)
+
+
+@pytest.mark.parametrize("password", ["short", "x" * 17])
+def test_a_password_the_epp_schema_does_not_allow_is_a_warning(
+    epp_configured: Any, password: str
+) -> None:
+    epp_configured.EPP_PASSWORD = password
+    assert ids(epp_configured) == ["domains.W001"]
