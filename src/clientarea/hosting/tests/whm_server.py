@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import logging
 import re
 import secrets
 import ssl
@@ -656,8 +657,6 @@ class _Handler(BaseHTTPRequestHandler):
 
 def iter_log_text(records: list[Any]) -> Iterator[str]:
     """Every piece of text a log record can carry, for the no-secret checks."""
-    import logging
-
     formatter = logging.Formatter()
     for record in records:
         yield record.getMessage()
