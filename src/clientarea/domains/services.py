@@ -10,7 +10,7 @@ billing setting: no registry command, one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from django.conf import settings
@@ -133,16 +133,19 @@ def _failed(change: PendingChange, message: str) -> None:
         pending_change_finish(change, done=False, message=message)
 
 
-def _call_registry(change: PendingChange, call: object) -> ChangeOutcome | None:
+def _call_registry(change: PendingChange, call: Callable[[], object]) -> ChangeOutcome | None:
     """Make the registry call of `change`. Returns a pending outcome if no answer came,
     None if it was made; raises DomainActionError (recorded as not made) on a refusal."""
     try:
-        outside_call(call, retry_uncertain=True)  # type: ignore[arg-type]
+        outside_call(call, retry_uncertain=True)
     except (OutsideRefused, OutsideUnavailable) as exc:
         _failed(change, str(exc))
         raise DomainActionError(str(exc)) from None
     except OutsideUncertain:
         return ChangeOutcome(pending=True)
+    finally:
+        # Whatever the answer, the registry's cached view may be stale from now on.
+        cache.delete(_registry_key_for(_domain_id(change)))
     return None
 
 
@@ -300,8 +303,12 @@ def _settle(change: PendingChange) -> Reconciled:
 # --- the registry's own view ---------------------------------------------------------------
 
 
+def _registry_key_for(domain_id: int) -> str:
+    return f"domains:registry:{domain_id}"
+
+
 def _registry_key(domain: Domain) -> str:
-    return f"domains:registry:{domain.pk}"
+    return _registry_key_for(domain.pk)
 
 
 def domain_registry_view(domain: Domain) -> RegistryDomainInfo | None:
