@@ -459,14 +459,17 @@ def test_a_hanging_panel_makes_a_password_change_uncertain_within_the_budget(
         driver.change_password(service, STRONG)
 
     assert len(whm.calls("passwd")) == 3  # idempotent: asked again, up to the attempts
-    assert time.monotonic() - started < 3 * TIMEOUT + 0.5
+    assert time.monotonic() - started < 3 * TIMEOUT + 0.8
 
 
 def test_the_retry_budget_bounds_a_hanging_panel(
     driver: WhmPanelDriver, whm: WhmTestServer, service: Service, settings: Any
 ) -> None:
+    """Attempts of 1 s within a budget of 1.2 s: the second attempt gets only what is left
+    of the budget, so the call ends at 1.2 s, not at 2 s."""
     settings.OUTSIDE_CALL_ATTEMPTS = 50
-    settings.OUTSIDE_CALL_BUDGET_SECONDS = 1.0
+    settings.OUTSIDE_CALL_TIMEOUT_SECONDS = 1.0
+    settings.OUTSIDE_CALL_BUDGET_SECONDS = 1.2
     whm.fail("hang")
     started = time.monotonic()
 
@@ -474,8 +477,8 @@ def test_the_retry_budget_bounds_a_hanging_panel(
         driver.change_password(service, STRONG)
 
     elapsed = time.monotonic() - started
-    assert elapsed < 1.0 + 0.3, elapsed  # the last attempt's timeout is cut to the budget
-    assert 2 <= len(whm.calls("passwd")) < 10
+    assert 1.1 < elapsed < 1.2 + 0.45, elapsed
+    assert len(whm.calls("passwd")) == 2
 
 
 def test_a_hanging_panel_on_a_read_is_unavailable(
