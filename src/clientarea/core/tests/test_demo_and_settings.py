@@ -50,15 +50,58 @@ def test_production_settings_refuse_to_start_without_a_real_secret_key() -> None
     assert "SECRET_KEY must be set" in result.stderr
 
 
-def test_production_settings_pass_check_deploy_without_warnings() -> None:
-    result = _manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        SECRET_KEY="x" * 20 + "-production-secret-key-for-the-check-" + "y" * 20,
-        FIELD_ENCRYPTION_KEYS="Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE=",
-        ALLOWED_HOSTS="clients.example.com",
+PRODUCTION_SECRETS = {
+    "SECRET_KEY": "x" * 20 + "-production-secret-key-for-the-check-" + "y" * 20,
+    "FIELD_ENCRYPTION_KEYS": "Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE=",
+    "ALLOWED_HOSTS": "clients.example.com",
+}
+
+
+def test_production_refuses_the_stand_ins_without_demo_mode() -> None:
+    result = _manage("check", **PRODUCTION_SECRETS)
+    assert result.returncode != 0
+    for stand_in in (
+        "HOSTING_PANEL_DRIVER=clientarea.hosting.drivers.LocalPanelDriver",
+        "DOMAINS_REGISTRAR_DRIVER=clientarea.domains.drivers.LocalRegistrarDriver",
+        "BILLING_CARD_GATEWAY=sandbox",
+    ):
+        assert stand_in in result.stderr
+    # A demonstration may run them, and says so on every page.
+    assert _manage("check", DEMO_MODE="true", **PRODUCTION_SECRETS).returncode == 0
+
+
+def test_production_with_real_outside_systems_passes_check_deploy_without_warnings(
+    tmp_path: Path,
+) -> None:
+    """The real panel (WHM, one server with its API token), the real registry (EPP, with
+    its certificate) and no card sandbox: `check --deploy` has nothing to report."""
+    cert, key = tmp_path / "epp.crt", tmp_path / "epp.key"
+    cert.write_text("certificate")
+    key.write_text("key")
+    env = {
+        **PRODUCTION_SECRETS,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "HOSTING_PANEL_DRIVER": "clientarea.hosting.whm.WhmPanelDriver",
+        "DOMAINS_REGISTRAR_DRIVER": "clientarea.domains.epp.EppRegistrarDriver",
+        "EPP_HOST": "epp.registry.example",
+        "EPP_CLIENT_ID": "registrar-1",
+        "EPP_PASSWORD": "s3cret-Pass",
+        "EPP_CERT_FILE": str(cert),
+        "EPP_KEY_FILE": str(key),
+        "BILLING_CARD_GATEWAY": "",
+    }
+    assert _manage("migrate", "--noinput", **env).returncode == 0
+    add_server = (
+        "from clientarea.hosting.models import PanelServer\n"
+        "s = PanelServer(name='cp1', hostname='cp1.hosting.example')\n"
+        "s.set_api_token('WHMTOKEN0123456789')\n"
+        "s.save()"
     )
+    assert _manage("shell", "-c", add_server, **env).returncode == 0
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+    # The same deployment with TLS verification off at the registry is refused.
+    result = _manage("check", "--deploy", **env, EPP_VERIFY_TLS="false")
+    assert result.returncode != 0 and "EPP_VERIFY_TLS" in result.stderr + result.stdout
