@@ -300,8 +300,12 @@ class WhmPanelDriver:
         url = f"https://{server.hostname}:{server.port}/json-api/{function}"
         params = {"api.version": "1", **(query or {})}
         headers = {"Authorization": f"whm {server.api_user}:{server.api_token()}"}
-        client = self._client(server)
         where = f"server {server.pk} ({server.hostname}:{server.port})"
+        try:
+            client = self._client(server)
+        except (OSError, ssl.SSLError):
+            logger.error("WHM %s on %s: the CA bundle cannot be read", function, where)
+            raise _Final(OutsideUnavailable(NOT_CONFIGURED)) from None
         try:
             if form is not None:
                 response = client.post(

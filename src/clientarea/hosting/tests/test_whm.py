@@ -412,6 +412,18 @@ def test_the_systems_cas_do_not_trust_a_private_ca(
     assert whm.requests == []
 
 
+def test_a_missing_ca_bundle_is_a_configuration_error(
+    driver: WhmPanelDriver, whm: WhmTestServer, tls: TlsFiles, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "missing.pem")
+    service = Service(username="bob", server=panel_server(whm, tls, ca_file=missing))
+
+    with pytest.raises(OutsideUnavailable, match="not set up"):
+        driver.account_summary(service)
+
+    assert whm.requests == []
+
+
 def test_verification_off_is_honoured_for_a_test_server(
     driver: WhmPanelDriver, whm: WhmTestServer, tls: TlsFiles
 ) -> None:
