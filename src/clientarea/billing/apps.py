@@ -30,6 +30,13 @@ class BillingConfig(AppConfig):
         )
 
         register_nav(NavItem("Billing", "billing:invoice_list", Perm.INVOICES.value, order=30))
+        from clientarea.core.registry import AttentionProvider, register_attention
+
+        from .attention import invoices_needing_payment
+
+        register_attention(
+            AttentionProvider("billing.invoices", Perm.INVOICES.value, invoices_needing_payment, 10)
+        )
         register_tile(
             Tile(
                 "Unpaid invoices",

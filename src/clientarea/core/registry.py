@@ -47,6 +47,43 @@ def register_tile(tile: Tile) -> None:
         TILES.sort(key=lambda t: t.order)
 
 
+# --- attention items ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    """One thing on the dashboard that needs the person's attention: what it is, and the
+    one action that deals with it ("Pay Now", "Renew")."""
+
+    title: str
+    url: str
+    action: str
+    detail: str = ""
+    tone: str = "warn"  # "danger", "warn" or "info"
+
+
+@dataclass(frozen=True)
+class AttentionProvider:
+    """A source of attention items. `items` computes them for an access (its permission
+    and resource scope, through the policy) in a constant number of queries, at most
+    ATTENTION_LIMIT of them; `permission` (None: any member) is checked before it runs."""
+
+    name: str
+    permission: str | None
+    items: Callable[[Access], list[AttentionItem]]
+    order: int = 50
+
+
+ATTENTION_LIMIT = 5
+ATTENTION_PROVIDERS: list[AttentionProvider] = []
+
+
+def register_attention(provider: AttentionProvider) -> None:
+    if all(p.name != provider.name for p in ATTENTION_PROVIDERS):
+        ATTENTION_PROVIDERS.append(provider)
+        ATTENTION_PROVIDERS.sort(key=lambda p: p.order)
+
+
 # --- background jobs ----------------------------------------------------------------------
 
 # Periodic jobs of the domain apps, run by the worker (which never imports a domain app):

@@ -1,9 +1,19 @@
 from django.http import HttpResponse
 from django.shortcuts import render
 
-from clientarea.accounts.policy import AccountRequest, account_member
+from clientarea.accounts.policy import Access, AccountRequest, account_member
 
-from .registry import TILES
+from .registry import ATTENTION_PROVIDERS, TILES, AttentionItem
+
+
+def attention_items_for(access: Access) -> list[AttentionItem]:
+    """What needs this person's attention on this account: each provider whose permission
+    the access holds, computed for that access (its resource scope included)."""
+    items: list[AttentionItem] = []
+    for provider in ATTENTION_PROVIDERS:
+        if provider.permission is None or access.has(provider.permission):
+            items.extend(provider.items(access))
+    return items
 
 
 @account_member
@@ -14,4 +24,8 @@ def dashboard(request: AccountRequest) -> HttpResponse:
         for t in TILES
         if access.has(t.permission)
     ]
-    return render(request, "core/dashboard.html", {"tiles": tiles})
+    return render(
+        request,
+        "core/dashboard.html",
+        {"tiles": tiles, "attention": attention_items_for(access)},
+    )

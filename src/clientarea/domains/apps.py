@@ -22,6 +22,13 @@ class DomainsConfig(AppConfig):
 
         register_nav(NavItem("Domains", "domains:list", Perm.DOMAINS.value, order=30))
         register_tile(Tile("Domains", "domains:list", Perm.DOMAINS.value, domain_count_live, 30))
+        from clientarea.core.registry import AttentionProvider, register_attention
+
+        from .attention import domains_expiring
+
+        register_attention(
+            AttentionProvider("domains.expiring", Perm.DOMAINS.value, domains_expiring, 20)
+        )
         scope.register()
         services.register_reconcilers()
         register_closure_hook(domains_on_closing)

@@ -19,6 +19,13 @@ class HostingConfig(AppConfig):
         register_tile(
             Tile("Active services", "hosting:list", Perm.PRODUCTS.value, service_count_active, 20)
         )
+        from clientarea.core.registry import AttentionProvider, register_attention
+
+        from .attention import services_suspended
+
+        register_attention(
+            AttentionProvider("hosting.suspended", Perm.PRODUCTS.value, services_suspended, 30)
+        )
         scope.register()
         services.register_reconcilers()
         checks.register()  # manage.py check --deploy: WHM servers' tokens and TLS

@@ -16,3 +16,10 @@ class SupportConfig(AppConfig):
         register_tile(
             Tile("Open tickets", "support:ticket_list", Perm.TICKETS.value, ticket_open_count, 40)
         )
+        from clientarea.core.registry import AttentionProvider, register_attention
+
+        from .attention import tickets_awaiting_reply
+
+        register_attention(
+            AttentionProvider("support.answered", Perm.TICKETS.value, tickets_awaiting_reply, 40)
+        )
