@@ -60,3 +60,31 @@ def test_staff_get_clear_errors(staff_client: Client, account: Account) -> None:
     assert "café-example.ie already exists." in body
     assert "Nameserver 1: 10.0.0.1 is an IP address" in body
     assert Domain.objects.count() == 1
+
+
+def test_staff_renew_and_sync_from_the_registry_from_the_change_list(
+    staff_client: Client, account: Account, registrar: Any
+) -> None:
+    from datetime import date
+
+    domain = DomainFactory(account=account, expiry_date=date(2027, 5, 20))
+    url = reverse("admin:domains_domain_changelist")
+    response = staff_client.post(
+        url,
+        {"action": "renew_at_registry", "_selected_action": [domain.pk], "years": "2"},
+        follow=True,
+    )
+    assert "renewed for 2 year(s), now expires 20 May 2029" in response.content.decode()
+    assert Domain.objects.get(pk=domain.pk).expiry_date == date(2029, 5, 20)
+    response = staff_client.post(
+        url, {"action": "sync_from_registry", "_selected_action": [domain.pk]}, follow=True
+    )
+    assert "already matched the registry" in response.content.decode()
+    registrar.refuse = "The domain is under a registry lock (serverRenewProhibited)."
+    response = staff_client.post(
+        url,
+        {"action": "renew_at_registry", "_selected_action": [domain.pk], "years": "1"},
+        follow=True,
+    )
+    assert "serverRenewProhibited" in response.content.decode()
+    assert Domain.objects.get(pk=domain.pk).expiry_date == date(2029, 5, 20)

@@ -86,3 +86,45 @@ def test_editing_without_a_password_keeps_the_stored_one(
     assert fresh.decrypt_password() == SERVICE_PASSWORD
     event = AuditEvent.objects.get(action="service.updated")
     assert "status" in event.changes["fields"] and "password" not in event.changes["fields"]
+
+
+def test_staff_suspend_and_unsuspend_on_the_panel_from_the_change_list(
+    staff_client: Client, account: Account, panel: Any
+) -> None:
+    service: Service = ServiceFactory(account=account)
+    url = reverse("admin:hosting_service_changelist")
+    form = {"action": "suspend_on_panel", "_selected_action": [service.pk]}
+    # A suspension needs a reason: without one nothing is sent to the panel.
+    response = staff_client.post(url, {**form, "reason": ""}, follow=True)
+    assert "Give a reason" in response.content.decode() and panel.suspended == {}
+    response = staff_client.post(url, {**form, "reason": "Abuse report #12"}, follow=True)
+    # (The back office capitalises the first letter of each message.)
+    assert f"{service}: suspended.".lower() in response.content.decode().lower()
+    assert panel.suspended == {service.pk: "Abuse report #12"}
+    assert Service.objects.get(pk=service.pk).status == Service.Status.SUSPENDED
+    response = staff_client.post(
+        url, {"action": "unsuspend_on_panel", "_selected_action": [service.pk]}, follow=True
+    )
+    assert f"{service}: unsuspended.".lower() in response.content.decode().lower()
+    assert Service.objects.get(pk=service.pk).status == Service.Status.ACTIVE
+    actions = list(
+        AuditEvent.objects.filter(is_staff_action=True, action__startswith="service.s")
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == ["service.suspended"]
+    assert AuditEvent.objects.filter(action="service.unsuspended").count() == 1
+
+
+def test_a_panel_refusal_in_the_back_office_is_a_message_not_a_change(
+    staff_client: Client, account: Account, panel: Any
+) -> None:
+    service: Service = ServiceFactory(account=account)
+    panel.refuse = "Account does not exist on this server."
+    response = staff_client.post(
+        reverse("admin:hosting_service_changelist"),
+        {"action": "suspend_on_panel", "_selected_action": [service.pk], "reason": "Unpaid"},
+        follow=True,
+    )
+    assert "Account does not exist on this server." in response.content.decode()
+    assert Service.objects.get(pk=service.pk).status == Service.Status.ACTIVE
