@@ -19,10 +19,10 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from clientarea.core.outside import OutsideUnavailable, OutsideUncertain
+from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
 from . import xml
 from .errors import login_refused, redact
@@ -204,7 +204,7 @@ class EppClient:
             greeting = xml.parse_greeting(read_frame(sock))
             conn = Connection(sock, greeting)
             self._login(conn, config)
-        except (FrameError, xml.MalformedFrame) as exc:
+        except (FrameError, xml.MalformedFrame, OSError) as exc:
             sock.close()
             logger.warning("EPP: no usable greeting or login answer: %s", exc)
             raise OutsideUnavailable(
@@ -276,11 +276,17 @@ class EppClient:
         (the caller maps error codes). Raises OutsideUnavailable when nothing could be
         sent and OutsideUncertain when the command went out but no usable answer came."""
         config = self._config()
-        with self._lock:
+        with self._session(config):
             for attempt in (1, 2):
                 conn = self._usable(config)
                 cltrid = xml.new_cltrid()
-                frame = build(cltrid)
+                try:
+                    frame = build(cltrid)
+                except ValueError:  # lxml: text that XML cannot carry (control characters)
+                    raise OutsideRefused(
+                        "A value contains characters the registry cannot accept; nothing was "
+                        "changed."
+                    ) from None
                 try:
                     write_frame(conn.sock, frame)
                 except OSError:
@@ -328,10 +334,23 @@ class EppClient:
                 return response
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @contextlib.contextmanager
+    def _session(self, config: EppConfig) -> Iterator[None]:
+        """The session, for one caller at a time; waiting for it is bounded too."""
+        if not self._lock.acquire(timeout=config.timeout * 3):
+            raise OutsideUnavailable(
+                "The registry connection is busy with other requests; nothing was changed. "
+                "Try again in a moment."
+            )
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def hello(self) -> xml.Greeting:
         """Keep the session alive (a worker may call this between commands)."""
         config = self._config()
-        with self._lock:
+        with self._session(config):
             conn = self._usable(config)
             try:
                 return xml.parse_greeting(conn.exchange(xml.hello()))

@@ -164,6 +164,7 @@ class Failure:
     code: int = 2400
     message: str = ""
     times: int = 1
+    skip: int = 0  # let this many such commands through first
 
 
 class Drop(Exception):
@@ -239,9 +240,16 @@ class EppTestServer:
             thread.join(timeout=5)
 
     def fail(
-        self, command: str, mode: str, *, code: int = 2400, message: str = "", times: int = 1
+        self,
+        command: str,
+        mode: str,
+        *,
+        code: int = 2400,
+        message: str = "",
+        times: int = 1,
+        skip: int = 0,
     ) -> None:
-        self.failures.append(Failure(command, mode, code, message, times))
+        self.failures.append(Failure(command, mode, code, message, times, skip))
 
     def drop_all_sessions(self) -> None:
         """Close every open connection now, as a registry restart would."""
@@ -359,6 +367,9 @@ class EppTestServer:
     def _failure_for(self, name: str) -> Failure | None:
         for failure in self.failures:
             if failure.command in (name, "*") and failure.times > 0:
+                if failure.skip > 0:
+                    failure.skip -= 1
+                    continue
                 failure.times -= 1
                 return failure
         return None

@@ -8,11 +8,12 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from lxml import etree
@@ -33,6 +34,9 @@ from clientarea.domains.epp.client import (
 from clientarea.domains.epp.errors import REFUSALS
 
 from .epp_server import EppCerts, EppTestServer, RegistryDomain, make_certs
+
+if TYPE_CHECKING:
+    from clientarea.domains.models import Domain
 
 PASSWORD = "s3cret-pass"
 EXAMPLE: Any = SimpleNamespace(name="example.com")  # stands for a Domain: only .name is used
@@ -254,6 +258,29 @@ def test_every_command_has_its_own_client_transaction_id(
     assert len(set(ids)) == len(ids)
 
 
+def test_threads_share_one_session_one_command_at_a_time(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    results: list[date | None] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                results.append(driver.domain_info(EXAMPLE).expiry_date)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not errors
+    assert results == [date(2027, 4, 3)] * 20
+    assert registry.connections == 1
+
+
 def test_close_logs_out(driver: EppRegistrarDriver, registry: EppTestServer) -> None:
     driver.domain_info(EXAMPLE)
     driver.close()
@@ -357,6 +384,14 @@ def test_a_nameserver_inside_the_domain_needs_glue_and_is_refused(
     registry.hosts.add("ns1.example.com")
     driver.set_nameservers(EXAMPLE, ["ns1.example.com", "ns1.host.net"])
     assert registry.domains["example.com"].nameservers == ["ns1.host.net", "ns1.example.com"]
+
+
+def test_a_value_xml_cannot_carry_is_refused_not_a_crash(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    with pytest.raises(OutsideRefused, match="characters"):
+        driver.set_nameservers(EXAMPLE, ["ns1.bad\x01name.org"])
+    assert "domain:update" not in registry.commands
 
 
 def test_too_many_nameservers_is_the_registrys_policy(driver: EppRegistrarDriver) -> None:
@@ -663,3 +698,103 @@ def test_the_password_is_in_no_log_record_and_no_message(
         assert PASSWORD not in str(exc) and wrong not in str(exc)
     assert "[redacted]" in str(refused.value)
     assert PASSWORD not in repr(driver._config())
+
+
+# --- through the service layer: intent, registry call, result, reconciliation ----------------
+
+
+@pytest.fixture
+def epp_driver_setting(epp_settings: Any, registry: EppTestServer) -> Iterator[Any]:
+    from clientarea.core.drivers import _instance
+
+    epp_settings.DOMAINS_REGISTRAR_DRIVER = "clientarea.domains.epp.EppRegistrarDriver"
+    _instance.cache_clear()
+    yield epp_settings
+    for driver in [_instance(epp_settings.DOMAINS_REGISTRAR_DRIVER)]:
+        assert isinstance(driver, EppRegistrarDriver)
+        driver.close()
+    _instance.cache_clear()
+
+
+def registered(registry: EppTestServer, account: Any, **kwargs: Any) -> Domain:
+
+    from .factories import DomainFactory
+
+    domain: Domain = DomainFactory(account=account, expiry_date=date(2027, 4, 3), **kwargs)
+    registry.domains[domain.name] = RegistryDomain(
+        domain.name,
+        expiry=date(2027, 4, 3),
+        statuses={"clientTransferProhibited"},
+        nameservers=["ns1.host.net", "ns2.host.net"],
+    )
+    return domain
+
+
+@pytest.mark.django_db
+def test_a_nameserver_change_through_the_service_reaches_the_registry(
+    epp_driver_setting: Any, registry: EppTestServer, account: Any
+) -> None:
+    from clientarea.domains import services
+    from clientarea.domains.models import Domain
+
+    domain = registered(registry, account, nameservers=["ns1.host.net", "ns2.host.net"])
+    outcome = services.domain_set_nameservers(
+        domain=domain, actor=account.owner, nameservers=["ns3.host.net", "ns4.elsewhere.org"]
+    )
+    assert not outcome.pending
+    assert registry.domains[domain.name].nameservers == ["ns3.host.net", "ns4.elsewhere.org"]
+    assert Domain.objects.get(pk=domain.pk).nameservers == ["ns3.host.net", "ns4.elsewhere.org"]
+
+
+@pytest.mark.django_db
+def test_a_lock_change_whose_answer_was_lost_is_asked_again_and_found_made(
+    epp_driver_setting: Any, registry: EppTestServer, account: Any
+) -> None:
+    from clientarea.domains import services
+    from clientarea.domains.models import Domain
+
+    domain = registered(registry, account)
+    registry.fail("domain:update", "drop_after")  # made, but the answer is lost
+    outcome = services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    # Retried: domain:info shows the lock already off, so no second update is sent.
+    assert not outcome.pending
+    assert len(sent(registry, "domain:update")) == 1
+    assert not Domain.objects.get(pk=domain.pk).registrar_lock
+
+
+@pytest.mark.django_db
+def test_a_lock_change_left_unknown_is_pending_then_reconciled(
+    epp_driver_setting: Any, registry: EppTestServer, account: Any
+) -> None:
+    from django.utils import timezone
+
+    from clientarea.core.outside import pending_changes_reconcile_due
+    from clientarea.domains import services
+    from clientarea.domains.models import Domain
+
+    domain = registered(registry, account)
+    registry.fail("domain:update", "drop_after")  # made, but the answer is lost ...
+    registry.fail("domain:info", "no_answer", skip=1, times=100)  # ... and the registry hangs
+    outcome = services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    assert outcome.pending
+    assert Domain.objects.get(pk=domain.pk).registrar_lock  # not claimed before it is known
+    assert "clientTransferProhibited" not in registry.domains[domain.name].statuses
+    registry.failures.clear()  # the registry answers again
+    stats = pending_changes_reconcile_due(now=timezone.now() + timedelta(hours=1))
+    assert stats["done"] == 1
+    assert not Domain.objects.get(pk=domain.pk).registrar_lock
+
+
+@pytest.mark.django_db
+def test_a_registry_refusal_through_the_service_is_a_message_and_changes_nothing(
+    epp_driver_setting: Any, registry: EppTestServer, account: Any
+) -> None:
+    from clientarea.domains import services
+    from clientarea.domains.models import Domain
+
+    domain = registered(registry, account)
+    registry.domains[domain.name].statuses.add("serverUpdateProhibited")
+    with pytest.raises(services.DomainActionError, match="serverUpdateProhibited"):
+        services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    assert Domain.objects.get(pk=domain.pk).registrar_lock
+    assert "clientTransferProhibited" in registry.domains[domain.name].statuses
