@@ -27,7 +27,9 @@ Drivers raise the three errors below, so every caller tells the customer the tru
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -38,7 +40,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from tenacity import (
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential,
@@ -80,6 +82,17 @@ class OutsideChangeInFlight(Exception):
     """Another change to the same object is still pending; the message is for the user."""
 
 
+@dataclass
+class _CallFrame:
+    """One outside_call in progress on this thread (or task)."""
+
+    deadline: float
+    inner_ran: bool = False
+
+
+_current_call: ContextVar[_CallFrame | None] = ContextVar("outside_call", default=None)
+
+
 def outside_call(
     call: Callable[[], T], *, retry_uncertain: bool = False, attempts: int | None = None
 ) -> T:
@@ -90,23 +103,41 @@ def outside_call(
 
     Once an attempt went unanswered, a later refusal or failure does not mean nothing
     changed (the unanswered attempt may have been applied, and the retry refused because
-    of it): the call then ends uncertain, and the pending change is settled by asking."""
+    of it): the call then ends uncertain, and the pending change is settled by asking.
+
+    Calls nest: a service wraps a driver method, and a real driver (WHM, EPP) wraps each
+    request with its own policy (it knows which of its requests may be repeated). The
+    innermost policy wins: an outer call whose `call` made an inner one is not retried,
+    and the inner one keeps to what is left of the outer budget. A driver without its
+    own policy (the local stand-ins) gets the outer one."""
     retry_on: tuple[type[BaseException], ...] = (
         (OutsideUnavailable, OutsideUncertain) if retry_uncertain else (OutsideUnavailable,)
     )
     unanswered: list[OutsideUncertain] = []
+    outer = _current_call.get()
+    if outer is not None:
+        outer.inner_ran = True
+    now = time.monotonic()
+    budget = settings.OUTSIDE_CALL_BUDGET_SECONDS
+    frame = _CallFrame(deadline=min(now + budget, outer.deadline if outer else now + budget))
 
     def attempt() -> T:
+        token = _current_call.set(frame)
         try:
             return call()
         except OutsideUncertain as exc:
             unanswered.append(exc)
             raise
+        finally:
+            _current_call.reset(token)
+
+    def worth_retrying(exc: BaseException) -> bool:
+        return isinstance(exc, retry_on) and not frame.inner_ran
 
     retrying = Retrying(
-        retry=retry_if_exception_type(retry_on),
+        retry=retry_if_exception(worth_retrying),
         stop=stop_after_attempt(attempts or settings.OUTSIDE_CALL_ATTEMPTS)
-        | stop_after_delay(settings.OUTSIDE_CALL_BUDGET_SECONDS),
+        | stop_after_delay(max(0.0, frame.deadline - now)),
         wait=wait_exponential(multiplier=settings.OUTSIDE_CALL_BACKOFF_SECONDS, max=5),
         reraise=True,
     )
