@@ -364,7 +364,7 @@ def invoice_pay(
     new_card_token = None
     if isinstance(source, PayWithNewCard):
         new_card_token = _tokenize(source.card)  # outside call: no transaction open
-    begun = _card_payment_begin(
+    begun = card_payment_begin(
         invoice_id=invoice_id,
         account=account,
         payer=payer,
@@ -456,7 +456,7 @@ def _tokenize(card: CardDetails) -> gateways.CardToken:
         ) from None
 
 
-def _card_payment_begin(
+def card_payment_begin(
     *,
     invoice_id: int,
     account: Account,
@@ -960,8 +960,21 @@ def payment_method_add(
 ) -> PaymentMethod:
     _require_owner(account, actor)
     token = _tokenize(card)
-    with transaction.atomic():
-        return _store_card(account, actor, token, request)
+    return payment_method_store(account=account, actor=actor, token=token, request=request)
+
+
+@transaction.atomic
+def payment_method_store(
+    *,
+    account: Account,
+    actor: User,
+    token: gateways.CardToken,
+    request: HttpRequest | None = None,
+) -> PaymentMethod:
+    """Store a card the card gateway has already tokenized (in the browser, or by
+    ``payment_method_add``): its token and what may be shown, nothing more."""
+    _require_owner(account, actor)
+    return _store_card(account, actor, token, request)
 
 
 @transaction.atomic

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from django.db import transaction
 
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
 from clientarea.billing import demo
-from clientarea.billing.models import Invoice, PaymentMethod
+from clientarea.billing.models import Invoice, PaymentMethod, Transaction
 from clientarea.core.demo import DemoContext
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,12 @@ def test_demo_billing_shows_every_state(account: Account, other_account: Account
         second=AccountFactory(owner=account.owner),
         other=other_account,
     )
-    demo.load(ctx)
+    # The demo loads in one transaction (core.demo.demo_load), where nothing outside may
+    # be called: its card payments are still recorded, each once.
+    with transaction.atomic():
+        demo.load(ctx)
+    paid_by_card = Transaction.objects.filter(gateway="sandbox")
+    assert [t.status for t in paid_by_card] == ["succeeded"] * 3
     mine = Invoice.objects.filter(account=account)
     assert {i.display_status for i in mine} == {"paid", "unpaid", "overdue", "cancelled"}
     assert Invoice.objects.filter(account=other_account).count() == 2
