@@ -227,6 +227,14 @@ class EppRegistrarDriver:
                 transform=True,
             )
         except OutsideRefused as exc:
+            if exc.code == "2304":
+                found = [s for s in RENEW_BLOCKING if s in self.domain_info(domain).statuses]
+                if found:
+                    raise OutsideRefused(
+                        f"The domain is locked at the registry ({', '.join(found)}), so it "
+                        "cannot be renewed now; nothing was changed.",
+                        code="2304",
+                    ) from None
             if exc.code != "2306":
                 raise
             held = self.domain_info(domain)

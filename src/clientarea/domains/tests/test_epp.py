@@ -5,6 +5,7 @@ schemas; a test fails if the driver sent an invalid one (see the `registry` fixt
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import struct
@@ -141,6 +142,20 @@ def test_a_frame_cut_short_is_an_error() -> None:
 
 
 # --- what the driver sends is valid EPP --------------------------------------------------------
+
+
+# The RFC schemas as vendored (see epp/xsd/README.md): an edit to them fails here.
+RFC_SCHEMAS = {
+    "epp-1.0.xsd": "60f408a5f8dc61d97dfeae045092175004528ff081a4a3c114a455a08c6c05e2",
+    "eppcom-1.0.xsd": "e1c0e3ba6aaac1b1a60a1cd1695188382a90104fbea65567d3a9f0c2559f0d1a",
+    "host-1.0.xsd": "9cd0362a82bb23b11da71099f74c752ad59500f9a6bc0aa04563f014cb6f262f",
+    "domain-1.0.xsd": "4559ddeecfa4802dd2186ee99d045371129782eab859cdf30cfef2485c74c48c",
+}
+
+
+def test_the_vendored_rfc_schemas_are_untouched() -> None:
+    for name, digest in RFC_SCHEMAS.items():
+        assert hashlib.sha256((xml.XSD_DIR / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_every_command_the_builders_make_is_valid_against_the_rfc_schemas() -> None:
@@ -485,6 +500,16 @@ def test_renew_beyond_the_registrys_maximum_is_refused(driver: EppRegistrarDrive
         driver.renew(EXAMPLE, 12, date(2027, 4, 3))
     assert caught.value.code == "2306"
     assert "at most 10 years" in str(caught.value)
+
+
+def test_renewing_a_domain_the_registry_locked_names_the_status(
+    driver: EppRegistrarDriver, registry: EppTestServer
+) -> None:
+    registry.domains["example.com"].statuses.add("serverRenewProhibited")
+    with pytest.raises(OutsideRefused) as caught:
+        driver.renew(EXAMPLE, 1, date(2027, 4, 3))
+    assert caught.value.code == "2304"
+    assert "locked at the registry (serverRenewProhibited)" in str(caught.value)
 
 
 def test_unknown_and_foreign_domains(driver: EppRegistrarDriver) -> None:
