@@ -97,6 +97,7 @@ ROUTES: tuple[Route, ...] = (
     Route("security:require_two_factor", POST, "owner"),
     # contacts and email history
     Route("accounts:contacts", GET, "permission:contacts"),
+    Route("accounts:owner_emails", GET_POST, "owner", note="Emails You Receive"),
     Route("accounts:contact_add", GET_POST, "permission:contacts"),
     Route("accounts:contact_edit", GET_POST, "permission:contacts", object_param="contact_id"),
     Route("accounts:contact_remove", GET_POST, "permission:contacts", object_param="contact_id"),

@@ -7,4 +7,6 @@ class AccountsConfig(AppConfig):
     verbose_name = "Identity and access"
 
     def ready(self) -> None:
-        from . import reauth  # noqa: F401  (connects the login signal)
+        from . import owner_emails, reauth  # noqa: F401  (reauth connects the login signal)
+
+        owner_emails.connect()  # a new owner starts with every email

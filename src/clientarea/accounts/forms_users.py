@@ -280,7 +280,8 @@ class ContactForm(forms.ModelForm):
         choices=Contact.Kind.choices,
         widget=ContactKindCheckboxes,
         required=False,
-        help_text="The owner always receives every kind as well. The address receives "
+        help_text="The owner receives the kinds they chose in Emails You Receive. The "
+        "address receives "
         "nothing until its holder confirms it from the link we email them.",
     )
 

@@ -120,6 +120,10 @@ class Account(models.Model):
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     retain_until = models.DateField(null=True, blank=True)
+    # The kinds of the account's email its owner chose not to receive (see
+    # accounts.owner_emails: security and personal emails always go). Cleared when the
+    # account changes hands: the choice was the former owner's.
+    owner_email_kinds_off = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from . import views, views_contacts, views_invitations, views_ownership, views_users
+from . import (
+    views,
+    views_contacts,
+    views_invitations,
+    views_owner_emails,
+    views_ownership,
+    views_users,
+)
 
 app_name = "accounts"
 
@@ -51,6 +58,7 @@ urlpatterns = [
     path("profile/delete/", views_ownership.delete_login, name="delete_login"),
     # Secondary contacts (permission: contacts)
     path("account/contacts/", views_contacts.contacts, name="contacts"),
+    path("account/emails/", views_owner_emails.owner_emails, name="owner_emails"),
     path("account/contacts/add/", views_contacts.contact_add, name="contact_add"),
     path("account/contacts/<int:contact_id>/", views_contacts.contact_edit, name="contact_edit"),
     path(

@@ -37,6 +37,7 @@ from django.template import Context, Engine
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Contact, User
+from clientarea.accounts.owner_emails import owner_receives
 from clientarea.accounts.permissions import ACCOUNT_EMAIL_KINDS, EmailKind
 from clientarea.accounts.policy import is_owner, may_contact_receive, may_receive_email
 
@@ -136,10 +137,14 @@ def recipients_for(
         return []  # a closed account's news reaches nobody: nobody can select it
     found: list[Recipient] = []
     owner = account.owner
-    if include_owner:
+    # The owner receives the kinds they have not turned off (accounts.owner_emails).
+    owner_wants = owner_receives(account, kind)
+    if include_owner and owner_wants:
         found.append(Recipient(owner.get_full_name(), owner.email, Audience.OWNER, user=owner))
     for person in people:
         if is_owner(person, account):
+            if not owner_wants:
+                continue
             found.append(
                 Recipient(person.get_full_name(), person.email, Audience.OWNER, user=person)
             )
@@ -270,7 +275,11 @@ def outbox_recipient_entitled(row: OutboxEmail) -> bool:
     # lost): the old address is sent nothing more of the account's.
     still_theirs = person is not None and person.email.lower() == row.to_email.lower()
     if row.audience == Audience.OWNER:
-        return still_theirs and row.recipient_user_id == account.owner_id
+        return (
+            still_theirs
+            and row.recipient_user_id == account.owner_id
+            and owner_receives(account, row.kind)
+        )
     if row.audience == Audience.MEMBER:
         return still_theirs and may_receive_email(person, row.kind, account, about=row.about)
     if row.audience == Audience.CONTACT:
