@@ -79,8 +79,8 @@ def epp_settings(settings: Any, registry: EppTestServer, epp_certs: EppCerts) ->
     settings.EPP_KEY_FILE = str(epp_certs.client_key)
     settings.EPP_CA_FILE = str(epp_certs.ca)
     settings.EPP_VERIFY_TLS = True
-    settings.OUTSIDE_CALL_TIMEOUT_SECONDS = 0.5
-    settings.OUTSIDE_CALL_BUDGET_SECONDS = 2.0
+    settings.OUTSIDE_CALL_TIMEOUT_SECONDS = 1.0
+    settings.OUTSIDE_CALL_BUDGET_SECONDS = 2.5
     settings.OUTSIDE_CALL_BACKOFF_SECONDS = 0.01
     return settings
 
@@ -589,7 +589,7 @@ def test_no_answer_is_uncertain_within_the_timeout(
     started = time.monotonic()
     with pytest.raises(OutsideUncertain, match="did not answer"):
         outside_call(lambda: driver.set_registrar_lock(EXAMPLE, False))
-    assert time.monotonic() - started < 2.0  # the 0.5 s timeout, not a hang
+    assert time.monotonic() - started < 2.5  # the 1 s timeout, not a hang
     assert len(sent(registry, "domain:update")) == 1  # an uncertain change is not sent again
 
 
@@ -600,7 +600,7 @@ def test_an_unanswered_read_is_retried_within_the_budget(
     started = time.monotonic()
     with pytest.raises(OutsideUncertain):
         outside_call(lambda: driver.domain_info(EXAMPLE), retry_uncertain=True)
-    assert time.monotonic() - started < 4.0  # budget 2 s plus the attempt under way
+    assert time.monotonic() - started < 5.0  # the 2.5 s budget plus the attempt under way
 
 
 def test_dropped_after_applying_is_uncertain_and_the_registry_holds_the_change(
