@@ -72,6 +72,7 @@ ROUTES: tuple[Route, ...] = (
     Route("accounts:invitation_resend", POST, "owner", object_param="invitation_id"),
     Route("accounts:invitation_cancel", GET_POST, "owner", object_param="invitation_id"),
     Route("audit:activity", GET, "owner", note="Activity Log"),
+    Route("audit:activity_export", GET, "owner", note="Export CSV of the Activity Log"),
     # Transfer Ownership and Close Account: owner only
     Route("accounts:ownership_transfer", GET_POST, "owner", note="Transfer Ownership"),
     Route(

@@ -6,4 +6,5 @@ app_name = "audit"
 
 urlpatterns = [
     path("", views.activity, name="activity"),
+    path("export.csv", views.activity_export, name="activity_export"),
 ]
