@@ -18,10 +18,12 @@ class BillingConfig(AppConfig):
             register_tile,
         )
 
+        from . import checks
         from .ownership import payment_methods_on_transfer, unpaid_invoices_block_closing
         from .selectors import invoice_unpaid_count
         from .services import payments_reconcile_due
 
+        checks.register()  # the Stripe settings checks of manage.py check --deploy
         register_closure_hook(unpaid_invoices_block_closing)
         # Card payments whose processor answer was lost are settled by asking it.
         register_periodic_job("billing.payments_reconcile", payments_reconcile_due)

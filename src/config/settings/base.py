@@ -227,6 +227,14 @@ DOMAINS_REGISTRAR_DRIVER = env.str(
 # The card gateway: "sandbox" (a processor's test mode, test cards only; a stand-in) or ""
 # (no card payments: credit and bank transfer only).
 BILLING_CARD_GATEWAY = env.str("BILLING_CARD_GATEWAY", default="sandbox")
+# Stripe (clientarea.billing.stripe_gateway): the account's API keys (Dashboard >
+# Developers > API keys; sk_live_/pk_live_ in production, check --deploy refuses test keys
+# unless DEMO_MODE), the signing secret of the webhook endpoint (whsec_...), and the API
+# address (Stripe's own; the tests point it at a local server).
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
 # The names of the stand-ins, refused in production without DEMO_MODE.
 STAND_IN_DRIVERS = frozenset(
     {

@@ -1,0 +1,555 @@
+"""Stripe: the card processor, through the official ``stripe`` library.
+
+One ``stripe.StripeClient`` per gateway (no global ``stripe.api_key``), talking to
+``settings.STRIPE_API_BASE`` over httpx with a timeout of OUTSIDE_CALL_TIMEOUT_SECONDS per
+request and no retries of its own (``max_network_retries=0``): every method here makes
+exactly one request, and the caller retries it through ``core.outside.outside_call``,
+which knows what is safe to retry. Every POST carries an idempotency key: ours (the
+Transaction's, for a payment) when the caller gives one, so a retried payment charges
+once (Stripe keeps a key's first answer for at least 24 hours).
+
+Stripe's errors become the three outside errors (one place, ``_translate``):
+
+======================================  ====================================================
+Stripe                                  here
+======================================  ====================================================
+CardError (402)                         ``StripeCardError`` (an OutsideRefused): the
+                                        decline message for the customer, ``code`` the
+                                        decline code (insufficient_funds...) or error code
+                                        (card_declined, processing_error,
+                                        authentication_required...)
+AuthenticationError (401),              OutsideUnavailable, and an error logged for staff
+PermissionError (403)                   (without the key)
+RateLimitError (429)                    OutsideUnavailable (Stripe did nothing)
+APIConnectionError before the request   OutsideUnavailable (connection refused, connect
+was sent                                timeout, TLS failure)
+APIConnectionError after it was sent    OutsideUncertain (read timeout, dropped connection)
+APIError (5xx), 409 (the same key       OutsideUncertain: Stripe says the result of a 500
+still being processed)                  is unknown; ask again with the same key
+IdempotencyError, InvalidRequestError   OutsideRefused (our request was wrong: logged for
+                                        staff), ``code`` Stripe's (resource_missing...)
+======================================  ====================================================
+
+Amounts go to Stripe in the currency's minor unit (``to_minor``): cents for most, whole
+units for the zero-decimal currencies, thousandths (rounded to tens) for the
+three-decimal ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypeVar
+
+import httpx
+import stripe
+from django.conf import settings
+
+from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
+
+from .gateways import ChargeResult, ChargeStatus
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Stripe's published currency rules (docs: Supported currencies, "Zero-decimal
+# currencies", "Three-decimal currencies", "Special cases").
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
+    | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+# Amounts in thousandths, whose last digit must be 0 (rounded to the nearest ten).
+THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+# Two-decimal in the API, but only whole units may be charged (amounts divisible by 100).
+WHOLE_UNITS_ONLY = frozenset({"isk"})
+
+UNAVAILABLE = "The card processor could not be reached; nothing was charged."
+UNCERTAIN = "The card processor did not answer in time."
+MISCONFIGURED = "Card payments are not available right now; nothing was charged."
+
+
+class StripeAmountError(ValueError):
+    """An amount Stripe cannot take in that currency (a fraction of a yen...)."""
+
+
+class StripeCardError(OutsideRefused):
+    """The card was declined or could not be charged: ``str()`` is Stripe's message for
+    the customer, ``code`` the decline code (or the error code when there is none)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        decline_code: str = "",
+        intent: PaymentIntentResult | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.decline_code = decline_code
+        self.intent = intent  # the PaymentIntent as Stripe left it, when it said
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """`amount` in `currency` as the integer Stripe expects."""
+    cur = currency.lower()
+    if cur in ZERO_DECIMAL:
+        if amount != amount.to_integral_value():
+            raise StripeAmountError(f"{amount} {cur.upper()}: this currency has no decimals.")
+        return int(amount)
+    if cur in THREE_DECIMAL:
+        tens = (amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        return int(tens) * 10
+    minor = (amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    if minor != amount * 100:
+        raise StripeAmountError(f"{amount} {cur.upper()}: more than two decimals.")
+    if cur in WHOLE_UNITS_ONLY and minor % 100:
+        raise StripeAmountError(f"{amount} {cur.upper()}: only whole units can be charged.")
+    return int(minor)
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    cur = currency.lower()
+    if cur in ZERO_DECIMAL:
+        return Decimal(minor)
+    if cur in THREE_DECIMAL:
+        return (Decimal(minor) / 1000).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return Decimal(minor) / 100
+
+
+# --- what the gateway answers ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentIntentResult:
+    id: str
+    status: str  # Stripe's: requires_payment_method, requires_action, processing, succeeded...
+    amount: int  # minor units
+    currency: str
+    client_secret: str = ""
+    payment_method: str = ""
+    latest_charge: str = ""
+    redirect_url: str = ""  # next_action redirect_to_url (3-D Secure page)
+    error_code: str = ""  # of the last failed attempt
+    error_message: str = ""
+    metadata: Mapping[str, str] | None = None
+
+    def charge_result(self) -> ChargeResult | None:
+        """The payment's final result, or None while it can still change (processing,
+        waiting for the customer's 3-D Secure or a payment method, being confirmed)."""
+        if self.status == "succeeded":
+            return ChargeResult(ChargeStatus.SUCCEEDED, self.id)
+        if self.status == "canceled":
+            return ChargeResult(ChargeStatus.FAILED, self.id, "The payment was cancelled.")
+        if self.status == "requires_payment_method" and self.error_code:
+            # FAILED, not DECLINED, though the card was declined: the customer may still
+            # complete the same intent with another card, and a success is recorded over
+            # a failed payment, never over a declined one (services.card_payment_record).
+            return ChargeResult(
+                ChargeStatus.FAILED, self.id, self.error_message or "The card was declined."
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class SetupIntentResult:
+    id: str
+    status: str
+    customer: str
+    client_secret: str = ""
+    payment_method: str = ""
+
+
+@dataclass(frozen=True)
+class CardSummary:
+    """What may be stored and shown about a card: nothing more."""
+
+    id: str
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    customer: str = ""
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    id: str
+    status: str  # succeeded, pending, failed, requires_action, canceled
+    amount: int
+    currency: str
+    payment_intent: str
+
+
+def _plain(obj: Any) -> Any:
+    """A StripeObject as plain dicts and lists."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else obj
+
+
+def _ref(value: Any) -> str:
+    """An id, whether Stripe sent the id or the expanded object."""
+    if isinstance(value, dict):
+        return str(value.get("id", ""))
+    return str(value or "")
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    try:
+        value = obj[key]
+    except (KeyError, TypeError):
+        return default
+    return default if value is None else value
+
+
+def intent_from_stripe(obj: Any) -> PaymentIntentResult:
+    """A PaymentIntent as Stripe sent it (StripeObject or the dict of a webhook event)."""
+    obj = _plain(obj)
+    error = _get(obj, "last_payment_error") or {}
+    action = _get(obj, "next_action") or {}
+    redirect = _get(action, "redirect_to_url") or {}
+    return PaymentIntentResult(
+        id=obj["id"],
+        status=obj["status"],
+        amount=int(obj["amount"]),
+        currency=obj["currency"],
+        client_secret=_get(obj, "client_secret", ""),
+        payment_method=_ref(_get(obj, "payment_method")),
+        latest_charge=_ref(_get(obj, "latest_charge")),
+        redirect_url=_get(redirect, "url", ""),
+        error_code=_get(error, "decline_code", "") or _get(error, "code", ""),
+        error_message=_get(error, "message", ""),
+        metadata=dict(_get(obj, "metadata", {})),
+    )
+
+
+# --- errors -------------------------------------------------------------------------------
+
+# httpx errors raised before the request went out: Stripe cannot have done anything.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def _translate(exc: stripe.StripeError, *, what: str) -> Exception:
+    status = exc.http_status or 0
+    if isinstance(exc, stripe.CardError):
+        error = _plain(exc.error) if exc.error is not None else {}
+        code = exc.code or ""
+        decline_code = _get(error, "decline_code", "")
+        intent_obj = _get(error, "payment_intent")
+        return StripeCardError(
+            exc.user_message or "The card was declined.",
+            code=decline_code if decline_code not in ("", "generic_decline") else code,
+            decline_code=decline_code,
+            intent=intent_from_stripe(intent_obj) if intent_obj else None,
+        )
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        # For staff: the key is wrong, revoked or lacks a permission. Never the key.
+        logger.error(
+            "Stripe refused our API key (%s, HTTP %s) during %s: check STRIPE_SECRET_KEY.",
+            type(exc).__name__,
+            status,
+            what,
+        )
+        return OutsideUnavailable(MISCONFIGURED)
+    if isinstance(exc, stripe.RateLimitError):
+        return OutsideUnavailable(UNAVAILABLE)
+    if isinstance(exc, stripe.APIConnectionError):
+        if isinstance(exc.__cause__, _NOT_SENT):
+            return OutsideUnavailable(UNAVAILABLE)
+        return OutsideUncertain(UNCERTAIN)
+    if status == 409 or status >= 500 or isinstance(exc, stripe.APIError):
+        return OutsideUncertain(UNCERTAIN)
+    if isinstance(exc, stripe.IdempotencyError | stripe.InvalidRequestError):
+        code = exc.code or ("idempotency_error" if isinstance(exc, stripe.IdempotencyError) else "")
+        if code != "resource_missing":
+            logger.error(
+                "Stripe refused our %s request (HTTP %s, %s): %s",
+                what,
+                status,
+                code or type(exc).__name__,
+                exc.user_message,
+            )
+        return OutsideRefused(
+            exc.user_message or "The card processor refused the request.", code=code
+        )
+    return OutsideUncertain(UNCERTAIN)
+
+
+# --- the gateway -------------------------------------------------------------------------
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """The library's httpx client, handing the encoded form body to httpx as ``content``
+    (httpx deprecates a str passed as ``data``, and warns on every request)."""
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> Any:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        elif not kwargs.get("data"):
+            kwargs.pop("data", None)
+        return args, kwargs
+
+
+class StripeGateway:
+    code = "stripe"
+    label = "Card"
+
+    def __init__(
+        self,
+        *,
+        secret_key: str | None = None,
+        api_base: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        key = settings.STRIPE_SECRET_KEY if secret_key is None else secret_key
+        base = (settings.STRIPE_API_BASE if api_base is None else api_base).rstrip("/")
+        seconds = settings.OUTSIDE_CALL_TIMEOUT_SECONDS if timeout is None else timeout
+        self.client = stripe.StripeClient(
+            key,
+            base_addresses={"api": base},
+            http_client=_HTTPXClient(timeout=seconds, allow_sync_methods=True),
+            max_network_retries=0,
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return "StripeGateway()"
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        try:
+            return request()
+        except stripe.StripeError as exc:
+            raise _translate(exc, what=what) from exc
+
+    @staticmethod
+    def _options(idempotency_key: str | None) -> stripe.RequestOptions:
+        return {"idempotency_key": idempotency_key} if idempotency_key else {}
+
+    # customers
+
+    def customer_create(
+        self, *, account_id: int, email: str, name: str, idempotency_key: str | None = None
+    ) -> str:
+        """A Stripe Customer for one of our accounts; returns its id (cus_...)."""
+        customer = self._call(
+            "customer create",
+            lambda: self.client.v1.customers.create(
+                params={
+                    "email": email,
+                    "name": name[:256],
+                    "metadata": {"account_id": str(account_id)},
+                },
+                options=self._options(idempotency_key or f"customer-{account_id}"),
+            ),
+        )
+        return str(customer.id)
+
+    # payment intents
+
+    def payment_intent_create(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        idempotency_key: str,
+        description: str,
+        customer: str | None = None,
+        payment_method: str | None = None,
+        off_session: bool = False,
+        return_url: str | None = None,
+        save_card: bool = False,
+        metadata: Mapping[str, str] | None = None,
+    ) -> PaymentIntentResult:
+        """A PaymentIntent for `amount` (converted to minor units), keyed by our
+        Transaction's `idempotency_key` (also kept in its metadata as ``transaction``).
+
+        With `payment_method` (a stored card), it is confirmed at once: off session (the
+        customer is not there: a card that needs 3-D Secure is declined with
+        authentication_required) or on session with `return_url` (the answer may be
+        requires_action with ``redirect_url``). Without, it waits for the Payment Element:
+        give the browser ``client_secret``. A decline raises ``StripeCardError``."""
+        params: dict[str, Any] = {
+            "amount": to_minor(amount, currency),
+            "currency": currency.lower(),
+            "description": description[:1000],
+            "metadata": {"transaction": idempotency_key, **(metadata or {})},
+            "payment_method_types": ["card"],
+        }
+        if customer:
+            params["customer"] = customer
+        if save_card and not payment_method:
+            params["setup_future_usage"] = "off_session"
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["confirm"] = True
+            if off_session:
+                params["off_session"] = True
+            elif return_url:
+                params["return_url"] = return_url
+        intent = self._call(
+            "payment intent create",
+            lambda: self.client.v1.payment_intents.create(
+                params=params,  # type: ignore[arg-type]
+                options=self._options(idempotency_key),
+            ),
+        )
+        return intent_from_stripe(intent)
+
+    def payment_intent_confirm(
+        self,
+        intent_id: str,
+        *,
+        payment_method: str,
+        idempotency_key: str,
+        off_session: bool = False,
+        return_url: str | None = None,
+    ) -> PaymentIntentResult:
+        params: dict[str, Any] = {"payment_method": payment_method}
+        if off_session:
+            params["off_session"] = True
+        elif return_url:
+            params["return_url"] = return_url
+        intent = self._call(
+            "payment intent confirm",
+            lambda: self.client.v1.payment_intents.confirm(
+                intent_id,
+                params=params,  # type: ignore[arg-type]
+                options=self._options(idempotency_key),
+            ),
+        )
+        return intent_from_stripe(intent)
+
+    def payment_intent_retrieve(self, intent_id: str) -> PaymentIntentResult:
+        """What Stripe holds for an intent now (reconciliation, the browser's return)."""
+        intent = self._call(
+            "payment intent retrieve",
+            lambda: self.client.v1.payment_intents.retrieve(intent_id),
+        )
+        return intent_from_stripe(intent)
+
+    # setup intents: saving a card
+
+    def setup_intent_create(
+        self, *, customer: str, idempotency_key: str | None = None
+    ) -> SetupIntentResult:
+        intent = self._call(
+            "setup intent create",
+            lambda: self.client.v1.setup_intents.create(
+                params={
+                    "customer": customer,
+                    "usage": "off_session",
+                    "payment_method_types": ["card"],
+                },  # type: ignore[arg-type]
+                options=self._options(idempotency_key),
+            ),
+        )
+        return self._setup(intent)
+
+    def setup_intent_retrieve(self, intent_id: str) -> SetupIntentResult:
+        intent = self._call(
+            "setup intent retrieve",
+            lambda: self.client.v1.setup_intents.retrieve(intent_id),
+        )
+        return self._setup(intent)
+
+    @staticmethod
+    def _setup(obj: Any) -> SetupIntentResult:
+        obj = _plain(obj)
+        return SetupIntentResult(
+            id=obj["id"],
+            status=obj["status"],
+            customer=_ref(_get(obj, "customer")),
+            client_secret=_get(obj, "client_secret", ""),
+            payment_method=_ref(_get(obj, "payment_method")),
+        )
+
+    # payment methods (stored cards)
+
+    def payment_method_retrieve(self, payment_method_id: str) -> CardSummary:
+        method = self._call(
+            "payment method retrieve",
+            lambda: self.client.v1.payment_methods.retrieve(payment_method_id),
+        )
+        method = _plain(method)
+        card = _get(method, "card")
+        if card is None:
+            raise OutsideRefused("Only cards can be stored.", code="not_a_card")
+        return CardSummary(
+            id=method["id"],
+            brand=str(card["brand"]),
+            last4=str(card["last4"]),
+            exp_month=int(card["exp_month"]),
+            exp_year=int(card["exp_year"]),
+            customer=_ref(_get(method, "customer")),
+        )
+
+    def payment_method_detach(self, payment_method_id: str) -> None:
+        """Detach a stored card from its customer. Detaching one already detached (a
+        retry after a lost answer) is not an error."""
+        try:
+            self._call(
+                "payment method detach",
+                lambda: self.client.v1.payment_methods.detach(
+                    payment_method_id, options=self._options(f"detach-{payment_method_id}")
+                ),
+            )
+        except OutsideRefused as exc:
+            if exc.code == "resource_missing":
+                return
+            if not self.payment_method_retrieve(payment_method_id).customer:
+                return
+            raise
+
+    # refunds
+
+    def refund_create(
+        self,
+        *,
+        payment_intent: str,
+        idempotency_key: str,
+        amount: Decimal | None = None,
+        currency: str = "",
+        reason: str | None = None,
+    ) -> RefundResult:
+        """Refund a succeeded PaymentIntent: all that is left of it (`amount` None) or
+        `amount` in `currency`. `reason`: duplicate, fraudulent or requested_by_customer."""
+        params: dict[str, Any] = {"payment_intent": payment_intent}
+        if amount is not None:
+            params["amount"] = to_minor(amount, currency)
+        if reason:
+            params["reason"] = reason
+        refund = self._call(
+            "refund create",
+            lambda: self.client.v1.refunds.create(
+                params=params,  # type: ignore[arg-type]
+                options=self._options(idempotency_key),
+            ),
+        )
+        refund = _plain(refund)
+        return RefundResult(
+            id=refund["id"],
+            status=refund["status"],
+            amount=int(refund["amount"]),
+            currency=refund["currency"],
+            payment_intent=_ref(_get(refund, "payment_intent")),
+        )
+
+
+_GATEWAYS: dict[tuple[str, str, float], StripeGateway] = {}
+
+
+def stripe_gateway() -> StripeGateway:
+    """The gateway for the current settings, made once and reused (it keeps its
+    connections open between requests)."""
+    config = (
+        settings.STRIPE_SECRET_KEY,
+        settings.STRIPE_API_BASE,
+        float(settings.OUTSIDE_CALL_TIMEOUT_SECONDS),
+    )
+    if config not in _GATEWAYS:
+        _GATEWAYS.clear()
+        _GATEWAYS[config] = StripeGateway()
+    return _GATEWAYS[config]

@@ -1,0 +1,824 @@
+"""A local Stripe-compatible API server for the tests of the Stripe driver.
+
+It speaks the part of Stripe's REST API the driver uses, as Stripe publishes it: HTTP on
+loopback, form-encoded request bodies with bracket notation (``metadata[account]=7``,
+``expand[0]=latest_charge``), JSON answers, ``Authorization: Bearer sk_test_...``, the
+``Idempotency-Key`` header (a POST repeated with the same key and parameters gets the
+first answer again, marked ``Idempotent-Replayed: true``; with other parameters, an
+``idempotency_error``), and error objects ``{"error": {"type", "code", "decline_code",
+"message", "param"}}`` with Stripe's HTTP statuses (400 invalid request, 401 bad key,
+402 card error, 404 missing object, 500 its own error).
+
+Every request is first validated against the operations transcribed from Stripe's
+OpenAPI description (``billing/vendor/stripe/operations.json``): an unknown parameter, a
+missing required one, a wrong type or a value outside an enum is answered 400, as Stripe
+does, and kept in ``invalid_requests`` so a test can assert the driver sent none.
+
+Test payment methods (Stripe's own names for its test cards):
+
+    ======================================  =====================================
+    payment method                          on confirmation
+    ======================================  =====================================
+    pm_card_visa, pm_card_mastercard        succeeds
+    pm_card_chargeDeclined                  402 card_declined / generic_decline
+    pm_card_chargeDeclinedInsufficientFunds 402 card_declined / insufficient_funds
+    pm_card_chargeDeclinedProcessingError   402 processing_error
+    pm_card_authenticationRequired          on session: requires_action (3-D Secure,
+                                            ``complete_authentication`` ends it);
+                                            off session: 402 authentication_required
+    ======================================  =====================================
+
+Failures of the network, switched on by the tests (``fail_next``): ``"timeout"`` (the
+request is carried out, the answer never comes), ``"drop"`` (carried out, then the
+connection is closed without an answer), ``"drop_before"`` (closed before anything is
+done), ``"500"`` (Stripe's own error, nothing done) and ``"429"`` (rate limited, nothing
+done).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import stripe
+
+OPERATIONS_FILE = Path(__file__).resolve().parent.parent / "vendor" / "stripe" / "operations.json"
+FAILURES = ("timeout", "drop", "drop_before", "500", "429")
+
+# name: (brand, last4, outcome)
+TEST_CARDS: dict[str, tuple[str, str, str]] = {
+    "pm_card_visa": ("visa", "4242", "ok"),
+    "pm_card_mastercard": ("mastercard", "4444", "ok"),
+    "pm_card_chargeDeclined": ("visa", "0002", "declined"),
+    "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "insufficient_funds"),
+    "pm_card_chargeDeclinedProcessingError": ("visa", "0119", "processing_error"),
+    "pm_card_authenticationRequired": ("visa", "3184", "authentication_required"),
+}
+
+DECLINES: dict[str, tuple[str, str, str]] = {
+    # outcome: (code, decline_code, message), as Stripe answers them
+    "declined": ("card_declined", "generic_decline", "Your card was declined."),
+    "insufficient_funds": (
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+    "processing_error": (
+        "processing_error",
+        "",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+    "authentication_required": (
+        "authentication_required",
+        "authentication_required",
+        "Your card was declined. This transaction requires authentication.",
+    ),
+}
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str = "",
+        param: str = "",
+        decline_code: str = "",
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        body: dict[str, Any] = {"type": type, "message": message}
+        if code:
+            body["code"] = code
+        if param:
+            body["param"] = param
+        if decline_code:
+            body["decline_code"] = decline_code
+        body.update(extra or {})
+        self.body = {"error": body}
+
+
+def _missing(kind: str, object_id: str, param: str) -> ApiError:
+    return ApiError(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
+
+
+# --- parsing and validation ---------------------------------------------------------------
+
+
+def parse_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+    """Stripe's bracket notation into nested dicts (arrays stay dicts of "0", "1"...)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        match = re.fullmatch(r"([^\[\]]+)((?:\[[^\[\]]*\])*)", key)
+        if match is None:
+            raise ApiError(400, f"Invalid parameter name: {key}", code="parameter_invalid")
+        parts = [match.group(1), *re.findall(r"\[([^\[\]]*)\]", match.group(2))]
+        node = out
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if part == "":  # "expand[]": append
+                part = str(len(node))
+            if last:
+                node[part] = value
+            else:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise ApiError(400, f"Invalid parameter: {key}", code="parameter_invalid")
+                node = child
+    return out
+
+
+def _problems(value: Any, schema: dict[str, Any], name: str) -> list[str]:
+    if "anyOf" in schema:
+        options = [_problems(value, option, name) for option in schema["anyOf"]]
+        if any(not found for found in options):
+            return []
+        return min(options, key=len)
+    kind = schema.get("type", "any")
+    if kind == "any":
+        return []
+    if kind == "object":
+        if not isinstance(value, dict):
+            return [f"Invalid object: {name}"]
+        found: list[str] = []
+        props = schema.get("properties", {})
+        for key, sub in value.items():
+            if key in props:
+                found += _problems(sub, props[key], f"{name}[{key}]")
+            elif "values" in schema:
+                found += _problems(sub, schema["values"], f"{name}[{key}]")
+            else:
+                found.append(f"Received unknown parameter: {name}[{key}]")
+        found += [
+            f"Missing required param: {name}[{key}]."
+            for key in schema.get("required", [])
+            if key not in value
+        ]
+        return found
+    if kind == "array":
+        if not isinstance(value, dict) or sorted(value, key=int) != [
+            str(i) for i in range(len(value))
+        ]:
+            return [f"Invalid array: {name}"]
+        items = schema.get("items", {"type": "any"})
+        return [
+            p for i in range(len(value)) for p in _problems(value[str(i)], items, f"{name}[{i}]")
+        ]
+    if not isinstance(value, str):
+        return [f"Invalid {kind}: {name}"]
+    if kind == "integer" and not re.fullmatch(r"-?\d+", value):
+        return [f"Invalid integer: {value}"]
+    if kind == "number" and not re.fullmatch(r"-?\d+(\.\d+)?", value):
+        return [f"Invalid number: {value}"]
+    if kind == "boolean" and value not in ("true", "false"):
+        return [f"Invalid boolean: {value}"]
+    if "enum" in schema and value not in [
+        str(v).lower() if isinstance(v, bool) else v for v in schema["enum"]
+    ]:
+        return [f"Invalid {name}: must be one of {', '.join(map(str, schema['enum']))}"]
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        return [f"Invalid {name}: must be at most {schema['maxLength']} characters"]
+    return []
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    spec: dict[str, Any]
+
+
+def load_operations() -> list[Operation]:
+    data = json.loads(OPERATIONS_FILE.read_text())
+    operations = []
+    for key, spec in data["operations"].items():
+        method, template = key.split(" ", 1)
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        operations.append(Operation(method, template, re.compile(f"^{regex}$"), spec))
+    return operations
+
+
+def validate(operation: Operation, params: dict[str, Any]) -> None:
+    schema = {
+        "type": "object",
+        "properties": operation.spec["params"],
+        "required": operation.spec["required"],
+    }
+    problems = _problems(params, schema, "")
+    if problems:
+        # Stripe names a top-level parameter without brackets.
+        message = re.sub(r"(?<![\w\]])\[(\w+)\]", r"\1", problems[0], count=1)
+        raise ApiError(
+            400, message, code="parameter_unknown" if "unknown" in message else "parameter_invalid"
+        )
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [value[str(i)] for i in range(len(value))]
+    return []
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    params: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class State:
+    customers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    setup_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    payment_methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    charges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # idempotency key: (fingerprint, status, body)
+    idempotent: dict[str, tuple[str, int, dict[str, Any]]] = field(default_factory=dict)
+
+
+class StripeServer:
+    def __init__(self, secret_key: str = "sk_test_local0123456789abcdef") -> None:
+        self.secret_key = secret_key
+        self.operations = load_operations()
+        self.state = State()
+        self.lock = threading.RLock()
+        self.failures: list[str] = []
+        self.requests: list[Recorded] = []
+        self.invalid_requests: list[tuple[Recorded, str]] = []
+        self.hang = threading.Event()
+        self.httpd: ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+        for name in TEST_CARDS:
+            self.state.payment_methods[name] = self._card_object(name, name)
+
+    # lifecycle
+
+    def start(self) -> StripeServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                server._handle(self, "POST")
+
+            def do_DELETE(self) -> None:
+                server._handle(self, "DELETE")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.hang.set()
+        if self.httpd is not None:
+            self.httpd.shutdown()
+            self.httpd.server_close()
+
+    @property
+    def base_url(self) -> str:
+        assert self.httpd is not None
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def fail_next(self, *failures: str) -> None:
+        unknown = set(failures) - set(FAILURES)
+        if unknown:
+            raise ValueError(f"unknown failure {sorted(unknown)}")
+        with self.lock:
+            self.failures.extend(failures)
+
+    # the browser's side, which no server call of ours can do
+
+    def complete_authentication(self, intent_id: str, *, succeed: bool) -> dict[str, Any]:
+        """The customer passes (or fails) the 3-D Secure challenge of a requires_action
+        intent, as Stripe.js would report it."""
+        with self.lock:
+            intent = self.state.payment_intents[intent_id]
+            assert intent["status"] == "requires_action", intent["status"]
+            intent["next_action"] = None
+            if succeed:
+                self._charge(intent)
+            else:
+                intent["status"] = "requires_payment_method"
+                intent["last_payment_error"] = {
+                    "type": "invalid_request_error",
+                    "code": "payment_intent_authentication_failure",
+                    "message": "The provided PaymentMethod has failed authentication. You can "
+                    "provide payment_method_data or a new PaymentMethod to attempt to "
+                    "fulfill this PaymentIntent again.",
+                    "payment_method": self._public(
+                        self.state.payment_methods[intent["payment_method"]]
+                    ),
+                }
+            return dict(intent)
+
+    def confirm_setup_intent(self, setup_intent_id: str, card: str = "pm_card_visa") -> str:
+        """The customer enters a card in the Payment Element of a SetupIntent: a new
+        PaymentMethod attached to the intent's customer. Returns its id."""
+        with self.lock:
+            intent = self.state.setup_intents[setup_intent_id]
+            pm_id = _id("pm")
+            method = self._card_object(pm_id, card)
+            method["customer"] = intent["customer"]
+            self.state.payment_methods[pm_id] = method
+            intent.update(status="succeeded", payment_method=pm_id)
+            return pm_id
+
+    def settle_processing(self, intent_id: str, *, succeed: bool) -> dict[str, Any]:
+        """An intent left "processing" (as bank debits are) reaches its final state."""
+        with self.lock:
+            intent = self.state.payment_intents[intent_id]
+            if succeed:
+                self._charge(intent)
+            else:
+                intent["status"] = "requires_payment_method"
+            return dict(intent)
+
+    # webhooks
+
+    def event(
+        self, type: str, obj: dict[str, Any], *, event_id: str | None = None
+    ) -> dict[str, Any]:
+        return {
+            "id": event_id or _id("evt"),
+            "object": "event",
+            "api_version": stripe.api_version,
+            "created": int(time.time()),
+            "type": type,
+            "livemode": False,
+            "pending_webhooks": 1,
+            "request": {"id": _id("req"), "idempotency_key": None},
+            "data": {"object": obj},
+        }
+
+    def intent(self, intent_id: str) -> dict[str, Any]:
+        with self.lock:
+            return json.loads(json.dumps(self.state.payment_intents[intent_id]))
+
+    @staticmethod
+    def sign(payload: str, secret: str, *, timestamp: int | None = None) -> str:
+        """The Stripe-Signature header Stripe sends with `payload`."""
+        return stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
+
+    def send_event(
+        self, url: str, event: dict[str, Any], secret: str, *, timestamp: int | None = None
+    ) -> httpx.Response:
+        payload = json.dumps(event, indent=2)
+        return httpx.post(
+            url,
+            content=payload.encode(),
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Stripe-Signature": self.sign(payload, secret, timestamp=timestamp),
+                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            },
+        )
+
+    # HTTP
+
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length).decode() if length else ""
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        with self.lock:
+            failure = self.failures.pop(0) if self.failures else ""
+        if failure == "drop_before":
+            self._drop(handler)
+            return
+        status, answer, replayed = self._answer(
+            method, url.path, url.query, body, headers, refuse=failure
+        )
+        if failure == "timeout":
+            self.hang.wait(30)
+            self._drop(handler)
+            return
+        if failure == "drop":
+            self._drop(handler)
+            return
+        payload = json.dumps(answer).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.send_header("Request-Id", _id("req"))
+        if replayed:
+            handler.send_header("Idempotent-Replayed", "true")
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+    @staticmethod
+    def _drop(handler: BaseHTTPRequestHandler) -> None:
+        handler.close_connection = True
+        with suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: str,
+        headers: dict[str, str],
+        *,
+        refuse: str = "",
+    ) -> tuple[int, dict[str, Any], bool]:
+        """Validate and carry out one request: (status, answer, replayed). With `refuse`
+        "500" or "429", Stripe answers that error after validation and does nothing."""
+        source = body if method == "POST" else query
+        try:
+            params = parse_form(parse_qsl(source, keep_blank_values=True))
+        except ApiError as exc:
+            return exc.status, exc.body, False
+        recorded = Recorded(method, path, params, headers)
+        with self.lock:
+            self.requests.append(recorded)
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return 401, ApiError(401, "You did not provide an API key.").body, False
+        if auth.removeprefix("Bearer ") != self.secret_key:
+            key = auth.removeprefix("Bearer ")
+            shown = f"{key[:8]}{'*' * 12}{key[-4:]}" if len(key) > 12 else "****"
+            return 401, ApiError(401, f"Invalid API Key provided: {shown}").body, False
+        for operation in self.operations:
+            match = operation.pattern.match(path)
+            if match and operation.method == method:
+                break
+        else:
+            return 404, ApiError(404, f"Unrecognized request URL ({method}: {path}).").body, False
+        try:
+            validate(operation, params)
+        except ApiError as exc:
+            with self.lock:
+                self.invalid_requests.append((recorded, str(exc)))
+            return exc.status, exc.body, False
+        if refuse == "500":
+            return 500, ApiError(500, "An unknown error occurred", type="api_error").body, False
+        if refuse == "429":
+            message = "Too many requests hit the API too quickly."
+            return 429, ApiError(429, message, code="rate_limit").body, False
+        key = headers.get("idempotency-key", "") if method == "POST" else ""
+        fingerprint = json.dumps([method, path, params], sort_keys=True)
+        with self.lock:
+            if key and key in self.state.idempotent:
+                first, status, answer = self.state.idempotent[key]
+                if first != fingerprint:
+                    return (
+                        400,
+                        ApiError(
+                            400,
+                            "Keys for idempotent requests can only be used with the same "
+                            "parameters they were first used with. Try using a key other "
+                            "than '" + key + "' if you meant to execute a different request.",
+                            type="idempotency_error",
+                        ).body,
+                        False,
+                    )
+                return status, answer, True
+            try:
+                status, answer = 200, self._dispatch(operation, match.groupdict(), params)
+            except ApiError as exc:
+                if exc.body["error"]["type"] == "invalid_request_error" and exc.status == 400:
+                    return exc.status, exc.body, False  # not saved, as at Stripe
+                status, answer = exc.status, exc.body
+            if key:
+                self.state.idempotent[key] = (fingerprint, status, answer)
+            return status, answer, False
+
+    def _dispatch(
+        self, operation: Operation, args: dict[str, str], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        handler: Callable[..., dict[str, Any]] = {
+            "POST /v1/customers": self._customer_create,
+            "GET /v1/customers/{customer}": self._customer_get,
+            "POST /v1/payment_intents": self._intent_create,
+            "GET /v1/payment_intents/{intent}": self._intent_get,
+            "POST /v1/payment_intents/{intent}/confirm": self._intent_confirm,
+            "POST /v1/setup_intents": self._setup_create,
+            "GET /v1/setup_intents/{intent}": self._setup_get,
+            "GET /v1/payment_methods/{payment_method}": self._method_get,
+            "POST /v1/payment_methods/{payment_method}/detach": self._method_detach,
+            "POST /v1/refunds": self._refund_create,
+            "GET /v1/refunds/{refund}": self._refund_get,
+        }[f"{operation.method} {operation.template}"]
+        result = handler(params, **args)
+        return json.loads(json.dumps(result))
+
+    # objects
+
+    def _card_object(self, pm_id: str, card: str) -> dict[str, Any]:
+        brand, last4, _ = TEST_CARDS[card]
+        return {
+            "id": pm_id,
+            "object": "payment_method",
+            "type": "card",
+            "customer": None,
+            "created": int(time.time()),
+            "livemode": False,
+            "metadata": {},
+            "billing_details": {"address": None, "email": None, "name": None, "phone": None},
+            "card": {
+                "brand": brand,
+                "last4": last4,
+                "exp_month": 12,
+                "exp_year": time.gmtime().tm_year + 3,
+                "country": "US",
+                "funding": "credit",
+                "fingerprint": secrets.token_hex(8),
+            },
+            "_test_card": card,
+        }
+
+    def _customer_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer: dict[str, Any] = {
+            "id": _id("cus"),
+            "object": "customer",
+            "created": int(time.time()),
+            "email": params.get("email"),
+            "name": params.get("name"),
+            "description": params.get("description"),
+            "metadata": params.get("metadata") or {},
+            "livemode": False,
+        }
+        self.state.customers[customer["id"]] = customer
+        return customer
+
+    def _customer_get(self, params: dict[str, Any], customer: str) -> dict[str, Any]:
+        if customer not in self.state.customers:
+            raise _missing("customer", customer, "id")
+        return self.state.customers[customer]
+
+    def _payment_method(self, pm_id: str) -> dict[str, Any]:
+        method = self.state.payment_methods.get(pm_id)
+        if method is None:
+            raise _missing("PaymentMethod", pm_id, "payment_method")
+        return method
+
+    def _public(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+    def _intent_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        amount = int(params["amount"])
+        if amount < 1:
+            raise ApiError(400, "This value must be greater than or equal to 1.", param="amount")
+        customer = params.get("customer")
+        if customer and customer not in self.state.customers:
+            raise _missing("customer", customer, "customer")
+        intent_id = _id("pi")
+        intent: dict[str, Any] = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_received": 0,
+            "currency": params["currency"],
+            "customer": customer,
+            "description": params.get("description"),
+            "metadata": params.get("metadata") or {},
+            "status": "requires_payment_method",
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}",
+            "payment_method": None,
+            "payment_method_types": _as_list(params.get("payment_method_types")) or ["card"],
+            "setup_future_usage": params.get("setup_future_usage"),
+            "capture_method": "automatic",
+            "confirmation_method": "automatic",
+            "created": int(time.time()),
+            "livemode": False,
+            "next_action": None,
+            "last_payment_error": None,
+            "latest_charge": None,
+            "cancellation_reason": None,
+        }
+        if params.get("payment_method"):
+            self._payment_method(params["payment_method"])
+            intent["payment_method"] = params["payment_method"]
+            intent["status"] = "requires_confirmation"
+        self.state.payment_intents[intent_id] = intent
+        if params.get("confirm") == "true":
+            return self._confirm(intent, params)
+        return intent
+
+    def _intent_get(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
+        if intent not in self.state.payment_intents:
+            raise _missing("payment_intent", intent, "intent")
+        return self.state.payment_intents[intent]
+
+    def _intent_confirm(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
+        found = self._intent_get(params, intent)
+        if params.get("payment_method"):
+            self._payment_method(params["payment_method"])
+            found["payment_method"] = params["payment_method"]
+        return self._confirm(found, params)
+
+    def _confirm(self, intent: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
+            raise ApiError(
+                400,
+                f"This PaymentIntent's status is {intent['status']}, so it cannot be confirmed.",
+                code="payment_intent_unexpected_state",
+            )
+        if not intent["payment_method"]:
+            raise ApiError(
+                400,
+                "You cannot confirm this PaymentIntent because it's missing a payment method.",
+                code="payment_intent_unexpected_state",
+            )
+        method = self.state.payment_methods[intent["payment_method"]]
+        outcome = TEST_CARDS[method["_test_card"]][2]
+        off_session = params.get("off_session") in ("true", "one_off", "recurring")
+        if outcome == "authentication_required" and not off_session:
+            intent["status"] = "requires_action"
+            return_url = params.get("return_url")
+            intent["next_action"] = (
+                {
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {
+                        "url": f"{self.base_url}/3ds/{intent['id']}",
+                        "return_url": return_url,
+                    },
+                }
+                if return_url
+                else {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
+            )
+            return intent
+        if outcome in DECLINES:
+            code, decline_code, message = DECLINES[outcome]
+            charge = self._new_charge(intent, "failed")
+            error: dict[str, Any] = {
+                "type": "card_error",
+                "code": code,
+                "message": message,
+                "charge": charge["id"],
+                "payment_method": self._public(method),
+            }
+            if decline_code:
+                error["decline_code"] = decline_code
+            intent.update(status="requires_payment_method", latest_charge=charge["id"])
+            intent["last_payment_error"] = error
+            raise ApiError(
+                402,
+                message,
+                type="card_error",
+                code=code,
+                decline_code=decline_code,
+                extra={"charge": charge["id"], "payment_intent": dict(intent)},
+            )
+        self._charge(intent)
+        return intent
+
+    def _new_charge(self, intent: dict[str, Any], status: str) -> dict[str, Any]:
+        charge = {
+            "id": _id("ch"),
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_refunded": 0,
+            "currency": intent["currency"],
+            "payment_intent": intent["id"],
+            "payment_method": intent["payment_method"],
+            "status": status,
+            "paid": status == "succeeded",
+            "refunded": False,
+            "created": int(time.time()),
+            "livemode": False,
+        }
+        self.state.charges[charge["id"]] = charge
+        return charge
+
+    def _charge(self, intent: dict[str, Any]) -> None:
+        charge = self._new_charge(intent, "succeeded")
+        intent.update(
+            status="succeeded",
+            amount_received=intent["amount"],
+            latest_charge=charge["id"],
+            last_payment_error=None,
+        )
+
+    def _setup_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        customer = params.get("customer")
+        if customer and customer not in self.state.customers:
+            raise _missing("customer", customer, "customer")
+        intent_id = _id("seti")
+        intent = {
+            "id": intent_id,
+            "object": "setup_intent",
+            "customer": customer,
+            "status": "requires_payment_method",
+            "client_secret": f"{intent_id}_secret_{secrets.token_hex(12)}",
+            "payment_method": None,
+            "payment_method_types": _as_list(params.get("payment_method_types")) or ["card"],
+            "usage": params.get("usage", "off_session"),
+            "metadata": params.get("metadata") or {},
+            "created": int(time.time()),
+            "livemode": False,
+            "next_action": None,
+            "last_setup_error": None,
+        }
+        self.state.setup_intents[intent_id] = intent
+        return intent
+
+    def _setup_get(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
+        if intent not in self.state.setup_intents:
+            raise _missing("setup_intent", intent, "intent")
+        return self.state.setup_intents[intent]
+
+    def _method_get(self, params: dict[str, Any], payment_method: str) -> dict[str, Any]:
+        return self._public(self._payment_method(payment_method))
+
+    def _method_detach(self, params: dict[str, Any], payment_method: str) -> dict[str, Any]:
+        method = self._payment_method(payment_method)
+        if method["customer"] is None:
+            raise ApiError(
+                400,
+                "The payment method you provided is not attached to a customer so "
+                "detachment is impossible.",
+            )
+        method["customer"] = None
+        return self._public(method)
+
+    def _refund_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("payment_intent"):
+            intent = self._intent_get({}, params["payment_intent"])
+            if intent["status"] != "succeeded" or not intent["latest_charge"]:
+                raise ApiError(
+                    400,
+                    f"This PaymentIntent ({intent['id']}) does not have a successful "
+                    "charge to refund.",
+                )
+            charge = self.state.charges[intent["latest_charge"]]
+        elif params.get("charge"):
+            charge = self.state.charges.get(params["charge"]) or {}
+            if not charge:
+                raise _missing("charge", params["charge"], "charge")
+        else:
+            raise ApiError(400, "One of `charge` or `payment_intent` is required.")
+        left = charge["amount"] - charge["amount_refunded"]
+        amount = int(params.get("amount", left))
+        if amount < 1 or amount > left:
+            raise ApiError(
+                400,
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({left})",
+                param="amount",
+            )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        refund = {
+            "id": _id("re"),
+            "object": "refund",
+            "amount": amount,
+            "charge": charge["id"],
+            "currency": charge["currency"],
+            "payment_intent": charge["payment_intent"],
+            "reason": params.get("reason"),
+            "metadata": params.get("metadata") or {},
+            "status": "succeeded",
+            "created": int(time.time()),
+        }
+        self.state.refunds[refund["id"]] = refund
+        return refund
+
+    def _refund_get(self, params: dict[str, Any], refund: str) -> dict[str, Any]:
+        if refund not in self.state.refunds:
+            raise _missing("refund", refund, "id")
+        return self.state.refunds[refund]
+
+
+@contextmanager
+def running_server(**kwargs: Any) -> Iterator[StripeServer]:
+    server = StripeServer(**kwargs).start()
+    try:
+        yield server
+    finally:
+        server.stop()
