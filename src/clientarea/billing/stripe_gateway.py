@@ -430,6 +430,25 @@ class StripeGateway:
         )
         return intent_from_stripe(intent)
 
+    def payment_intent_find(self, transaction_key: str) -> PaymentIntentResult | None:
+        """The intent made for our payment `transaction_key` (its metadata
+        ``transaction``), or None if Stripe has none, for a payment whose intent id was
+        never recorded (a crash right after creating it). Stripe's search is eventually
+        consistent (an intent is usually found within a minute of its creation), so ask
+        only after the grace period, and read None as "not yet known" near it."""
+        quoted = transaction_key.replace("\\", "\\\\").replace("'", "\\'")
+        found = self._call(
+            "payment intent search",
+            lambda: self.client.v1.payment_intents.search(
+                params={"query": f"metadata['transaction']:'{quoted}'", "limit": 10}
+            ),
+        )
+        intents = [intent_from_stripe(obj) for obj in _plain(found).get("data", [])]
+        if not intents:
+            return None
+        # One intent per payment is the rule; if there are more, a success wins.
+        return next((i for i in intents if i.status == "succeeded"), intents[0])
+
     # setup intents: saving a card
 
     def setup_intent_create(

@@ -211,7 +211,8 @@ def load_operations() -> list[Operation]:
         method, template = key.split(" ", 1)
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         operations.append(Operation(method, template, re.compile(f"^{regex}$"), spec))
-    return operations
+    # A fixed path ("/v1/payment_intents/search") before a template that also matches it.
+    return sorted(operations, key=lambda op: op.template.count("{"))
 
 
 def validate(operation: Operation, params: dict[str, Any]) -> None:
@@ -527,6 +528,7 @@ class StripeServer:
             "GET /v1/customers/{customer}": self._customer_get,
             "POST /v1/payment_intents": self._intent_create,
             "GET /v1/payment_intents/{intent}": self._intent_get,
+            "GET /v1/payment_intents/search": self._intent_search,
             "POST /v1/payment_intents/{intent}/confirm": self._intent_confirm,
             "POST /v1/setup_intents": self._setup_create,
             "GET /v1/setup_intents/{intent}": self._setup_get,
@@ -635,6 +637,26 @@ class StripeServer:
         if intent not in self.state.payment_intents:
             raise _missing("payment_intent", intent, "intent")
         return self.state.payment_intents[intent]
+
+    def _intent_search(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Stripe's search query language, as far as the driver uses it: one
+        ``metadata['key']:'value'`` clause."""
+        match = re.fullmatch(r"metadata\['(\w+)'\]:'((?:[^'\\]|\\.)*)'", params["query"])
+        if match is None:
+            raise ApiError(400, f"Unsupported query: {params['query']}", param="query")
+        key, value = match.group(1), re.sub(r"\\(.)", r"\1", match.group(2))
+        found = [
+            intent
+            for intent in self.state.payment_intents.values()
+            if intent["metadata"].get(key) == value
+        ]
+        return {
+            "object": "search_result",
+            "url": "/v1/payment_intents/search",
+            "has_more": False,
+            "next_page": None,
+            "data": found[: int(params.get("limit", 10))],
+        }
 
     def _intent_confirm(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
         found = self._intent_get(params, intent)

@@ -260,6 +260,17 @@ def test_confirming_an_intent_with_a_card(gateway: StripeGateway, server: Stripe
     assert confirmed.status == "succeeded"
 
 
+def test_an_intent_is_found_by_our_payment_key(
+    gateway: StripeGateway, server: StripeServer
+) -> None:
+    assert gateway.payment_intent_find(KEY) is None
+    intent = pay(gateway, "pm_card_visa")
+    pay(gateway, None, idempotency_key="another-key-0123456789")
+    found = gateway.payment_intent_find(KEY)
+    assert found is not None and (found.id, found.status) == (intent.id, "succeeded")
+    assert server.requests[-1].params["query"] == f"metadata['transaction']:'{KEY}'"
+
+
 def test_an_unknown_intent(gateway: StripeGateway) -> None:
     with pytest.raises(OutsideRefused) as missing:
         gateway.payment_intent_retrieve("pi_doesnotexist")

@@ -26,6 +26,7 @@ OPERATIONS = (
     ("get", "/v1/customers/{customer}"),
     ("post", "/v1/payment_intents"),
     ("get", "/v1/payment_intents/{intent}"),
+    ("get", "/v1/payment_intents/search"),
     ("post", "/v1/payment_intents/{intent}/confirm"),
     ("post", "/v1/setup_intents"),
     ("get", "/v1/setup_intents/{intent}"),
