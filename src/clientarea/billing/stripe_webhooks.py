@@ -1,0 +1,263 @@
+"""Stripe webhooks: the endpoint Stripe posts events to, their signatures, and handlers
+that process each event exactly once.
+
+**Signatures.** Stripe signs each delivery with the endpoint's secret
+(STRIPE_WEBHOOK_SECRET): ``Stripe-Signature: t=<unix time>,v1=<hex>[,v1=<hex>...]``,
+where each ``v1`` is HMAC-SHA256 of ``"<t>.<raw body>"`` (several while a secret is
+being rolled). The stripe library's ``WebhookSignature.verify_header`` checks them
+(constant-time compare, any one ``v1`` may match) and refuses a timestamp more than
+TOLERANCE_SECONDS old; a timestamp as far in the future is refused here too. A bad
+signature or a stale timestamp is answered 400 and nothing is processed or stored.
+
+**Once only, any order.** Each processed event is stored as a ``StripeEvent`` (unique
+event id) in the same transaction as what it did: a retried or duplicated event finds
+its id and is answered 200 without doing anything again; an event whose processing
+failed stored nothing, so Stripe's retry processes it. Order does not matter because
+settling a payment is itself exactly-once (``services.card_payment_record``: a
+processing payment is settled once; a success also settles one recorded as failed; a
+success is never undone by a late failure). A failed attempt is recorded as failed, with
+Stripe's reason (a decline's message included), since the customer may still complete
+the same intent with another card and a success is recorded over a failed payment.
+
+**Events.** payment_intent.succeeded / payment_failed settle the payment whose
+idempotency key the intent carries (metadata ``transaction``); payment_intent.processing
+leaves it processing; charge.refunded, charge.dispute.created and setup_intent.succeeded
+are recorded (and a dispute logged for staff) for the pay-page and back-office flows to
+build on. Any other event type is answered 200 and ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from clientarea.accounts.policy import public
+
+from .gateways import ChargeResult, ChargeStatus
+from .models import StripeEvent, Transaction
+from .stripe_gateway import StripeAmountError, intent_from_stripe, to_minor
+
+logger = logging.getLogger(__name__)
+
+TOLERANCE_SECONDS = 300
+GATEWAY_CODE = "stripe"
+
+
+class WebhookRefused(Exception):
+    """Not a genuine, fresh event from Stripe: answered 400, nothing done."""
+
+
+def verify_event(payload: bytes, header: str | None, *, now: float | None = None) -> dict[str, Any]:
+    """The event in `payload`, once its `header` (Stripe-Signature) proves Stripe sent it
+    within TOLERANCE_SECONDS. Raises WebhookRefused otherwise."""
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        logger.error("A Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set.")
+        raise WebhookRefused("The webhook endpoint is not configured.")
+    if not header:
+        raise WebhookRefused("No Stripe-Signature header.")
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError:
+        raise WebhookRefused("The signature does not match, or the event is too old.") from None
+    except (ValueError, UnicodeDecodeError):
+        raise WebhookRefused("The signature header cannot be read.") from None
+    # verify_header refuses old timestamps only; one far ahead of our clock is no fresher.
+    stamp = re.search(r"(?:^|,)t=(\d+)", header)
+    if stamp is None or int(stamp.group(1)) > (now or time.time()) + TOLERANCE_SECONDS:
+        raise WebhookRefused("The event's timestamp is outside the tolerance.")
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        raise WebhookRefused("The body is not JSON.") from None
+    if (
+        not isinstance(event, dict)
+        or not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+        or not isinstance(event.get("data"), dict)
+        or not isinstance(event["data"].get("object"), dict)
+    ):
+        raise WebhookRefused("The body is not a Stripe event.")
+    return event
+
+
+# --- settling payments -------------------------------------------------------------------
+
+
+def payment_settle_from_gateway(
+    transaction_key: str,
+    status: ChargeStatus,
+    reference: str,
+    message: str = "",
+    *,
+    amount_minor: int | None = None,
+    currency: str = "",
+) -> str:
+    """Settle the processing Stripe payment whose idempotency key is `transaction_key`
+    with the processor's final answer, exactly once, through the service that also
+    records the paying request's and the reconciliation job's answers
+    (``services.card_payment_record``). When Stripe says how much it took, the amount
+    must be the payment's. Returns what was done, for the event's record."""
+    from .services import card_payment_record
+
+    tx = (
+        Transaction.objects.filter(
+            idempotency_key=transaction_key, kind=Transaction.Kind.PAYMENT
+        ).first()
+        if transaction_key
+        else None
+    )
+    if tx is None and reference:
+        tx = Transaction.objects.filter(
+            gateway=GATEWAY_CODE, reference=reference, kind=Transaction.Kind.PAYMENT
+        ).first()
+    if tx is None:
+        return "no payment of ours"
+    if tx.gateway != GATEWAY_CODE:
+        logger.error("Stripe event for payment %s of gateway %r ignored", tx.pk, tx.gateway)
+        return f"payment {tx.pk} is not a Stripe payment: ignored"
+    if amount_minor is not None:
+        try:
+            expected = to_minor(tx.amount, tx.currency)
+        except StripeAmountError:
+            expected = None
+        if expected != amount_minor or currency.lower() != tx.currency.lower():
+            logger.error(
+                "Stripe event for payment %s: %s %s at Stripe, %s %s here; not settled",
+                tx.pk,
+                amount_minor,
+                currency,
+                tx.amount,
+                tx.currency,
+            )
+            return f"payment {tx.pk}: amount differs from Stripe's, not settled"
+    outcome = card_payment_record(tx.pk, ChargeResult(status, reference, message))
+    return f"payment {tx.pk}: {outcome.status}"
+
+
+# --- handlers ----------------------------------------------------------------------------
+
+
+def _settle_intent(obj: dict[str, Any], status: ChargeStatus) -> str:
+    intent = intent_from_stripe(obj)
+    key = str((intent.metadata or {}).get("transaction", ""))
+    if status == ChargeStatus.SUCCEEDED:
+        return payment_settle_from_gateway(
+            key,
+            ChargeStatus.SUCCEEDED,
+            intent.id,
+            amount_minor=int(obj.get("amount_received") or intent.amount),
+            currency=intent.currency,
+        )
+    result = intent.charge_result() or ChargeResult(
+        ChargeStatus.FAILED, intent.id, "The card was declined."
+    )
+    return payment_settle_from_gateway(key, result.status, intent.id, result.message)
+
+
+def on_payment_intent_succeeded(obj: dict[str, Any]) -> str:
+    return _settle_intent(obj, ChargeStatus.SUCCEEDED)
+
+
+def on_payment_intent_payment_failed(obj: dict[str, Any]) -> str:
+    return _settle_intent(obj, ChargeStatus.FAILED)
+
+
+def on_payment_intent_processing(obj: dict[str, Any]) -> str:
+    # Not final (a bank debit, a slow network): the payment stays processing until the
+    # succeeded or payment_failed event, or the reconciliation job, settles it.
+    return "still processing"
+
+
+def on_charge_refunded(obj: dict[str, Any]) -> str:
+    # Refunds made from the back office are recorded by the action that made them; this
+    # is Stripe's confirmation (or a refund made in Stripe's dashboard, for staff to see).
+    return (
+        f"refunded {obj.get('amount_refunded')} {obj.get('currency')} of "
+        f"{obj.get('payment_intent') or obj.get('id')}"
+    )
+
+
+def on_charge_dispute_created(obj: dict[str, Any]) -> str:
+    logger.warning(
+        "Stripe dispute %s opened on %s (%s %s, reason %s): answer it in Stripe's dashboard.",
+        obj.get("id"),
+        obj.get("payment_intent") or obj.get("charge"),
+        obj.get("amount"),
+        obj.get("currency"),
+        obj.get("reason"),
+    )
+    return f"dispute {obj.get('id')} opened: {obj.get('reason')}"
+
+
+def on_setup_intent_succeeded(obj: dict[str, Any]) -> str:
+    # The card page stores the card (brand, last four, expiry) when the browser returns.
+    return f"card {obj.get('payment_method')} saved for {obj.get('customer')}"
+
+
+HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "payment_intent.succeeded": on_payment_intent_succeeded,
+    "payment_intent.payment_failed": on_payment_intent_payment_failed,
+    "payment_intent.processing": on_payment_intent_processing,
+    "charge.refunded": on_charge_refunded,
+    "charge.dispute.created": on_charge_dispute_created,
+    "setup_intent.succeeded": on_setup_intent_succeeded,
+}
+
+
+def event_process(event: dict[str, Any]) -> tuple[str, str]:
+    """Process a verified event once: ("processed" | "duplicate" | "ignored", result)."""
+    handler = HANDLERS.get(event["type"])
+    if handler is None:
+        return "ignored", f"{event['type']} is not handled"
+    obj = event["data"]["object"]
+    created = event.get("created")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = StripeEvent.objects.create(
+                    event_id=event["id"][:255],
+                    type=event["type"][:100],
+                    object_id=str(obj.get("id", ""))[:255],
+                    livemode=bool(event.get("livemode")),
+                    created=datetime.fromtimestamp(
+                        int(created) if isinstance(created, int) else time.time(), tz=UTC
+                    ),
+                )
+        except IntegrityError:
+            return "duplicate", "already processed"
+        result = handler(obj)
+        record.result = result[:300]
+        record.save(update_fields=["result"])
+    return "processed", result
+
+
+@public
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> JsonResponse:
+    """Stripe's deliveries: 2xx once an event is processed (or was already, or is of a
+    type we ignore), 400 for a delivery that is not a genuine fresh event, and 503 (never
+    a 500) when processing failed: nothing was stored, so Stripe delivers it again."""
+    try:
+        event = verify_event(request.body, request.headers.get("Stripe-Signature"))
+    except WebhookRefused as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    try:
+        state, result = event_process(event)
+    except Exception:
+        logger.exception("Processing Stripe event %s (%s) failed", event["id"], event["type"])
+        return JsonResponse({"error": "Not processed; deliver it again later."}, status=503)
+    return JsonResponse({"id": event["id"], "state": state, "result": result})
