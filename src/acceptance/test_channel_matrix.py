@@ -69,12 +69,20 @@ from clientarea.security.login_throttle import LoginAttempt, login_failed
 from clientarea.security.tests.factories import fresh_code, two_factor_on
 from clientarea.security.throttle import limits as throttle_limits
 from clientarea.security.twofactor import totp_pending_device
-from clientarea.support.services import ticket_open, ticket_reply_staff
+from clientarea.support.services import ticket_open, ticket_reply_customer, ticket_reply_staff
 from clientarea.support.tests.factories import DepartmentFactory
 
 pytestmark = pytest.mark.django_db
 
 ALL = sorted(permissions.ALL_CODES)
+SUPPORT_INBOX = "support-inbox@provider.example"
+
+
+@pytest.fixture(autouse=True)
+def _support_inbox(settings: Any) -> None:
+    """Staff are told of tickets here (checked by the staff tests; `received` leaves
+    their notes out, as they are nobody's of the account)."""
+    settings.SUPPORT_STAFF_EMAIL = SUPPORT_INBOX
 
 
 @dataclass
@@ -165,6 +173,8 @@ def received(world: World, since: int) -> dict[str, list[OutboxEmail]]:
     rows = OutboxEmail.objects.filter(pk__gt=since).order_by("pk")
     by_role: dict[str, list[OutboxEmail]] = {}
     for row in rows:
+        if row.audience == OutboxEmail.Audience.STAFF:
+            continue  # the provider's staff: see test_staff_notes_reach_the_support_inbox_alone
         role = world.role_of(row.to_email) or row.to_email
         by_role.setdefault(role, []).append(row)
     return by_role
@@ -245,6 +255,11 @@ def _remember_ticket(world: World, person: User) -> None:
     world.ticket = _open_ticket(world, person)
 
 
+def _customer_reply(world: World, person: User) -> None:
+    ticket = getattr(world, "ticket", None) or _open_ticket(world, world.account.owner)
+    ticket_reply_customer(ticket=ticket, author=person, body="Still down.")
+
+
 def _password_event(world: World, person: User) -> None:
     developer = MembershipFactory(account=world.account, permissions=["manageproducts"]).user
     world.people["actor"] = developer
@@ -291,6 +306,8 @@ ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "billing/email/payment_receipt": Scenario(_announce_transfer, _receipt),
     "support/email/ticket_opened": Scenario(None, _ticket_opened),
     "support/email/staff_reply": Scenario(_remember_ticket, _staff_reply),
+    "support/email/staff_new_ticket": Scenario(None, _ticket_opened),
+    "support/email/staff_customer_reply": Scenario(None, _customer_reply),
     "hosting/email/password_event": Scenario(None, _password_event),
     "accounts/email/invitation_accepted": Scenario(None, _joined),
 }
@@ -315,7 +332,7 @@ def expected_recipients(route: table.EmailRoute, world: World, named: str | None
 def account_cases() -> list[Any]:
     out = []
     for route in table.EMAILS:
-        if route.kind == table.PERSONAL:
+        if route.kind == table.PERSONAL or table.STAFF in route.to:
             continue
         named_roles = table.PERSON_ROLES if table.NAMED in route.to else (None,)
         for named in named_roles:
@@ -588,6 +605,54 @@ def test_personal_email_goes_to_its_addressee_alone(
     for sent, to, kind in sent_templates:
         if world.role_of(to) is not None:
             assert kind == table.SECURITY and world.role_of(to) == "owner", (sent, to)
+
+
+# --- notes to the provider's support staff ------------------------------------------------
+
+STAFF_ROUTES = [e for e in table.EMAILS if table.STAFF in e.to]
+TICKET_ROLES = [r for r in table.PERSON_ROLES if table.SUPPORT in table.RECEIVES[r]]
+
+
+@pytest.mark.parametrize("role", TICKET_ROLES)
+@pytest.mark.parametrize("route", STAFF_ROUTES, ids=lambda r: r.template)
+def test_staff_notes_reach_the_support_inbox_alone(
+    route: table.EmailRoute, role: str, sent_templates: list[tuple[str, str, str]]
+) -> None:
+    """Every new ticket and customer reply, whoever of the account writes it, is one note
+    to the support inbox: with no account, so no Email History lists it, and nobody of
+    the account is sent it."""
+    world = build_world()
+    person = world.people[role]
+    if route.template.endswith("customer_reply"):
+        world.ticket = _open_ticket(world, person)
+    since = last_pk()
+    sent_templates.clear()
+    ACCOUNT_SCENARIOS[route.template].act(world, person)
+    notes = OutboxEmail.objects.filter(pk__gt=since, audience=OutboxEmail.Audience.STAFF)
+    assert [(r.to_email, r.account_id, r.kind) for r in notes] == [
+        (SUPPORT_INBOX, None, route.kind)
+    ]
+    assert [t for t, to, _ in sent_templates if to == SUPPORT_INBOX] == [route.template]
+    for template, to, _ in sent_templates:
+        if template == route.template:
+            assert world.role_of(to) is None, to
+    (note,) = notes
+    assert "/admin/support/ticket/" in note.body_text
+    for viewer in (world.account.owner, world.people["all"]):
+        client = browser(viewer, world.account)
+        assert note.subject not in client.get(reverse("notifications:history")).content.decode()
+        detail = client.get(reverse("notifications:history_detail", args=[note.pk]))
+        assert detail.status_code == 404
+    assert outbox_deliver_due()["withheld"] == 0
+    assert any(SUPPORT_INBOX in m.to[0] for m in mail.outbox)
+
+
+def test_no_support_inbox_no_staff_notes(settings: Any) -> None:
+    settings.SUPPORT_STAFF_EMAIL = ""
+    world = build_world()
+    since = last_pk()
+    _customer_reply(world, world.account.owner)
+    assert not OutboxEmail.objects.filter(pk__gt=since, audience="staff").exists()
 
 
 # --- completeness ------------------------------------------------------------------------

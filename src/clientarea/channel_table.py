@@ -30,6 +30,9 @@ OWNER_FALLBACK = "owner, when the named person may not receive it"
 CONTACTS = "contacts"  # confirmed secondary contacts opted in to the kind
 NAMED = "named person"  # the person who acted (payer, ticket opener), while entitled
 ADDRESSEE = "addressee"  # the one person a personal email is about
+# The provider's support inbox (settings.SUPPORT_STAFF_EMAIL): not the account's email,
+# kept with no account, so nobody of the account receives or reads it.
+STAFF = "support staff"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,19 @@ EMAILS: tuple[EmailRoute, ...] = (
         SUPPORT,
         (NAMED, OWNER_FALLBACK, CONTACTS),
         "staff answer a ticket (its opener is named)",
+    ),
+    # to the provider's support staff, never to anyone of the account
+    EmailRoute(
+        "support/email/staff_new_ticket",
+        SUPPORT,
+        (STAFF,),
+        "someone of the account opens a ticket",
+    ),
+    EmailRoute(
+        "support/email/staff_customer_reply",
+        SUPPORT,
+        (STAFF,),
+        "someone of the account replies to a ticket",
     ),
     # owner-only security notices
     EmailRoute(
@@ -311,6 +327,12 @@ def render_markdown() -> str:
         "only while that person's own access covers it; the owner saving the contact makes",
         "it the owner's choice. Email History shows a contact's address only to those who",
         "may see the contacts.",
+        "",
+        "The owner receives the kinds of account news they chose in Emails You Receive",
+        "(invoice, support, product and domain news can be turned off; general news,",
+        "security notices and personal emails always go); the worker asks again before",
+        "sending. Notes to support staff go to the configured support address only: they",
+        "carry no account, so no Email History lists them, whoever reads it.",
         "",
         "A sub-account limited to chosen services and domains (a resource scope) is sent,",
         "and reads in Email History, product and domain emails only about an item in its",

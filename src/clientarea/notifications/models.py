@@ -30,6 +30,9 @@ class OutboxEmail(models.Model):
         MEMBER = "member", "A person with access to the account"
         CONTACT = "contact", "A secondary contact"
         PERSONAL = "personal", "The person it is about"
+        # The provider's support staff (settings.SUPPORT_STAFF_EMAIL): not the account's
+        # email, kept with no account, so no customer's Email History lists it.
+        STAFF = "staff", "The provider's staff"
 
     account = models.ForeignKey(
         "accounts.Account",

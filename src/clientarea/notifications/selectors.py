@@ -33,6 +33,10 @@ def email_history_for(access: Access) -> QuerySet[OutboxEmail]:
             if ids:
                 about |= Q(about_kind=kind, about_id__in=sorted(ids))
         readable |= Q(kind__in=sorted(per_item)) & about
-    return OutboxEmail.objects.filter(readable, account=access.account).order_by(
-        "-created_at", "-pk"
+    # Notes to the provider's staff are never the account's to read (they carry no
+    # account either: this is the second lock).
+    return (
+        OutboxEmail.objects.filter(readable, account=access.account)
+        .exclude(audience=OutboxEmail.Audience.STAFF)
+        .order_by("-created_at", "-pk")
     )

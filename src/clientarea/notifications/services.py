@@ -9,6 +9,7 @@ The grant governs email as it governs pages. Every email has a kind
 - ``notify_owner``: an owner-only security notice, to the owner alone.
 - ``email_send_to_person``: a personal email (an invitation, a change to someone's own
   access or login), to its addressee alone.
+- ``email_send_to_staff``: a note to the provider's support staff, never the account's.
 
 Rows are written inside the caller's transaction; the worker delivers later, so a
 mail-server outage delays mail but never loses it, and a rolled-back action sends
@@ -261,11 +262,32 @@ def email_send_to_person(
     )
 
 
+def email_send_to_staff(*, template: str, context: dict[str, Any]) -> OutboxEmail | None:
+    """Queue a note to the provider's support staff (settings.SUPPORT_STAFF_EMAIL; none
+    when it is empty): a new customer ticket, a customer's reply. It is not the account's
+    email: kept with no account and its own audience, so no customer's Email History
+    lists it, whatever their grant."""
+    to_email = settings.SUPPORT_STAFF_EMAIL
+    if not to_email:
+        return None
+    name = f"{settings.SITE_NAME} Support"
+    subject, body = render_email(template, {**context, "recipient_name": name})
+    return email_queue(
+        to_email=to_email,
+        to_name=name,
+        subject=subject,
+        body=body,
+        kind=EmailKind.SUPPORT,
+        account=None,
+        audience=Audience.STAFF,
+    )
+
+
 def outbox_recipient_entitled(row: OutboxEmail) -> bool:
     """Is the recipient of a queued row still entitled to it, right now? The same rules
     as when it was queued: the owner is still the owner, a member's access still covers
     the kind, a contact still exists, is confirmed at that address and opted in."""
-    if row.audience == Audience.PERSONAL or row.account_id is None:
+    if row.audience in (Audience.PERSONAL, Audience.STAFF) or row.account_id is None:
         return True
     account = Account.objects.select_related("owner").filter(pk=row.account_id).first()
     if account is None or account.closed_at is not None:

@@ -25,7 +25,7 @@ from clientarea.core.validators import (
     validate_single_line,
 )
 from clientarea.notifications.models import OutboxEmail
-from clientarea.notifications.services import notify
+from clientarea.notifications.services import email_send_to_staff, notify
 
 from .attachments import attachments_check, clean_filename
 from .models import Attachment, Department, Ticket, TicketMessage
@@ -206,7 +206,24 @@ def ticket_open(
             include_contacts=False,
             people=[opener],
         )
+        _tell_staff("support/email/staff_new_ticket", ticket, message, len(files))
     return ticket
+
+
+def _tell_staff(template: str, ticket: Ticket, message: TicketMessage, attachments: int) -> None:
+    """The provider's support inbox hears of every new ticket and customer reply (inside
+    the action's transaction, like every email)."""
+    about = ticket.about
+    email_send_to_staff(
+        template=template,
+        context={
+            "ticket": ticket,
+            "message": message,
+            "account": ticket.account,
+            "about": str(about) if about is not None else "",
+            "attachment_count": attachments,
+        },
+    )
 
 
 def ticket_reply_customer(
@@ -236,6 +253,7 @@ def ticket_reply_customer(
             changes={"status": [before, locked.status]} if before != locked.status else {},
             request=request,
         )
+        _tell_staff("support/email/staff_customer_reply", locked, message, len(files))
     ticket.status, ticket.updated_at = locked.status, locked.updated_at
     return message
 

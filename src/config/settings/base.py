@@ -199,6 +199,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Outbox retries: attempt n waits OUTBOX_RETRY_BASE_SECONDS * 2**(n-1), up to this many tries.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
+# The provider's support inbox: told of every new customer ticket and customer reply
+# ("" = nobody). Never an account's email: not in any customer's Email History.
+SUPPORT_STAFF_EMAIL = env.str("SUPPORT_STAFF_EMAIL", default="")
 
 # Keys for encrypting secrets at rest (control-panel passwords). Comma-separated Fernet
 # keys: the first encrypts, all decrypt, so a new key is put first to rotate.

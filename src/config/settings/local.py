@@ -6,3 +6,5 @@ from .base import env
 DEBUG = env.bool("DEBUG", default=True)
 # `make run` shows the product with its local stand-ins (panel, registrar, card sandbox).
 DEMO_MODE = env.bool("DEMO_MODE", default=True)
+# Staff notes about tickets go to a local address here (see the local mail viewer).
+SUPPORT_STAFF_EMAIL = env.str("SUPPORT_STAFF_EMAIL", default="support@example.com")
