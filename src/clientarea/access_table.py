@@ -143,6 +143,14 @@ ROUTES: tuple[Route, ...] = (
     Route("hosting:detail", GET, "permission:products", object_param="pk"),
     Route("hosting:password_reveal", GET_POST, "permission:manageproducts", object_param="pk"),
     Route("hosting:password_change", GET_POST, "permission:manageproducts", object_param="pk"),
+    Route(
+        "hosting:panel_login",
+        GET_POST,
+        "permission:manageproducts",
+        object_param="pk",
+        note="Log in to cPanel: a POST opens a one-time single sign-on URL (audited)",
+    ),
+    Route("hosting:panel_demo", GET, "permission:manageproducts", object_param="pk"),
     # domains
     Route("domains:list", GET, "permission:domains"),
     Route("domains:detail", GET, "permission:domains", object_param="pk"),

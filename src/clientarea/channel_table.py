@@ -82,6 +82,12 @@ EMAILS: tuple[EmailRoute, ...] = (
         (OWNER,),
         "a sub-account reveals or changes a control-panel password",
     ),
+    EmailRoute(
+        "hosting/email/panel_login",
+        SECURITY,
+        (OWNER,),
+        "a sub-account logs in to cPanel with Log in to cPanel",
+    ),
     EmailRoute("accounts/email/invitation_accepted", SECURITY, (OWNER,), "an invited person joins"),
     EmailRoute(
         "accounts/email/account_close_requested",

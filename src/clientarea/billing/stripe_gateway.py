@@ -26,8 +26,9 @@ was sent                                timeout, TLS failure)
 APIConnectionError after it was sent    OutsideUncertain (read timeout, dropped connection)
 APIError (5xx), 409 (the same key       OutsideUncertain: Stripe says the result of a 500
 still being processed)                  is unknown; ask again with the same key
-IdempotencyError, InvalidRequestError   OutsideRefused (our request was wrong: logged for
-                                        staff), ``code`` Stripe's (resource_missing...)
+IdempotencyError, InvalidRequestError   ``StripeRequestRefused`` (an OutsideRefused: our
+                                        request was wrong, logged for staff), ``code``
+                                        Stripe's (resource_missing...), ``detail`` its text
 ======================================  ====================================================
 
 Amounts go to Stripe in the currency's minor unit (``to_minor``): cents for most, whole
@@ -69,10 +70,21 @@ WHOLE_UNITS_ONLY = frozenset({"isk"})
 UNAVAILABLE = "The card processor could not be reached; nothing was charged."
 UNCERTAIN = "The card processor did not answer in time."
 MISCONFIGURED = "Card payments are not available right now; nothing was charged."
+REFUSED = "The card processor could not process this request; nothing was charged."
 
 
 class StripeAmountError(ValueError):
     """An amount Stripe cannot take in that currency (a fraction of a yen...)."""
+
+
+class StripeRequestRefused(OutsideRefused):
+    """Stripe refused our request as invalid (an unknown object, an amount above what is
+    left to refund, a reused idempotency key...): ``str()`` is a sentence for the
+    customer, ``detail`` Stripe's own message for staff, ``code`` Stripe's code."""
+
+    def __init__(self, message: str, *, code: str = "", detail: str = "") -> None:
+        super().__init__(message, code=code)
+        self.detail = detail
 
 
 class StripeCardError(OutsideRefused):
@@ -270,9 +282,7 @@ def _translate(exc: stripe.StripeError, *, what: str) -> Exception:
                 code or type(exc).__name__,
                 exc.user_message,
             )
-        return OutsideRefused(
-            exc.user_message or "The card processor refused the request.", code=code
-        )
+        return StripeRequestRefused(REFUSED, code=code, detail=exc.user_message or "")
     return OutsideUncertain(UNCERTAIN)
 
 

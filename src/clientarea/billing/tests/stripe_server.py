@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import stripe
@@ -417,6 +417,9 @@ class StripeServer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length).decode() if length else ""
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        if url.path.startswith("/3ds/"):
+            self._challenge(handler, method, url.path, parse_qsl(body))
+            return
         with self.lock:
             failure = self.failures.pop(0) if self.failures else ""
         if failure == "drop_before":
@@ -441,6 +444,50 @@ class StripeServer:
             handler.send_header("Idempotent-Replayed", "true")
         handler.end_headers()
         handler.wfile.write(payload)
+
+    def _challenge(
+        self, handler: BaseHTTPRequestHandler, method: str, path: str, form: list[tuple[str, str]]
+    ) -> None:
+        """The bank's 3-D Secure page that ``next_action.redirect_to_url.url`` points to
+        (for browser tests): GET shows it, POST ``result=succeed|fail`` ends the challenge
+        and sends the browser to the intent's return_url, with the query Stripe adds."""
+        intent_id = path.removeprefix("/3ds/")
+        with self.lock:
+            intent = self.state.payment_intents.get(intent_id)
+            action = (intent or {}).get("next_action") or {}
+        if intent is None or action.get("type") != "redirect_to_url":
+            handler.send_response(404)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        if method == "GET":
+            page = (
+                "<!doctype html><title>3-D Secure test page</title>"
+                f'<form method="post" action="/3ds/{intent_id}">'
+                '<button name="result" value="succeed">Complete authentication</button>'
+                '<button name="result" value="fail">Fail authentication</button></form>'
+            ).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html; charset=utf-8")
+            handler.send_header("Content-Length", str(len(page)))
+            handler.end_headers()
+            handler.wfile.write(page)
+            return
+        return_url = action["redirect_to_url"]["return_url"]
+        done = self.complete_authentication(
+            intent_id, succeed=dict(form).get("result") == "succeed"
+        )
+        query = urlencode(
+            {
+                "payment_intent": intent_id,
+                "payment_intent_client_secret": done["client_secret"],
+                "redirect_status": "succeeded" if done["status"] == "succeeded" else "failed",
+            }
+        )
+        handler.send_response(303)
+        handler.send_header("Location", f"{return_url}{'&' if '?' in return_url else '?'}{query}")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
 
     @staticmethod
     def _drop(handler: BaseHTTPRequestHandler) -> None:

@@ -17,6 +17,7 @@ from clientarea.billing.stripe_gateway import (
     StripeAmountError,
     StripeCardError,
     StripeGateway,
+    StripeRequestRefused,
     from_minor,
     to_minor,
 )
@@ -246,6 +247,21 @@ def test_3d_secure_required_then_passed(gateway: StripeGateway, server: StripeSe
     assert result is not None and result.status == ChargeStatus.SUCCEEDED
 
 
+def test_the_3d_secure_page_sends_the_browser_back(
+    gateway: StripeGateway, server: StripeServer
+) -> None:
+    """The redirect flow a browser test of the pay page will follow."""
+    back = "https://clientarea.example/billing/invoices/1/pay/"
+    intent = pay(gateway, "pm_card_authenticationRequired", off_session=False, return_url=back)
+    assert httpx.get(intent.redirect_url).status_code == 200
+    answer = httpx.post(intent.redirect_url, data={"result": "fail"})
+    assert answer.status_code == 303
+    assert answer.headers["Location"].startswith(f"{back}?payment_intent={intent.id}&")
+    assert answer.headers["Location"].endswith("&redirect_status=failed")
+    assert gateway.payment_intent_retrieve(intent.id).status == "requires_payment_method"
+    assert httpx.get(f"{server.base_url}/3ds/pi_unknown").status_code == 404
+
+
 def test_3d_secure_off_session_is_declined(gateway: StripeGateway) -> None:
     with pytest.raises(StripeCardError) as declined:
         pay(gateway, "pm_card_authenticationRequired")
@@ -400,10 +416,12 @@ def test_full_and_partial_refunds(gateway: StripeGateway, server: StripeServer) 
     assert rest.amount == 10000
     charge = server.state.charges[intent.latest_charge]
     assert (charge["amount_refunded"], charge["refunded"]) == (12300, True)
-    with pytest.raises(OutsideRefused):
+    with pytest.raises(StripeRequestRefused) as refused:
         gateway.refund_create(
             payment_intent=intent.id, amount=D("1.00"), currency="EUR", idempotency_key="refund-3"
         )
+    assert "greater than unrefunded amount" in refused.value.detail  # for staff
+    assert "nothing was charged" in str(refused.value)
 
 
 # --- the server's own validation -------------------------------------------------------------
