@@ -4,6 +4,7 @@ Cross-app (invoices, services and domains are listed), so it lives here."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from django.urls import reverse
@@ -228,31 +229,26 @@ def test_staff_find_the_request_and_confirm_it_in_the_back_office(account: Accou
     assert event.is_staff_action
 
 
-def test_a_registrar_failure_at_closing_is_retried_by_the_worker(
-    account: Account, monkeypatch: pytest.MonkeyPatch
+def test_closing_turns_auto_renew_off_without_asking_the_registrar(
+    account: Account, settings: Any
 ) -> None:
-    """Domains stay until expiry with auto-renew off: when the registrar fails as the
-    closing commits, the worker's sweep turns it off later."""
+    """Domains stay until expiry with auto-renew off. Auto-renew is our billing setting
+    (renewal invoices), not a registry command: closing never waits on the registrar."""
     from django.test import TestCase
 
-    from clientarea.domains import closing as domains_closing
+    from clientarea.domains.tests.conftest import RecordingRegistrar
 
+    settings.DOMAINS_REGISTRAR_DRIVER = "clientarea.domains.tests.conftest.RecordingRegistrar"
+    RecordingRegistrar.reset()
+    RecordingRegistrar.unavailable = True  # the registrar being down changes nothing
     domain = DomainFactory(account=account, auto_renew=True)
-
-    class Down:
-        def set_auto_renew(self, *args: object) -> None:
-            raise ConnectionError("registrar unreachable")
-
-    monkeypatch.setattr(domains_closing, "registrar_driver", lambda: Down())
     account_close_request(account=account, actor=account.owner)
     with TestCase.captureOnCommitCallbacks(execute=True):
         account_close_confirm(account=account, staff=staff())
     domain.refresh_from_db()
-    assert domain.auto_renew is True
-    monkeypatch.undo()
-    closure_sweeps_run()
-    domain.refresh_from_db()
     assert domain.auto_renew is False
+    assert RecordingRegistrar.calls == []
+    RecordingRegistrar.reset()
 
 
 def test_staff_cannot_hand_over_an_account_whose_owner_asked_to_close_it(

@@ -30,6 +30,7 @@ from clientarea.core.outside import (
     OutsideUnavailable,
     OutsideUncertain,
     Reconciled,
+    in_transaction,
     outside_call,
     pending_change_begin,
     pending_change_finish,
@@ -319,6 +320,8 @@ def domain_registry_view(domain: Domain) -> RegistryDomainInfo | None:
     cached = cache.get(_registry_key(domain))
     if isinstance(cached, RegistryDomainInfo):
         return cached
+    if in_transaction():
+        return None  # never an outside call inside a transaction, even a read
     try:
         held = outside_call(lambda: registrar_driver().domain_info(domain), retry_uncertain=True)
     except OutsideError:

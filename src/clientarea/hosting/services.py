@@ -33,6 +33,7 @@ from clientarea.core.outside import (
     OutsideUnavailable,
     OutsideUncertain,
     Reconciled,
+    in_transaction,
     outside_call,
     pending_change_begin,
     pending_change_finish,
@@ -310,6 +311,8 @@ def service_panel_summary(service: Service) -> AccountSummary | None:
     if not service.username or service.status not in Service.PASSWORD_CHANGE_STATUSES:
         return None
     cached = cache.get(_summary_key(service))
+    if cached is None and in_transaction():
+        return None  # never an outside call inside a transaction, even a read
     if isinstance(cached, AccountSummary):
         return cached
     try:

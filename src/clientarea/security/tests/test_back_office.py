@@ -187,9 +187,18 @@ def test_production_settings_require_staff_two_factor_by_default(
     monkeypatch.delenv("STAFF_REQUIRE_TWO_FACTOR", raising=False)
     monkeypatch.setenv("SECRET_KEY", "x" * 60)
     monkeypatch.setenv("FIELD_ENCRYPTION_KEYS", "Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE=")
+    # Production refuses the stand-in panel, registrar and card sandbox: real ones.
+    monkeypatch.setenv("HOSTING_PANEL_DRIVER", "clientarea.hosting.whm.WhmPanelDriver")
+    monkeypatch.setenv("DOMAINS_REGISTRAR_DRIVER", "clientarea.domains.epp.EppRegistrarDriver")
+    monkeypatch.setenv("BILLING_CARD_GATEWAY", "")
+    base = sys.modules.pop("config.settings.base", None)
     sys.modules.pop("config.settings.production", None)
-    production = importlib.import_module("config.settings.production")
-    sys.modules.pop("config.settings.production", None)
+    try:
+        production = importlib.import_module("config.settings.production")
+    finally:
+        sys.modules.pop("config.settings.production", None)
+        if base is not None:
+            sys.modules["config.settings.base"] = base
     assert production.STAFF_REQUIRE_TWO_FACTOR is True
     assert production.OTP_ADMIN_HIDE_SENSITIVE_DATA is True
 
