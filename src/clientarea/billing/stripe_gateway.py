@@ -50,7 +50,7 @@ from django.conf import settings
 
 from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
-from .gateways import ChargeResult, ChargeStatus
+from .gateways import CardDetails, CardRejected, CardToken, ChargeResult, ChargeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -458,6 +458,51 @@ class StripeGateway:
             return None
         # One intent per payment is the rule; if there are more, a success wins.
         return next((i for i in intents if i.status == "succeeded"), intents[0])
+
+    # the PaymentGateway interface of the payment services (gateways.PaymentGateway)
+
+    def tokenize_card(self, card: CardDetails) -> CardToken:
+        raise CardRejected("Cards are entered in Stripe's payment form, never here.")
+
+    def charge(
+        self,
+        *,
+        amount: Decimal,
+        currency: str,
+        token: str | None,
+        idempotency_key: str,
+        description: str,
+    ) -> ChargeResult:
+        """Charge a stored card (`token`: its PaymentMethod id) off session, once per
+        `idempotency_key`: the result, DECLINED with Stripe's reason for a decline (a card
+        that needs 3-D Secure included: the customer is not there to pass it)."""
+        if not token:
+            raise StripeRequestRefused(REFUSED, code="no_payment_method")
+        try:
+            intent = self.payment_intent_create(
+                amount=amount,
+                currency=currency,
+                idempotency_key=idempotency_key,
+                description=description,
+                payment_method=token,
+                off_session=True,
+            )
+        except StripeCardError as exc:
+            return ChargeResult(
+                ChargeStatus.DECLINED, exc.intent.id if exc.intent else "", str(exc)
+            )
+        return intent.charge_result() or ChargeResult(ChargeStatus.PENDING, intent.id)
+
+    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+        """What Stripe holds for our payment `idempotency_key`: its final result,
+        PENDING while it can still change, or None when Stripe has no intent for it.
+        Found by Stripe's search (see ``payment_intent_find``): an intent made in the last
+        minute may not be found yet; a payment settled as failed for that reason is still
+        recorded as paid by Stripe's payment_intent.succeeded event."""
+        intent = self.payment_intent_find(idempotency_key)
+        if intent is None:
+            return None
+        return intent.charge_result() or ChargeResult(ChargeStatus.PENDING, intent.id)
 
     # setup intents: saving a card
 

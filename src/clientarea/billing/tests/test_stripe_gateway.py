@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clientarea.billing.gateways import ChargeStatus
+from clientarea.billing.gateways import CardRejected, ChargeStatus, PaymentGateway
 from clientarea.billing.stripe_gateway import (
     StripeAmountError,
     StripeCardError,
@@ -28,6 +28,7 @@ from clientarea.core.outside import (
     outside_call,
 )
 
+from .factories import card as sample_card
 from .stripe_server import StripeServer, running_server
 
 D = Decimal
@@ -291,6 +292,47 @@ def test_an_unknown_intent(gateway: StripeGateway) -> None:
     with pytest.raises(OutsideRefused) as missing:
         gateway.payment_intent_retrieve("pi_doesnotexist")
     assert missing.value.code == "resource_missing"
+
+
+# --- as the payment services' gateway ------------------------------------------------------
+
+
+def test_it_is_a_payment_gateway_for_stored_cards(
+    gateway: StripeGateway, server: StripeServer
+) -> None:
+    as_gateway: PaymentGateway = gateway  # the interface invoice_pay and reconciliation use
+    paid = as_gateway.charge(
+        amount=D("123.00"),
+        currency="EUR",
+        token="pm_card_visa",
+        idempotency_key=KEY,
+        description="INV-1001",
+    )
+    assert paid.status == ChargeStatus.SUCCEEDED and paid.reference.startswith("pi_")
+    assert as_gateway.charge_status(KEY) == paid
+    assert as_gateway.charge_status("never-sent-0123456789") is None
+    declined = as_gateway.charge(
+        amount=D("123.00"),
+        currency="EUR",
+        token="pm_card_authenticationRequired",
+        idempotency_key=f"{KEY}-2",
+        description="INV-1001",
+    )
+    assert declined.status == ChargeStatus.DECLINED
+    assert "requires authentication" in declined.message
+    failed = as_gateway.charge_status(f"{KEY}-2")
+    assert failed is not None and failed.status == ChargeStatus.FAILED
+    with pytest.raises(CardRejected):  # no card number ever reaches this side
+        as_gateway.tokenize_card(sample_card())
+
+
+def test_a_payment_still_processing_at_stripe_is_pending(
+    gateway: StripeGateway, server: StripeServer
+) -> None:
+    intent = pay(gateway, None)
+    server.state.payment_intents[intent.id]["status"] = "processing"
+    pending = gateway.charge_status(KEY)
+    assert pending is not None and pending.status == ChargeStatus.PENDING
 
 
 # --- the network ----------------------------------------------------------------------------
