@@ -118,10 +118,18 @@ def test_a_member_of_both_accounts_sees_only_the_current_accounts_tickets(
     Membership.objects.create(account=other_account, user=member.user, permissions=["tickets"])
     theirs, their_attachment = own_objects(other_account)
     client = login_client(member.user, account)
-    assert client.get(reverse("support:ticket_detail", args=[theirs.pk])).status_code == 404
+    listing = client.get(reverse("support:ticket_list")).content.decode()
+    assert theirs.subject not in listing
+    # Acting on the other account's ticket from this one: not found, nothing changes.
+    reply = {"body": "Hello"}
+    assert client.post(reverse("support:ticket_reply", args=[theirs.pk]), reply).status_code == 404
+    assert theirs.messages.count() == 1
+    # A link to it (from an email) opens it in its own account, switching to it.
+    assert client.get(reverse("support:ticket_detail", args=[theirs.pk])).status_code == 200
+    assert client.session["current_account_id"] == other_account.pk
     assert (
         client.get(reverse("support:attachment_download", args=[their_attachment])).status_code
-        == 404
+        == 200
     )
 
 
