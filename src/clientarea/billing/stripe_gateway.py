@@ -34,6 +34,11 @@ IdempotencyError, InvalidRequestError   ``StripeRequestRefused`` (an OutsideRefu
 Amounts go to Stripe in the currency's minor unit (``to_minor``): cents for most, whole
 units for the zero-decimal currencies, thousandths (rounded to tens) for the
 three-decimal ones.
+
+``StripeGateway`` also answers the payment services' gateway interface
+(``gateways.PaymentGateway``): ``charge`` a stored card off session and
+``charge_status`` for reconciliation; it never tokenizes a card (card numbers are typed
+into Stripe's Payment Element in the browser, never posted to us).
 """
 
 from __future__ import annotations
