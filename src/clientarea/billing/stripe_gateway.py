@@ -43,6 +43,7 @@ into Stripe's Payment Element in the browser, never posted to us).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -294,6 +295,14 @@ def _translate(exc: stripe.StripeError, *, what: str) -> Exception:
 # --- the gateway -------------------------------------------------------------------------
 
 
+def _customer_key(account_id: int, email: str, name: str) -> str:
+    """The idempotency key of creating an account's customer: a retry creates one
+    customer, while another installation sharing the Stripe account (whose account ids
+    repeat ours) is not refused for reusing a key with other parameters."""
+    digest = hashlib.sha256(f"{account_id}\n{email}\n{name}".encode()).hexdigest()[:24]
+    return f"customer-{account_id}-{digest}"
+
+
 class _HTTPXClient(stripe.HTTPXClient):
     """The library's httpx client, handing the encoded form body to httpx as ``content``
     (httpx deprecates a str passed as ``data``, and warns on every request)."""
@@ -357,7 +366,7 @@ class StripeGateway:
                     "name": name[:256],
                     "metadata": {"account_id": str(account_id)},
                 },
-                options=self._options(idempotency_key or f"customer-{account_id}"),
+                options=self._options(idempotency_key or _customer_key(account_id, email, name)),
             ),
         )
         return str(customer.id)

@@ -106,5 +106,6 @@ DEMO_LOGINS_TEXT = """Demo logins (password for all: {password}):
   contractor@example.com  sub-account of Acme Web Studio whose access expired
   other@example.com       owner of another customer, Globex Ltd
   staff@example.com       back office at /admin/; two-factor on, the same TOTP secret
-Pending invitation: bookkeeper@example.com. Emails print in this terminal: click Resend
-Invite in User Management and the worker prints the email with a fresh link."""
+Pending invitation: bookkeeper@example.com. Click Resend Invite in User Management, then
+open the email in the local mail viewer (back office, staff login; its demo banner links
+to it): /admin/notifications/outboxemail/mail/"""

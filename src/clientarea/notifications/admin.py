@@ -1,9 +1,16 @@
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+from django.views.decorators.cache import never_cache
 
+from .demo_mail import demo_mail_for_outbox, demo_mail_list
 from .models import OutboxEmail
 from .services import outbox_retry
 
@@ -12,6 +19,13 @@ from .services import outbox_retry
 # reads it could use the link. Nor is the worker's claim token.
 HIDDEN = ("body_text", "body_after_send", "claim_token")
 SHOWN = (*(f.name for f in OutboxEmail._meta.fields if f.name not in HIDDEN), "text")
+
+
+def method_decorator_never_cache(view: Any) -> Any:
+    """`never_cache` for a ModelAdmin method: the viewer's pages hold one-time links."""
+    from django.utils.decorators import method_decorator
+
+    return method_decorator(never_cache)(view)
 
 
 @admin.register(OutboxEmail)
@@ -37,6 +51,66 @@ class OutboxEmailAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    # --- the local mail viewer (demo mode only) ------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        viewer = [
+            path(
+                "mail/",
+                self.admin_site.admin_view(self.mail_viewer),
+                name="notifications_demo_mail",
+            ),
+            path(
+                "mail/<int:pk>/",
+                self.admin_site.admin_view(self.mail_viewer_detail),
+                name="notifications_demo_mail_detail",
+            ),
+        ]
+        return viewer + super().get_urls()
+
+    @staticmethod
+    def _demo_only() -> None:
+        """The viewer exists in demo mode only: elsewhere its pages are 404s."""
+        if not settings.DEMO_MODE:
+            raise Http404("No such page.")
+
+    @method_decorator_never_cache
+    def mail_viewer(self, request: HttpRequest) -> HttpResponse:
+        """Every email of the outbox, newest first: subject, to, kind, status, time."""
+        self._demo_only()
+        emails = OutboxEmail.objects.defer("body_text", "body_after_send").order_by(
+            "-created_at", "-pk"
+        )
+        page = Paginator(emails, 50).get_page(request.GET.get("page"))
+        kept = {m.outbox_id for m in demo_mail_list()}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Local mail viewer",
+            "opts": self.model._meta,
+            "page_obj": page,
+            "kept": kept,
+            "keep_hours": settings.DEMO_MAIL_KEEP_HOURS,
+        }
+        return TemplateResponse(request, "admin/notifications/demo_mail_list.html", context)
+
+    @method_decorator_never_cache
+    def mail_viewer_detail(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """One email: the copy kept as sent (its links work: demo mode), else the
+        outbox's text (a one-time link removed once sent, none shown before)."""
+        self._demo_only()
+        email = get_object_or_404(OutboxEmail, pk=pk)
+        copy = demo_mail_for_outbox(email.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": email.subject,
+            "opts": self.model._meta,
+            "email": email,
+            "copy": copy,
+            "body": copy.body if copy else self.text(email),
+            "keep_hours": settings.DEMO_MAIL_KEEP_HOURS,
+        }
+        return TemplateResponse(request, "admin/notifications/demo_mail_detail.html", context)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

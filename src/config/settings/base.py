@@ -202,6 +202,10 @@ OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
 # The provider's support inbox: told of every new customer ticket and customer reply
 # ("" = nobody). Never an account's email: not in any customer's Email History.
 SUPPORT_STAFF_EMAIL = env.str("SUPPORT_STAFF_EMAIL", default="")
+# The local mail viewer (demo mode only, clientarea.notifications.demo_mail): where the
+# demo mail backend keeps copies of sent mail, and for how long.
+DEMO_MAIL_DIR = env.path("DEMO_MAIL_DIR", default=str(VAR_DIR / "demo-mail"))
+DEMO_MAIL_KEEP_HOURS = env.int("DEMO_MAIL_KEEP_HOURS", default=24)
 
 # Keys for encrypting secrets at rest (control-panel passwords). Comma-separated Fernet
 # keys: the first encrypts, all decrypt, so a new key is put first to rotate.
