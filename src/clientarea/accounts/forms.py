@@ -77,12 +77,21 @@ class UserProfileForm(forms.ModelForm):
 class AccountProfileForm(forms.ModelForm):
     class Meta:
         model = Account
-        fields = ["company_name", "address_line1", "address_line2", "city", "postcode", "country"]
+        fields = [
+            "company_name",
+            "address_line1",
+            "address_line2",
+            "city",
+            "postcode",
+            "country",
+            "tax_number",
+        ]
         error_messages = {
             "country": {
                 "invalid_choice": "Choose a country from the list (%(value)s is not one).",
             }
         }
+        widgets = {"tax_number": forms.TextInput(attrs={"spellcheck": "false"})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -21,6 +22,7 @@ from clientarea.core.validators import validate_single_line, validate_time_zone
 
 from . import permissions
 from .scope import Scope, scope_from_json
+from .tax_numbers import tax_number_clean
 
 
 class UserManager(BaseUserManager["User"]):
@@ -99,6 +101,16 @@ class Account(models.Model):
     country = CountryField(
         error_messages={"invalid_choice": "Choose a country from the list (%(value)s is not one)."}
     )
+    # Printed on invoices. Checked against the country (accounts.tax_numbers): an EU VAT
+    # number in the EU, any tax identifier elsewhere; stored compact.
+    tax_number = models.CharField(
+        "VAT / tax number",
+        max_length=40,
+        blank=True,
+        validators=[validate_single_line],
+        help_text="Optional. In the EU: your VAT number, e.g. IE1234567T (the country prefix "
+        "may be left out). Elsewhere: your tax identifier. Printed on your invoices.",
+    )
     currency = models.CharField(
         max_length=3,
         default="EUR",
@@ -134,6 +146,18 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return self.display_name
+
+    def clean(self) -> None:
+        """The tax number's rules depend on the country (Account Details, the admin)."""
+        super().clean()
+        try:
+            validate_single_line(self.tax_number)
+        except ValidationError:
+            return  # the field's own validator has said so
+        try:
+            self.tax_number = tax_number_clean(self.tax_number, country=str(self.country))
+        except ValidationError as exc:
+            raise ValidationError({"tax_number": exc.messages}) from exc
 
     @property
     def is_closed(self) -> bool:

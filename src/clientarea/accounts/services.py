@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.urls import reverse
@@ -23,9 +24,10 @@ from clientarea.security.throttle import throttle_blocked, throttle_consume
 
 from . import permissions
 from .models import Account, Contact, Invitation, Membership, User, normalize_email
-from .policy import access_for, contact_kinds_grantable, is_owner, may_use_owner_power
+from .policy import access_for, contact_kinds_grantable, is_owner, may, may_use_owner_power
 from .scope import SCOPE_KINDS, Scope, scope_from_json, scope_labels, scope_to_json
 from .signals import access_ended
+from .tax_numbers import tax_number_clean
 
 
 class AccessError(Exception):
@@ -67,6 +69,7 @@ def account_create(
     address_line2: str = "",
     city: str = "",
     postcode: str = "",
+    tax_number: str = "",
     credit_balance: Decimal = Decimal("0.00"),
     actor: User | None = None,
 ) -> Account:
@@ -78,8 +81,13 @@ def account_create(
         "address_line2": address_line2,
         "city": city,
         "postcode": postcode,
+        "tax_number": tax_number,
     }
     fields_check(Account, text)  # ValidationError, by field, for what a form would refuse
+    try:
+        text["tax_number"] = tax_number_clean(tax_number, country=text["country"])
+    except ValidationError as exc:
+        raise ValidationError({"tax_number": exc.messages}) from exc
     account = Account.objects.create(owner=owner, credit_balance=credit_balance, **text)
     audit_record(
         action="account.created",
@@ -91,16 +99,37 @@ def account_create(
     return account
 
 
-PROFILE_FIELDS = ("company_name", "address_line1", "address_line2", "city", "postcode", "country")
+PROFILE_FIELDS = (
+    "company_name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "postcode",
+    "country",
+    "tax_number",
+)
 
 
 @transaction.atomic
 def account_update_profile(
     *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
 ) -> Account:
-    """Refused (``ValidationError``, by field, nothing saved) for a value the form would
-    refuse: a line break or a control character in a one-line field, too long, ..."""
+    """Needs the `profile` permission (``AccessError``, whatever the caller checked).
+    Refused (``ValidationError``, by field, nothing saved) for a value the form would
+    refuse: a line break or a control character in a one-line field, too long, a VAT
+    number that is not one (checked against the country it will have), ..."""
+    if not may(actor, permissions.Perm.PROFILE, account):
+        raise AccessError("You do not have permission to modify the account details.")
     fields_check(Account, {f: data[f] for f in PROFILE_FIELDS if f in data})
+    if "tax_number" in data or "country" in data:
+        try:
+            tax_number = tax_number_clean(
+                data.get("tax_number", account.tax_number),
+                country=str(data.get("country") or account.country),
+            )
+        except ValidationError as exc:
+            raise ValidationError({"tax_number": exc.messages}) from exc
+        data = {**data, "tax_number": tax_number}
     changes = {}
     for field in PROFILE_FIELDS:
         current = str(getattr(account, field))  # the country is a Country: its code

@@ -63,6 +63,7 @@ def demo_load() -> DemoContext:
         city="Cork",
         postcode="T12 AB34",
         country="IE",
+        tax_number="IE1234567T",
         currency="EUR",
         credit_balance=Decimal("25.00"),
     )
