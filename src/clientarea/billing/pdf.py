@@ -1,22 +1,36 @@
 """Draw an invoice as a PDF with fpdf2 (pure Python, no system libraries).
 
-The built-in Helvetica font only covers Latin-1, so text is folded to it (accents kept
-where Latin-1 has them, anything else replaced) instead of failing on a company name.
-Amounts are printed with the currency code, which every font can show.
+Text is printed in DejaVu Sans, embedded from billing/fonts/ (Latin, Greek, Cyrillic),
+with Droid Sans Fallback for what it lacks (Chinese, Japanese, Korean), so a company
+name or a line in any of those prints as typed. fpdf2 embeds only the glyphs used, and
+the fallback font, large to read, is loaded only for a document that needs it.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import Align, XPos, YPos
 from fpdf.fonts import FontFace
 
 from .models import Invoice, InvoiceLine, Transaction
+
+FONTS = Path(__file__).resolve().parent / "fonts"
+FONT = "DejaVuSans"
+FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
+FALLBACK = "DroidSansFallback"
+FALLBACK_FILE = "DroidSansFallback.ttf"
+
+# fontTools reports each table it subsets at INFO level: dozens of lines for every PDF.
+logging.getLogger("fontTools.subset").setLevel(logging.WARNING)
 
 INK = (29, 39, 51)
 MUTED = (91, 102, 117)
@@ -30,33 +44,36 @@ STATUS_COLOURS = {
 }
 
 
-PUNCTUATION = str.maketrans(
-    {
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2026": "...",
-        "\u20ac": "EUR ",
-        "\u2022": "-",
-        "\u00a0": " ",
-    }
-)
+def nfc(value: str) -> str:
+    """NFC, so a letter typed as letter + combining accent prints as the one glyph."""
+    return unicodedata.normalize("NFC", value or "")
 
 
-def latin1(text: str) -> str:
-    text = unicodedata.normalize("NFC", text or "").translate(PUNCTUATION)
-    out = []
-    for ch in text:
-        try:
-            ch.encode("latin-1")
-            out.append(ch)
-        except UnicodeEncodeError:
-            folded = unicodedata.normalize("NFKD", ch).encode("latin-1", "ignore").decode("latin-1")
-            out.append(folded or "?")
-    return "".join(out)
+@functools.cache
+def _main_font_covers() -> frozenset[int]:
+    """The code points both weights of the main font have a glyph for."""
+    covered: frozenset[int] | None = None
+    for name in FONT_FILES.values():
+        with TTFont(FONTS / name, lazy=True) as font:
+            cmap = frozenset(font.getBestCmap())
+        covered = cmap if covered is None else covered & cmap
+    return covered or frozenset()
+
+
+def needs_fallback(texts: Iterable[str]) -> bool:
+    covered = _main_font_covers()
+    return any(ord(ch) not in covered and not ch.isspace() for value in texts for ch in nfc(value))
+
+
+def _new_pdf(texts: Iterable[str]) -> FPDF:
+    pdf = FPDF(format="A4", unit="mm")
+    for style, name in FONT_FILES.items():
+        pdf.add_font(FONT, style, FONTS / name)
+    if needs_fallback(texts):
+        pdf.add_font(FALLBACK, "", FONTS / FALLBACK_FILE)
+        # It has one weight: bold text uses its regular glyphs.
+        pdf.set_fallback_fonts([FALLBACK], exact_match=False)
+    return pdf
 
 
 def money(amount: Decimal, currency: str) -> str:
@@ -71,11 +88,22 @@ def invoice_pdf(
     invoice: Invoice, lines: Sequence[InvoiceLine], payments: Sequence[Transaction]
 ) -> bytes:
     cur = invoice.currency
-    pdf = FPDF(format="A4", unit="mm")
-    pdf.set_compression(False)
+    tax_number = invoice.bill_to_tax_number
+    pdf = _new_pdf(
+        [
+            settings.SITE_NAME,
+            settings.SITE_ADDRESS,
+            invoice.billing_name,
+            invoice.billing_address,
+            tax_number,
+            invoice.notes,
+            *(line.description for line in lines),
+            *(f"{tx.method_label} {tx.reference}" for tx in payments),
+        ]
+    )
     pdf.set_title(f"Invoice #{invoice.number}")
-    pdf.set_author(latin1(settings.SITE_NAME))
-    pdf.set_creator(latin1(settings.SITE_NAME))
+    pdf.set_author(nfc(settings.SITE_NAME))
+    pdf.set_creator(nfc(settings.SITE_NAME))
     pdf.set_auto_page_break(auto=True, margin=20)
     pdf.set_margins(18, 18, 18)
     pdf.add_page()
@@ -84,18 +112,18 @@ def invoice_pdf(
     # Provider (left) and invoice heading (right).
     top = pdf.get_y()
     pdf.set_text_color(*INK)
-    pdf.set_font("Helvetica", "B", 18)
-    pdf.cell(width / 2, 9, latin1(settings.SITE_NAME), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FONT, "B", 18)
+    pdf.cell(width / 2, 9, nfc(settings.SITE_NAME), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(FONT, "", 9)
     pdf.set_text_color(*MUTED)
-    pdf.multi_cell(width / 2, 4.5, latin1(settings.SITE_ADDRESS), new_x=XPos.LMARGIN)
+    pdf.multi_cell(width / 2, 4.5, nfc(settings.SITE_ADDRESS), new_x=XPos.LMARGIN)
     left_bottom = pdf.get_y()
 
     pdf.set_xy(pdf.l_margin + width / 2, top)
     pdf.set_text_color(*INK)
-    pdf.set_font("Helvetica", "B", 22)
+    pdf.set_font(FONT, "B", 22)
     pdf.cell(width / 2, 10, "INVOICE", align=Align.R, new_x=XPos.LEFT, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font(FONT, "", 10)
     rows = [
         ("Invoice number", f"#{invoice.number}"),
         ("Issue date", invoice.issue_date.strftime("%d %B %Y")),
@@ -109,27 +137,31 @@ def invoice_pdf(
         pdf.cell(width / 4, 5.5, value, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_x(pdf.l_margin + width / 2)
     status = invoice.display_status
-    pdf.set_font("Helvetica", "B", 14)
+    pdf.set_font(FONT, "B", 14)
     pdf.set_text_color(*STATUS_COLOURS.get(status, INK))
     pdf.cell(width / 2, 9, invoice.display_status_label.upper(), align=Align.R)
     pdf.set_y(max(left_bottom, pdf.get_y() + 9) + 8)
 
     # Bill to.
-    pdf.set_font("Helvetica", "B", 9)
+    pdf.set_font(FONT, "B", 9)
     pdf.set_text_color(*MUTED)
     pdf.cell(width, 5, "BILL TO", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_text_color(*INK)
-    pdf.set_font("Helvetica", "B", 11)
-    pdf.cell(width, 6, latin1(invoice.billing_name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font(FONT, "B", 11)
+    pdf.cell(width, 6, nfc(invoice.billing_name), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font(FONT, "", 10)
     if invoice.billing_address:
-        pdf.multi_cell(width / 2, 5, latin1(invoice.billing_address), new_x=XPos.LMARGIN)
+        pdf.multi_cell(width / 2, 5, nfc(invoice.billing_address), new_x=XPos.LMARGIN)
+    if tax_number:
+        pdf.cell(
+            width, 5, f"VAT / tax number: {nfc(tax_number)}", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
     pdf.cell(width, 5, f"Account #{invoice.account_id}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(6)
 
     # Lines.
     pdf.set_draw_color(*LINE)
-    pdf.set_font("Helvetica", "", 10)
+    pdf.set_font(FONT, "", 10)
     with pdf.table(
         col_widths=(80, 16, 30, 18, 30),
         text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
@@ -142,7 +174,7 @@ def invoice_pdf(
             header.cell(heading)
         for line in lines:
             row = table.row()
-            row.cell(latin1(line.description))
+            row.cell(nfc(line.description))
             row.cell(_qty(line.quantity))
             row.cell(money(line.unit_price, cur))
             row.cell(f"{line.tax_rate.normalize():f}%")
@@ -159,38 +191,38 @@ def invoice_pdf(
     ]
     for label, value, strong in totals:
         pdf.set_x(pdf.l_margin + width - 80)
-        pdf.set_font("Helvetica", "B" if strong else "", 11 if strong else 10)
+        pdf.set_font(FONT, "B" if strong else "", 11 if strong else 10)
         pdf.cell(45, 6.5, label, align=Align.R)
         pdf.cell(35, 6.5, value, align=Align.R, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     if payments:
         pdf.ln(6)
-        pdf.set_font("Helvetica", "B", 9)
+        pdf.set_font(FONT, "B", 9)
         pdf.set_text_color(*MUTED)
         pdf.cell(width, 5, "PAYMENTS", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_text_color(*INK)
-        pdf.set_font("Helvetica", "", 9)
+        pdf.set_font(FONT, "", 9)
         for tx in payments:
             sign = "-" if tx.kind == Transaction.Kind.REFUND else ""
-            text = (
+            entry = (
                 f"{tx.created_at:%d %b %Y}  {tx.get_kind_display()}  "
-                f"{latin1(tx.method_label)}  {sign}{money(tx.amount, tx.currency)}"
-                f"  {tx.reference}"
+                f"{nfc(tx.method_label)}  {sign}{money(tx.amount, tx.currency)}"
+                f"  {nfc(tx.reference)}"
             )
-            pdf.cell(width, 5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.cell(width, 5, entry, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     if invoice.notes:
         pdf.ln(6)
-        pdf.set_font("Helvetica", "", 9)
-        pdf.multi_cell(width, 4.5, latin1(invoice.notes), new_x=XPos.LMARGIN)
+        pdf.set_font(FONT, "", 9)
+        pdf.multi_cell(width, 4.5, nfc(invoice.notes), new_x=XPos.LMARGIN)
 
     pdf.ln(8)
-    pdf.set_font("Helvetica", "", 9)
+    pdf.set_font(FONT, "", 9)
     pdf.set_text_color(*MUTED)
     pdf.multi_cell(
         width,
         4.5,
-        latin1(
+        nfc(
             f"Please quote INV-{invoice.number} with any payment. "
             f"Thank you for choosing {settings.SITE_NAME}."
         ),
