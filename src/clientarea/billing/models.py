@@ -73,6 +73,9 @@ class Invoice(models.Model):
     # Billing details as they were when the invoice was issued: an invoice never changes.
     billing_name = models.CharField(max_length=200, blank=True, editable=False)
     billing_address = models.TextField(blank=True, editable=False)
+    # The account's VAT / tax number when issued ("" if it had none). NULL: issued before
+    # the number was taken at creation; `bill_to_tax_number` shows the account's then.
+    tax_number = models.CharField(max_length=40, null=True, blank=True, editable=False)
     paid_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -108,6 +111,13 @@ class Invoice(models.Model):
     @property
     def display_status_label(self) -> str:
         return dict(self.DISPLAY_STATUSES)[self.display_status]
+
+    @property
+    def bill_to_tax_number(self) -> str:
+        """The tax number printed under "Bill to" (the page and the PDF)."""
+        if self.tax_number is not None:
+            return self.tax_number
+        return self.account.tax_number
 
     @property
     def is_payable(self) -> bool:
@@ -274,3 +284,26 @@ class CreditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} ({self.get_kind_display()})"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event we processed: its id is unique, so an event Stripe sends
+    again (it retries until it gets a 2xx, and may send one twice) is processed once."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    # The object the event is about (pi_..., ch_..., seti_...).
+    object_id = models.CharField(max_length=255, blank=True)
+    livemode = models.BooleanField(default=False)
+    # When Stripe made the event (events may arrive in any order).
+    created = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    # What processing it did, for staff ("payment 12 settled", "ignored"...).
+    result = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["object_id", "created"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"

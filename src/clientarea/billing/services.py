@@ -160,6 +160,7 @@ def invoice_create(
         total=totals.total,
         billing_name=account.display_name[:200],
         billing_address=_billing_address(account),
+        tax_number=account.tax_number,
     )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(

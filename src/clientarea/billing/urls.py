@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import stripe_webhooks, views
 
 app_name = "billing"
 
@@ -16,4 +16,6 @@ urlpatterns = [
         views.payment_method_remove,
         name="payment_method_remove",
     ),
+    # Stripe posts its events here (signed; no session, no CSRF token).
+    path("stripe/webhook/", stripe_webhooks.stripe_webhook, name="stripe_webhook"),
 ]

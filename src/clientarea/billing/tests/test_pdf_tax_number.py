@@ -32,6 +32,7 @@ def test_the_tax_number_is_printed_under_bill_to(
     login_client: Callable[..., Client], account: Account
 ) -> None:
     Account.objects.filter(pk=account.pk).update(tax_number="IE1234567T")
+    account.refresh_from_db()
     invoice = make_invoice(account)
     page, pdf = bill_to(login_client(account.owner, account), invoice)
     assert "<br>VAT / tax number: IE1234567T</p>" in page
@@ -80,3 +81,14 @@ def test_the_demo_account_shows_its_vat_number_on_its_invoices(
     session.save()
     page, pdf = bill_to(client, invoice)
     assert "VAT / tax number: IE1234567T" in page and "VAT / tax number: IE1234567T" in pdf
+
+
+def test_a_new_invoice_takes_the_accounts_tax_number_when_issued(account: Account) -> None:
+    account.tax_number = "IE1234567T"
+    account.save(update_fields=["tax_number"])
+    invoice = make_invoice(account)
+    assert invoice.tax_number == "IE1234567T"
+    account.tax_number = "IE9876543W"
+    account.save(update_fields=["tax_number"])
+    invoice.refresh_from_db()
+    assert invoice.bill_to_tax_number == "IE1234567T"  # an invoice never changes
