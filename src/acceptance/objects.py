@@ -98,6 +98,8 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "hosting:detail": _service,
     "hosting:password_reveal": _service,
     "hosting:password_change": _service,
+    "hosting:panel_login": _service,
+    "hosting:panel_demo": _service,
     "domains:detail": _domain,
     "domains:nameservers": _domain,
     "domains:registrar_lock": _domain,
@@ -131,6 +133,8 @@ PLACEHOLDER_ROUTES: dict[str, set[str]] = {
     "accounts:contact_confirm": {"not_found"},
     # No transfer link was opened in this session: no offer to show.
     "accounts:ownership_transfer_page": {"not_found"},
+    # An unsigned delivery: refused before anything is done (signatures: billing's tests).
+    "billing:stripe_webhook": {"status 400"},
 }
 
 
@@ -143,6 +147,8 @@ SCOPED_ROUTES: dict[str, str] = {
     "hosting:detail": "service",
     "hosting:password_reveal": "service",
     "hosting:password_change": "service",
+    "hosting:panel_login": "service",
+    "hosting:panel_demo": "service",
     "domains:detail": "domain",
     "domains:nameservers": "domain",
     "domains:registrar_lock": "domain",
@@ -185,6 +191,8 @@ IN_SCOPE_KWARGS: dict[str, Callable[[Account, Any, Any], dict[str, Any]]] = {
     "hosting:detail": lambda a, s, d: {"pk": s.pk},
     "hosting:password_reveal": lambda a, s, d: {"pk": s.pk},
     "hosting:password_change": lambda a, s, d: {"pk": s.pk},
+    "hosting:panel_login": lambda a, s, d: {"pk": s.pk},
+    "hosting:panel_demo": lambda a, s, d: {"pk": s.pk},
     "domains:detail": lambda a, s, d: {"pk": d.pk},
     "domains:nameservers": lambda a, s, d: {"pk": d.pk},
     "domains:registrar_lock": lambda a, s, d: {"pk": d.pk},
