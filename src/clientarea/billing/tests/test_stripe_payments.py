@@ -40,7 +40,7 @@ def server() -> Iterator[StripeServer]:
 @pytest.fixture
 def stripe_gateway(server: StripeServer, settings: Any) -> Iterator[StripeGateway]:
     settings.STRIPE_WEBHOOK_SECRET = SECRET
-    gateway = StripeGateway(secret_key=server.secret_key, api_base=server.base_url, timeout=0.3)
+    gateway = StripeGateway(secret_key=server.secret_key, api_base=server.base_url, timeout=1.0)
     with mock.patch.dict(gateways.GATEWAYS, {gateway.code: gateway}):
         yield gateway
 
