@@ -79,8 +79,8 @@ def test_the_page_lets_the_owner_choose_with_a_fieldset_and_records_it() -> None
     assert "<fieldset" in page and "<legend>Emails you receive</legend>" in page
     assert "Security notices" in page  # listed as always sent, not as a box
     assert 'value="security"' not in page
-    contacts = client.get(reverse("accounts:contacts")).content.decode()
-    assert reverse("accounts:owner_emails") in contacts
+    for where in ("accounts:contacts", "notifications:history"):
+        assert reverse("accounts:owner_emails") in client.get(reverse(where)).content.decode()
     response = post(client, reverse("accounts:owner_emails"), {"kinds": ["support", "domain"]})
     assert response.status_code == 302
     account.refresh_from_db()
