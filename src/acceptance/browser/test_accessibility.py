@@ -62,6 +62,8 @@ def test_main_pages_have_no_serious_accessibility_violations(
         "ticket": f"/support/{message.ticket.pk}/",
         "open ticket": "/support/new/",
         "security": "/security/",
+        "emails you receive": "/account/emails/",
+        "activity log, a bad filter": "/activity/?date_from=yesterday&action=none",
         "not found": "/no-such-page/",
         # The pages a sub-account meets when the owner did not grant something.
         "sub-account dashboard": "/",
