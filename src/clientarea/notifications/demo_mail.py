@@ -156,3 +156,20 @@ class DemoMailBackend(BaseEmailBackend):
             self.stream.flush()
             sent += 1
         return sent
+
+
+def check_demo_backend(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """The demo mail backend keeps copies of mail, links included: demo mode only. A
+    configuration that would use it otherwise does not start."""
+    from django.core.checks import Error
+
+    if settings.EMAIL_BACKEND.endswith(".DemoMailBackend") and not settings.DEMO_MODE:
+        return [
+            Error(
+                "EMAIL_BACKEND is the demo mail backend but DEMO_MODE is off.",
+                hint="Set EMAIL_URL to your mail server (smtp://...), or DEMO_MODE=true "
+                "for a demonstration.",
+                id="notifications.E001",
+            )
+        ]
+    return []

@@ -167,3 +167,11 @@ def test_without_demo_mode_the_viewer_does_not_exist(
 def test_the_back_office_links_to_the_viewer_in_demo_mode(demo: Path, staff: Client) -> None:
     page = staff.get(reverse("admin:index")).content.decode()
     assert reverse("admin:notifications_demo_mail") in page
+
+
+def test_the_demo_backend_outside_demo_mode_does_not_start(settings: Any) -> None:
+    settings.EMAIL_BACKEND = BACKEND
+    settings.DEMO_MODE = False
+    assert [e.id for e in demo_mail.check_demo_backend()] == ["notifications.E001"]
+    settings.DEMO_MODE = True
+    assert demo_mail.check_demo_backend() == []
