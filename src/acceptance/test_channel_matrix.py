@@ -56,7 +56,7 @@ from clientarea.billing.services import (
     invoice_pay,
 )
 from clientarea.billing.tests.factories import make_invoice
-from clientarea.hosting.services import service_password_reveal
+from clientarea.hosting.services import service_panel_login, service_password_reveal
 from clientarea.hosting.tests.factories import ServiceFactory
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import (
@@ -266,6 +266,12 @@ def _password_event(world: World, person: User) -> None:
     service_password_reveal(service=ServiceFactory(account=world.account), actor=developer)
 
 
+def _panel_login(world: World, person: User) -> None:
+    developer = MembershipFactory(account=world.account, permissions=["manageproducts"]).user
+    world.people["actor"] = developer
+    service_panel_login(service=ServiceFactory(account=world.account), actor=developer)
+
+
 def _joined(world: World, person: User) -> None:
     owner = world.account.owner
     invitation_create(
@@ -309,6 +315,7 @@ ACCOUNT_SCENARIOS: dict[str, Scenario] = {
     "support/email/staff_new_ticket": Scenario(None, _ticket_opened),
     "support/email/staff_customer_reply": Scenario(None, _customer_reply),
     "hosting/email/password_event": Scenario(None, _password_event),
+    "hosting/email/panel_login": Scenario(None, _panel_login),
     "accounts/email/invitation_accepted": Scenario(None, _joined),
 }
 

@@ -987,7 +987,9 @@ class ScopedAccessMachine(AccessMachine):
         if mode == "forged":
             other = next(k for k in ACCOUNTS if k != key)
             assert scope is not None
-            scope = {**scope, "service": scope["service"] | {self.movable[other]["service"][0]}}
+            foreign = self.movable[other]["service"]
+            if foreign:  # (the other account's services may all have left it)
+                scope = {**scope, "service": scope["service"] | {foreign[0]}}
             if self.movable[other]["service"][0] in self.movable[key]["service"]:
                 return  # it moved here meanwhile: not a forgery
         _, status = self.grants[person, key]
