@@ -104,5 +104,5 @@ def two_factor_missing(access: Access) -> list[AttentionItem]:
 
 
 def register() -> None:
-    register_attention(AttentionProvider("accounts.two_factor", None, two_factor_missing, 5))
+    register_attention(AttentionProvider("accounts.two_factor", None, two_factor_missing, 70))
     register_attention(AttentionProvider("accounts.invitations", None, invitations_pending, 60))
