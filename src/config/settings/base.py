@@ -274,6 +274,10 @@ EPP_KEY_FILE = env.str("EPP_KEY_FILE", default="")
 # The CA bundle to check the registry's certificate with ("" = the system's).
 EPP_CA_FILE = env.str("EPP_CA_FILE", default="")
 EPP_VERIFY_TLS = env.bool("EPP_VERIFY_TLS", default=True)
+# Idle seconds before a keep-alive <hello> on the EPP session, and how long a login the
+# registry refused is not tried again (so retries never lock the registrar account).
+EPP_HELLO_AFTER_SECONDS = env.float("EPP_HELLO_AFTER_SECONDS", default=60.0)
+EPP_LOGIN_RETRY_SECONDS = env.float("EPP_LOGIN_RETRY_SECONDS", default=60.0)
 
 # Tokens in URLs (invitation, reset, email-change and contact links) never reach the logs:
 # every handler carries the redacting filter, and LOGGING_CONFIG also redacts each record

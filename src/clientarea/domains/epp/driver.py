@@ -44,8 +44,8 @@ def config_from_settings() -> EppConfig:
         ca_file=settings.EPP_CA_FILE,
         verify_tls=settings.EPP_VERIFY_TLS,
         timeout=settings.OUTSIDE_CALL_TIMEOUT_SECONDS,
-        hello_after=getattr(settings, "EPP_HELLO_AFTER_SECONDS", 60.0),
-        login_cooldown=getattr(settings, "EPP_LOGIN_RETRY_SECONDS", 60.0),
+        hello_after=settings.EPP_HELLO_AFTER_SECONDS,
+        login_cooldown=settings.EPP_LOGIN_RETRY_SECONDS,
     )
 
 
