@@ -11,6 +11,7 @@ only).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from acceptance.objects import OBJECT_KWARGS
+from clientarea.access_table import ROUTES
 from clientarea.accounts.models import Account, User
+from clientarea.accounts.reauth import SESSION_KEY as REAUTH_KEY
 from clientarea.accounts.services import membership_grant, membership_revoke
 from clientarea.accounts.tests.factories import TEST_PASSWORD, AccountFactory, UserFactory
 from clientarea.audit.models import AuditEvent
@@ -251,3 +255,30 @@ def test_switch_account_keeps_the_page_asked_for(
         reverse("accounts:select_account"), {"account": globex.pk, "next": "https://evil.example/"}
     )
     assert response["Location"] == reverse("core:dashboard")
+
+
+# --- Every object page, one mechanism --------------------------------------------------
+
+GET_OBJECT_ROUTES = sorted(
+    r.name for r in ROUTES if r.object_param and "GET" in r.methods and r.rule != "public"
+)
+
+
+@pytest.mark.parametrize("route", GET_OBJECT_ROUTES)
+def test_every_object_page_follows_a_link_into_another_account(
+    login_client: Callable[..., Client], account: Account, route: str
+) -> None:
+    """The owner of two accounts, working in one, opens a link to each object page of
+    the other: the page opens there, whichever app it belongs to; a POST to it from the
+    first account is still the 404 of another account's object."""
+    globex = AccountFactory(owner=account.owner, company_name="Globex Ltd")
+    url = reverse(route, kwargs=OBJECT_KWARGS[route](account))
+    client = login_client(account.owner, globex)
+    session = client.session
+    session[REAUTH_KEY] = int(time.time())  # a recent login: no confirm-your-password step
+    session.save()
+    response = client.get(url)
+    assert response.status_code in (200, 302), response.status_code
+    if response.status_code == 302:
+        assert not response["Location"].startswith(reverse("accounts:select_account"))
+    assert client.session[SESSION_KEY] == account.pk
