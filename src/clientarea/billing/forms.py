@@ -121,6 +121,7 @@ class PayForm(CardFieldsMixin):
         credit_balance: Decimal,
         currency: str,
         is_owner: bool,
+        takes_new_cards: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -129,12 +130,17 @@ class PayForm(CardFieldsMixin):
             choices.append((CREDIT, f"Credit balance ({credit_balance} {currency})"))
         # Only brand and last four: what anyone paying may see of a stored card.
         choices += [(f"{STORED_PREFIX}{m.pk}", m.label) for m in payment_methods]
-        choices += [(NEW_CARD, "A new card"), (BANK_TRANSFER, "Bank transfer")]
+        if takes_new_cards:
+            choices.append((NEW_CARD, "A new card"))
+        choices.append((BANK_TRANSFER, "Bank transfer"))
         self.fields["method"].choices = choices  # type: ignore[attr-defined]
         if not self.is_bound:
             self.fields["method"].initial = choices[0][0]
             self.fields["idempotency_key"].initial = new_idempotency_key()
-        if not is_owner:
+        if not takes_new_cards:
+            for name in ("card_number", "exp_month", "exp_year", "cvc", "save_card"):
+                self.fields.pop(name, None)
+        elif not is_owner:
             # Only the owner stores cards: a sub-account is not even offered the box,
             # and the service ignores it if forged.
             del self.fields["save_card"]

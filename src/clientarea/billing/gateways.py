@@ -47,6 +47,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
 
@@ -317,7 +320,28 @@ BANK_TRANSFER = BankTransferGateway()
 CREDIT = "credit"
 
 GATEWAYS: dict[str, PaymentGateway] = {SANDBOX.code: SANDBOX, BANK_TRANSFER.code: BANK_TRANSFER}
-CARD_GATEWAY: PaymentGateway = SANDBOX
+# The card gateways BILLING_CARD_GATEWAY may name ("" takes no new cards).
+CARD_GATEWAYS: dict[str, PaymentGateway] = {SANDBOX.code: SANDBOX}
+
+
+def card_gateway() -> PaymentGateway | None:
+    """The gateway that takes new cards (BILLING_CARD_GATEWAY), or None when this
+    installation takes no card payments (credit and bank transfer only)."""
+    code = settings.BILLING_CARD_GATEWAY
+    if not code:
+        return None
+    try:
+        return CARD_GATEWAYS[code]
+    except KeyError:
+        raise ImproperlyConfigured(
+            f"BILLING_CARD_GATEWAY={code!r} is not a card gateway this installation can use "
+            f"({', '.join(sorted(CARD_GATEWAYS))}, or empty for none)."
+        ) from None
+
+
+def is_sandbox() -> bool:
+    """Whether new cards go to the sandbox (its test cards are then shown)."""
+    return card_gateway() is SANDBOX
 
 
 def get_gateway(code: str) -> PaymentGateway:

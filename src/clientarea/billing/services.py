@@ -443,9 +443,16 @@ def _announce_transfer(
     )
 
 
+def _new_card_gateway() -> gateways.PaymentGateway:
+    gateway = gateways.card_gateway()
+    if gateway is None:
+        raise BillingError("Card payments are not offered here: pay by credit or bank transfer.")
+    return gateway
+
+
 def _tokenize(card: CardDetails) -> gateways.CardToken:
     """Hand the card to the card gateway (an outside call) for a token."""
-    gateway = gateways.CARD_GATEWAY
+    gateway = _new_card_gateway()
     try:
         # Tokenizing twice only leaves an unused token behind: safe to retry.
         return outside_call(lambda: gateway.tokenize_card(card), retry_uncertain=True)
@@ -493,7 +500,7 @@ def card_payment_begin(
             assert new_card_token is not None
             if _card_expired(new_card_token.exp_month, new_card_token.exp_year):
                 raise BillingError("This card has expired.")
-            gateway, token = gateways.CARD_GATEWAY, new_card_token.token
+            gateway, token = _new_card_gateway(), new_card_token.token
             method_label = f"{new_card_token.brand} ending in {new_card_token.last4}"
         grace = datetime.timedelta(seconds=settings.PENDING_CHANGE_GRACE_SECONDS)
         try:
@@ -931,7 +938,7 @@ def _store_card(
 ) -> PaymentMethod:
     method = PaymentMethod.objects.create(
         account=account,
-        gateway=gateways.CARD_GATEWAY.code,
+        gateway=_new_card_gateway().code,
         token=token.token,
         brand=token.brand,
         last4=token.last4,

@@ -15,7 +15,7 @@ from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, account_object_or_404, owner_only, requires
 from clientarea.accounts.reauth import recent_auth_required
 
-from . import selectors, services
+from . import gateways, selectors, services
 from .forms import BANK_TRANSFER, CREDIT, NEW_CARD, CardForm, PayForm
 from .models import Invoice, PaymentMethod, Transaction
 from .pdf import invoice_pdf as draw_invoice_pdf
@@ -96,6 +96,7 @@ def _pay_form(request: AccountRequest, data: Any = None, **extra: Any) -> PayFor
         credit_balance=access.account.credit_balance,
         currency=access.account.currency,
         is_owner=access.is_owner,
+        takes_new_cards=gateways.card_gateway() is not None,
         **extra,
     )
 
@@ -181,6 +182,8 @@ def _pay_page(
             "processing_message": services.PROCESSING_MESSAGE,
             "credit_balance": request.access.account.credit_balance,
             "bank_details": settings.BILLING_BANK_DETAILS,
+            "takes_new_cards": gateways.card_gateway() is not None,
+            "sandbox": gateways.is_sandbox(),
         },
     )
 
@@ -196,6 +199,7 @@ def payment_methods(request: AccountRequest) -> HttpResponse:
             "methods": list(selectors.payment_methods_for(account=account)),
             "credit_balance": account.credit_balance,
             "currency": account.currency,
+            "takes_new_cards": gateways.card_gateway() is not None,
         },
     )
 
@@ -205,6 +209,9 @@ def payment_methods(request: AccountRequest) -> HttpResponse:
 @recent_auth_required
 @sensitive_post_parameters(*CARD_FIELDS)
 def payment_method_add(request: AccountRequest) -> HttpResponse:
+    if gateways.card_gateway() is None:
+        messages.info(request, "This installation takes no card payments, so no card is stored.")
+        return redirect("billing:payment_methods")
     form = CardForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid() and form.card is not None:
         try:
@@ -216,7 +223,11 @@ def payment_method_add(request: AccountRequest) -> HttpResponse:
         else:
             messages.success(request, f"The {method.label} was saved.")
             return redirect("billing:payment_methods")
-    return render(request, "billing/payment_method_add.html", {"form": form})
+    return render(
+        request,
+        "billing/payment_method_add.html",
+        {"form": form, "sandbox": gateways.is_sandbox()},
+    )
 
 
 @owner_only

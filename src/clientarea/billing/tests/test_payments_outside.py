@@ -108,7 +108,7 @@ def test_the_card_gateway_is_never_called_inside_a_transaction(account: Account)
         with pytest.raises(AssertionError):
             double.charge_status("x")
     with (
-        mock.patch.object(gateways, "CARD_GATEWAY", double),
+        mock.patch.dict(gateways.CARD_GATEWAYS, {"sandbox": double}),
         mock.patch.dict(gateways.GATEWAYS, {"sandbox": double}),
     ):
         method = make_payment_method(account)  # tokenize

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -385,3 +386,28 @@ def test_bill_to_names_the_country_on_the_page_and_the_pdf(
     assert "53111 Bonn<br>Germany" in page
     pdf = client.get(reverse("billing:invoice_pdf", args=[invoice.pk])).content
     assert "Germany" in pdf_text(pdf)
+
+
+def test_without_a_card_gateway_no_card_is_offered_or_taken(
+    account: Any, login_client: Any, settings: Any
+) -> None:
+    """BILLING_CARD_GATEWAY="" (production without the sandbox, before a real gateway):
+    credit and bank transfer only; a forged card payment changes nothing."""
+    settings.BILLING_CARD_GATEWAY = ""
+    invoice = make_invoice(account)
+    client = login_client(account.owner, account)
+    page = client.get(reverse("billing:invoice_pay", args=[invoice.pk])).content.decode()
+    assert "Bank transfer" in page
+    assert "A new card" not in page and "Card number" not in page and "Sandbox" not in page
+    methods = client.get(reverse("billing:payment_methods")).content.decode()
+    assert "Add a Card" not in methods
+    response = client.get(reverse("billing:payment_method_add"))
+    assert response.status_code == 302
+    forged = client.post(
+        reverse("billing:invoice_pay", args=[invoice.pk]),
+        {"method": "new_card", "card_number": "4242424242424242", "exp_month": "12",
+         "exp_year": "2030", "cvc": "123", "idempotency_key": "k" * 32},
+    )  # fmt: skip
+    assert forged.status_code == 200
+    invoice.refresh_from_db()
+    assert invoice.status == "unpaid" and not invoice.transactions.exists()
