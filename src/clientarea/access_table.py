@@ -138,6 +138,12 @@ ROUTES: tuple[Route, ...] = (
     Route("billing:payment_methods", GET, "permission:invoices"),
     Route("billing:payment_method_add", GET_POST, "owner"),
     Route("billing:payment_method_remove", POST, "owner", object_param="pk"),
+    Route(
+        "billing:stripe_webhook",
+        POST,
+        "public",
+        note="Stripe's events: signed with the endpoint secret, no session",
+    ),
     # products & services
     Route("hosting:list", GET, "permission:products"),
     Route("hosting:detail", GET, "permission:products", object_param="pk"),
