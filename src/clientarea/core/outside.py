@@ -221,18 +221,40 @@ def pending_change_begin(
 
 
 def pending_change_finish(change: PendingChange, *, done: bool, message: str = "") -> bool:
-    """Record the result of `change` inside the caller's transaction. Returns False if it
-    was already finished (by the worker, or by the request): the caller then records
-    nothing, so a change is applied exactly once."""
+    """Record the result of `change` inside the caller's transaction. Returns True if
+    this call recorded it; False if it was recorded already, and the caller then records
+    nothing, so a change is applied exactly once.
+
+    The outside system's "yes" wins over our "not made": a change the worker recorded
+    as not made (asked while the request was still talking to the system, or given up)
+    that the system then confirms is recorded as made, unless a newer change to the
+    same object was asked since (its result is what the customer is waiting for)."""
     from .models import PendingChange
 
-    finished = PendingChange.objects.filter(pk=change.pk, state=PendingChange.State.PENDING).update(
+    states = [PendingChange.State.PENDING]
+    if done:
+        newer = PendingChange.objects.filter(
+            target=change.target, created_at__gt=change.created_at
+        ).exclude(pk=change.pk)
+        if not newer.exists():
+            states.append(PendingChange.State.FAILED)
+    finished = PendingChange.objects.filter(pk=change.pk, state__in=states).update(
         state=PendingChange.State.DONE if done else PendingChange.State.FAILED,
-        message=message[:300],
+        message="" if done else message[:300],
         secret_ciphertext="",
         finished_at=timezone.now(),
     )
     return bool(finished)
+
+
+def time_left() -> float:
+    """Seconds left of the current outside call's budget (the whole budget outside one):
+    a driver cuts each socket wait to it, so a call never outlives its budget and the
+    worker never settles a change whose request is still talking to the system."""
+    frame = _current_call.get()
+    if frame is None:
+        return float(settings.OUTSIDE_CALL_BUDGET_SECONDS)
+    return max(0.0, frame.deadline - time.monotonic())
 
 
 def pending_change_secret(change: PendingChange) -> str:
@@ -251,14 +273,27 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(60 * 2**attempts, 3600))
 
 
-def pending_changes_reconcile_due(*, now: object = None, limit: int = 50) -> dict[str, int]:
+GIVE_UP_MESSAGE = (
+    "The change could not be confirmed with the outside system and was abandoned; "
+    "please check it and make it again."
+)
+
+
+def pending_changes_reconcile_due(
+    *, now: object = None, limit: int = 50, max_seconds: float | None = None
+) -> dict[str, int]:
     """Settle the pending changes whose grace period has passed (the request that made
     them has finished or died). Each is claimed first by moving its next check forward,
     so two workers never settle the same change at once; then its app's reconciler asks
-    the outside system, with no transaction open."""
+    the outside system, with no transaction open. One pass takes at most `max_seconds`
+    (one outside-call budget by default), so a silent panel or registry never holds up the
+    worker's other work (the email outbox) for long: what is left waits for the next."""
     from .models import PendingChange
 
     now_ = now or timezone.now()
+    stop_at = time.monotonic() + (
+        settings.OUTSIDE_CALL_BUDGET_SECONDS if max_seconds is None else max_seconds
+    )
     stats = {state.value: 0 for state in Reconciled}
     due = list(
         PendingChange.objects.filter(state=PendingChange.State.PENDING, next_check_at__lte=now_)
@@ -266,6 +301,8 @@ def pending_changes_reconcile_due(*, now: object = None, limit: int = 50) -> dic
         .values_list("pk", "attempts")[:limit]
     )
     for pk, attempts in due:
+        if time.monotonic() >= stop_at:
+            break
         lease = timezone.now() + _backoff(attempts)
         claimed = PendingChange.objects.filter(
             pk=pk, state=PendingChange.State.PENDING, attempts=attempts
@@ -274,23 +311,19 @@ def pending_changes_reconcile_due(*, now: object = None, limit: int = 50) -> dic
             continue  # another worker took it
         change = PendingChange.objects.select_related("account", "actor").get(pk=pk)
         reconciler = RECONCILERS.get(change.operation)
-        if reconciler is None:
-            logger.error("No reconciler for pending change %s (%s)", pk, change.operation)
-            continue
         give_up_at = change.created_at + timedelta(hours=settings.PENDING_CHANGE_GIVE_UP_HOURS)
-        try:
-            result = reconciler.settle(change)
-        except Exception:  # a reconciler bug must not stop the worker: retried later
-            logger.exception("Reconciling pending change %s failed", pk)
+        if reconciler is None:  # a bug: still given up in the end, never pending forever
+            logger.error("No reconciler for pending change %s (%s)", pk, change.operation)
             result = Reconciled.PENDING
+        else:
+            try:
+                result = reconciler.settle(change)
+            except Exception:  # a reconciler bug must not stop the worker: retried later
+                logger.exception("Reconciling pending change %s failed", pk)
+                result = Reconciled.PENDING
         if result is Reconciled.PENDING and timezone.now() >= give_up_at:
             with transaction.atomic():
-                pending_change_finish(
-                    change,
-                    done=False,
-                    message="The change could not be confirmed with the outside system "
-                    "and was abandoned; please check it and try again.",
-                )
+                pending_change_finish(change, done=False, message=GIVE_UP_MESSAGE)
             result = Reconciled.FAILED
         stats[result.value] += 1
     return stats

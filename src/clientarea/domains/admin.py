@@ -109,7 +109,7 @@ class DomainAdmin(admin.ModelAdmin):
         "nameservers_text",
     ]
 
-    @admin.action(description="Renew at the registry")
+    @admin.action(description="Renew at the registry", permissions=["change"])
     def renew_at_registry(self, request: HttpRequest, queryset: Any) -> None:
         try:
             years = int(request.POST.get("years") or 1)
@@ -141,7 +141,7 @@ class DomainAdmin(admin.ModelAdmin):
                         messages.SUCCESS,
                     )
 
-    @admin.action(description="Sync from the registry (domain:info)")
+    @admin.action(description="Sync from the registry (domain:info)", permissions=["change"])
     def sync_from_registry(self, request: HttpRequest, queryset: Any) -> None:
         staff = cast(User, request.user)
         for domain in queryset.select_related("account"):

@@ -8,9 +8,21 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.utils.module_loading import import_string
 
 EPP_DRIVER = "clientarea.domains.epp.EppRegistrarDriver"
-EPP_DRIVER_PATHS = frozenset({EPP_DRIVER, "clientarea.domains.epp.driver.EppRegistrarDriver"})
+
+
+def epp_driver_configured() -> bool:
+    """Whether DOMAINS_REGISTRAR_DRIVER names the EPP driver or a subclass of it (a
+    provider's own subclass gets the same checks)."""
+    from .epp import EppRegistrarDriver
+
+    try:
+        driver = import_string(settings.DOMAINS_REGISTRAR_DRIVER)
+    except ImportError:
+        return False
+    return isinstance(driver, type) and issubclass(driver, EppRegistrarDriver)
 
 
 def _readable(path: str) -> bool:
@@ -18,7 +30,7 @@ def _readable(path: str) -> bool:
 
 
 def epp_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    if settings.DOMAINS_REGISTRAR_DRIVER not in EPP_DRIVER_PATHS:
+    if not epp_driver_configured():
         return []
     errors: list[CheckMessage] = []
     for name, hint in (

@@ -111,6 +111,17 @@ def _lock_manageable(domain: Domain, actor: User) -> Domain:
     return row
 
 
+def _refuse_while_pending(row: Domain) -> None:
+    """Called under the row lock, before deciding there is nothing to do: while a change
+    awaits the registry, our record is not what the registry will hold, so "already so"
+    would be a guess (e.g. Lock pressed again while an unlock is pending)."""
+    if pending_for(_target(row)) is not None:
+        raise DomainActionError(
+            f"An earlier change of {row.unicode_name} is still waiting for the registry: "
+            "try again in a few minutes."
+        )
+
+
 def _begin(
     row: Domain, actor: User, operation: str, params: dict[str, object], request: HttpRequest | None
 ) -> PendingChange:
@@ -161,6 +172,7 @@ def domain_set_nameservers(
     cleaned = names.nameservers_validate(list(nameservers))
     with transaction.atomic():
         row = _lock_manageable(domain, actor)
+        _refuse_while_pending(row)
         before = row.nameserver_list
         if cleaned == before:
             return ChangeOutcome(pending=False)
@@ -178,6 +190,7 @@ def domain_set_registrar_lock(
 ) -> ChangeOutcome:
     with transaction.atomic():
         row = _lock_manageable(domain, actor)
+        _refuse_while_pending(row)
         if row.registrar_lock == locked:
             return ChangeOutcome(pending=False)
         change = _begin(
@@ -211,11 +224,18 @@ def domain_set_auto_renew(
     return row
 
 
+def _require_staff(staff: User) -> None:
+    """Registry actions of the back office: staff allowed to change domains, whoever calls."""
+    if not (staff.is_active and staff.is_staff and staff.has_perm("domains.change_domain")):
+        raise DomainActionError("Only staff allowed to change domains can do this.")
+
+
 def domain_renew(
     *, domain: Domain, staff: User, years: int, request: HttpRequest | None = None
 ) -> ChangeOutcome:
     """Staff: renew at the registry for `years` (the billing side comes with renewal
     invoices). The registry is told the current expiry, so a retry never renews twice."""
+    _require_staff(staff)
     if not 1 <= years <= MAX_RENEWAL_YEARS:
         raise DomainActionError(f"A renewal is for 1 to {MAX_RENEWAL_YEARS} years.")
     with transaction.atomic():
@@ -335,6 +355,7 @@ def domain_registry_sync(
 ) -> list[str]:
     """Staff: make our record match the registry's (nameservers, lock, expiry), audited.
     Returns the names of the fields that changed."""
+    _require_staff(staff)
     try:
         held = outside_call(lambda: registrar_driver().domain_info(domain), retry_uncertain=True)
     except OutsideError as exc:

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any, cast
 
+import idna
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -123,7 +124,7 @@ class ServiceAdmin(admin.ModelAdmin):
         ("Dates", {"fields": ("created_at",)}),
     )
 
-    @admin.action(description="Suspend on the control panel")
+    @admin.action(description="Suspend on the control panel", permissions=["change"])
     def suspend_on_panel(self, request: HttpRequest, queryset: Any) -> None:
         reason = (request.POST.get("reason") or "").strip()
         if not reason or not reason.isprintable():
@@ -142,7 +143,7 @@ class ServiceAdmin(admin.ModelAdmin):
             "suspended",
         )
 
-    @admin.action(description="Unsuspend on the control panel")
+    @admin.action(description="Unsuspend on the control panel", permissions=["change"])
     def unsuspend_on_panel(self, request: HttpRequest, queryset: Any) -> None:
         user = cast(User, request.user)
         _panel_action(
@@ -208,7 +209,15 @@ class PanelServerAdminForm(forms.ModelForm):
             raise forms.ValidationError(
                 "Enter the host name alone (server.example.net): no https://, port or path."
             )
-        return hostname
+        try:  # what a URL can carry: labels of 1-63 characters, valid IDNA
+            ascii_name = idna.encode(hostname, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise forms.ValidationError(
+                "That is not a valid host name (each part 1 to 63 letters, digits or hyphens)."
+            ) from None
+        if "." not in ascii_name:
+            raise forms.ValidationError("Enter the server's full host name (server.example.net).")
+        return ascii_name
 
     def clean_port(self) -> int:
         port: int = self.cleaned_data["port"]

@@ -9,6 +9,7 @@ through the reconcilers registered at the end of this module."""
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -47,7 +48,14 @@ from .crypto import SecretUnavailable
 from .drivers import AccountSummary, panel_driver
 from .models import Service
 
+logger = logging.getLogger(__name__)
+
 PASSWORD_CHANGE = "hosting.password"
+REPLACED_MESSAGE = "A newer password change replaced it."
+ACTOR_GONE_MESSAGE = (
+    "The person who asked for it no longer has access to the password, so it was not "
+    "confirmed with the control panel: set a new password to be sure which one is used."
+)
 SUSPEND = "hosting.suspend"
 UNSUSPEND = "hosting.unsuspend"
 _CHANGE_LABELS = {
@@ -138,15 +146,17 @@ def _checked(service: Service, actor: User, *, lock: bool = False) -> Service:
 
 
 def service_pending_change(service: Service) -> PendingChange | None:
-    """The panel change of this service still waiting for the panel's answer, if any."""
-    return pending_for(_target(service))
+    """The customer's password change of this service still waiting for the panel's
+    answer, if any (staff suspensions are the back office's business, not the page's)."""
+    change = pending_for(_target(service))
+    return change if change is not None and change.operation == PASSWORD_CHANGE else None
 
 
 def service_last_failed_change(service: Service) -> PendingChange | None:
-    """The newest change of this service that ended without being made, if nothing was
-    made after it (the service page says why it was not made)."""
+    """The newest password change of this service that ended without being made, if
+    nothing was made after it (the service page says why)."""
     latest = (
-        PendingChange.objects.filter(target=_target(service))
+        PendingChange.objects.filter(target=_target(service), operation=PASSWORD_CHANGE)
         .exclude(state=PendingChange.State.PENDING)
         .order_by("-created_at", "-id")
         .first()
@@ -211,19 +221,29 @@ def service_password_change(
             raise ValidationError(
                 "The password cannot start or end with a space or contain control characters."
             )
+        earlier = pending_for(_target(locked))
+        if earlier is not None and earlier.operation == PASSWORD_CHANGE:
+            # Setting a password is last-writer-wins: the newer one replaces one still
+            # unconfirmed (whatever the panel holds now, it gets this one next).
+            pending_change_finish(earlier, done=False, message=REPLACED_MESSAGE)
         try:
             change = pending_change_begin(
                 operation=PASSWORD_CHANGE,
                 target=_target(locked),
                 account=locked.account,
                 actor=actor,
-                params={"ip_address": client_ip(request) or ""},
+                params={
+                    "ip_address": client_ip(request) or "",
+                    # Settled only for the same panel account it was asked for.
+                    "username": locked.username,
+                    "server_id": locked.server_id,
+                },
                 secret=new_password,
             )
         except OutsideChangeInFlight as exc:
             raise ServiceActionError(
-                "An earlier password change of this service is still waiting for the "
-                "control panel: try again in a few minutes."
+                "A change of this service is still waiting for the control panel: try "
+                "again in a few minutes."
             ) from exc
     # Committed: the panel is called with no transaction open and no row locked.
     try:
@@ -238,6 +258,9 @@ def service_password_change(
         _change_failed(change, str(exc))
         raise ServiceActionError(str(exc)) from None
     except OutsideUncertain:
+        return ChangeOutcome(pending=True)
+    except Exception:  # a driver bug: the panel may have taken it; the worker asks again
+        logger.exception("Password change %s: unexpected error from the panel driver", change.pk)
         return ChangeOutcome(pending=True)
     _password_change_record(change, new_password)
     return ChangeOutcome(pending=False)
@@ -276,12 +299,24 @@ def _password_change_record(change: PendingChange, new_password: str) -> None:
 
 def _settle_password_change(change: PendingChange) -> Reconciled:
     """A password change left pending: set the same password again (harmless if the panel
-    already has it), since the panel cannot tell us which password it holds."""
+    already has it), since the panel cannot tell us which password it holds. Only while
+    the person who asked may still do it, for the same panel account."""
     service = (
         Service.objects.select_related("account", "server").filter(pk=_service_id(change)).first()
     )
     if service is None or not service.password_can_change:
         _change_failed(change, "The service can no longer take a new password.")
+        return Reconciled.FAILED
+    if change.actor is None or not may(
+        change.actor, Perm.MANAGE_PRODUCTS, service.account, obj=service
+    ):
+        _change_failed(change, ACTOR_GONE_MESSAGE)
+        return Reconciled.FAILED
+    if (service.username, service.server_id) != (
+        change.params.get("username", service.username),
+        change.params.get("server_id", service.server_id),
+    ):
+        _change_failed(change, "The service moved to another panel account meanwhile.")
         return Reconciled.FAILED
     password = pending_change_secret(change)
     try:
@@ -321,6 +356,9 @@ def service_panel_summary(service: Service) -> AccountSummary | None:
         )
     except OutsideError:
         return None
+    except Exception:  # a driver bug must not take the service page down
+        logger.exception("Account summary of service %s: unexpected error", service.pk)
+        return None
     cache.set(_summary_key(service), summary, settings.PANEL_SUMMARY_CACHE_SECONDS)
     return summary
 
@@ -345,6 +383,11 @@ def service_panel_login(
         ) from None
     except OutsideError as exc:
         raise ServiceActionError(str(exc)) from None
+    except Exception:  # a driver bug must not be a 500 (nor show its message)
+        logger.exception("Log in to cPanel for service %s: unexpected error", row.pk)
+        raise ServiceActionError(
+            "The control panel could not be reached; please try again later."
+        ) from None
     with transaction.atomic():
         audit_record(
             action="service.panel_login",
@@ -389,6 +432,8 @@ _STAFF_CHANGES = {
 def _staff_panel_change(
     service: Service, staff: User, operation: str, reason: str, request: HttpRequest | None
 ) -> ChangeOutcome:
+    if not (staff.is_active and staff.is_staff and staff.has_perm("hosting.change_service")):
+        raise ServiceActionError("Only staff allowed to change services can do this.")
     before, _after, _action = _STAFF_CHANGES[operation]
     with transaction.atomic():
         row = (
@@ -423,6 +468,9 @@ def _staff_panel_change(
         _change_failed(change, str(exc))
         raise ServiceActionError(str(exc)) from None
     except OutsideUncertain:
+        return ChangeOutcome(pending=True)
+    except Exception:  # a driver bug: the panel may have done it; the worker asks
+        logger.exception("Panel change %s: unexpected error from the panel driver", change.pk)
         return ChangeOutcome(pending=True)
     _staff_change_record(change)
     return ChangeOutcome(pending=False)

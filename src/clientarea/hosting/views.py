@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -174,5 +175,8 @@ def _panel_login(request: AccountRequest, service: Service) -> HttpResponse:
 @requires(Perm.MANAGE_PRODUCTS)
 @require_GET
 def service_panel_demo(request: AccountRequest, pk: int) -> HttpResponse:
-    """Where the local (demo) panel's single sign-on lands: there is no panel to open."""
+    """Where the local (demo) panel's single sign-on lands: there is no panel to open.
+    Only in demo mode: with a real panel the page would tell a falsehood."""
+    if not settings.DEMO_MODE:
+        raise Http404("No demo panel here.")
     return render(request, "hosting/panel_demo.html", {"service": _service(request, pk)})

@@ -331,8 +331,9 @@ class WhmPanelDriver:
                 raise _Final(OutsideUnavailable(NOT_ANSWERED)) from None
             logger.warning("WHM %s on %s: not reached (%s)", function, where, _describe(exc))
             raise OutsideUnavailable(NOT_ANSWERED) from None
-        except httpx.InvalidURL:
-            # A host name or port that makes no URL (a scheme or path typed into it).
+        except (httpx.InvalidURL, UnicodeError, ValueError):
+            # A host name or port that makes no URL (a scheme or path typed into it, a
+            # label IDNA refuses).
             logger.error("WHM %s on %s: the host name or port is not valid", function, where)
             raise _Final(OutsideUnavailable(NOT_ANSWERED)) from None
         except httpx.RequestError as exc:
@@ -350,16 +351,20 @@ class WhmPanelDriver:
                 function, where, status, server.api_user,
             )  # fmt: skip
             raise _Final(OutsideUnavailable(CREDENTIALS_REFUSED))
-        if status in (400, 404, 405, 501):
-            logger.error("WHM %s on %s: HTTP %s (wrong port or function)", function, where, status)
+        if status in (400, 404, 405, 413, 414, 431, 501):
+            # Refused as a request (wrong port or function, too large): nothing was done.
+            logger.error("WHM %s on %s: HTTP %s (not accepted)", function, where, status)
             raise _Final(OutsideUnavailable(NOT_ANSWERED))
+        if status == 429:  # too many requests: nothing was done, asking later may work
+            logger.warning("WHM %s on %s: HTTP 429, rate limited", function, where)
+            raise OutsideUnavailable(NOT_ANSWERED)
         if status != 200:
             logger.warning("WHM %s on %s: HTTP %s", function, where, status)
             return self._unreadable(changes_state)
 
         try:
             body = json.loads(response.content)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond reason
             logger.warning("WHM %s on %s: the answer is not JSON", function, where)
             return self._unreadable(changes_state)
         metadata = body.get("metadata") if isinstance(body, dict) else None

@@ -129,3 +129,12 @@ def test_a_nested_call_keeps_to_what_is_left_of_the_outer_budget(settings: Any) 
     with pytest.raises(OutsideUnavailable):
         outside_call(slow_driver)
     assert len(calls) == 1  # what was left of the outer budget allowed one attempt
+
+
+def test_the_grace_period_must_outlast_a_requests_outside_call(settings: Any) -> None:
+    from clientarea.core.checks import outside_call_settings_check
+
+    assert outside_call_settings_check() == []
+    settings.PENDING_CHANGE_GRACE_SECONDS = 30
+    settings.OUTSIDE_CALL_BUDGET_SECONDS = 30.0
+    assert [e.id for e in outside_call_settings_check()] == ["core.E001"]

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
+from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain, time_left
 
 from . import xml
 from .errors import login_refused, redact
@@ -96,6 +96,18 @@ def read_frame(sock: socket.socket) -> bytes:
     if total <= HEADER.size or total > MAX_FRAME_BYTES:
         raise FrameError(f"bad frame length {total}")
     return _read_exactly(sock, total - HEADER.size)
+
+
+def _wait(config: EppConfig) -> float:
+    """How long one socket operation may wait: the request timeout, cut to what is left
+    of the outside call's budget, so a conversation of several frames (info, host checks,
+    update) never outlives it and the worker never settles a change still being sent."""
+    return min(config.timeout, time_left())
+
+
+NO_TIME_LEFT = "The registry did not answer in time; nothing was changed."
+# Not worth sending a command with less time than this left to hear its answer.
+MIN_FRAME_SECONDS = 0.05
 
 
 class Connection:
@@ -178,7 +190,7 @@ class EppClient:
                 "nothing was changed."
             ) from None
         try:
-            raw = socket.create_connection((config.host, config.port), timeout=config.timeout)
+            raw = socket.create_connection((config.host, config.port), timeout=_wait(config))
         except OSError as exc:
             logger.warning("EPP: cannot connect to the registry: %s", exc.__class__.__name__)
             raise OutsideUnavailable(
@@ -199,7 +211,7 @@ class EppClient:
             raise OutsideUnavailable(
                 "A secure connection to the registry failed; nothing was changed."
             ) from None
-        sock.settimeout(config.timeout)
+        sock.settimeout(max(0.01, _wait(config)))
         try:
             greeting = xml.parse_greeting(read_frame(sock))
             conn = Connection(sock, greeting)
@@ -260,6 +272,7 @@ class EppClient:
             conn = None
         if conn is not None and time.monotonic() - conn.last_used >= config.hello_after:
             try:
+                conn.sock.settimeout(max(0.01, _wait(config)))
                 xml.parse_greeting(conn.exchange(xml.hello()))
             except (FrameError, xml.MalformedFrame, OSError):
                 logger.info("EPP: the idle session did not answer <hello>; logging in again")
@@ -287,7 +300,11 @@ class EppClient:
                         "A value contains characters the registry cannot accept; nothing was "
                         "changed."
                     ) from None
+                wait = _wait(config)
+                if wait < MIN_FRAME_SECONDS:
+                    raise OutsideUnavailable(NO_TIME_LEFT)  # nothing written
                 try:
+                    conn.sock.settimeout(wait)
                     write_frame(conn.sock, frame)
                 except OSError:
                     # Written partly at most, onto a connection the registry has closed.
@@ -308,7 +325,9 @@ class EppClient:
                         "been made. It will be checked with the registry."
                     ) from None
                 conn.last_used = time.monotonic()
-                if response.cltrid and response.cltrid != cltrid:
+                # Our clTRID comes back with every answer (RFC 5730 2.5); a success without
+                # it cannot be trusted to be this command's.
+                if response.cltrid != cltrid and (response.cltrid or response.code < 2000):
                     self._drop()
                     logger.error("EPP: answer for %s arrived for %s", response.cltrid, cltrid)
                     raise OutsideUncertain(
@@ -337,7 +356,7 @@ class EppClient:
     @contextlib.contextmanager
     def _session(self, config: EppConfig) -> Iterator[None]:
         """The session, for one caller at a time; waiting for it is bounded too."""
-        if not self._lock.acquire(timeout=config.timeout * 3):
+        if not self._lock.acquire(timeout=max(0.0, min(config.timeout * 3, time_left()))):
             raise OutsideUnavailable(
                 "The registry connection is busy with other requests; nothing was changed. "
                 "Try again in a moment."

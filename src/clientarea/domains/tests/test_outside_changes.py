@@ -122,7 +122,7 @@ def test_a_revoked_or_foreign_actor_never_reaches_the_registry(
 def test_staff_renewal_sends_the_current_expiry_and_records_the_new_one(
     account: Account, registrar: Any
 ) -> None:
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     domain = DomainFactory(account=account, expiry_date=date(2027, 3, 1))
     assert not services.domain_renew(domain=domain, staff=staff, years=2).pending
     assert _fresh(domain).expiry_date == date(2029, 3, 1)
@@ -135,7 +135,7 @@ def test_staff_renewal_sends_the_current_expiry_and_records_the_new_one(
 def test_an_unanswered_renewal_is_settled_from_the_registry_expiry(
     account: Account, registrar: Any
 ) -> None:
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     domain = DomainFactory(account=account, expiry_date=date(2027, 3, 1))
     registrar.uncertain = 99
     assert services.domain_renew(domain=domain, staff=staff, years=1).pending
@@ -151,7 +151,7 @@ def test_an_unanswered_renewal_is_settled_from_the_registry_expiry(
 def test_the_registry_view_is_shown_and_staff_can_sync_from_it(
     account: Account, registrar: Any
 ) -> None:
-    staff = UserFactory(is_staff=True)
+    staff = UserFactory(is_staff=True, is_superuser=True)
     domain = DomainFactory(account=account, expiry_date=date(2027, 3, 1), registrar_lock=True)
     held = services.domain_registry_view(domain)
     assert held is not None and held.registrar_lock and list(held.nameservers) == OLD

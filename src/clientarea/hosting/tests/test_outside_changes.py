@@ -79,18 +79,42 @@ def test_an_unanswered_change_stays_pending_and_nothing_claims_it_was_made(
     assert services.service_pending_change(service) == change
 
 
-def test_a_second_change_waits_for_the_pending_one(account: Account, panel: Any) -> None:
+def test_a_newer_password_replaces_one_still_pending_and_the_older_never_lands(
+    account: Account, panel: Any, staff_user: Any
+) -> None:
     service = ServiceFactory(account=account)
     panel.uncertain = 99
     services.service_password_change(
         service=service, actor=account.owner, new_password=NEW_PASSWORD
     )
+    first = PendingChange.objects.get()
+    panel.uncertain = 0
+    newer = "Another-Long-Phrase-93"
+    outcome = services.service_password_change(
+        service=service, actor=account.owner, new_password=newer
+    )
+    assert not outcome.pending
+    first.refresh_from_db()
+    assert (first.state, first.message) == ("failed", services.REPLACED_MESSAGE)
+    assert _stored(service) == newer
+    # The older request's answer arriving late changes nothing.
+    services._password_change_record(first, NEW_PASSWORD)
+    assert _stored(service) == newer
+
+
+def test_a_pending_suspension_holds_a_password_change(
+    account: Account, panel: Any, staff_user: Any
+) -> None:
+    service = ServiceFactory(account=account)
+    panel.uncertain = 99
+    services.service_suspend(service=service, staff=staff_user, reason="Unpaid")
     panel.uncertain = 0
     with pytest.raises(services.ServiceActionError, match="still waiting"):
         services.service_password_change(
-            service=service, actor=account.owner, new_password="Another-Long-Phrase-93"
+            service=service, actor=account.owner, new_password=NEW_PASSWORD
         )
-    assert PendingChange.objects.count() == 1
+    # The customer's page says nothing of the staff's suspension attempt.
+    assert services.service_pending_change(service) is None
 
 
 def test_the_worker_settles_a_pending_change_by_setting_the_password_again(
