@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
@@ -18,6 +19,7 @@ from clientarea.accounts.tests.factories import (
     MembershipFactory,
 )
 from clientarea.billing.tests.factories import make_invoice, make_payment_method
+from clientarea.domains.models import DomainPrice
 from clientarea.domains.tests.factories import DomainFactory
 from clientarea.hosting.tests.factories import ServiceFactory
 from clientarea.notifications.services import email_queue
@@ -70,6 +72,18 @@ def _domain(account: Account) -> dict[str, Any]:
     return {"pk": DomainFactory(account=account).pk}
 
 
+def _renewable_domain(account: Account) -> dict[str, Any]:
+    """A domain with a renewal price for its TLD, so Renew shows its form."""
+    domain = DomainFactory(account=account)
+    DomainPrice.objects.get_or_create(
+        tld=domain.name.rsplit(".", 1)[1],
+        years=1,
+        currency=account.currency,
+        defaults={"renew_price": Decimal("12.00")},
+    )
+    return {"pk": domain.pk}
+
+
 def _transfer(account: Account) -> dict[str, Any]:
     transfer = OwnershipTransfer.objects.create(
         account=account,
@@ -104,6 +118,7 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "domains:nameservers": _domain,
     "domains:registrar_lock": _domain,
     "domains:auto_renew": _domain,
+    "domains:renew": _renewable_domain,
     "support:ticket_detail": _ticket,
     "support:ticket_reply": _ticket,
     "support:ticket_close": _ticket,
@@ -153,6 +168,7 @@ SCOPED_ROUTES: dict[str, str] = {
     "domains:nameservers": "domain",
     "domains:registrar_lock": "domain",
     "domains:auto_renew": "domain",
+    "domains:renew": "domain",
     "support:ticket_detail": "service",
     "support:ticket_reply": "service",
     "support:ticket_close": "service",
@@ -163,6 +179,9 @@ ACCOUNT_WIDE_OBJECTS = {"notifications:history_detail"}  # _email makes a genera
 # The in-scope object of these routes is read only with a permission besides the route's:
 # a product email needs View Products & Services too (what covers its kind).
 IN_SCOPE_ALSO_NEEDS = {"notifications:history_detail": "products"}
+# Routes that need a second permission besides the route's, whatever the object: Renew
+# is paying for the domain, so it needs View & Pay Invoices too (a 404, like no access).
+ALSO_NEEDS = {"domains:renew": "invoices"}
 
 
 def _in_scope_ticket(account: Account, service: Any, domain: Any) -> dict[str, Any]:
@@ -197,6 +216,7 @@ IN_SCOPE_KWARGS: dict[str, Callable[[Account, Any, Any], dict[str, Any]]] = {
     "domains:nameservers": lambda a, s, d: {"pk": d.pk},
     "domains:registrar_lock": lambda a, s, d: {"pk": d.pk},
     "domains:auto_renew": lambda a, s, d: {"pk": d.pk},
+    "domains:renew": lambda a, s, d: {"pk": d.pk},
     "support:ticket_detail": _in_scope_ticket,
     "support:ticket_reply": _in_scope_ticket,
     "support:ticket_close": _in_scope_ticket,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from acceptance.objects import (
     ACCOUNT_WIDE_OBJECTS,
+    ALSO_NEEDS,
     IN_SCOPE_ALSO_NEEDS,
     IN_SCOPE_KWARGS,
     OBJECT_KWARGS,
@@ -161,6 +162,7 @@ def expected(route: Route, actor: str, target: str) -> str:
     if route.object_param and target.removesuffix("-in") != home:
         return "not_found"
     also = IN_SCOPE_ALSO_NEEDS.get(route.name) if target == "A-in" else None
+    also = also or ALSO_NEEDS.get(route.name)
     only = actor.removeprefix("only:") if actor.startswith("only:") else None
     if also and only and also not in permissions.expand([only]):
         return "not_found"

@@ -135,6 +135,13 @@ ROUTES: tuple[Route, ...] = (
     Route("billing:invoice_detail", GET, "permission:invoices", object_param="pk"),
     Route("billing:invoice_pdf", GET, "permission:invoices", object_param="pk"),
     Route("billing:invoice_pay", GET_POST, "permission:invoices", object_param="pk"),
+    Route(
+        "billing:pay_several",
+        POST,
+        "permission:invoices",
+        note="pay several invoices at once: one combined invoice",
+    ),
+    Route("billing:add_funds", GET_POST, "permission:invoices", note="Add Funds"),
     Route("billing:payment_methods", GET, "permission:invoices"),
     Route("billing:payment_method_add", GET_POST, "owner"),
     Route("billing:payment_method_remove", POST, "owner", object_param="pk"),
@@ -163,6 +170,13 @@ ROUTES: tuple[Route, ...] = (
     Route("domains:nameservers", GET_POST, "permission:managedomains", object_param="pk"),
     Route("domains:registrar_lock", GET_POST, "permission:managedomains", object_param="pk"),
     Route("domains:auto_renew", POST, "permission:managedomains", object_param="pk"),
+    Route(
+        "domains:renew",
+        GET_POST,
+        "permission:managedomains",
+        object_param="pk",
+        note="Renew: also needs `invoices` (View & Pay Invoices); issues a renewal invoice",
+    ),
     # support
     Route("support:ticket_list", GET, "permission:tickets"),
     Route("support:ticket_open", GET_POST, "permission:tickets"),

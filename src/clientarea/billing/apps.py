@@ -24,6 +24,10 @@ class BillingConfig(AppConfig):
         from .services import payments_reconcile_due
 
         checks.register()  # the Stripe settings checks of manage.py check --deploy
+        from .purchases import register as register_purchases
+
+        # Other apps' invoices (domain renewals), Add Funds and combined payments.
+        register_purchases()
         register_closure_hook(unpaid_invoices_block_closing)
         # Card payments whose processor answer was lost are settled by asking it.
         register_periodic_job("billing.payments_reconcile", payments_reconcile_due)

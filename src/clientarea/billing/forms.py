@@ -158,3 +158,44 @@ class PayForm(CardFieldsMixin):
         if method.startswith(STORED_PREFIX):
             return int(method.removeprefix(STORED_PREFIX))
         return None
+
+
+class AddFundsForm(forms.Form):
+    amount = forms.DecimalField(
+        label="Amount",
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal("0.01"),
+        error_messages={
+            "invalid": "Enter an amount such as 50.00.",
+            "max_decimal_places": "Enter the amount in whole cents.",
+        },
+        widget=forms.NumberInput(attrs={"step": "0.01", "inputmode": "decimal"}),
+    )
+
+    def __init__(self, *args: Any, low: Decimal, high: Decimal, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.low, self.high = low, high
+        amount = self.fields["amount"]
+        amount.widget.attrs.update({"min": str(low), "max": str(high)})
+
+    def clean_amount(self) -> Decimal:
+        amount: Decimal = self.cleaned_data["amount"]
+        if not self.low <= amount <= self.high:
+            raise forms.ValidationError(f"Enter an amount between {self.low} and {self.high}.")
+        return amount
+
+
+class PaySeveralForm(forms.Form):
+    """The invoices chosen on the invoice list (ids; the service checks each one)."""
+
+    invoices = forms.TypedMultipleChoiceField(coerce=int, choices=[])
+
+    def __init__(self, *args: Any, invoice_ids: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["invoices"]
+        assert isinstance(field, forms.TypedMultipleChoiceField)
+        field.choices = [(str(pk), str(pk)) for pk in invoice_ids]
+        field.error_messages["invalid_choice"] = (
+            "One of the chosen invoices cannot be paid here: reload the page and choose again."
+        )

@@ -134,9 +134,13 @@ class InvoiceLine(models.Model):
     # Computed by totals.line_amounts when the invoice is created.
     net_amount = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
     tax_amount = models.DecimalField(max_digits=12, decimal_places=2, default=ZERO, editable=False)
+    # What the line sells, for the app that sells it ("domains.renewal:12", "billing.funds",
+    # "billing.invoice:7"; see core.billable); "" for a plain line.
+    item = models.CharField(max_length=100, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["position", "id"]
+        indexes = [models.Index(fields=["item"], name="billing_line_item")]
 
     def __str__(self) -> str:
         return self.description
@@ -259,6 +263,8 @@ class CreditEntry(models.Model):
         # A card payment confirmed after the invoice was paid another way (or cancelled):
         # the money that was no longer due is kept as credit.
         SURPLUS = "surplus", "Payment not needed by its invoice"
+        # Add Funds: an invoice paid to put money on the credit balance.
+        FUNDS = "funds", "Added funds"
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.PROTECT, related_name="credit_entries"

@@ -28,6 +28,7 @@ from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import OwnerPower
 from clientarea.accounts.policy import may_use_owner_power
 from clientarea.audit.services import audit_record
+from clientarea.core import billable
 from clientarea.core.outside import (
     OutsideError,
     OutsideRefused,
@@ -129,10 +130,15 @@ def invoice_create(
     notes: str = "",
     actor: User | None = None,
     request: HttpRequest | None = None,
+    items: Sequence[str] | None = None,
 ) -> Invoice:
-    """Issue an invoice with its lines and email it to the owner and invoice contacts."""
+    """Issue an invoice with its lines and email it to the owner and invoice contacts.
+    `items` gives each line what it sells (see ``core.billable``), "" for a plain line."""
     if not lines:
         raise BillingError("An invoice needs at least one line.")
+    items = list(items) if items is not None else [""] * len(lines)
+    if len(items) != len(lines):
+        raise BillingError("Each line needs its item.")
     issue_date = issue_date or timezone.localdate()
     if due_date < issue_date:
         raise BillingError("The due date cannot be before the issue date.")
@@ -172,8 +178,9 @@ def invoice_create(
             tax_rate=line.tax_rate,
             net_amount=amounts.net,
             tax_amount=amounts.tax,
+            item=item,
         )
-        for i, (line, amounts) in enumerate(zip(lines, totals.lines, strict=True))
+        for i, (line, amounts, item) in enumerate(zip(lines, totals.lines, items, strict=True))
     )
     audit_record(
         action="invoice.created",
@@ -190,7 +197,29 @@ def invoice_create(
         template="billing/email/invoice_created",
         context={"invoice": invoice, "invoice_url": _invoice_url(invoice)},
     )
+    if settled:
+        _invoice_paid(invoice)
     return invoice
+
+
+def _invoice_paid(invoice: Invoice) -> None:
+    """The invoice has just become paid (in this transaction): what its lines sell is
+    handed over by the apps that sell it (``core.billable``), committed with the payment."""
+    lines = [line for line in invoice.lines.all() if line.item]
+    if not lines:
+        return
+    billable.items_paid(
+        [
+            billable.PaidItem(
+                invoice_id=invoice.pk,
+                invoice_number=invoice.number,
+                account_id=invoice.account_id,
+                item=line.item,
+                amount=line.line_total,
+            )
+            for line in lines
+        ]
+    )
 
 
 def _lock_invoice(invoice_id: int, account: Account | None = None) -> Invoice:
@@ -224,6 +253,9 @@ def _apply_payment(invoice: Invoice, amount: Decimal) -> None:
         invoice.paid_at = timezone.now()
         fields += ["status", "paid_at"]
         _end_awaited_transfers(invoice, "The invoice was paid another way.")
+        invoice.save(update_fields=fields)
+        _invoice_paid(invoice)
+        return
     elif not Transaction.objects.filter(
         invoice=invoice, status=Transaction.Status.PENDING
     ).exists():
@@ -287,6 +319,17 @@ def _check_payable(invoice: Invoice, source: PaySource) -> None:
         raise BillingError(ALREADY_PROCESSING)
     if invoice.awaiting_transfer_since is not None and isinstance(source, PayByBankTransfer):
         raise BillingError("A bank transfer for this invoice is already awaited.")
+    if isinstance(source, PayWithCredit) and adds_funds(invoice):
+        raise BillingError("Funds added to the credit balance cannot be paid with credit.")
+
+
+FUNDS_ITEM = "billing.funds"
+COMBINED_ITEM = "billing.invoice"
+
+
+def adds_funds(invoice: Invoice) -> bool:
+    """Whether paying the invoice puts money on the credit balance (Add Funds)."""
+    return invoice.lines.filter(item=FUNDS_ITEM).exists()
 
 
 def _processing_payment(invoice: Invoice) -> Transaction | None:

@@ -9,6 +9,8 @@ urlpatterns = [
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice_detail"),
     path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("invoices/<int:pk>/pay/", views.invoice_pay, name="invoice_pay"),
+    path("invoices/pay-several/", views.pay_several, name="pay_several"),
+    path("add-funds/", views.add_funds, name="add_funds"),
     path("payment-methods/", views.payment_methods, name="payment_methods"),
     path("payment-methods/add/", views.payment_method_add, name="payment_method_add"),
     path(

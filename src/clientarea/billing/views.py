@@ -15,8 +15,16 @@ from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, account_object_or_404, owner_only, requires
 from clientarea.accounts.reauth import recent_auth_required
 
-from . import gateways, selectors, services
-from .forms import BANK_TRANSFER, CREDIT, NEW_CARD, CardForm, PayForm
+from . import gateways, purchases, selectors, services
+from .forms import (
+    BANK_TRANSFER,
+    CREDIT,
+    NEW_CARD,
+    AddFundsForm,
+    CardForm,
+    PayForm,
+    PaySeveralForm,
+)
 from .models import Invoice, PaymentMethod, Transaction
 from .pdf import invoice_pdf as draw_invoice_pdf
 
@@ -43,6 +51,8 @@ def invoice_list(request: AccountRequest) -> HttpResponse:
             "statuses": Invoice.DISPLAY_STATUSES,
             "query": urlencode({"status": status}) if status else "",
             "unpaid_total": selectors.invoice_unpaid_total(account=account),
+            # Pay several at once: the unpaid invoices shown that may be combined.
+            "combinable": {i.pk for i in page.object_list if i.is_payable},
             "credit_balance": account.credit_balance,
             "currency": account.currency,
         },
@@ -88,12 +98,15 @@ def invoice_pdf(request: AccountRequest, pk: int) -> HttpResponse:
     return response
 
 
-def _pay_form(request: AccountRequest, data: Any = None, **extra: Any) -> PayForm:
+def _pay_form(
+    request: AccountRequest, data: Any = None, *, no_credit: bool = False, **extra: Any
+) -> PayForm:
     access = request.access
     return PayForm(
         data,
         payment_methods=list(selectors.payment_methods_for(account=access.account)),
-        credit_balance=access.account.credit_balance,
+        # Add Funds is not paid from the credit balance it adds to.
+        credit_balance=services.ZERO if no_credit else access.account.credit_balance,
         currency=access.account.currency,
         is_owner=access.is_owner,
         takes_new_cards=gateways.card_gateway() is not None,
@@ -129,7 +142,10 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
     if processing is not None:
         # A card payment awaits the processor's answer: explain, offer nothing to pay.
         return _pay_page(request, invoice, None, processing)
-    form = _pay_form(request, request.POST if request.method == "POST" else None)
+    no_credit = services.adds_funds(invoice)
+    form = _pay_form(
+        request, request.POST if request.method == "POST" else None, no_credit=no_credit
+    )
     if request.method == "POST" and form.is_valid():
         chosen = form.cleaned_data["method"]
         try:
@@ -151,7 +167,7 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
                 messages.info(request, str(exc))
                 return _pay_page(request, invoice, None, processing)
             messages.error(request, str(exc))
-            form = _pay_form(request, initial={"method": chosen})
+            form = _pay_form(request, no_credit=no_credit, initial={"method": chosen})
         else:
             if outcome.status == "processing":
                 messages.info(request, outcome.message)
@@ -159,7 +175,7 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
             if outcome.status in ("declined", "failed"):
                 # Nothing was charged: a fresh form (and key) to try again.
                 messages.error(request, outcome.message)
-                form = _pay_form(request, initial={"method": chosen})
+                form = _pay_form(request, no_credit=no_credit, initial={"method": chosen})
             else:
                 messages.success(request, outcome.message)
                 return redirect("billing:invoice_detail", pk=invoice.pk)
@@ -244,3 +260,72 @@ def payment_method_remove(request: AccountRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, "The card was removed.")
     return redirect("billing:payment_methods")
+
+
+@requires(Perm.INVOICES)
+@require_POST
+def pay_several(request: AccountRequest) -> HttpResponse:
+    """Pay the chosen unpaid invoices in one payment: a combined invoice, paid as usual."""
+    account = request.access.account
+    ids = list(
+        Invoice.objects.filter(account=account, status=Invoice.Status.UNPAID).values_list(
+            "pk", flat=True
+        )
+    )
+    form = PaySeveralForm(request.POST, invoice_ids=ids)
+    if not form.is_valid():
+        messages.error(
+            request,
+            " ".join(str(e) for e in form.errors.get("invoices", []))
+            or "Choose the invoices to pay together.",
+        )
+        return redirect("billing:invoice_list")
+    try:
+        combined = purchases.combined_invoice_create(
+            account=account,
+            actor=request.user,
+            invoice_ids=form.cleaned_data["invoices"],
+            request=request,
+        )
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:invoice_list")
+    messages.info(
+        request,
+        f"Invoice #{combined.number} pays the {len(form.cleaned_data['invoices'])} chosen "
+        "invoices in one payment.",
+    )
+    return redirect("billing:invoice_pay", pk=combined.pk)
+
+
+@requires(Perm.INVOICES)
+@require_http_methods(["GET", "POST"])
+def add_funds(request: AccountRequest) -> HttpResponse:
+    """Add Funds: an invoice for the amount, paid as usual, credited once paid."""
+    account = request.access.account
+    low, high, most = purchases.add_funds_limits()
+    form = AddFundsForm(request.POST if request.method == "POST" else None, low=low, high=high)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invoice = purchases.funds_invoice_create(
+                account=account,
+                actor=request.user,
+                amount=form.cleaned_data["amount"],
+                request=request,
+            )
+        except services.BillingError as exc:
+            form.add_error("amount", str(exc))
+        else:
+            return redirect("billing:invoice_pay", pk=invoice.pk)
+    return render(
+        request,
+        "billing/add_funds.html",
+        {
+            "form": form,
+            "low": low,
+            "high": high,
+            "most": most,
+            "credit_balance": account.credit_balance,
+            "currency": account.currency,
+        },
+    )

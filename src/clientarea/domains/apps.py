@@ -31,6 +31,11 @@ class DomainsConfig(AppConfig):
         )
         scope.register()
         services.register_reconcilers()
+        from . import renewals
+
+        renewals.register()  # renewal invoices (core.billable) and the worker's job
+        from . import admin_renewals  # noqa: F401  (the price list and renewals in the back office)
+
         register_closure_hook(domains_on_closing)
         register_closure_sweep(auto_renew_of_closed_accounts_off_due)
         account_closed.connect(auto_renew_off_on_close, dispatch_uid="domains.auto_renew_off")

@@ -59,3 +59,21 @@ class StatusFilterForm(forms.Form):
     status = forms.ChoiceField(
         choices=[("", "All statuses"), *Domain.Status.choices], required=False
     )
+
+
+class RenewForm(forms.Form):
+    """The renewal period: only the periods staff priced for the domain are offered; any
+    other value (a forged one) is an error on the form."""
+
+    years = forms.TypedChoiceField(
+        label="Renewal period", coerce=int, widget=forms.RadioSelect, choices=[]
+    )
+
+    def __init__(self, *args: Any, periods: list[tuple[int, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["years"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = [(str(years), label) for years, label in periods]
+        field.error_messages["invalid_choice"] = "Choose one of the periods offered."
+        if periods:
+            field.initial = str(periods[0][0])

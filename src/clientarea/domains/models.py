@@ -95,3 +95,87 @@ class Domain(models.Model):
         if self.status == self.Status.EXPIRED:
             return "badge-danger"
         return ""
+
+
+class DomainPrice(models.Model):
+    """Staff's price list: what renewing a domain of a TLD costs for a period. Renew offers
+    only the periods with a price in the account's currency."""
+
+    tld = models.CharField(
+        "TLD",
+        max_length=63,
+        help_text='Without the leading dot, ASCII (punycode), lower-case: "com", "co.uk".',
+        validators=[validate_single_line],
+    )
+    years = models.PositiveSmallIntegerField()
+    renew_price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+
+    class Meta:
+        ordering = ["tld", "currency", "years"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tld", "years", "currency"], name="domains_one_price_per_period"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(renew_price__gt=0), name="domains_price_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(years__gte=1, years__lte=10), name="domains_price_years"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f".{self.tld} {self.years} year(s): {self.renew_price} {self.currency}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.tld = self.tld.strip().lstrip(".").lower()
+        self.currency = self.currency.strip().upper()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class DomainRenewal(models.Model):
+    """A renewal a customer ordered: its invoice, then (once paid) the registry's renewal.
+
+    awaiting payment → paid (the invoice was paid; committed with the payment) →
+    renewing (handed to the registry through a PendingChange) → done or failed. A failed
+    one stays visible on the domain page and in the back office, where staff retry it.
+    """
+
+    class State(models.TextChoices):
+        AWAITING_PAYMENT = "awaiting", "Awaiting payment"
+        PAID = "paid", "Paid, waiting for the registry"
+        RENEWING = "renewing", "Being renewed at the registry"
+        DONE = "done", "Renewed"
+        FAILED = "failed", "Paid, renewal failed"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="+")
+    domain = models.ForeignKey(Domain, on_delete=models.PROTECT, related_name="renewals")
+    years = models.PositiveSmallIntegerField()
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    # The billing invoice (an id: domains does not import billing, see core.billable).
+    invoice_id = models.PositiveBigIntegerField(null=True, blank=True)
+    invoice_number = models.PositiveBigIntegerField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.AWAITING_PAYMENT)
+    change = models.ForeignKey(
+        "core.PendingChange", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.CharField(max_length=300, blank=True)
+    ordered_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["domain", "-created_at"]),
+            models.Index(fields=["state", "paid_at"]),
+            models.Index(fields=["invoice_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"renewal of {self.domain} for {self.years} year(s) ({self.state})"

@@ -11,11 +11,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clientarea.accounts.models import User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import AccountRequest, requires, scoped_object_or_404
+from clientarea.accounts.policy import (
+    AccountRequest,
+    OutOfReach,
+    requires,
+    scoped_object_or_404,
+)
 
-from . import services
-from .forms import NameserverForm, StatusFilterForm, ToggleForm
-from .models import Domain
+from . import renewals, services
+from .forms import NameserverForm, RenewForm, StatusFilterForm, ToggleForm
+from .models import Domain, DomainPrice
 from .scope import KIND
 from .selectors import domain_list_for
 
@@ -66,6 +71,8 @@ def domain_detail(request: AccountRequest, pk: int) -> HttpResponse:
             "pending_label": services.change_label(pending),
             "failed_change": failed,
             "failed_label": services.change_label(failed),
+            "can_renew": renewals.may_renew(request.user, request.access.account, domain),
+            "renewal": renewals.renewal_shown(domain),
         },
     )
 
@@ -160,4 +167,54 @@ def domain_registrar_lock(request: AccountRequest, pk: int) -> HttpResponse:
 def domain_auto_renew(request: AccountRequest, pk: int) -> HttpResponse:
     return _toggle(
         request, pk, action=services.domain_set_auto_renew, keyword="enabled", label="auto-renew"
+    )
+
+
+def _period_label(price: DomainPrice) -> str:
+    unit = "year" if price.years == 1 else "years"
+    return f"{price.years} {unit}: {price.renew_price} {price.currency}"
+
+
+@requires(Perm.MANAGE_DOMAINS)
+@require_http_methods(["GET", "POST"])
+def domain_renew(request: AccountRequest, pk: int) -> HttpResponse:
+    """Renew: choose a priced period; a renewal invoice is issued and paid as usual.
+    Renewing is paying for the domain, so it also needs View & Pay Invoices."""
+    domain = _domain(request, pk)
+    if not request.access.has(Perm.INVOICES):
+        raise OutOfReach("No such domain.")
+    open_order = renewals.renewal_open(domain)
+    periods = renewals.renewal_periods(domain, request.access.account.currency)
+    form = RenewForm(
+        request.POST if request.method == "POST" else None,
+        periods=[(p.years, _period_label(p)) for p in periods],
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            order = renewals.domain_renewal_order(
+                domain=domain,
+                actor=request.user,
+                years=form.cleaned_data["years"],
+                request=request,
+            )
+        except services.DomainActionError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Invoice #{order.invoice_number} was issued for renewing {domain.unicode_name}: "
+                "once it is paid, the domain is renewed at the registry.",
+            )
+            # The usual payment page (a URL name: domains imports nothing of billing).
+            return redirect("billing:invoice_pay", pk=order.invoice_id)
+    return render(
+        request,
+        "domains/domain_renew.html",
+        {
+            "domain": domain,
+            "form": form,
+            "periods": periods,
+            "open_order": open_order,
+            "renewable": domain.status in renewals.RENEWABLE and domain.expiry_date is not None,
+        },
     )

@@ -36,6 +36,11 @@ BILLING_BANK_DETAILS = env.str(
     default="Bank: Example Bank plc\nIBAN: IE29 AIBK 9311 5212 3456 78\nBIC: AIBKIE2D",
     multiline=True,
 )
+# Add Funds: the smallest and largest payment into the credit balance, and the largest
+# credit balance it may reach (in the account's currency).
+BILLING_ADD_FUNDS_MIN = env.str("BILLING_ADD_FUNDS_MIN", default="10.00")
+BILLING_ADD_FUNDS_MAX = env.str("BILLING_ADD_FUNDS_MAX", default="500.00")
+BILLING_CREDIT_MAX = env.str("BILLING_CREDIT_MAX", default="2000.00")
 
 INSTALLED_APPS = [
     # Django's admin with the back-office site of clientarea.security.backoffice: staff
