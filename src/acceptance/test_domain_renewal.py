@@ -170,6 +170,8 @@ def test_paid_by_credit_renews_once_after_the_commit(
     assert PERIODIC_JOBS["domains.renewals"]() == ""
     assert len(renews(registrar)) == 1
     assert AuditEvent.objects.filter(action="domain.renewal_completed").count() == 1
+    renewed = AuditEvent.objects.get(action="domain.renewed")
+    assert not renewed.is_staff_action  # the customer's, not staff's
 
 
 def test_paid_by_card_renews_once(
@@ -392,3 +394,27 @@ def test_staff_keep_the_price_list_and_retry_a_failed_renewal(
     placed.refresh_from_db()
     assert placed.state == DomainRenewal.State.DONE
     assert len(renews(registrar)) == 1
+
+
+def test_a_revoked_persons_old_session_renews_adds_and_combines_nothing(
+    domain: Domain, member_factory: Any, login_client: Any
+) -> None:
+    from clientarea.accounts.services import membership_revoke
+    from clientarea.billing.tests.factories import make_invoice
+
+    first, second = make_invoice(domain.account), make_invoice(domain.account)
+    membership = member_factory("managedomains", "invoices")
+    client = login_client(membership.user, domain.account)
+    assert client.get(reverse("domains:renew", args=[domain.pk])).status_code == 200
+    membership_revoke(membership=membership, actor=domain.account.owner)
+    before = Invoice.objects.count()
+    for url, data in (
+        (reverse("domains:renew", args=[domain.pk]), {"years": "1"}),
+        (reverse("billing:add_funds"), {"amount": "50.00"}),
+        (reverse("billing:pay_several"), {"invoices": [first.pk, second.pk]}),
+    ):
+        response = client.post(url, data)
+        assert response.status_code in (302, 403, 404), url
+        assert "/pay/" not in response.get("Location", ""), url
+    assert Invoice.objects.count() == before
+    assert not DomainRenewal.objects.exists()

@@ -9,7 +9,7 @@ from django.utils import timezone
 from clientarea.core.demo import DemoContext
 
 from . import names
-from .models import Domain
+from .models import Domain, DomainPrice
 
 OUR_NAMESERVERS = ["ns1.jiinubi-dns.example", "ns2.jiinubi-dns.example"]
 
@@ -45,7 +45,23 @@ def load(ctx: DemoContext) -> None:
             nameservers=[names.nameserver_normalise(ns) for ns in nameservers],
         )
 
+    _prices()
     _scoped_web_developer(ctx)
+
+
+def _prices() -> None:
+    """The renewal price list (EUR): .com, .ie, .eu and .de; none for .dev, so its Renew
+    page shows what happens without a price."""
+    from decimal import Decimal
+
+    rows = [
+        ("com", 1, "14.99"), ("com", 2, "28.99"), ("com", 3, "42.00"),
+        ("ie", 1, "19.99"), ("ie", 2, "38.00"),
+        ("eu", 1, "9.99"), ("eu", 2, "19.50"),
+        ("de", 1, "8.99"),
+    ]  # fmt: skip
+    for tld, years, price in rows:
+        DomainPrice.objects.create(tld=tld, years=years, renew_price=Decimal(price), currency="EUR")
 
 
 def _scoped_web_developer(ctx: DemoContext) -> None:

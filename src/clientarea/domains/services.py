@@ -290,7 +290,8 @@ def _record(change: PendingChange) -> None:
             target=row,
             changes=changes,
             ip_address=ip_address,
-            is_staff_action=change.operation == RENEW,
+            # A renewal staff made; one a customer ordered and paid for is theirs.
+            is_staff_action=change.operation == RENEW and "renewal" not in change.params,
         )
 
 
