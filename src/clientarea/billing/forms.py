@@ -175,9 +175,8 @@ class AddFundsForm(forms.Form):
 
     def __init__(self, *args: Any, low: Decimal, high: Decimal, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # No min/max in the page: the limits are said in words, by the server, on the form.
         self.low, self.high = low, high
-        amount = self.fields["amount"]
-        amount.widget.attrs.update({"min": str(low), "max": str(high)})
 
     def clean_amount(self) -> Decimal:
         amount: Decimal = self.cleaned_data["amount"]
