@@ -418,3 +418,40 @@ def test_a_revoked_persons_old_session_renews_adds_and_combines_nothing(
         assert "/pay/" not in response.get("Location", ""), url
     assert Invoice.objects.count() == before
     assert not DomainRenewal.objects.exists()
+
+
+def test_a_renewal_paid_within_several_invoices_at_once_renews_once(
+    domain: Domain, registrar: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from clientarea.billing import purchases
+    from clientarea.billing.tests.factories import make_invoice
+
+    placed = order(domain)
+    hosting = make_invoice(domain.account)
+    combined = purchases.combined_invoice_create(
+        account=domain.account,
+        actor=domain.account.owner,
+        invoice_ids=[placed.invoice_id or 0, hosting.pk],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = pay(combined.pk, domain.account, billing.PayWithNewCard(card=card()))
+    assert outcome.status == "paid"
+    assert len(renews(registrar)) == 1
+    placed.refresh_from_db()
+    assert placed.state == DomainRenewal.State.DONE
+
+
+def test_staff_typing_a_price_twice_get_a_form_error(domain: Domain) -> None:
+    from django.test import Client
+
+    from clientarea.accounts.tests.factories import UserFactory
+
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = staff.post(
+        reverse("admin:domains_domainprice_add"),
+        {"tld": ".EXAMPLE", "years": "1", "renew_price": "10.00", "currency": "eur"},
+    )
+    assert page.status_code == 200  # the same TLD, period and currency as a price listed
+    assert "already exists" in page.content.decode()
+    assert DomainPrice.objects.filter(tld="example", years=1, currency="EUR").count() == 1

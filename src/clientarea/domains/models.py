@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -129,9 +131,20 @@ class DomainPrice(models.Model):
         return f".{self.tld} {self.years} year(s): {self.renew_price} {self.currency}"
 
     def save(self, *args: object, **kwargs: object) -> None:
-        self.tld = self.tld.strip().lstrip(".").lower()
-        self.currency = self.currency.strip().upper()
+        self._normalise()
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self) -> None:
+        # Before the uniqueness check, so ".COM" and "com" are one TLD on the form.
+        self._normalise()
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", self.tld):
+            raise ValidationError({"tld": 'Enter a TLD such as "com" or "co.uk" (ASCII).'})
+        if not re.fullmatch(r"[A-Z]{3}", self.currency):
+            raise ValidationError({"currency": "Enter a three-letter currency code, e.g. EUR."})
+
+    def _normalise(self) -> None:
+        self.tld = (self.tld or "").strip().lstrip(".").lower()
+        self.currency = (self.currency or "").strip().upper()
 
 
 class DomainRenewal(models.Model):
