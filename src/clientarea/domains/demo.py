@@ -50,15 +50,14 @@ def load(ctx: DemoContext) -> None:
 
 
 def _prices() -> None:
-    """The renewal price list (EUR): .com, .ie, .eu and .de; none for .dev, so its Renew
-    page shows what happens without a price."""
+    """The renewal price list (EUR): .com, .ie and .eu; none for .de, so Globex's
+    globex.de shows the Renew page without a price (it offers a ticket)."""
     from decimal import Decimal
 
     rows = [
         ("com", 1, "14.99"), ("com", 2, "28.99"), ("com", 3, "42.00"),
         ("ie", 1, "19.99"), ("ie", 2, "38.00"),
         ("eu", 1, "9.99"), ("eu", 2, "19.50"),
-        ("de", 1, "8.99"),
     ]  # fmt: skip
     for tld, years, price in rows:
         DomainPrice.objects.create(tld=tld, years=years, renew_price=Decimal(price), currency="EUR")

@@ -31,5 +31,6 @@ def test_the_demo_has_a_renewable_domain_with_prices_and_one_without(
     expiring = Domain.objects.get(name="acme-studio.com")
     assert expiring.expires_soon
     assert [p.years for p in renewals.renewal_periods(expiring, account.currency)] == [1, 2, 3]
-    unpriced = Domain.objects.get(name="acme-studio.dev")
-    assert renewals.renewal_prices(unpriced, account.currency) == []
+    unpriced = Domain.objects.get(name="globex.de")
+    assert unpriced.status == Domain.Status.ACTIVE
+    assert renewals.renewal_prices(unpriced, other_account.currency) == []
