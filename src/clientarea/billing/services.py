@@ -205,6 +205,7 @@ def invoice_create(
 def _invoice_paid(invoice: Invoice) -> None:
     """The invoice has just become paid (in this transaction): what its lines sell is
     handed over by the apps that sell it (``core.billable``), committed with the payment."""
+    _release_combined(invoice, "paid")
     lines = [line for line in invoice.lines.all() if line.item]
     if not lines:
         return
@@ -220,6 +221,41 @@ def _invoice_paid(invoice: Invoice) -> None:
             for line in lines
         ]
     )
+
+
+def _release_combined(invoice: Invoice, how: str) -> None:
+    """`invoice` was just paid or cancelled on its own: an unpaid combined invoice that
+    would pay it (Pay several at once) is cancelled, so it no longer asks for money not
+    owed, unless money is already on its way to it (paid in part, a card payment being
+    processed, a bank transfer awaited): then its share of it goes to the credit balance
+    once it is paid. One being paid right now (locked) is left to that payment."""
+    holders = (
+        Invoice.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(
+            account_id=invoice.account_id,
+            status=Invoice.Status.UNPAID,
+            lines__item=f"{COMBINED_ITEM}:{invoice.pk}",
+            amount_paid=ZERO,
+            awaiting_transfer_since__isnull=True,
+        )
+        .exclude(pk=invoice.pk)
+    )
+    for combined in holders:
+        if _processing_payment(combined) is not None:
+            continue
+        combined.status = Invoice.Status.CANCELLED
+        combined.notes = (
+            f"{combined.notes}\nCancelled: invoice #{invoice.number} was {how} on its own; "
+            "choose the invoices to pay together again."
+        ).strip()
+        combined.save(update_fields=["status", "notes"])
+        audit_record(
+            action="invoice.cancelled",
+            actor=None,
+            account=combined.account,
+            target=combined,
+            changes={"reason": f"invoice #{invoice.number} was {how} on its own"},
+        )
 
 
 def _lock_invoice(invoice_id: int, account: Account | None = None) -> Invoice:
@@ -325,6 +361,10 @@ def _check_payable(invoice: Invoice, source: PaySource) -> None:
 
 FUNDS_ITEM = "billing.funds"
 COMBINED_ITEM = "billing.invoice"
+
+
+def _is_combined(invoice: Invoice) -> bool:
+    return invoice.lines.filter(item__startswith=f"{COMBINED_ITEM}:").exists()
 
 
 def adds_funds(invoice: Invoice) -> bool:
@@ -433,6 +473,13 @@ def _pay_with_credit(
     amount = min(acct.credit_balance, invoice.balance)
     if amount <= 0:
         raise BillingError("There is no credit balance to pay with.")
+    if amount < invoice.balance and _is_combined(invoice):
+        # Paid in part, it would pay none of its invoices and hold the money meanwhile.
+        raise BillingError(
+            f"Your credit balance ({acct.credit_balance} {invoice.currency}) does not cover "
+            "this combined payment: pay it by card or bank transfer, or pay the invoices "
+            "one by one."
+        )
     acct.credit_balance -= amount
     acct.save(update_fields=["credit_balance"])
     invoice.account.credit_balance = acct.credit_balance
@@ -872,6 +919,7 @@ def invoice_cancel(*, invoice_id: int, actor: User, request: HttpRequest | None 
     _end_awaited_transfers(invoice, "The invoice was cancelled.")
     invoice.status = Invoice.Status.CANCELLED
     invoice.save(update_fields=["status", "awaiting_transfer_since"])
+    _release_combined(invoice, "cancelled")
     audit_record(
         action="invoice.cancelled",
         actor=actor,

@@ -173,19 +173,59 @@ def test_the_combined_invoice_pays_each_invoice_exactly(account: Account) -> Non
     assert balance(account) == D("0.00")
 
 
-def test_an_invoice_paid_separately_meanwhile_leaves_its_share_as_credit(
-    account: Account,
+def test_an_invoice_paid_on_its_own_cancels_the_unpaid_combined_invoice(
+    account: Account, admin_user: Any
 ) -> None:
-    first, second = hosting(account, "10.00"), hosting(account, "20.00")
+    first, second, third = (hosting(account, p) for p in ("10.00", "20.00", "30.00"))
     combined = combine(account, first, second)
     services.credit_add(account_id=account.pk, amount=D("12.30"), reason="x", actor=account.owner)
     pay(first, services.PayWithCredit(), key="first-key-0123456789ab")
+    combined.refresh_from_db()
+    assert combined.status == "cancelled"  # it no longer asks for money not owed
+    with pytest.raises(services.BillingError):
+        pay(combined, services.PayWithNewCard(card=card()))
+    second.refresh_from_db()
+    assert second.status == "unpaid"
+    # Cancelling one of them (staff) cancels its combined invoice too.
+    again = combine(account, second, third)
+    services.invoice_cancel(invoice_id=third.pk, actor=admin_user)
+    again.refresh_from_db()
+    assert again.status == "cancelled"
+    # And the rest can be chosen again.
+    assert combine(account, second, hosting(account, "1.00")).status == "unpaid"
+
+
+def test_an_invoice_paid_on_its_own_while_money_is_on_its_way_leaves_its_share_as_credit(
+    account: Account, admin_user: Any
+) -> None:
+    first, second = hosting(account, "10.00"), hosting(account, "20.00")
+    combined = combine(account, first, second)
+    pay(combined, services.PayByBankTransfer())  # announced: money is on its way
+    services.credit_add(account_id=account.pk, amount=D("12.30"), reason="x", actor=account.owner)
+    pay(first, services.PayWithCredit(), key="first-key-0123456789ab")
+    combined.refresh_from_db()
+    assert combined.status == "unpaid"  # kept: the transfer will pay it
     assert balance(account) == D("0.00")
-    pay(combined, services.PayWithNewCard(card=card()))
+    services.bank_transfer_confirm(invoice_id=combined.pk, actor=admin_user)
     second.refresh_from_db()
     assert second.status == "paid"
     assert balance(account) == first.total  # its share was no longer needed
     assert CreditEntry.objects.filter(kind=CreditEntry.Kind.SURPLUS).get().amount == first.total
+
+
+def test_a_combined_invoice_is_not_paid_in_part_with_credit(account: Account) -> None:
+    first, second = hosting(account, "10.00"), hosting(account, "20.00")
+    combined = combine(account, first, second)
+    services.credit_add(account_id=account.pk, amount=D("5.00"), reason="x", actor=account.owner)
+    with pytest.raises(services.BillingError, match="does not cover"):
+        pay(combined, services.PayWithCredit())
+    assert balance(account) == D("5.00")
+    services.credit_add(account_id=account.pk, amount=D("50.00"), reason="x", actor=account.owner)
+    assert pay(combined, services.PayWithCredit(), key="whole-key-0123456789ab").status == "paid"
+    for inv in (first, second):
+        inv.refresh_from_db()
+        assert inv.status == "paid"
+    assert balance(account) == D("55.00") - first.total - second.total
 
 
 def test_forged_foreign_paid_or_cancelled_ids_are_refused(
