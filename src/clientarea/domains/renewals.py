@@ -277,6 +277,13 @@ def _close(order_id: int, *, done: bool, message: str = "") -> None:
         order.state, order.message = DomainRenewal.State.DONE, ""
     else:
         _fail(order, message or "The registry did not renew the domain.")
+        # For the operators' log alerts; staff find it under Domain renewals, "failed".
+        logger.error(
+            "Paid renewal %s of domain %s failed at the registry: %s",
+            order.pk,
+            order.domain_id,
+            order.message,
+        )
     order.finished_at = timezone.now()
     order.save(update_fields=["state", "message", "finished_at"])
     audit_record(
