@@ -109,4 +109,7 @@ DEMO_LOGINS_TEXT = """Demo logins (password for all: {password}):
   staff@example.com       back office at /admin/; two-factor on, the same TOTP secret
 Pending invitation: bookkeeper@example.com. Click Resend Invite in User Management, then
 open the email in the local mail viewer (back office, staff login; its demo banner links
-to it): /admin/notifications/outboxemail/mail/"""
+to it): /admin/notifications/outboxemail/mail/
+Paying for things, as owner@example.com: Domains > acme-studio.com (expires in 10 days) >
+Renew; Billing > Add Funds; Billing: tick the two unpaid invoices > Pay Selected Invoices
+(sandbox card 4242 4242 4242 4242). Renewal prices: back office > Domain prices."""
