@@ -266,11 +266,12 @@ GET_OBJECT_ROUTES = sorted(
 
 @pytest.mark.parametrize("route", GET_OBJECT_ROUTES)
 def test_every_object_page_follows_a_link_into_another_account(
-    login_client: Callable[..., Client], account: Account, route: str
+    login_client: Callable[..., Client], account: Account, route: str, settings: Any
 ) -> None:
     """The owner of two accounts, working in one, opens a link to each object page of
     the other: the page opens there, whichever app it belongs to; a POST to it from the
     first account is still the 404 of another account's object."""
+    settings.DEMO_MODE = True  # (the demo panel page exists only then)
     globex = AccountFactory(owner=account.owner, company_name="Globex Ltd")
     url = reverse(route, kwargs=OBJECT_KWARGS[route](account))
     client = login_client(account.owner, globex)

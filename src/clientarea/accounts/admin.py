@@ -145,7 +145,8 @@ class AccountAdmin(AccountOwnershipAdminMixin):
     search_fields = ["company_name", "owner__email"]
     list_select_related = ["owner"]
     autocomplete_fields = ["owner"]
-    readonly_fields = ["credit_balance", "created_at"]
+    # The owner's own email choice is theirs (Emails You Receive, audited): shown, not edited.
+    readonly_fields = ["credit_balance", "created_at", "owner_email_kinds_off"]
     inlines = [MembershipInline, ContactInline]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:

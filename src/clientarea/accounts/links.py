@@ -66,7 +66,9 @@ def _ask_page(request: UserRequest, match: ResolverMatch, access: Access) -> boo
         request.access = access
         with object_probe():
             response = match.func(request, *match.args, **match.kwargs)
-        response.close()  # a page that looks up no object: not an object page
+        # A page that looks up no object: not an object page. Its response is dropped
+        # unsent and not closed (closing sends request_finished in mid-request).
+        del response
     except ObjectFound:
         answer = True
     except NotInAccount as missing:

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from clientarea.audit.services import audit_record
@@ -39,6 +40,27 @@ SESSION_END_MESSAGES = {
     "idle": "You were logged out after a period of inactivity. Please log in again.",
     "lifetime": "Your session reached its maximum length. Please log in again.",
 }
+
+
+# The hidden field every client-area form carries: the account it was shown for.
+ACCOUNT_PIN_FIELD = "_account"
+
+
+def account_pin_field(access: Access | None) -> str:
+    if access is None:
+        return ""
+    return format_html(
+        '<input type="hidden" name="{}" value="{}">', ACCOUNT_PIN_FIELD, access.account.pk
+    )
+
+
+def _pinned_elsewhere(request: HttpRequest, access: Access) -> bool:
+    """A form shown for one account, posted after the session moved to another (Switch
+    Account, or a link into another account, in another tab)."""
+    if request.method != "POST":
+        return False
+    pinned = request.POST.get(ACCOUNT_PIN_FIELD)
+    return pinned is not None and pinned != str(access.account.pk)
 
 
 def select_account(request: HttpRequest, account_id: int) -> None:
@@ -140,6 +162,14 @@ class AccessMiddleware:
                 request.access = access = found
         if access is None:
             return redirect(_select_account_url(request))
+        if _pinned_elsewhere(request, access):
+            messages.error(
+                request,
+                f"That form was for another account; you are now working in "
+                f"{access.account.display_name}. Nothing was saved: check the page and "
+                "submit it again if it is meant for this account.",
+            )
+            return redirect(request.path)
         if not access.allows(rule):
             audit_record(
                 action="access.refused",

@@ -58,10 +58,20 @@ LOGIN_PENDING_KEY = "login_pending"
 LOGIN_PENDING_SECONDS = 300
 
 
+def _is_local_path(request: HttpRequest, candidate: str) -> bool:
+    """A path on this site ("/billing/"), never a bare word (which redirect() would take
+    for a view name) nor another host ("//evil.example", "/\\evil.example")."""
+    return (
+        candidate.startswith("/")
+        and not candidate.startswith(("//", "/\\"))
+        and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    )
+
+
 def _safe_next(request: HttpRequest, candidate: str) -> str:
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
+    if candidate and _is_local_path(request, candidate):
         return candidate
     return resolve_url(settings.LOGIN_REDIRECT_URL)
 
@@ -108,7 +118,7 @@ def login(request: HttpRequest) -> HttpResponse:
     whether the email exists or not (ASVS 6.1.1, 6.3.1, 6.3.8)."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if request.user.is_authenticated:
-        return redirect(_safe_next(request, next_url))
+        return HttpResponseRedirect(_safe_next(request, next_url))
     if request.method == "GET" and "restart" in request.GET:
         request.session.pop(LOGIN_PENDING_KEY, None)
     pending = _pending_user(request)
@@ -132,7 +142,7 @@ def login(request: HttpRequest) -> HttpResponse:
                             request,
                             "You logged in with a recovery code. It cannot be used again.",
                         )
-                    response = redirect(_safe_next(request, data.get("next", "")))
+                    response = HttpResponseRedirect(_safe_next(request, data.get("next", "")))
                     login_throttle.login_succeeded(attempt, user=user, response=response)
                     return response
                 audit_record(
@@ -170,7 +180,7 @@ def login(request: HttpRequest) -> HttpResponse:
                 return redirect("accounts:login")
             _adopt_browser_zone(user, browser_zone)
             auth_login(request, user)
-            response = redirect(_safe_next(request, next_url))
+            response = HttpResponseRedirect(_safe_next(request, next_url))
             login_throttle.login_succeeded(attempt, user=user, response=response)
             return response
         else:
@@ -272,7 +282,7 @@ def select_account(request: UserRequest) -> HttpResponse:
             raise Http404("No such account.")
         account_switch(request, access, via="switcher")
         # The page the person asked for before choosing (same host only), else Dashboard.
-        return redirect(_safe_next(request, next_url))
+        return HttpResponseRedirect(_safe_next(request, next_url))
     current = request.access.account.pk if request.access else None
     # With no account left, say which access ended and how to get it back.
     lost = [] if accounts else lost_memberships_of(request.user)
@@ -336,7 +346,7 @@ def account_profile(request: AccountRequest) -> HttpResponse:
 def confirm_password(request: UserRequest) -> HttpResponse:
     """Ask for the password again before a sensitive action (see reauth.py)."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    if not _is_local_path(request, next_url):
         next_url = "/"
     form = PasswordConfirmForm(request.user, request.POST or None)
     if request.method == "POST":
@@ -348,6 +358,6 @@ def confirm_password(request: UserRequest) -> HttpResponse:
         if form.is_valid():
             throttle_clear(scope="confirm-user", key=request.user.pk)
             mark_recent_auth(request)
-            return redirect(next_url)
+            return HttpResponseRedirect(next_url)
         throttle_fail(scope="confirm-user", key=request.user.pk)
     return render(request, "accounts/confirm_password.html", {"form": form, "next": next_url})

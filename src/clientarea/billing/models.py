@@ -74,7 +74,7 @@ class Invoice(models.Model):
     billing_name = models.CharField(max_length=200, blank=True, editable=False)
     billing_address = models.TextField(blank=True, editable=False)
     # The account's VAT / tax number when issued ("" if it had none). NULL: issued before
-    # the number was taken at creation; `bill_to_tax_number` shows the account's then.
+    # numbers were recorded, so with none (an issued invoice never gains one later).
     tax_number = models.CharField(max_length=40, null=True, blank=True, editable=False)
     paid_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -114,10 +114,9 @@ class Invoice(models.Model):
 
     @property
     def bill_to_tax_number(self) -> str:
-        """The tax number printed under "Bill to" (the page and the PDF)."""
-        if self.tax_number is not None:
-            return self.tax_number
-        return self.account.tax_number
+        """The tax number printed under "Bill to" (the page and the PDF): the one the
+        invoice was issued with, never the account's of today."""
+        return self.tax_number or ""
 
     @property
     def is_payable(self) -> bool:

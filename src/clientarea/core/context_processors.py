@@ -3,6 +3,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from clientarea.accounts.middleware import account_pin_field
 from clientarea.accounts.policy import accounts_for
 
 from .registry import NAV_ITEMS, NavItem
@@ -26,6 +27,9 @@ def site(request: HttpRequest) -> dict[str, Any]:
         # made when the menu asks).
         "several_accounts": lambda: _has_several_accounts(request),
         "demo_mode": settings.DEMO_MODE,
+        # In every form after the CSRF token: the account the form was shown for, so a
+        # form left open while the session moved to another account saves nothing there.
+        "account_pin": account_pin_field(access),
     }
 
 

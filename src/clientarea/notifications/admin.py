@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -69,16 +70,18 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         ]
         return viewer + super().get_urls()
 
-    @staticmethod
-    def _demo_only() -> None:
-        """The viewer exists in demo mode only: elsewhere its pages are 404s."""
+    def _demo_only(self, request: HttpRequest) -> None:
+        """The viewer exists in demo mode only (elsewhere its pages are 404s), and only
+        for staff allowed to see the outbox: its copies hold live one-time links."""
         if not settings.DEMO_MODE:
             raise Http404("No such page.")
+        if not self.has_view_permission(request):
+            raise PermissionDenied("Seeing emails needs the permission to view the outbox.")
 
     @method_decorator_never_cache
     def mail_viewer(self, request: HttpRequest) -> HttpResponse:
         """Every email of the outbox, newest first: subject, to, kind, status, time."""
-        self._demo_only()
+        self._demo_only(request)
         emails = OutboxEmail.objects.defer("body_text", "body_after_send").order_by(
             "-created_at", "-pk"
         )
@@ -98,7 +101,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
     def mail_viewer_detail(self, request: HttpRequest, pk: int) -> HttpResponse:
         """One email: the copy kept as sent (its links work: demo mode), else the
         outbox's text (a one-time link removed once sent, none shown before)."""
-        self._demo_only()
+        self._demo_only(request)
         email = get_object_or_404(OutboxEmail, pk=pk)
         copy = demo_mail_for_outbox(email.pk)
         context = {

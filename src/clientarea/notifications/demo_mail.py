@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import sys
@@ -65,7 +66,7 @@ def demo_mail_keep(message: EmailMessage) -> str | None:
     if not demo_mail_enabled():
         return None
     store = _store()
-    store.mkdir(parents=True, exist_ok=True)
+    store.mkdir(mode=0o700, parents=True, exist_ok=True)
     name = _name_for(message)
     record = {
         "to": ", ".join(message.to),
@@ -75,8 +76,10 @@ def demo_mail_keep(message: EmailMessage) -> str | None:
     }
     path = store / f"{name}.json"
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(record))
-    temporary.chmod(0o600)
+    # Created readable by this user alone from the start (the copy holds live links).
+    descriptor = os.open(temporary, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(record))
     temporary.replace(path)
     demo_mail_purge()
     return name

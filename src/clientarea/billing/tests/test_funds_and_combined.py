@@ -292,3 +292,20 @@ def test_the_invoice_list_pays_the_chosen_invoices_together(
     combined = Invoice.objects.order_by("-pk").first()
     assert combined is not None and combined.total == a.total + b.total
     assert response["Location"] == reverse("billing:invoice_pay", args=[combined.pk])
+
+
+def test_a_combined_invoice_is_not_counted_twice(account: Account) -> None:
+    from clientarea.accounts.policy import access_for
+    from clientarea.billing import selectors
+    from clientarea.billing.attention import invoices_needing_payment
+
+    first, second = hosting(account, "10.00"), hosting(account, "20.00")
+    total, count = selectors.invoice_unpaid_total(account=account), 2
+    combined = combine(account, first, second)
+    assert selectors.invoice_unpaid_total(account=account) == total == first.total + second.total
+    assert selectors.invoice_unpaid_count(account) == count
+    access = access_for(account.owner, account.pk)
+    assert access is not None
+    titles = [item.title for item in invoices_needing_payment(access)]
+    assert f"Invoice #{combined.number} is unpaid" not in titles
+    assert f"Invoice #{first.number} is unpaid" in titles

@@ -61,6 +61,10 @@ def test_an_invoice_keeps_the_tax_number_it_was_issued_with(
     assert "IE1234567T" not in page and "IE1234567T" not in pdf
     page, pdf = bill_to(client, issued_without)
     assert "VAT / tax number" not in page and "VAT / tax number" not in pdf
+    # Issued before numbers were recorded (NULL): it never gains today's number.
+    Invoice.objects.filter(pk=issued_without.pk).update(tax_number=None)
+    page, pdf = bill_to(client, issued_without)
+    assert "IE1234567T" not in page and "IE1234567T" not in pdf
 
 
 def test_the_demo_account_shows_its_vat_number_on_its_invoices(

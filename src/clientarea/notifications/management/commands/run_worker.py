@@ -12,6 +12,7 @@ from clientarea.accounts.ownership import ownership_transfer_expire_due
 from clientarea.accounts.services import invitation_expire_due, membership_expire_due
 from clientarea.core.outside import pending_changes_reconcile_due
 from clientarea.core.registry import PERIODIC_JOBS
+from clientarea.notifications.demo_mail import demo_mail_purge
 from clientarea.notifications.services import outbox_deliver_due
 from clientarea.security.throttle import throttle_prune
 
@@ -81,6 +82,9 @@ class Command(BaseCommand):
                         continue
                     if summary:
                         self.stdout.write(f"{name}: {summary}")
+                # Demo mail copies (live links): past their hours, or all once demo mode
+                # is off.
+                demo_mail_purge()
                 # Old throttling counters and expired sessions would only pile up.
                 throttle_prune()
                 SessionStore.clear_expired()
