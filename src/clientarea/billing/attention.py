@@ -10,7 +10,7 @@ from django.utils.dateformat import format as date_format
 from clientarea.accounts.policy import Access
 from clientarea.core.registry import ATTENTION_LIMIT, AttentionItem
 
-from .models import Invoice
+from .selectors import unpaid_invoices
 
 
 def invoices_needing_payment(access: Access) -> list[AttentionItem]:
@@ -19,12 +19,9 @@ def invoices_needing_payment(access: Access) -> list[AttentionItem]:
     number of invoices; an invoice whose bank transfer was announced waits for staff and
     is not listed."""
     rows = list(
-        Invoice.objects.filter(
-            account=access.account,
-            status=Invoice.Status.UNPAID,
-            total__gt=F("amount_paid"),
-            awaiting_transfer_since__isnull=True,
-        ).order_by("due_date", "number")[: ATTENTION_LIMIT + 1]
+        unpaid_invoices(access.account)
+        .filter(total__gt=F("amount_paid"), awaiting_transfer_since__isnull=True)
+        .order_by("due_date", "number")[: ATTENTION_LIMIT + 1]
     )
     today = timezone.localdate()
     items = []

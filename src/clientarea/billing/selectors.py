@@ -12,6 +12,7 @@ from clientarea.accounts.models import Account
 from .models import ZERO, Invoice, PaymentMethod, Transaction
 
 STATUS_FILTERS = dict(Invoice.DISPLAY_STATUSES)
+COMBINED_PREFIX = "billing.invoice:"  # services.COMBINED_ITEM's lines
 
 
 def invoice_list_for(*, account: Account, status: str | None = None) -> QuerySet[Invoice]:
@@ -29,18 +30,24 @@ def invoice_list_for(*, account: Account, status: str | None = None) -> QuerySet
     return qs
 
 
+def unpaid_invoices(account: Account) -> QuerySet[Invoice]:
+    """The account's unpaid invoices, each counted once: a combined invoice (Pay several
+    at once) only pays others that are listed themselves, so it is left out."""
+    return Invoice.objects.filter(account=account, status=Invoice.Status.UNPAID).exclude(
+        lines__item__startswith=COMBINED_PREFIX
+    )
+
+
 def invoice_unpaid_total(*, account: Account) -> Decimal:
     balance = ExpressionWrapper(
         F("total") - F("amount_paid"), output_field=DecimalField(max_digits=12, decimal_places=2)
     )
-    result = Invoice.objects.filter(account=account, status=Invoice.Status.UNPAID).aggregate(
-        due=Sum(balance)
-    )["due"]
+    result = unpaid_invoices(account).aggregate(due=Sum(balance))["due"]
     return Decimal(result or ZERO).quantize(Decimal("0.01"))
 
 
 def invoice_unpaid_count(account: Account) -> int:
-    return Invoice.objects.filter(account=account, status=Invoice.Status.UNPAID).count()
+    return unpaid_invoices(account).count()
 
 
 def payment_methods_for(*, account: Account) -> QuerySet[PaymentMethod]:
