@@ -148,6 +148,12 @@ class InvoiceLine(models.Model):
     def line_total(self) -> Decimal:
         return self.net_amount + self.tax_amount
 
+    @property
+    def paid_invoice_id(self) -> int | None:
+        """On a combined invoice (Pay several at once): the invoice this line pays."""
+        kind, _, rest = self.item.partition(":")
+        return int(rest) if kind == "billing.invoice" and rest.isdigit() else None
+
 
 class PaymentMethod(models.Model):
     """A stored card: the gateway's token and what may be shown about it, nothing more."""

@@ -309,3 +309,17 @@ def test_a_combined_invoice_is_not_counted_twice(account: Account) -> None:
     titles = [item.title for item in invoices_needing_payment(access)]
     assert f"Invoice #{combined.number} is unpaid" not in titles
     assert f"Invoice #{first.number} is unpaid" in titles
+
+
+def test_the_combined_invoice_links_to_the_invoices_it_pays(
+    account: Account, login_client: Any
+) -> None:
+    first, second = hosting(account, "10.00"), hosting(account, "20.00")
+    combined = combine(account, first, second)
+    page = login_client(account.owner, account).get(
+        reverse("billing:invoice_detail", args=[combined.pk])
+    )
+    body = page.content.decode()
+    for inv in (first, second):
+        link = reverse("billing:invoice_detail", args=[inv.pk])
+        assert f'<a href="{link}">Invoice #{inv.number}</a>' in body
