@@ -46,6 +46,7 @@ CONFIRMATION_ROUTES = {
     "accounts:invitation_cancel",
     "accounts:contact_remove",
     "hosting:password_reveal",
+    "hosting:panel_login",
     "accounts:contact_confirm",
     "security:email_change_confirm_page",
 }
