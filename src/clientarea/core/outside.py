@@ -257,6 +257,34 @@ def time_left() -> float:
     return max(0.0, frame.deadline - time.monotonic())
 
 
+def pending_change_fail(change: PendingChange, message: str) -> None:
+    """Record, in its own transaction, that `change` was not made, and why."""
+    with transaction.atomic():
+        pending_change_finish(change, done=False, message=message)
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    """What became of a change handed to an outside system: made, or pending (no answer
+    yet: the page says so, and the worker settles it)."""
+
+    pending: bool
+
+
+def last_failed_change(target: str, operations: tuple[str, ...] = ()) -> PendingChange | None:
+    """The newest finished change of `target` (of these operations, if given), if it
+    ended without being made: what a page says went wrong, until a later change is made."""
+    from .models import PendingChange
+
+    changes = PendingChange.objects.filter(target=target)
+    if operations:
+        changes = changes.filter(operation__in=operations)
+    latest = (
+        changes.exclude(state=PendingChange.State.PENDING).order_by("-created_at", "-id").first()
+    )
+    return latest if latest is not None and latest.state == PendingChange.State.FAILED else None
+
+
 def pending_change_secret(change: PendingChange) -> str:
     from . import crypto
 

@@ -24,6 +24,7 @@ from clientarea.accounts.policy import OutOfReach, may
 from clientarea.audit.services import audit_record, client_ip
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import (
+    ChangeOutcome,
     OutsideChangeInFlight,
     OutsideError,
     OutsideRefused,
@@ -31,8 +32,10 @@ from clientarea.core.outside import (
     OutsideUncertain,
     Reconciled,
     in_transaction,
+    last_failed_change,
     outside_call,
     pending_change_begin,
+    pending_change_fail,
     pending_change_finish,
     pending_for,
     register_reconciler,
@@ -57,13 +60,6 @@ class DomainActionError(Exception):
     """An action the domain's state does not allow; the message is shown to the user."""
 
 
-class ChangeOutcome:
-    """What became of a change handed to the registry: made, or pending (no answer yet)."""
-
-    def __init__(self, *, pending: bool) -> None:
-        self.pending = pending
-
-
 def change_label(change: PendingChange | None) -> str:
     """How the domain page names a change handed to the registry."""
     return _CHANGE_LABELS.get(change.operation, "change") if change is not None else ""
@@ -83,13 +79,7 @@ def domain_pending_change(domain: Domain) -> PendingChange | None:
 
 def domain_last_failed_change(domain: Domain) -> PendingChange | None:
     """The newest registry change of this domain, if it ended without being made."""
-    latest = (
-        PendingChange.objects.filter(target=_target(domain))
-        .exclude(state=PendingChange.State.PENDING)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    return latest if latest is not None and latest.state == PendingChange.State.FAILED else None
+    return last_failed_change(_target(domain))
 
 
 def _locked_domain(pk: int) -> Domain:
@@ -140,18 +130,13 @@ def _begin(
         ) from exc
 
 
-def _failed(change: PendingChange, message: str) -> None:
-    with transaction.atomic():
-        pending_change_finish(change, done=False, message=message)
-
-
 def _call_registry(change: PendingChange, call: Callable[[], object]) -> ChangeOutcome | None:
     """Make the registry call of `change`. Returns a pending outcome if no answer came,
     None if it was made; raises DomainActionError (recorded as not made) on a refusal."""
     try:
         outside_call(call, retry_uncertain=True)
     except (OutsideRefused, OutsideUnavailable) as exc:
-        _failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         raise DomainActionError(str(exc)) from None
     except OutsideUncertain:
         return ChangeOutcome(pending=True)
@@ -299,12 +284,12 @@ def _settle(change: PendingChange) -> Reconciled:
     """A registry change left pending: ``domain:info`` says whether the registry holds it."""
     domain = Domain.objects.select_related("account").filter(pk=_domain_id(change)).first()
     if domain is None:
-        _failed(change, "The domain no longer exists here.")
+        pending_change_fail(change, "The domain no longer exists here.")
         return Reconciled.FAILED
     try:
         held = outside_call(lambda: registrar_driver().domain_info(domain), retry_uncertain=True)
     except OutsideRefused as exc:
-        _failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         return Reconciled.FAILED
     except (OutsideUnavailable, OutsideUncertain):
         return Reconciled.PENDING
@@ -318,7 +303,7 @@ def _settle(change: PendingChange) -> Reconciled:
     if made:
         _record(change)
         return Reconciled.DONE
-    _failed(change, "The registry did not make the change; nothing was changed.")
+    pending_change_fail(change, "The registry did not make the change; nothing was changed.")
     return Reconciled.FAILED
 
 

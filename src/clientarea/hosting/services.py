@@ -28,6 +28,7 @@ from clientarea.accounts.policy import OutOfReach, is_owner, may
 from clientarea.audit.services import audit_record, client_ip
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import (
+    ChangeOutcome,
     OutsideChangeInFlight,
     OutsideError,
     OutsideRefused,
@@ -35,8 +36,10 @@ from clientarea.core.outside import (
     OutsideUncertain,
     Reconciled,
     in_transaction,
+    last_failed_change,
     outside_call,
     pending_change_begin,
+    pending_change_fail,
     pending_change_finish,
     pending_change_secret,
     pending_for,
@@ -155,13 +158,7 @@ def service_pending_change(service: Service) -> PendingChange | None:
 def service_last_failed_change(service: Service) -> PendingChange | None:
     """The newest password change of this service that ended without being made, if
     nothing was made after it (the service page says why)."""
-    latest = (
-        PendingChange.objects.filter(target=_target(service), operation=PASSWORD_CHANGE)
-        .exclude(state=PendingChange.State.PENDING)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-    return latest if latest is not None and latest.state == PendingChange.State.FAILED else None
+    return last_failed_change(_target(service), (PASSWORD_CHANGE,))
 
 
 @sensitive_variables("password")
@@ -190,13 +187,6 @@ def service_password_reveal(
             service=locked, actor=actor, what="revealed", ip_address=client_ip(request) or ""
         )
     return password
-
-
-class ChangeOutcome:
-    """What became of a change handed to the panel: made, or pending (no answer yet)."""
-
-    def __init__(self, *, pending: bool) -> None:
-        self.pending = pending
 
 
 @sensitive_variables("new_password")
@@ -252,10 +242,10 @@ def service_password_change(
             lambda: panel_driver().change_password(locked, new_password), retry_uncertain=True
         )
     except OutsideRefused as exc:
-        _change_failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         raise ValidationError(str(exc)) from None  # the panel's own words, as they are
     except OutsideUnavailable as exc:
-        _change_failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         raise ServiceActionError(str(exc)) from None
     except OutsideUncertain:
         return ChangeOutcome(pending=True)
@@ -264,11 +254,6 @@ def service_password_change(
         return ChangeOutcome(pending=True)
     _password_change_record(change, new_password)
     return ChangeOutcome(pending=False)
-
-
-def _change_failed(change: PendingChange, message: str) -> None:
-    with transaction.atomic():
-        pending_change_finish(change, done=False, message=message)
 
 
 @sensitive_variables("new_password")
@@ -305,18 +290,18 @@ def _settle_password_change(change: PendingChange) -> Reconciled:
         Service.objects.select_related("account", "server").filter(pk=_service_id(change)).first()
     )
     if service is None or not service.password_can_change:
-        _change_failed(change, "The service can no longer take a new password.")
+        pending_change_fail(change, "The service can no longer take a new password.")
         return Reconciled.FAILED
     if change.actor is None or not may(
         change.actor, Perm.MANAGE_PRODUCTS, service.account, obj=service
     ):
-        _change_failed(change, ACTOR_GONE_MESSAGE)
+        pending_change_fail(change, ACTOR_GONE_MESSAGE)
         return Reconciled.FAILED
     if (service.username, service.server_id) != (
         change.params.get("username", service.username),
         change.params.get("server_id", service.server_id),
     ):
-        _change_failed(change, "The service moved to another panel account meanwhile.")
+        pending_change_fail(change, "The service moved to another panel account meanwhile.")
         return Reconciled.FAILED
     password = pending_change_secret(change)
     try:
@@ -324,7 +309,7 @@ def _settle_password_change(change: PendingChange) -> Reconciled:
             lambda: panel_driver().change_password(service, password), retry_uncertain=True
         )
     except OutsideRefused as exc:
-        _change_failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         return Reconciled.FAILED
     except (OutsideUnavailable, OutsideUncertain):
         return Reconciled.PENDING
@@ -465,7 +450,7 @@ def _staff_panel_change(
     try:
         outside_call(call, retry_uncertain=True)  # suspending twice is harmless
     except (OutsideRefused, OutsideUnavailable) as exc:
-        _change_failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         raise ServiceActionError(str(exc)) from None
     except OutsideUncertain:
         return ChangeOutcome(pending=True)
@@ -508,21 +493,21 @@ def _settle_staff_change(change: PendingChange) -> Reconciled:
         Service.objects.select_related("account", "server").filter(pk=_service_id(change)).first()
     )
     if service is None:
-        _change_failed(change, "The service no longer exists.")
+        pending_change_fail(change, "The service no longer exists.")
         return Reconciled.FAILED
     try:
         summary = outside_call(
             lambda: panel_driver().account_summary(service), retry_uncertain=True
         )
     except OutsideRefused as exc:
-        _change_failed(change, str(exc))
+        pending_change_fail(change, str(exc))
         return Reconciled.FAILED
     except (OutsideUnavailable, OutsideUncertain):
         return Reconciled.PENDING
     if summary.suspended == (change.operation == SUSPEND):
         _staff_change_record(change)
         return Reconciled.DONE
-    _change_failed(change, "The control panel did not make the change.")
+    pending_change_fail(change, "The control panel did not make the change.")
     return Reconciled.FAILED
 
 
