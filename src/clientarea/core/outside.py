@@ -302,9 +302,15 @@ def _backoff(attempts: int) -> timedelta:
 
 
 GIVE_UP_MESSAGE = (
-    "The change could not be confirmed with the outside system and was abandoned; "
-    "please check it and make it again."
+    "the outside system never answered, so it was abandoned; please check and make the "
+    "change again."
 )
+
+
+def unconfirmed(change: PendingChange | None) -> bool:
+    """Whether a change recorded as not made was in fact abandoned unanswered (it may or
+    may not have been made: the page must not say "not made")."""
+    return change is not None and change.message == GIVE_UP_MESSAGE
 
 
 def pending_changes_reconcile_due(

@@ -17,6 +17,7 @@ from clientarea.accounts.policy import (
     requires,
     scoped_object_or_404,
 )
+from clientarea.core.outside import unconfirmed
 
 from . import renewals, services
 from .forms import NameserverForm, RenewForm, StatusFilterForm, ToggleForm
@@ -71,6 +72,7 @@ def domain_detail(request: AccountRequest, pk: int) -> HttpResponse:
             "pending_label": services.change_label(pending),
             "failed_change": failed,
             "failed_label": services.change_label(failed),
+            "failed_unconfirmed": unconfirmed(failed),
             "can_renew": renewals.may_renew(request.user, request.access.account, domain),
             "renewal": renewals.renewal_shown(domain),
         },

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import AccountRequest, requires, scoped_object_or_404
 from clientarea.accounts.reauth import recent_auth_required
+from clientarea.core.outside import unconfirmed
 
 from . import services
 from .forms import ServicePasswordChangeForm, StatusFilterForm
@@ -59,6 +60,7 @@ def _detail_context(request: AccountRequest, service: Service) -> dict[str, obje
         "pending_label": services.change_label(pending),
         "failed_change": failed,
         "failed_label": services.change_label(failed),
+        "failed_unconfirmed": unconfirmed(failed),
     }
 
 

@@ -180,7 +180,7 @@ def test_a_panel_still_silent_keeps_the_change_pending_then_gives_up(
     _due_now()
     assert pending_changes_reconcile_due()["failed"] == 1
     change.refresh_from_db()
-    assert change.state == "failed" and "could not be confirmed" in change.message
+    assert change.state == "failed" and "never answered" in change.message
     assert change.secret_ciphertext == ""
     assert _stored(service) == SERVICE_PASSWORD
     assert services.service_last_failed_change(service) == change

@@ -117,3 +117,38 @@ def test_the_panels_refusal_shows_on_the_form_word_for_word(
     assert "Sorry, the password you selected cannot be used because it is too weak." in (
         response.content.decode()
     )
+
+
+def test_a_change_abandoned_unanswered_is_not_called_not_made(
+    account: Account, fresh_client: Any, panel: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clientarea.core.models import PendingChange
+    from clientarea.core.outside import pending_changes_reconcile_due
+
+    service = ServiceFactory(account=account)
+    client = fresh_client(account.owner, account)
+    panel.uncertain = 999
+    client.post(
+        reverse("hosting:password_change", args=[service.pk]),
+        {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    PendingChange.objects.update(
+        created_at=timezone.now() - timedelta(hours=25),
+        next_check_at=timezone.now() - timedelta(seconds=1),
+    )
+    assert pending_changes_reconcile_due()["failed"] == 1
+    page = client.get(reverse("hosting:detail", args=[service.pk])).content.decode()
+    assert "could <strong>not be confirmed</strong>" in page and "not made" not in page
+    # A refusal, though, was not made.
+    panel.uncertain = 0
+    panel.refuse = "The panel refused it."
+    client.post(
+        reverse("hosting:password_change", args=[service.pk]),
+        {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    page = client.get(reverse("hosting:detail", args=[service.pk])).content.decode()
+    assert "was <strong>not made</strong>: The panel refused it." in page
