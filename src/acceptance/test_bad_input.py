@@ -32,6 +32,7 @@ from django.urls import reverse
 from acceptance.objects import OBJECT_KWARGS, STATIC_KWARGS
 from acceptance.test_access_matrix import CSRF
 from clientarea.access_table import ROUTES, Route
+from clientarea.accounts.middleware import ACCOUNT_PIN_FIELD
 from clientarea.accounts.models import Account
 from clientarea.accounts.ownership import ownership_transfer_start
 from clientarea.accounts.services import contact_create, invitation_create
@@ -68,6 +69,9 @@ JUNK = {
     "wrong type": "\u0000 not-a-number \ud7ff -1e309",
 }
 FIELD_NAME = re.compile(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', re.I)
+# Hidden fields every form carries: the CSRF token and the account the form is for.
+INFRASTRUCTURE_FIELDS = {"csrfmiddlewaretoken", ACCOUNT_PIN_FIELD}
+ACCOUNT_PIN = re.compile(rf'name="{ACCOUNT_PIN_FIELD}" value="(\d+)"')
 
 
 def _emailed_link(to_email: str, prefix: str) -> str:
@@ -149,12 +153,16 @@ def test_junk_in_every_field_changes_nothing_and_never_errors(route: Route, junk
     names = (
         sorted(set(FIELD_NAME.findall(page.content.decode()))) if page.status_code == 200 else []
     )
-    names = [n for n in names if n != "csrfmiddlewaretoken"]
+    names = [n for n in names if n not in INFRASTRUCTURE_FIELDS]
     assert names, f"{url} shows no form fields: is it a confirmation page?"
     audit_before = AuditEvent.objects.count()
     mail_before = OutboxEmail.objects.count()
     data = {name: JUNK[junk] for name in names}
     data["csrfmiddlewaretoken"] = CSRF
+    # The form's own account pin, as a browser sends it: the junk must reach the form.
+    pin = ACCOUNT_PIN.search(page.content.decode()) if page.status_code == 200 else None
+    if pin:
+        data[ACCOUNT_PIN_FIELD] = pin.group(1)
     response = client.post(url, data)
     assert response.status_code < 500, (url, response.status_code)
     assert response.status_code != 403, "the CSRF token or the policy refused the owner"
@@ -177,7 +185,7 @@ def test_confirmation_pages_really_have_no_input_fields(name: str) -> None:
     route = next(r for r in ROUTES if r.name == name)
     client, url = _client(route)
     page = client.get(url)
-    fields = set(FIELD_NAME.findall(page.content.decode())) - {"csrfmiddlewaretoken"}
+    fields = set(FIELD_NAME.findall(page.content.decode())) - INFRASTRUCTURE_FIELDS
     assert page.status_code in (200, 302) and fields == set()
 
 
