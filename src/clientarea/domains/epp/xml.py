@@ -17,7 +17,11 @@ EPP_NS = "urn:ietf:params:xml:ns:epp-1.0"
 DOMAIN_NS = "urn:ietf:params:xml:ns:domain-1.0"
 HOST_NS = "urn:ietf:params:xml:ns:host-1.0"
 
-XSD_DIR = Path(__file__).resolve().parent / "xsd"
+# Our own schema of the EPP subset we send and read (see schema/README.md).
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"
+# The official schema files, by the names RFC 5730-5732 give them, in import order; a
+# directory holding them can stand in for ours (schema(official_dir)).
+OFFICIAL_SCHEMA_FILES = ("eppcom-1.0.xsd", "epp-1.0.xsd", "host-1.0.xsd", "domain-1.0.xsd")
 
 # Result codes (RFC 5730 section 3).
 SUCCESS_CODES = frozenset({1000, 1001, 1300, 1301, 1500})
@@ -56,20 +60,43 @@ def parse(frame: bytes) -> etree._Element:
     return root
 
 
-@functools.lru_cache(maxsize=1)
-def schema() -> etree.XMLSchema:
-    """The RFC schemas (epp, eppcom, host, domain), loaded from the files beside us only."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.XMLSchema(etree.parse(str(XSD_DIR / "all.xsd"), parser))
+def _schema_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
-def schema_errors(frame: bytes) -> list[str]:
-    """Why `frame` is not valid EPP (empty if it is). Used by the tests and the test server."""
+@functools.lru_cache(maxsize=4)
+def schema(official_dir: str | None = None) -> etree.XMLSchema:
+    """Our schema (schema/envelope.xsd and the files it imports), read from the files
+    beside us only. Given `official_dir`, a directory holding the official EPP schema
+    files instead, those are loaded together and used. Never touches the network."""
+    if not official_dir:
+        return etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "envelope.xsd"), _schema_parser()))
+    directory = Path(official_dir).resolve()
+    missing = [name for name in OFFICIAL_SCHEMA_FILES if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}")
+    # The official files import one another by namespace only: a small schema of our own
+    # names where each one is, so the validator loads all four from that directory.
+    imports = "".join(
+        f'<xs:import namespace="urn:ietf:params:xml:ns:{name.removesuffix(".xsd")}"'
+        f' schemaLocation="{(directory / name).as_uri()}"/>'
+        for name in OFFICIAL_SCHEMA_FILES
+    )
+    loader = (
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"'
+        f' targetNamespace="urn:x-clientarea:epp-official-loader">{imports}</xs:schema>'
+    )
+    return etree.XMLSchema(etree.fromstring(loader.encode(), _schema_parser()))
+
+
+def schema_errors(frame: bytes, validator: etree.XMLSchema | None = None) -> list[str]:
+    """Why `frame` is not valid EPP (empty if it is), by our schema unless `validator` is
+    given. Used by the tests and the test server."""
     try:
         root = parse(frame)
     except MalformedFrame as exc:
         return [str(exc)]
-    validator = schema()
+    validator = validator if validator is not None else schema()
     if validator.validate(root):
         return []
     return [f"line {e.line}: {e.message}" for e in validator.error_log]

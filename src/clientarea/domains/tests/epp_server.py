@@ -3,11 +3,13 @@ RFC 5734 framing, the RFC 5730 session (greeting, login, hello, logout) and the 
 5732 commands the driver uses (domain info, update, renew; host check, create), over an
 in-memory registry.
 
-Every frame it receives is checked against the RFC schemas: an invalid one is answered
-2001 and kept in ``invalid_frames`` (the tests fail on it). Every answer it writes is
-checked too (``invalid_answers``). Tests make it misbehave on demand: ``fail(...)`` answers
-a command with an error code, never answers, drops the connection before or after applying
-it, or ends the session; ``idle_timeout`` closes sessions left idle.
+Every frame it receives is checked against the EPP schema (``frame_errors``: ours in
+epp/schema/, or the official files in the directory EPP_SCHEMA_DIR names): an invalid one
+is answered 2001 and kept in ``invalid_frames`` (the tests fail on it). Every answer it
+writes is checked too (``invalid_answers``). Tests make it misbehave on demand:
+``fail(...)`` answers a command with an error code, never answers, drops the connection
+before or after applying it, or ends the session; ``idle_timeout`` closes sessions left
+idle.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import datetime as dt
 import ipaddress
 import itertools
+import os
 import select
 import socket
 import ssl
@@ -36,6 +39,13 @@ from clientarea.domains.epp.client import HEADER, read_frame, write_frame
 E, D, H = xml.EPP_NS, xml.DOMAIN_NS, xml.HOST_NS
 N = xml.NSMAP
 CONTACT_NS = "urn:ietf:params:xml:ns:contact-1.0"
+
+
+def frame_errors(frame: bytes) -> list[str]:
+    """Why `frame` is not valid EPP: by our schema (epp/schema/), or, if the environment
+    variable EPP_SCHEMA_DIR names a directory holding the official EPP schema files, by
+    those."""
+    return xml.schema_errors(frame, xml.schema(os.environ.get("EPP_SCHEMA_DIR") or None))
 
 
 # --- certificates --------------------------------------------------------------------------
@@ -313,7 +323,7 @@ class EppTestServer:
 
     def _send(self, sock: ssl.SSLSocket, root: etree._Element) -> None:
         frame = xml.serialize(root)
-        errors = xml.schema_errors(frame)
+        errors = frame_errors(frame)
         if errors:
             self.invalid_answers.append((frame, errors))
         write_frame(sock, frame)
@@ -376,7 +386,7 @@ class EppTestServer:
 
     def _handle(self, frame: bytes, session: dict[str, bool]) -> etree._Element:
         self.received.append(frame)
-        errors = xml.schema_errors(frame)
+        errors = frame_errors(frame)
         try:
             root = xml.parse(frame)
         except xml.MalformedFrame:
