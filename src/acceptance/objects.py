@@ -18,6 +18,7 @@ from clientarea.accounts.tests.factories import (
     InvitationFactory,
     MembershipFactory,
 )
+from clientarea.api.services import token_create
 from clientarea.billing.tests.factories import make_invoice, make_payment_method
 from clientarea.domains.models import DomainPrice
 from clientarea.domains.tests.factories import DomainFactory
@@ -84,6 +85,17 @@ def _renewable_domain(account: Account) -> dict[str, Any]:
     return {"pk": domain.pk}
 
 
+def _api_token(account: Account) -> dict[str, Any]:
+    token, _ = token_create(
+        account=account,
+        actor=account.owner,
+        name="Script",
+        permission_codes=["invoices"],
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    return {"token_id": token.pk}
+
+
 def _transfer(account: Account) -> dict[str, Any]:
     transfer = OwnershipTransfer.objects.create(
         account=account,
@@ -123,7 +135,13 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "support:ticket_reply": _ticket,
     "support:ticket_close": _ticket,
     "support:attachment_download": _attachment,
+    "api_tokens:revoke": _api_token,
+    "api:invoice_detail": _invoice,
 }
+# Object routes whose object (made by OBJECT_KWARGS) is the owner's own: anyone else of
+# the account gets the 404 of an object they cannot see (an API token is revoked by its
+# creator or the owner).
+OWNERS_OBJECT_ROUTES = {"api_tokens:revoke"}
 
 STATIC_KWARGS: dict[str, dict[str, Any]] = {
     "accounts:password_reset_confirm": {"uidb64": "MQ", "token": "set-password"},

@@ -48,6 +48,7 @@ from clientarea.accounts.services import (
     membership_update,
 )
 from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
+from clientarea.api.services import token_create
 from clientarea.billing.services import (
     LineInput,
     PayByBankTransfer,
@@ -538,6 +539,16 @@ def _personal_scenarios(world: World) -> dict[str, Callable[[], str]]:
         ownership_transfer_cancel(transfer=transfer, actor=elsewhere.owner)
         return "heir@example.org"
 
+    def token_created() -> str:
+        token_create(
+            account=world.account,
+            actor=subject,
+            name="Monitoring",
+            permission_codes=["tickets"],
+            expires_at=timezone.now() + timedelta(days=30),
+        )
+        return subject.email
+
     def account_closed() -> str:
         elsewhere = AccountFactory()
         account_close_request(account=elsewhere, actor=elsewhere.owner)
@@ -549,6 +560,7 @@ def _personal_scenarios(world: World) -> dict[str, Callable[[], str]]:
         "accounts/email/ownership_transfer_offer": transfer_offer,
         "accounts/email/ownership_transfer_outcome": transfer_outcome,
         "accounts/email/account_closed": account_closed,
+        "api/email/token_created": token_created,
         "security/email/login_attempts": login_attempts,
         "security/email/staff_two_factor_disabled": staff_two_factor,
         "security/email/staff_sessions_ended": staff_sessions,

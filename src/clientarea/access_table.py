@@ -7,8 +7,11 @@ differs from its row all fail the build) and rendered to ``docs/access.md`` by
 
 ``rule`` is the view's declared access rule: ``public``, ``login`` (any logged-in user,
 no account needed), ``account`` (any usable access to the current account), ``owner``,
-or ``permission:<code>`` from the catalogue. ``object_param`` names the URL argument that
-carries an id of the account's own objects (another account's id answers 404).
+or ``permission:<code>`` from the catalogue; API endpoints (``api:``) declare ``token``
+(any live personal access token of the account) or ``token:<code>`` (a token carrying
+that permission, intersected with its creator's current grant). ``object_param`` names
+the URL argument that carries an id of the account's own objects (another account's id
+answers 404).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ class Route:
     @property
     def permission(self) -> str | None:
         return self.rule.split(":", 1)[1] if self.rule.startswith("permission:") else None
+
+    @property
+    def is_api(self) -> bool:
+        return self.name.startswith("api:")
 
 
 GET = ("GET",)
@@ -184,6 +191,29 @@ ROUTES: tuple[Route, ...] = (
     Route("support:ticket_reply", POST, "permission:tickets", object_param="pk"),
     Route("support:ticket_close", POST, "permission:tickets", object_param="pk"),
     Route("support:attachment_download", GET, "permission:tickets", object_param="pk"),
+    # API Tokens (under Hello): anyone with access makes tokens carrying at most their own
+    # grant; the owner sees and revokes every token of the account, others their own
+    Route("api_tokens:list", GET, "account", note="API Tokens"),
+    Route("api_tokens:create", GET_POST, "account", note="Create Token: shows the secret once"),
+    Route(
+        "api_tokens:revoke",
+        POST,
+        "account",
+        object_param="token_id",
+        note="its creator or the owner; anyone else's token answers 404",
+    ),
+    # the REST API: a bearer token only (a session cookie answers 401)
+    Route("api:account", GET, "token", note="GET /api/v1/account"),
+    Route("api:invoice_list", GET, "token:invoices", note="GET /api/v1/invoices"),
+    Route(
+        "api:invoice_detail",
+        GET,
+        "token:invoices",
+        object_param="pk",
+        note="GET /api/v1/invoices/{id}",
+    ),
+    Route("api:schema", GET, "public", note="the OpenAPI 3 schema"),
+    Route("api:docs", GET, "public", note="the API's docs page (Swagger UI)"),
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}
@@ -208,6 +238,8 @@ def render_markdown() -> str:
         "| --- | --- | --- | --- |",
     ]
     for r in sorted(ROUTES, key=lambda r: r.name):
+        if r.is_api:
+            continue
         if r.permission:
             who = f"`{r.permission}` ({permissions.BY_CODE[r.permission].label})"
         else:
@@ -217,6 +249,28 @@ def render_markdown() -> str:
                 "account": "any user of the account",
                 "owner": "the owner only",
             }[r.rule]
+        note = f" — {r.note}" if r.note else ""
+        lines.append(
+            f"| `{r.name}`{note} | {', '.join(r.methods)} | {who} | {r.object_param or ''} |"
+        )
+    lines += [
+        "",
+        "## API endpoints",
+        "",
+        "Authenticated by a personal access token alone (`Authorization: Bearer ca_pat_…`);",
+        "a session cookie never authenticates the API (401). A token carries its own",
+        "permissions and scope intersected with its creator's current grant; another",
+        "account's object, or one outside the scope, is a 404.",
+        "",
+        "| route | methods | token | object id of the account |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in sorted((r for r in ROUTES if r.is_api), key=lambda r: r.name):
+        code = r.rule.split(":", 1)[1] if r.rule.startswith("token:") else None
+        if code:
+            who = f"`{code}` ({permissions.BY_CODE[code].label})"
+        else:
+            who = {"token": "any token of the account", "public": "anyone"}[r.rule]
         note = f" — {r.note}" if r.note else ""
         lines.append(
             f"| `{r.name}`{note} | {', '.join(r.methods)} | {who} | {r.object_param or ''} |"

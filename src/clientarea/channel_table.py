@@ -141,6 +141,12 @@ EMAILS: tuple[EmailRoute, ...] = (
         "a contact is added or its address changes (to that address)",
     ),
     EmailRoute("accounts/email/password_reset", PERSONAL, (ADDRESSEE,), "a reset is requested"),
+    EmailRoute(
+        "api/email/token_created",
+        PERSONAL,
+        (ADDRESSEE,),
+        "a person creates an API token (to its creator; never the secret)",
+    ),
     EmailRoute("security/email/two_factor_enabled", PERSONAL, (ADDRESSEE,), "two-factor turned on"),
     EmailRoute(
         "security/email/two_factor_disabled", PERSONAL, (ADDRESSEE,), "two-factor turned off"

@@ -14,4 +14,6 @@ urlpatterns = [
     path("emails/", include("clientarea.notifications.urls")),
     path("activity/", include("clientarea.audit.urls")),
     path("security/", include("clientarea.security.urls")),
+    path("api-tokens/", include("clientarea.api.urls_tokens")),
+    path("api/", include("clientarea.api.urls")),
 ]

@@ -50,11 +50,16 @@ _SECRET_PATHS = re.compile(
     + "(?!(?:" + "|".join(_PUBLIC_TAILS) + r")(?:/|%2[fF])?(?:[\s\"'?&#;]|$))"
     + r"[^\s\"'?&#;]+"
 )  # fmt: skip
+# Personal access tokens of the API (``ca_pat_`` + base62), wherever one appears: a header
+# a custom access-log format names, a token pasted into a URL or an error message.
+_ACCESS_TOKEN = re.compile(r"(ca_pat_)[0-9A-Za-z]+")
 _SECRET_QUERY = re.compile(r"((?:^|[?&;])" + _SECRET_PARAMS + r"=)[^&;#\s\"']+", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
     """``text`` with the secret of every token path and token parameter replaced."""
+    if "ca_pat_" in text:
+        text = _ACCESS_TOKEN.sub(r"\1" + REDACTED, text)
     if "/" not in text and "%2" not in text and "=" not in text:
         return text
     text = _SECRET_PATHS.sub(r"\1" + REDACTED, text)

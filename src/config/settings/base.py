@@ -61,6 +61,12 @@ INSTALLED_APPS = [
     "clientarea.hosting",
     "clientarea.domains",
     "clientarea.support",
+    # The REST API (/api/v1/) and its API Tokens page; DRF, its OpenAPI schema and the
+    # docs page's static files (Swagger UI, served locally).
+    "clientarea.api",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_countries",
@@ -72,6 +78,9 @@ MIDDLEWARE = [
     # Content-Security-Policy, strict-origin referrers on token pages (security.headers).
     "clientarea.security.headers.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # /api/: drops the session cookie before the session is read (only a token
+    # authenticates the API) and answers every error as problem+json (clientarea.api).
+    "clientarea.api.middleware.ApiBoundaryMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -283,6 +292,43 @@ EPP_VERIFY_TLS = env.bool("EPP_VERIFY_TLS", default=True)
 # registry refused is not tried again (so retries never lock the registrar account).
 EPP_HELLO_AFTER_SECONDS = env.float("EPP_HELLO_AFTER_SECONDS", default=60.0)
 EPP_LOGIN_RETRY_SECONDS = env.float("EPP_LOGIN_RETRY_SECONDS", default=60.0)
+
+# The cache (throttle-free reads such as panel summaries, the API's per-token rate limit).
+# Default: each process's memory. Several app processes share counts through a shared
+# cache, e.g. CACHE_URL=rediscache://host:6379/1 or dbcache://cache_table.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# The REST API (clientarea.api): personal access tokens only, JSON only, errors as
+# application/problem+json, a per-token rate limit of API_RATE_LIMIT requests per window.
+API_RATE_LIMIT = (
+    env.int("API_RATE_LIMIT_REQUESTS", default=600),
+    env.int("API_RATE_LIMIT_WINDOW_SECONDS", default=60),
+)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["clientarea.api.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["clientarea.api.access.TokenPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["clientarea.api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "clientarea.api.problems.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"{SITE_NAME} Client Area API",
+    "DESCRIPTION": (
+        "Personal access tokens (made on the API Tokens page) carry at most their "
+        "creator's access. Errors are application/problem+json (RFC 9457)."
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
 
 # Tokens in URLs (invitation, reset, email-change and contact links) never reach the logs:
 # every handler carries the redacting filter, and LOGGING_CONFIG also redacts each record

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class ApiConfig(AppConfig):
+    name = "clientarea.api"
+    label = "api"
+    verbose_name = "API"
+
+    def ready(self) -> None:
+        from clientarea.accounts.signals import access_ended, ownership_transferred
+
+        from . import receivers, schema  # noqa: F401 (schema registers an extension)
+
+        access_ended.connect(receivers.on_access_ended, dispatch_uid="api.tokens.access_ended")
+        ownership_transferred.connect(
+            receivers.on_ownership_transferred, dispatch_uid="api.tokens.ownership_transferred"
+        )

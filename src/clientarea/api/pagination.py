@@ -1,0 +1,55 @@
+"""Cursor pagination: ``?cursor=`` from the previous page's ``next``; ``page_size`` up to
+100. A cursor names a position in a unique, unchanging order (the invoice number), so a
+page never repeats or skips a row when rows are added meanwhile, and a deep page costs
+the same as the first (no OFFSET)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.request import Request
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class BadCursor(exceptions.ValidationError):
+    def __init__(self) -> None:
+        super().__init__(
+            {"cursor": ["Not a cursor of this list: use the next or previous link as given."]}
+        )
+
+
+class NumberCursorPagination(CursorPagination):
+    ordering = "-number"
+    page_size = DEFAULT_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return DEFAULT_PAGE_SIZE
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+            raise exceptions.ValidationError(
+                {"page_size": [f"A whole number from 1 to {MAX_PAGE_SIZE}."]}
+            )
+        return int(raw)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        try:
+            cursor: Cursor | None = super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise BadCursor() from None
+        if cursor is not None and cursor.position is not None:
+            position = str(cursor.position)
+            if not position.isdigit() or len(position) > 18:
+                raise BadCursor()
+        return cursor
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = super().get_paginated_response_schema(schema)
+        out["required"] = ["next", "previous", "results"]
+        return out
