@@ -9,13 +9,56 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 
-from . import services
-from .models import CreditEntry, Invoice, InvoiceLine, PaymentMethod, Transaction
+from clientarea.accounts.models import User
+
+from . import refunds, services
+from .models import (
+    CreditEntry,
+    Invoice,
+    InvoiceLine,
+    PaymentMethod,
+    StripeCustomer,
+    StripeEvent,
+    Transaction,
+)
 from .totals import LineInput
+
+
+class CardRefundForm(forms.Form):
+    """Refund a Stripe card payment of one invoice, in full or in part."""
+
+    payment = forms.TypedChoiceField(coerce=int, label="Card payment")
+    amount = forms.CharField(
+        required=False,
+        max_length=20,
+        help_text="Empty: all that is left of the payment. Otherwise e.g. 25.00.",
+    )
+    reason = forms.ChoiceField(required=False, choices=[("", "(none)"), *refunds.REASONS.items()])
+
+    def __init__(self, *args: Any, choices: list[tuple[Transaction, Decimal]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["payment"].choices = [  # type: ignore[attr-defined]
+            (
+                payment.pk,
+                f"{payment.amount} {payment.currency} on {payment.created_at:%Y-%m-%d} "
+                f"({payment.method_label or 'card'}, {payment.reference}): {left} left",
+            )
+            for payment, left in choices
+        ]
+
+    def clean_amount(self) -> Decimal | None:
+        try:
+            return refunds.parse_amount(self.cleaned_data.get("amount") or "")
+        except refunds.RefundError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class InvoiceAddForm(forms.ModelForm):
@@ -139,8 +182,76 @@ class InvoiceAdmin(admin.ModelAdmin):
     autocomplete_fields = ["account"]
     form = InvoiceAddForm
     inlines = [InvoiceLineInline, TransactionInline]
-    actions = ["cancel", "refund_to_credit", "mark_refunded", "confirm_bank_transfer"]
+    actions = [
+        "cancel",
+        "refund_card",
+        "refund_to_credit",
+        "mark_refunded",
+        "confirm_bank_transfer",
+    ]
     date_hierarchy = "issue_date"
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:invoice_id>/refund-card/",
+                self.admin_site.admin_view(self.card_refund_view),
+                name="billing_invoice_refund_card",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Refund a card payment through Stripe…", permissions=["change"])
+    def refund_card(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Choose exactly one invoice to refund.", messages.WARNING)
+            return None
+        invoice = queryset.get()
+        return HttpResponseRedirect(reverse("admin:billing_invoice_refund_card", args=[invoice.pk]))
+
+    def card_refund_view(self, request: HttpRequest, invoice_id: int) -> HttpResponse:
+        """Staff refund a Stripe card payment of the invoice (change permission needed,
+        as for the other refunds): a form error for bad input, never a server error."""
+        invoice = get_object_or_404(Invoice.objects.select_related("account__owner"), pk=invoice_id)
+        if not self.has_change_permission(request, invoice):
+            raise PermissionDenied
+        choices = refunds.refundable_payments(invoice)
+        form = CardRefundForm(request.POST or None, choices=choices) if choices else None
+        if form is not None and request.method == "POST" and form.is_valid():
+            assert isinstance(request.user, User)
+            try:
+                outcome = refunds.card_refund(
+                    invoice_id=invoice.pk,
+                    payment_id=form.cleaned_data["payment"],
+                    amount=form.cleaned_data["amount"],
+                    reason=form.cleaned_data["reason"],
+                    actor=request.user,
+                    request=request,
+                )
+            except refunds.RefundError as exc:
+                form.add_error(None, str(exc))
+            else:
+                level = {
+                    "refunded": messages.SUCCESS,
+                    "processing": messages.WARNING,
+                    "failed": messages.ERROR,
+                }[outcome.status]
+                self.message_user(request, f"Invoice #{invoice.number}: {outcome.message}", level)
+                return HttpResponseRedirect(
+                    reverse("admin:billing_invoice_change", args=[invoice.pk])
+                )
+        return TemplateResponse(
+            request,
+            "admin/billing/card_refund.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "title": f"Refund a card payment of invoice #{invoice.number}",
+                "invoice": invoice,
+                "form": form,
+                "in_flight": refunds.refund_in_flight(invoice),
+            },
+        )
 
     @admin.display(description="status")
     def status_label(self, obj: Invoice) -> str:
@@ -231,7 +342,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             "cancelled",
         )
 
-    @admin.action(description="Refund selected invoices to the account's credit balance")
+    @admin.action(
+        description="Refund selected invoices to the account's credit balance",
+        permissions=["change"],
+    )
     def refund_to_credit(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         _run(
             self,
@@ -246,7 +360,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             "refunded to credit",
         )
 
-    @admin.action(description="Mark selected invoices refunded (money returned outside)")
+    @admin.action(
+        description="Mark selected invoices refunded (money returned outside)",
+        permissions=["change"],
+    )
     def mark_refunded(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
         _run(
             self,
@@ -349,6 +466,45 @@ class PaymentMethodAdmin(admin.ModelAdmin):
     search_fields = ["account__company_name", "last4"]
     list_select_related = ["account__owner"]
     fields = ("account", "gateway", "brand", "last4", "exp_month", "exp_year", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    """What Stripe's webhooks told us and what was done: disputes to answer in Stripe's
+    dashboard, refunds made there, cards saved."""
+
+    list_display = ["received_at", "type", "object_id", "livemode", "result"]
+    list_filter = ["type", "livemode"]
+    search_fields = ["event_id", "object_id", "result"]
+    fields = ("event_id", "type", "object_id", "livemode", "created", "received_at", "result")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(StripeCustomer)
+class StripeCustomerAdmin(admin.ModelAdmin):
+    list_display = ["account", "customer_id", "livemode", "created_at"]
+    search_fields = ["account__company_name", "customer_id"]
+    list_select_related = ["account__owner"]
+    fields = ("account", "customer_id", "livemode", "created_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:

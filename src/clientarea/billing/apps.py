@@ -31,6 +31,10 @@ class BillingConfig(AppConfig):
         register_closure_hook(unpaid_invoices_block_closing)
         # Card payments whose processor answer was lost are settled by asking it.
         register_periodic_job("billing.payments_reconcile", payments_reconcile_due)
+        # Card refunds left processing (an answer lost, pending at Stripe), the same way.
+        from .refunds import refunds_reconcile_due
+
+        register_periodic_job("billing.refunds_reconcile", refunds_reconcile_due)
         ownership_transferred.connect(
             payment_methods_on_transfer, dispatch_uid="billing.payment_methods_on_transfer"
         )

@@ -175,6 +175,13 @@ class PaymentMethod(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["account", "created_at"])]
+        constraints = [
+            # One card is stored once per account, whoever stores it first (the card
+            # page's return or Stripe's setup_intent.succeeded webhook).
+            models.UniqueConstraint(
+                fields=["account", "gateway", "token"], name="billing_card_stored_once"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.label
@@ -228,8 +235,18 @@ class Transaction(models.Model):
     method_label = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
-    # A processing payment: when the reconciliation job next asks the processor about it,
-    # and how often it has asked.
+    # A refund: the payment it gives money back from (card refunds through the processor;
+    # None for refunds to credit or made outside, which concern the whole invoice).
+    refund_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="refunds",
+        editable=False,
+    )
+    # A processing payment or refund: when the reconciliation job next asks the processor
+    # about it, and how often it has asked.
     next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     check_attempts = models.PositiveIntegerField(default=0, editable=False)
 
@@ -251,6 +268,13 @@ class Transaction(models.Model):
                 fields=["invoice"],
                 condition=models.Q(status="processing"),
                 name="billing_one_processing_payment_per_invoice",
+            ),
+            # A processor's refund (re_...) is recorded once, whether the back office's
+            # request or the processor's webhook records it first.
+            models.UniqueConstraint(
+                fields=["gateway", "reference"],
+                condition=models.Q(kind="refund") & ~models.Q(reference=""),
+                name="billing_refund_recorded_once",
             ),
         ]
 
@@ -318,3 +342,28 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.event_id}"
+
+
+class StripeCustomer(models.Model):
+    """An account's Customer at Stripe (cus_...), made the first time a card is saved and
+    reused after. One per account and mode: test-mode customers do not exist in live mode,
+    so an installation moving to live keys makes new ones."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="stripe_customers"
+    )
+    customer_id = models.CharField(max_length=255, unique=True)
+    livemode = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # Two requests making the customer at once record one (the other re-reads it).
+            models.UniqueConstraint(
+                fields=["account", "livemode"], name="billing_one_stripe_customer_per_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.customer_id

@@ -840,7 +840,11 @@ def payments_reconcile_due(*, now: datetime.datetime | None = None, limit: int =
     ``card_payment_record``). Returns a short summary, "" when nothing was due."""
     now_ = now or timezone.now()
     due = list(
-        Transaction.objects.filter(status=Transaction.Status.PROCESSING, next_check_at__lte=now_)
+        Transaction.objects.filter(
+            kind=Transaction.Kind.PAYMENT,  # refunds: refunds.refunds_reconcile_due
+            status=Transaction.Status.PROCESSING,
+            next_check_at__lte=now_,
+        )
         .order_by("next_check_at")
         .values_list("pk", "check_attempts")[:limit]
     )
@@ -935,14 +939,24 @@ def invoice_cancel(*, invoice_id: int, actor: User, request: HttpRequest | None 
 def invoice_refund(
     *, invoice_id: int, actor: User, to_credit: bool, request: HttpRequest | None = None
 ) -> Transaction:
-    """Refund what was paid: to the account's credit balance, or marked as returned
-    outside the client area (e.g. through the card processor's dashboard)."""
+    """Refund what was paid and not refunded yet (card refunds through the processor,
+    ``refunds.card_refund``, may have returned part of it): to the account's credit
+    balance, or marked as returned outside the client area."""
+    from .refunds import invoice_refundable, refund_in_flight
+
     invoice = _lock_invoice(invoice_id)
     if invoice.status not in (Invoice.Status.PAID, Invoice.Status.UNPAID) or (
         invoice.amount_paid <= 0
     ):
         raise BillingError(f"Invoice #{invoice.number} has no payment to refund.")
-    amount = invoice.amount_paid
+    if refund_in_flight(invoice):
+        raise BillingError(
+            f"A card refund of invoice #{invoice.number} is still being processed: wait "
+            "until the card processor confirms it."
+        )
+    amount = invoice_refundable(invoice)
+    if amount <= 0:
+        raise BillingError(f"Invoice #{invoice.number} was refunded already.")
     tx = Transaction.objects.create(
         invoice=invoice,
         account=invoice.account,
@@ -1027,16 +1041,36 @@ def credit_add(
 def _store_card(
     account: Account, actor: User, token: gateways.CardToken, request: HttpRequest | None
 ) -> PaymentMethod:
-    method = PaymentMethod.objects.create(
-        account=account,
-        gateway=_new_card_gateway().code,
-        token=token.token,
-        brand=token.brand,
-        last4=token.last4,
-        exp_month=token.exp_month,
-        exp_year=token.exp_year,
-        created_by=actor,
-    )
+    return card_store_once(account, actor, _new_card_gateway().code, token, request)
+
+
+def card_store_once(
+    account: Account,
+    actor: User | None,
+    gateway_code: str,
+    token: gateways.CardToken,
+    request: HttpRequest | None = None,
+) -> PaymentMethod:
+    """Store a card on the account once: a card already stored (the same gateway's
+    token: Stripe's PaymentMethod id) is returned as it is, whoever stored it first (the
+    card page's return, or Stripe's setup_intent.succeeded webhook). Call it inside a
+    transaction."""
+    fields = {"account": account, "gateway": gateway_code, "token": token.token}
+    existing = PaymentMethod.objects.filter(**fields).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            method = PaymentMethod.objects.create(
+                **fields,
+                brand=token.brand,
+                last4=token.last4,
+                exp_month=token.exp_month,
+                exp_year=token.exp_year,
+                created_by=actor,
+            )
+    except IntegrityError:  # stored at this very moment by the other path
+        return PaymentMethod.objects.get(**fields)
     audit_record(
         action="payment_method.added",
         actor=actor,
@@ -1076,7 +1110,25 @@ def payment_method_store(
     return _store_card(account, actor, token, request)
 
 
-@transaction.atomic
+def _stored_card_gateway(code: str) -> gateways.PaymentGateway | None:
+    """The gateway that holds cards stored with `code`, or None when nothing outside
+    holds them (the sandbox keeps nothing; a gateway no longer configured)."""
+    try:
+        return gateways.get_gateway(code)
+    except GatewayError:
+        if code == "stripe":  # Stripe configured by its settings, not (yet) as a gateway
+            from .stripe_gateway import stripe_gateway
+
+            return stripe_gateway()
+        return None
+
+
+CARD_NOT_REMOVED = (
+    "The {label} could not be removed: the card processor could not be reached, so it "
+    "still holds the card. Nothing was changed; try again in a few minutes."
+)
+
+
 def payment_method_remove(
     *,
     account: Account,
@@ -1084,7 +1136,31 @@ def payment_method_remove(
     payment_method_id: int,
     request: HttpRequest | None = None,
 ) -> None:
+    """Remove a stored card (owner only): first at the processor that holds it (Stripe
+    detaches it from the account's customer), with no transaction open, then here. If
+    the processor cannot be reached, nothing is removed and the owner is told so; a card
+    the processor no longer holds (already detached) is simply removed here."""
     _require_owner(account, actor)
+    method = PaymentMethod.objects.filter(account=account, pk=payment_method_id).first()
+    if method is None:
+        raise BillingError("No such payment method.")
+    gateway = _stored_card_gateway(method.gateway)
+    forget = getattr(gateway, "card_forget", None)
+    if forget is not None:
+        token = method.token
+        try:
+            # Detaching twice is harmless: safe to retry after an unanswered attempt.
+            outside_call(lambda: forget(token), retry_uncertain=True)
+        except OutsideError:
+            logger.warning("Stored card %s not removed: its gateway was not reached", method.pk)
+            raise BillingError(CARD_NOT_REMOVED.format(label=method.label)) from None
+    with transaction.atomic():
+        _payment_method_delete(account, actor, payment_method_id, request)
+
+
+def _payment_method_delete(
+    account: Account, actor: User, payment_method_id: int, request: HttpRequest | None
+) -> None:
     method = (
         PaymentMethod.objects.select_for_update()
         .filter(account=account, pk=payment_method_id)

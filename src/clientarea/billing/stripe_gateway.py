@@ -46,9 +46,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import stripe
@@ -57,6 +57,9 @@ from django.conf import settings
 from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
 from .gateways import CardDetails, CardRejected, CardToken, ChargeResult, ChargeStatus
+
+if TYPE_CHECKING:
+    from clientarea.accounts.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +202,8 @@ class RefundResult:
     amount: int
     currency: str
     payment_intent: str
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    failure_reason: str = ""
 
 
 def _plain(obj: Any) -> Any:
@@ -239,6 +244,20 @@ def intent_from_stripe(obj: Any) -> PaymentIntentResult:
         error_code=_get(error, "decline_code", "") or _get(error, "code", ""),
         error_message=_get(error, "message", ""),
         metadata=dict(_get(obj, "metadata", {})),
+    )
+
+
+def refund_from_stripe(obj: Any) -> RefundResult:
+    """A Refund as Stripe sent it (StripeObject or the dict of a list or an event)."""
+    obj = _plain(obj)
+    return RefundResult(
+        id=obj["id"],
+        status=obj["status"],
+        amount=int(obj["amount"]),
+        currency=obj["currency"],
+        payment_intent=_ref(_get(obj, "payment_intent")),
+        metadata=dict(_get(obj, "metadata", {})),
+        failure_reason=str(_get(obj, "failure_reason", "")),
     )
 
 
@@ -332,6 +351,8 @@ class StripeGateway:
         key = settings.STRIPE_SECRET_KEY if secret_key is None else secret_key
         base = (settings.STRIPE_API_BASE if api_base is None else api_base).rstrip("/")
         seconds = settings.OUTSIDE_CALL_TIMEOUT_SECONDS if timeout is None else timeout
+        # Test-mode objects (customers...) do not exist in live mode, and the other way.
+        self.livemode = key.startswith(("sk_live_", "rk_live_"))
         self.client = stripe.StripeClient(
             key,
             base_addresses={"api": base},
@@ -370,6 +391,13 @@ class StripeGateway:
             ),
         )
         return str(customer.id)
+
+    def customer_for(self, account: Account) -> str:
+        """The account's customer (cus_...): the recorded one, or one made now and
+        recorded once (``stripe_customers.customer_for``). No transaction may be open."""
+        from .stripe_customers import customer_for
+
+        return customer_for(account, self)
 
     # payment intents
 
@@ -591,6 +619,11 @@ class StripeGateway:
                 return
             raise
 
+    def card_forget(self, token: str) -> None:
+        """Remove a stored card at Stripe: detach its PaymentMethod from the customer
+        (one already detached, or unknown to Stripe, is not an error)."""
+        self.payment_method_detach(token)
+
     # refunds
 
     def refund_create(
@@ -601,14 +634,19 @@ class StripeGateway:
         amount: Decimal | None = None,
         currency: str = "",
         reason: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         """Refund a succeeded PaymentIntent: all that is left of it (`amount` None) or
-        `amount` in `currency`. `reason`: duplicate, fraudulent or requested_by_customer."""
+        `amount` in `currency`. `reason`: duplicate, fraudulent or requested_by_customer.
+        `metadata` is kept on the refund (``refund``: our refund's key, by which
+        ``refund_find`` finds it when the answer was lost)."""
         params: dict[str, Any] = {"payment_intent": payment_intent}
         if amount is not None:
             params["amount"] = to_minor(amount, currency)
         if reason:
             params["reason"] = reason
+        if metadata:
+            params["metadata"] = dict(metadata)
         refund = self._call(
             "refund create",
             lambda: self.client.v1.refunds.create(
@@ -616,13 +654,31 @@ class StripeGateway:
                 options=self._options(idempotency_key),
             ),
         )
-        refund = _plain(refund)
-        return RefundResult(
-            id=refund["id"],
-            status=refund["status"],
-            amount=int(refund["amount"]),
-            currency=refund["currency"],
-            payment_intent=_ref(_get(refund, "payment_intent")),
+        return refund_from_stripe(refund)
+
+    def refund_retrieve(self, refund_id: str) -> RefundResult:
+        """What Stripe holds for a refund now (a pending one settles later)."""
+        refund = self._call("refund retrieve", lambda: self.client.v1.refunds.retrieve(refund_id))
+        return refund_from_stripe(refund)
+
+    def refunds_of(self, payment_intent: str) -> list[RefundResult]:
+        """The refunds of a PaymentIntent, newest first (at most 100: far more than one
+        payment is ever refunded in parts). Stripe's list is up to date at once, unlike
+        its search."""
+        found = self._call(
+            "refund list",
+            lambda: self.client.v1.refunds.list(
+                params={"payment_intent": payment_intent, "limit": 100}
+            ),
+        )
+        return [refund_from_stripe(obj) for obj in _plain(found).get("data", [])]
+
+    def refund_find(self, payment_intent: str, refund_key: str) -> RefundResult | None:
+        """The refund of `payment_intent` made for our refund `refund_key` (its metadata
+        ``refund``), or None when Stripe made none (the request never reached it)."""
+        return next(
+            (r for r in self.refunds_of(payment_intent) if r.metadata.get("refund") == refund_key),
+            None,
         )
 
 

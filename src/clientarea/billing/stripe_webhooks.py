@@ -21,20 +21,27 @@ the same intent with another card and a success is recorded over a failed paymen
 
 **Events.** payment_intent.succeeded / payment_failed settle the payment whose
 idempotency key the intent carries (metadata ``transaction``); payment_intent.processing
-leaves it processing; charge.refunded, charge.dispute.created and setup_intent.succeeded
-are recorded (and a dispute logged for staff) for the pay-page and back-office flows to
-build on. Any other event type is answered 200 and ignored.
+leaves it processing; charge.refunded records each refund of the charge once, whoever
+made it (``refunds.refund_seen``: a back-office refund recorded by its request or here,
+whichever is first; one made in Stripe's dashboard); setup_intent.succeeded stores the
+saved card on the customer's account once (keyed by the PaymentMethod id: nothing more if
+the card page's return stored it first); charge.dispute.created is kept and logged as an
+error naming the invoice, for staff to answer in Stripe's dashboard. The last three need
+an answer from Stripe first (the refunds of the charge, the card's brand and last four):
+it is asked before the event's transaction, with none open (``PREPARED_HANDLERS``). Any
+other event type is answered 200 and ignored.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from django.conf import settings
@@ -44,10 +51,23 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from clientarea.accounts.policy import public
+from clientarea.core.outside import outside_call
 
-from .gateways import ChargeResult, ChargeStatus
-from .models import StripeEvent, Transaction
-from .stripe_gateway import StripeAmountError, intent_from_stripe, to_minor
+from . import refunds
+from .gateways import CardToken, ChargeResult, ChargeStatus
+from .models import PaymentMethod, StripeCustomer, StripeEvent, Transaction
+from .stripe_gateway import (
+    CardSummary,
+    RefundResult,
+    StripeAmountError,
+    _ref,
+    intent_from_stripe,
+    refund_from_stripe,
+    to_minor,
+)
+
+if TYPE_CHECKING:
+    from clientarea.accounts.models import Account
 
 logger = logging.getLogger(__name__)
 
@@ -181,48 +201,149 @@ def on_payment_intent_processing(obj: dict[str, Any]) -> str:
     return "still processing"
 
 
-def on_charge_refunded(obj: dict[str, Any]) -> str:
-    # Refunds made from the back office are recorded by the action that made them; this
-    # is Stripe's confirmation (or a refund made in Stripe's dashboard, for staff to see).
+def _our_payment(intent_id: str) -> Transaction | None:
+    if not intent_id:
+        return None
     return (
-        f"refunded {obj.get('amount_refunded')} {obj.get('currency')} of "
-        f"{obj.get('payment_intent') or obj.get('id')}"
+        Transaction.objects.filter(
+            kind=Transaction.Kind.PAYMENT, gateway=GATEWAY_CODE, reference=intent_id
+        )
+        .select_related("invoice", "account")
+        .first()
     )
 
 
+def prepare_charge_refunded(obj: dict[str, Any]) -> list[RefundResult]:
+    """The refunds of the refunded charge's payment, as Stripe lists them (a charge
+    object carries them only in old API versions): none asked for a payment not ours."""
+    listed = (
+        (obj.get("refunds") or {}).get("data") if isinstance(obj.get("refunds"), dict) else None
+    )
+    if isinstance(listed, list) and not (obj.get("refunds") or {}).get("has_more"):
+        return [refund_from_stripe(r) for r in listed]
+    intent_id = _ref(obj.get("payment_intent"))
+    if _our_payment(intent_id) is None:
+        return []
+    stripe = refunds.gateway()
+    return outside_call(lambda: stripe.refunds_of(intent_id), retry_uncertain=True)
+
+
+def on_charge_refunded(found: list[RefundResult], obj: dict[str, Any]) -> str:
+    """Each refund of the charge recorded once: one made from the back office (recorded
+    by the request that made it, or here first), one made in Stripe's dashboard."""
+    intent_id = _ref(obj.get("payment_intent"))
+    if not found:
+        return f"refunded {obj.get('amount_refunded')} {obj.get('currency')} of {intent_id}: " + (
+            "no payment of ours" if _our_payment(intent_id) is None else "no refund listed"
+        )
+    return "; ".join(refunds.refund_seen(refund) for refund in reversed(found))[:300]
+
+
 def on_charge_dispute_created(obj: dict[str, Any]) -> str:
-    logger.warning(
-        "Stripe dispute %s opened on %s (%s %s, reason %s): answer it in Stripe's dashboard.",
+    """A customer disputed a payment with their bank: staff must answer it in Stripe's
+    dashboard before Stripe's deadline, so the operators' log gets an error naming the
+    invoice; the event is kept (back office: Stripe events)."""
+    intent_id = _ref(obj.get("payment_intent"))
+    payment = _our_payment(intent_id)
+    where = (
+        f"invoice #{payment.invoice.number} of {payment.account}"
+        if payment is not None
+        else "a payment not made here"
+    )
+    logger.error(
+        "Stripe dispute %s opened on %s (%s, %s %s, reason %s): answer it in Stripe's "
+        "dashboard before its deadline.",
         obj.get("id"),
-        obj.get("payment_intent") or obj.get("charge"),
+        intent_id or _ref(obj.get("charge")),
+        where,
         obj.get("amount"),
         obj.get("currency"),
         obj.get("reason"),
     )
-    return f"dispute {obj.get('id')} opened: {obj.get('reason')}"
+    return f"dispute {obj.get('id')} opened on {where}: {obj.get('reason')}"
 
 
-def on_setup_intent_succeeded(obj: dict[str, Any]) -> str:
-    # The card page stores the card (brand, last four, expiry) when the browser returns.
-    return f"card {obj.get('payment_method')} saved for {obj.get('customer')}"
+def _setup_account(obj: dict[str, Any]) -> tuple[Account | None, str]:
+    customer = _ref(obj.get("customer"))
+    row = (
+        StripeCustomer.objects.select_related("account").filter(customer_id=customer).first()
+        if customer
+        else None
+    )
+    return (row.account if row else None), _ref(obj.get("payment_method"))
+
+
+def prepare_setup_intent_succeeded(obj: dict[str, Any]) -> CardSummary | None:
+    """What may be stored of the saved card (brand, last four, expiry), asked of Stripe
+    unless the card is stored already or the customer is not one of ours."""
+    account, method_id = _setup_account(obj)
+    if account is None or not method_id:
+        return None
+    if PaymentMethod.objects.filter(
+        account=account, gateway=GATEWAY_CODE, token=method_id
+    ).exists():
+        return None
+    stripe = refunds.gateway()
+    return outside_call(lambda: stripe.payment_method_retrieve(method_id), retry_uncertain=True)
+
+
+def on_setup_intent_succeeded(card: CardSummary | None, obj: dict[str, Any]) -> str:
+    """The card saved by a SetupIntent stored on its account once: if the card page's
+    return stored it first, nothing more (keyed by the PaymentMethod id per account)."""
+    from .services import card_store_once
+
+    account, method_id = _setup_account(obj)
+    if account is None or not method_id:
+        return f"card {method_id or '?'}: no customer of ours"
+    stored = PaymentMethod.objects.filter(
+        account=account, gateway=GATEWAY_CODE, token=method_id
+    ).first()
+    if stored is not None:
+        return f"card {method_id}: already stored ({stored.pk})"
+    if card is None:
+        return f"card {method_id}: not known at Stripe, not stored"
+    if card.customer != _ref(obj.get("customer")):
+        # Detached since (removed by the owner meanwhile): not stored again.
+        return f"card {method_id}: no longer the customer's, not stored"
+    method = card_store_once(
+        account,
+        None,
+        GATEWAY_CODE,
+        CardToken(method_id, card.brand.title(), card.last4, card.exp_month, card.exp_year),
+    )
+    return f"card {method_id}: stored ({method.pk})"
 
 
 HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "payment_intent.succeeded": on_payment_intent_succeeded,
     "payment_intent.payment_failed": on_payment_intent_payment_failed,
     "payment_intent.processing": on_payment_intent_processing,
-    "charge.refunded": on_charge_refunded,
     "charge.dispute.created": on_charge_dispute_created,
-    "setup_intent.succeeded": on_setup_intent_succeeded,
+}
+# Events whose handling needs something from Stripe first: (prepare, handle). `prepare`
+# asks Stripe with no transaction open (core.outside), before the event's transaction;
+# if Stripe cannot answer, nothing is stored and the event is answered 503 (Stripe
+# delivers it again). `handle(found, obj)` gets what `prepare` found, inside the
+# transaction.
+PREPARED_HANDLERS: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[..., str]]] = {
+    "charge.refunded": (prepare_charge_refunded, on_charge_refunded),
+    "setup_intent.succeeded": (prepare_setup_intent_succeeded, on_setup_intent_succeeded),
 }
 
 
 def event_process(event: dict[str, Any]) -> tuple[str, str]:
     """Process a verified event once: ("processed" | "duplicate" | "ignored", result)."""
     handler = HANDLERS.get(event["type"])
-    if handler is None:
+    prepared = PREPARED_HANDLERS.get(event["type"])
+    if handler is None and prepared is None:
         return "ignored", f"{event['type']} is not handled"
     obj = event["data"]["object"]
+    if prepared is not None:
+        if StripeEvent.objects.filter(event_id=event["id"][:255]).exists():
+            return "duplicate", "already processed"
+        found = prepared[0](obj)
+        handler = functools.partial(prepared[1], found) if handler is None else handler
+    assert handler is not None
     created = event.get("created")
     with transaction.atomic():
         try:

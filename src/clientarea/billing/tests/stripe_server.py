@@ -270,6 +270,8 @@ class StripeServer:
         self.state = State()
         self.lock = threading.RLock()
         self.failures: list[str] = []
+        # The status of the next refunds made ("pending": settled by settle_refund).
+        self.refund_status: list[str] = []
         self.requests: list[Recorded] = []
         self.invalid_requests: list[tuple[Recorded, str]] = []
         self.hang = threading.Event()
@@ -582,6 +584,7 @@ class StripeServer:
             "GET /v1/payment_methods/{payment_method}": self._method_get,
             "POST /v1/payment_methods/{payment_method}/detach": self._method_detach,
             "POST /v1/refunds": self._refund_create,
+            "GET /v1/refunds": self._refund_list,
             "GET /v1/refunds/{refund}": self._refund_get,
         }[f"{operation.method} {operation.template}"]
         result = handler(params, **args)
@@ -863,6 +866,7 @@ class StripeServer:
             )
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        status = self.refund_status.pop(0) if self.refund_status else "succeeded"
         refund = {
             "id": _id("re"),
             "object": "refund",
@@ -872,7 +876,8 @@ class StripeServer:
             "payment_intent": charge["payment_intent"],
             "reason": params.get("reason"),
             "metadata": params.get("metadata") or {},
-            "status": "succeeded",
+            "status": status,
+            "failure_reason": None,
             "created": int(time.time()),
         }
         self.state.refunds[refund["id"]] = refund
@@ -882,6 +887,55 @@ class StripeServer:
         if refund not in self.state.refunds:
             raise _missing("refund", refund, "id")
         return self.state.refunds[refund]
+
+    def _refund_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = [
+            refund
+            for refund in reversed(self.state.refunds.values())
+            if all(
+                refund[key] == params[key] for key in ("payment_intent", "charge") if key in params
+            )
+        ]
+        return {
+            "object": "list",
+            "url": "/v1/refunds",
+            "has_more": len(found) > int(params.get("limit", 10)),
+            "data": found[: int(params.get("limit", 10))],
+        }
+
+    # refunds made, or settled, at Stripe itself (its dashboard, its bank network)
+
+    def refund_outside(self, intent_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Staff refund a payment in Stripe's dashboard: no request of ours."""
+        with self.lock:
+            params: dict[str, Any] = {"payment_intent": intent_id}
+            if amount is not None:
+                params["amount"] = str(amount)
+            saved, self.refund_status = self.refund_status, []
+            try:
+                return dict(self._refund_create(params))
+            finally:
+                self.refund_status = saved
+
+    def settle_refund(self, refund_id: str, *, succeed: bool) -> dict[str, Any]:
+        """A pending refund reaches its final state (a failed one gives the money back
+        to the charge's refundable amount, as at Stripe)."""
+        with self.lock:
+            refund = self.state.refunds[refund_id]
+            assert refund["status"] == "pending", refund["status"]
+            if succeed:
+                refund["status"] = "succeeded"
+            else:
+                refund.update(status="failed", failure_reason="expired_or_canceled_card")
+                self.state.charges[refund["charge"]]["amount_refunded"] -= refund["amount"]
+                self.state.charges[refund["charge"]]["refunded"] = False
+            return dict(refund)
+
+    def charge_of(self, intent_id: str) -> dict[str, Any]:
+        """The intent's charge as Stripe puts it in a charge.* event."""
+        with self.lock:
+            charge_id = self.state.payment_intents[intent_id]["latest_charge"]
+            return json.loads(json.dumps(self.state.charges[charge_id]))
 
 
 @contextmanager

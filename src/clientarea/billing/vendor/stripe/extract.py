@@ -33,6 +33,7 @@ OPERATIONS = (
     ("get", "/v1/payment_methods/{payment_method}"),
     ("post", "/v1/payment_methods/{payment_method}/detach"),
     ("post", "/v1/refunds"),
+    ("get", "/v1/refunds"),
     ("get", "/v1/refunds/{refund}"),
 )
 
