@@ -36,15 +36,22 @@ units for the zero-decimal currencies, thousandths (rounded to tens) for the
 three-decimal ones.
 
 ``StripeGateway`` also answers the payment services' gateway interface
-(``gateways.PaymentGateway``): ``charge`` a stored card off session and
-``charge_status`` for reconciliation; it never tokenizes a card (card numbers are typed
-into Stripe's Payment Element in the browser, never posted to us).
+(``gateways.PaymentGateway``), Stripe's "finalize payments on the server" flow: card
+numbers are typed into Stripe's Payment Element in the browser, never posted to us;
+Stripe.js hands the page a PaymentMethod id (``card_from_token`` reads what may be
+shown of it), and ``charge`` confirms a PaymentIntent with it at once, on session with a
+return URL (3-D Secure by redirect to the bank's page and back) or off session for a
+stored card. ``charge_status`` reads the intent (by its id, or by our key through
+Stripe's search for reconciliation), ``charge_cancel`` gives up on one left waiting for
+3-D Secure, ``card_save`` and ``card_save_status`` keep a card on the account's customer
+with a SetupIntent confirmed the same way, ``card_forget`` detaches it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -56,7 +63,7 @@ from django.conf import settings
 
 from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
-from .gateways import CardDetails, CardRejected, CardToken, ChargeResult, ChargeStatus
+from .gateways import CardRejected, CardToken, ChargeResult, ChargeStatus, SaveResult
 
 if TYPE_CHECKING:
     from clientarea.accounts.models import Account
@@ -80,6 +87,31 @@ UNAVAILABLE = "The card processor could not be reached; nothing was charged."
 UNCERTAIN = "The card processor did not answer in time."
 MISCONFIGURED = "Card payments are not available right now; nothing was charged."
 REFUSED = "The card processor could not process this request; nothing was charged."
+CARD_NOT_READ = "The card could not be read: enter it again."
+CANCELLED = "The payment was cancelled."
+
+# Stripe's card brand codes (PaymentMethod card.brand) as our pages show them.
+CARD_BRANDS = {
+    "amex": "Amex",
+    "cartes_bancaires": "Cartes Bancaires",
+    "diners": "Diners Club",
+    "discover": "Discover",
+    "eftpos_au": "eftpos",
+    "interac": "Interac",
+    "jcb": "JCB",
+    "mastercard": "Mastercard",
+    "unionpay": "UnionPay",
+    "visa": "Visa",
+}
+# A PaymentMethod id as Stripe.js hands it to the page (and Stripe's test cards' names).
+_PAYMENT_METHOD_ID = re.compile(r"pm_[A-Za-z0-9_]{1,250}")
+# PaymentIntent statuses still waiting for the customer, which may be cancelled.
+_CANCELLABLE = frozenset({"requires_action", "requires_payment_method", "requires_confirmation"})
+
+
+def card_brand(code: str) -> str:
+    """The brand we show for Stripe's brand `code` ("Card" for one Stripe does not know)."""
+    return CARD_BRANDS.get(code, "Card")
 
 
 class StripeAmountError(ValueError):
@@ -181,6 +213,8 @@ class SetupIntentResult:
     customer: str
     client_secret: str = ""
     payment_method: str = ""
+    redirect_url: str = ""  # next_action redirect_to_url (3-D Secure page)
+    error_message: str = ""  # of the last failed attempt
 
 
 @dataclass(frozen=True)
@@ -422,7 +456,10 @@ class StripeGateway:
         customer is not there: a card that needs 3-D Secure is declined with
         authentication_required) or on session with `return_url` (the answer may be
         requires_action with ``redirect_url``). Without, it waits for the Payment Element:
-        give the browser ``client_secret``. A decline raises ``StripeCardError``."""
+        give the browser ``client_secret``. A decline raises ``StripeCardError``.
+        `save_card` keeps the card on `customer` once the payment succeeds
+        (``setup_future_usage``); a PaymentMethod already attached to a customer can
+        only be used with that `customer`."""
         params: dict[str, Any] = {
             "amount": to_minor(amount, currency),
             "currency": currency.lower(),
@@ -432,7 +469,7 @@ class StripeGateway:
         }
         if customer:
             params["customer"] = customer
-        if save_card and not payment_method:
+        if save_card:
             params["setup_future_usage"] = "off_session"
         if payment_method:
             params["payment_method"] = payment_method
@@ -503,8 +540,27 @@ class StripeGateway:
 
     # the PaymentGateway interface of the payment services (gateways.PaymentGateway)
 
-    def tokenize_card(self, card: CardDetails) -> CardToken:
-        raise CardRejected("Cards are entered in Stripe's payment form, never here.")
+    def card_from_token(self, token: str) -> CardToken:
+        """The card the browser handed to Stripe (``stripe.createPaymentMethod`` gave the
+        page `token`, a PaymentMethod id), as we show it. ``CardRejected`` when `token`
+        is no PaymentMethod id, Stripe knows no such PaymentMethod, or it is no card."""
+        if not _PAYMENT_METHOD_ID.fullmatch(token or ""):
+            raise CardRejected(CARD_NOT_READ)
+        try:
+            card = self.payment_method_retrieve(token)
+        except OutsideRefused as exc:
+            if exc.code == "resource_missing":
+                raise CardRejected(
+                    "The card processor does not know that card: enter it again."
+                ) from exc
+            if exc.code == "not_a_card":
+                raise CardRejected("Only a card can be used here.") from exc
+            raise
+        return self._card_token(card)
+
+    @staticmethod
+    def _card_token(card: CardSummary) -> CardToken:
+        return CardToken(card.id, card_brand(card.brand), card.last4, card.exp_month, card.exp_year)
 
     def charge(
         self,
@@ -514,51 +570,188 @@ class StripeGateway:
         token: str | None,
         idempotency_key: str,
         description: str,
+        return_url: str = "",
+        customer: str = "",
+        save_card: bool = False,
     ) -> ChargeResult:
-        """Charge a stored card (`token`: its PaymentMethod id) off session, once per
-        `idempotency_key`: the result, DECLINED with Stripe's reason for a decline (a card
-        that needs 3-D Secure included: the customer is not there to pass it)."""
+        """Charge the card `token` (a PaymentMethod id) once per `idempotency_key`: a
+        PaymentIntent confirmed at once, on our server.
+
+        With `return_url` the customer is on the page: a card whose bank wants 3-D Secure
+        answers REQUIRES_ACTION with the bank's page (``redirect_url``), and Stripe sends
+        the browser back to `return_url` (then ask ``charge_status`` with the intent id).
+        Without, the payment is off session: such a card is DECLINED with Stripe's
+        reason. A decline is DECLINED, a processing error FAILED (both with Stripe's
+        message for the customer), an intent Stripe is still processing PENDING.
+        `customer` is required for a stored card (Stripe refuses a PaymentMethod
+        attached to a customer without it) and for `save_card` (the card is attached
+        to `customer` once paid)."""
         if not token:
             raise StripeRequestRefused(REFUSED, code="no_payment_method")
+        if save_card and not customer:
+            raise ValueError("Saving a card needs the customer it is saved for.")
         try:
             intent = self.payment_intent_create(
                 amount=amount,
                 currency=currency,
                 idempotency_key=idempotency_key,
                 description=description,
+                customer=customer or None,
                 payment_method=token,
-                off_session=True,
+                off_session=not return_url,
+                return_url=return_url or None,
+                save_card=save_card,
             )
         except StripeCardError as exc:
+            reference = exc.intent.id if exc.intent else ""
+            if exc.code == "processing_error":
+                return ChargeResult(ChargeStatus.FAILED, reference, str(exc))
+            return ChargeResult(ChargeStatus.DECLINED, reference, str(exc))
+        if intent.status == "requires_action" and intent.redirect_url:
             return ChargeResult(
-                ChargeStatus.DECLINED, exc.intent.id if exc.intent else "", str(exc)
+                ChargeStatus.REQUIRES_ACTION, intent.id, redirect_url=intent.redirect_url
             )
         return intent.charge_result() or ChargeResult(ChargeStatus.PENDING, intent.id)
 
-    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+    @staticmethod
+    def _check_ours(intent: PaymentIntentResult, idempotency_key: str) -> None:
+        """Refuse an intent made for another of our payments (a reference taken from a
+        return URL the browser could change)."""
+        if (intent.metadata or {}).get("transaction") != idempotency_key:
+            logger.error(
+                "Stripe PaymentIntent %s was not made for payment %s: not used.",
+                intent.id,
+                idempotency_key,
+            )
+            raise StripeRequestRefused(REFUSED, code="intent_mismatch")
+
+    def charge_status(self, idempotency_key: str, reference: str = "") -> ChargeResult | None:
         """What Stripe holds for our payment `idempotency_key`: its final result,
-        PENDING while it can still change, or None when Stripe has no intent for it.
-        Found by Stripe's search (see ``payment_intent_find``): an intent made in the last
-        minute may not be found yet; a payment settled as failed for that reason is still
+        PENDING while it can still change (3-D Secure not completed included), or None
+        when Stripe has no intent for it.
+
+        With `reference` (the intent id, pi_...) the intent is read directly, up to date
+        at once, and must have been made for `idempotency_key`. Without, it is found by
+        Stripe's search (see ``payment_intent_find``): an intent made in the last minute
+        may not be found yet; a payment settled as failed for that reason is still
         recorded as paid by Stripe's payment_intent.succeeded event."""
-        intent = self.payment_intent_find(idempotency_key)
-        if intent is None:
-            return None
+        if reference:
+            intent = self.payment_intent_retrieve(reference)
+            self._check_ours(intent, idempotency_key)
+        else:
+            found = self.payment_intent_find(idempotency_key)
+            if found is None:
+                return None
+            intent = found
         return intent.charge_result() or ChargeResult(ChargeStatus.PENDING, intent.id)
+
+    def charge_cancel(self, idempotency_key: str, reference: str) -> ChargeResult | None:
+        """Give up on a payment still waiting for the customer (3-D Secure never
+        completed, a card to retry): its intent is cancelled at Stripe, and the answer
+        is FAILED ("The payment was cancelled."). An intent that succeeded meanwhile, or
+        that Stripe is processing, cannot be cancelled: the answer is then what Stripe
+        holds (SUCCEEDED, PENDING...), so a success is never lost. None when Stripe has
+        no intent for the payment (no `reference`, and its search finds none)."""
+        if reference:
+            intent = self.payment_intent_retrieve(reference)
+            self._check_ours(intent, idempotency_key)
+        else:
+            found = self.payment_intent_find(idempotency_key)
+            if found is None:
+                return None
+            intent = found
+        if intent.status in _CANCELLABLE:
+            try:
+                cancelled = self._call(
+                    "payment intent cancel",
+                    lambda: self.client.v1.payment_intents.cancel(
+                        intent.id,
+                        params={"cancellation_reason": "abandoned"},
+                        options=self._options(f"cancel-{intent.id}"),
+                    ),
+                )
+                intent = intent_from_stripe(cancelled)
+            except StripeRequestRefused as exc:
+                if exc.code != "payment_intent_unexpected_state":
+                    raise
+                # It moved on meanwhile (the customer completed 3-D Secure): Stripe's
+                # word now, whatever it is.
+                intent = self.payment_intent_retrieve(intent.id)
+        return intent.charge_result() or ChargeResult(ChargeStatus.PENDING, intent.id)
+
+    def card_save(
+        self, *, token: str, customer: str, idempotency_key: str, return_url: str
+    ) -> SaveResult:
+        """Keep the card `token` (a PaymentMethod id from the page) on `customer` for
+        payments off session: a SetupIntent confirmed at once. SaveResult(card) when
+        saved; SaveResult(None, reference, redirect_url) when the card holder's bank
+        wants 3-D Secure first (Stripe then sends the browser to `return_url`: ask
+        ``card_save_status``); ``CardRejected`` with the reason when the card is
+        refused."""
+        if not _PAYMENT_METHOD_ID.fullmatch(token or ""):
+            raise CardRejected(CARD_NOT_READ)
+        try:
+            setup = self.setup_intent_create(
+                customer=customer,
+                idempotency_key=idempotency_key,
+                payment_method=token,
+                return_url=return_url or None,
+            )
+        except StripeCardError as exc:
+            raise CardRejected(str(exc)) from exc
+        except StripeRequestRefused as exc:
+            if exc.code == "resource_missing":
+                raise CardRejected(
+                    "The card processor does not know that card: enter it again."
+                ) from exc
+            raise
+        if setup.status == "succeeded":
+            return SaveResult(self._card_token(self.payment_method_retrieve(setup.payment_method)))
+        if setup.status in ("requires_action", "processing"):
+            return SaveResult(None, reference=setup.id, redirect_url=setup.redirect_url)
+        raise CardRejected(setup.error_message or "The card could not be saved.")
+
+    def card_save_status(self, reference: str) -> SaveResult | None:
+        """The card saved by the SetupIntent `reference` (seti_...): SaveResult(card)
+        once saved, SaveResult(None, reference) while it still waits (3-D Secure not
+        completed, processing), None when it was not saved (authentication failed, the
+        card was refused, the intent was cancelled)."""
+        setup = self.setup_intent_retrieve(reference)
+        if setup.status == "succeeded":
+            return SaveResult(self._card_token(self.payment_method_retrieve(setup.payment_method)))
+        if setup.status in ("requires_action", "requires_confirmation", "processing"):
+            return SaveResult(None, reference=setup.id, redirect_url=setup.redirect_url)
+        return None
 
     # setup intents: saving a card
 
     def setup_intent_create(
-        self, *, customer: str, idempotency_key: str | None = None
+        self,
+        *,
+        customer: str,
+        idempotency_key: str | None = None,
+        payment_method: str | None = None,
+        return_url: str | None = None,
     ) -> SetupIntentResult:
+        """A SetupIntent keeping a card on `customer` for payments off session. With
+        `payment_method` (a card the browser handed to Stripe) it is confirmed at once,
+        the card holder present: the answer may be requires_action with ``redirect_url``
+        (3-D Secure), after which Stripe sends the browser to `return_url`. A refused card
+        raises ``StripeCardError``."""
+        params: dict[str, Any] = {
+            "customer": customer,
+            "usage": "off_session",
+            "payment_method_types": ["card"],
+        }
+        if payment_method:
+            params["payment_method"] = payment_method
+            params["confirm"] = True
+            if return_url:
+                params["return_url"] = return_url
         intent = self._call(
             "setup intent create",
             lambda: self.client.v1.setup_intents.create(
-                params={
-                    "customer": customer,
-                    "usage": "off_session",
-                    "payment_method_types": ["card"],
-                },  # type: ignore[arg-type]
+                params=params,  # type: ignore[arg-type]
                 options=self._options(idempotency_key),
             ),
         )
@@ -580,6 +773,8 @@ class StripeGateway:
             customer=_ref(_get(obj, "customer")),
             client_secret=_get(obj, "client_secret", ""),
             payment_method=_ref(_get(obj, "payment_method")),
+            redirect_url=_get(_get(_get(obj, "next_action", {}), "redirect_to_url", {}), "url", ""),
+            error_message=_get(_get(obj, "last_setup_error", {}), "message", ""),
         )
 
     # payment methods (stored cards)

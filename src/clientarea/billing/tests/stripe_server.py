@@ -19,14 +19,31 @@ Test payment methods (Stripe's own names for its test cards):
     ======================================  =====================================
     payment method                          on confirmation
     ======================================  =====================================
-    pm_card_visa, pm_card_mastercard        succeeds
+    pm_card_visa, pm_card_mastercard,       succeeds
+    pm_card_amex, pm_card_discover,
+    pm_card_diners, pm_card_jcb,
+    pm_card_unionpay
     pm_card_chargeDeclined                  402 card_declined / generic_decline
     pm_card_chargeDeclinedInsufficientFunds 402 card_declined / insufficient_funds
     pm_card_chargeDeclinedProcessingError   402 processing_error
     pm_card_authenticationRequired          on session: requires_action (3-D Secure,
                                             ``complete_authentication`` ends it);
                                             off session: 402 authentication_required
+    pm_card_authenticationRequiredOnSetup   as above, until set up (a SetupIntent, or
+                                            a payment with setup_future_usage, with
+                                            3-D Secure passed): then it pays off
+                                            session without authentication
     ======================================  =====================================
+
+As at Stripe, a test card named in a request is cloned into a new PaymentMethod (pm_...)
+for that intent; a PaymentMethod attached to a customer is refused (400) with no
+``customer`` or another one; a payment with ``setup_future_usage`` (or a SetupIntent) that
+succeeds attaches its PaymentMethod to the intent's customer. SetupIntents created with
+``payment_method`` and ``confirm=true`` answer as payments do (402 for a refused card,
+requires_action with a redirect for 3-D Secure). ``POST .../cancel`` cancels an intent
+still waiting (requires_payment_method, requires_confirmation, requires_action) and
+refuses any other (400 payment_intent_unexpected_state). ``hold_next_in_processing``
+leaves the next confirmations "processing" until ``settle_processing``.
 
 Failures of the network, switched on by the tests (``fail_next``): ``"timeout"`` (the
 request is carried out, the answer never comes), ``"drop"`` (carried out, then the
@@ -61,10 +78,16 @@ FAILURES = ("timeout", "drop", "drop_before", "500", "429")
 TEST_CARDS: dict[str, tuple[str, str, str]] = {
     "pm_card_visa": ("visa", "4242", "ok"),
     "pm_card_mastercard": ("mastercard", "4444", "ok"),
+    "pm_card_amex": ("amex", "0005", "ok"),
+    "pm_card_discover": ("discover", "1117", "ok"),
+    "pm_card_diners": ("diners", "0004", "ok"),
+    "pm_card_jcb": ("jcb", "0505", "ok"),
+    "pm_card_unionpay": ("unionpay", "0005", "ok"),
     "pm_card_chargeDeclined": ("visa", "0002", "declined"),
     "pm_card_chargeDeclinedInsufficientFunds": ("visa", "9995", "insufficient_funds"),
     "pm_card_chargeDeclinedProcessingError": ("visa", "0119", "processing_error"),
     "pm_card_authenticationRequired": ("visa", "3184", "authentication_required"),
+    "pm_card_authenticationRequiredOnSetup": ("visa", "3155", "authentication_required_on_setup"),
 }
 
 DECLINES: dict[str, tuple[str, str, str]] = {
@@ -270,6 +293,8 @@ class StripeServer:
         self.state = State()
         self.lock = threading.RLock()
         self.failures: list[str] = []
+        # How many of the next successful confirmations stay "processing".
+        self.processing_next = 0
         # The status of the next refunds made ("pending": settled by settle_refund).
         self.refund_status: list[str] = []
         self.requests: list[Recorded] = []
@@ -329,7 +354,10 @@ class StripeServer:
 
     def complete_authentication(self, intent_id: str, *, succeed: bool) -> dict[str, Any]:
         """The customer passes (or fails) the 3-D Secure challenge of a requires_action
-        intent, as Stripe.js would report it."""
+        intent (a PaymentIntent, or a SetupIntent: seti_...), as Stripe.js would report
+        it."""
+        if intent_id.startswith("seti_"):
+            return self._complete_setup_authentication(intent_id, succeed=succeed)
         with self.lock:
             intent = self.state.payment_intents[intent_id]
             assert intent["status"] == "requires_action", intent["status"]
@@ -349,6 +377,32 @@ class StripeServer:
                     ),
                 }
             return dict(intent)
+
+    def _complete_setup_authentication(self, intent_id: str, *, succeed: bool) -> dict[str, Any]:
+        with self.lock:
+            intent = self.state.setup_intents[intent_id]
+            assert intent["status"] == "requires_action", intent["status"]
+            intent["next_action"] = None
+            if succeed:
+                self._setup_succeed(intent)
+            else:
+                intent["status"] = "requires_payment_method"
+                intent["last_setup_error"] = {
+                    "type": "invalid_request_error",
+                    "code": "setup_intent_authentication_failure",
+                    "message": "The latest attempt to set up the payment method has failed "
+                    "because authentication failed.",
+                    "payment_method": self._public(
+                        self.state.payment_methods[intent["payment_method"]]
+                    ),
+                }
+            return dict(intent)
+
+    def hold_next_in_processing(self, count: int = 1) -> None:
+        """The next `count` confirmations that would succeed stay "processing" (as
+        Stripe may leave a payment for a while); ``settle_processing`` ends each."""
+        with self.lock:
+            self.processing_next += count
 
     def confirm_setup_intent(self, setup_intent_id: str, card: str = "pm_card_visa") -> str:
         """The customer enters a card in the Payment Element of a SetupIntent: a new
@@ -454,8 +508,10 @@ class StripeServer:
         (for browser tests): GET shows it, POST ``result=succeed|fail`` ends the challenge
         and sends the browser to the intent's return_url, with the query Stripe adds."""
         intent_id = path.removeprefix("/3ds/")
+        setup = intent_id.startswith("seti_")
         with self.lock:
-            intent = self.state.payment_intents.get(intent_id)
+            objects = self.state.setup_intents if setup else self.state.payment_intents
+            intent = objects.get(intent_id)
             action = (intent or {}).get("next_action") or {}
         if intent is None or action.get("type") != "redirect_to_url":
             handler.send_response(404)
@@ -479,10 +535,11 @@ class StripeServer:
         done = self.complete_authentication(
             intent_id, succeed=dict(form).get("result") == "succeed"
         )
+        kind = "setup_intent" if setup else "payment_intent"
         query = urlencode(
             {
-                "payment_intent": intent_id,
-                "payment_intent_client_secret": done["client_secret"],
+                kind: intent_id,
+                f"{kind}_client_secret": done["client_secret"],
                 "redirect_status": "succeeded" if done["status"] == "succeeded" else "failed",
             }
         )
@@ -579,6 +636,7 @@ class StripeServer:
             "GET /v1/payment_intents/{intent}": self._intent_get,
             "GET /v1/payment_intents/search": self._intent_search,
             "POST /v1/payment_intents/{intent}/confirm": self._intent_confirm,
+            "POST /v1/payment_intents/{intent}/cancel": self._intent_cancel,
             "POST /v1/setup_intents": self._setup_create,
             "GET /v1/setup_intents/{intent}": self._setup_get,
             "GET /v1/payment_methods/{payment_method}": self._method_get,
@@ -675,8 +733,9 @@ class StripeServer:
             "cancellation_reason": None,
         }
         if params.get("payment_method"):
-            self._payment_method(params["payment_method"])
-            intent["payment_method"] = params["payment_method"]
+            intent["payment_method"] = self._use_method(
+                params["payment_method"], customer, "PaymentIntent"
+            )
             intent["status"] = "requires_confirmation"
         self.state.payment_intents[intent_id] = intent
         if params.get("confirm") == "true":
@@ -711,9 +770,75 @@ class StripeServer:
     def _intent_confirm(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
         found = self._intent_get(params, intent)
         if params.get("payment_method"):
-            self._payment_method(params["payment_method"])
-            found["payment_method"] = params["payment_method"]
+            found["payment_method"] = self._use_method(
+                params["payment_method"], found["customer"], "PaymentIntent"
+            )
+        if params.get("setup_future_usage"):
+            found["setup_future_usage"] = params["setup_future_usage"]
         return self._confirm(found, params)
+
+    def _intent_cancel(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
+        found = self._intent_get(params, intent)
+        if found["status"] not in (
+            "requires_payment_method",
+            "requires_capture",
+            "requires_confirmation",
+            "requires_action",
+        ):
+            raise ApiError(
+                400,
+                "You cannot cancel this PaymentIntent because it has a status of "
+                f"{found['status']}. Only a PaymentIntent with one of the following statuses "
+                "may be canceled: requires_payment_method, requires_capture, "
+                "requires_confirmation, requires_action.",
+                code="payment_intent_unexpected_state",
+            )
+        found.update(
+            status="canceled",
+            cancellation_reason=params.get("cancellation_reason"),
+            canceled_at=int(time.time()),
+            next_action=None,
+        )
+        return found
+
+    def _use_method(self, pm_id: str, customer: str | None, kind: str) -> str:
+        """The PaymentMethod an intent is to use, as Stripe picks it: a test card named
+        by its test name becomes a new PaymentMethod; one attached to a customer only
+        with that customer."""
+        method = self._payment_method(pm_id)
+        if pm_id in TEST_CARDS:
+            clone = _id("pm")
+            self.state.payment_methods[clone] = self._card_object(clone, pm_id)
+            return clone
+        owner = method["customer"]
+        if owner and not customer:
+            raise ApiError(
+                400,
+                "The provided PaymentMethod belongs to a Customer, but you did not provide "
+                f"the Customer. Please include the Customer in the `customer` parameter on "
+                f"the {kind}.",
+                param="payment_method",
+            )
+        if owner and owner != customer:
+            raise ApiError(
+                400,
+                f"The customer does not have a payment method with the ID {pm_id}. The "
+                "payment method must be attached to the customer.",
+                param="payment_method",
+            )
+        return pm_id
+
+    def _redirect_action(self, intent_id: str, return_url: str | None) -> dict[str, Any]:
+        """next_action of an intent whose card holder must pass 3-D Secure."""
+        if not return_url:
+            return {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
+        return {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "url": f"{self.base_url}/3ds/{intent_id}",
+                "return_url": return_url,
+            },
+        }
 
     def _confirm(self, intent: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         if intent["status"] not in ("requires_payment_method", "requires_confirmation"):
@@ -731,20 +856,12 @@ class StripeServer:
         method = self.state.payment_methods[intent["payment_method"]]
         outcome = TEST_CARDS[method["_test_card"]][2]
         off_session = params.get("off_session") in ("true", "one_off", "recurring")
+        if outcome == "authentication_required_on_setup":
+            set_up = off_session and method.get("_set_up")
+            outcome = "ok" if set_up else "authentication_required"
         if outcome == "authentication_required" and not off_session:
             intent["status"] = "requires_action"
-            return_url = params.get("return_url")
-            intent["next_action"] = (
-                {
-                    "type": "redirect_to_url",
-                    "redirect_to_url": {
-                        "url": f"{self.base_url}/3ds/{intent['id']}",
-                        "return_url": return_url,
-                    },
-                }
-                if return_url
-                else {"type": "use_stripe_sdk", "use_stripe_sdk": {}}
-            )
+            intent["next_action"] = self._redirect_action(intent["id"], params.get("return_url"))
             return intent
         if outcome in DECLINES:
             code, decline_code, message = DECLINES[outcome]
@@ -768,6 +885,10 @@ class StripeServer:
                 decline_code=decline_code,
                 extra={"charge": charge["id"], "payment_intent": dict(intent)},
             )
+        if self.processing_next:
+            self.processing_next -= 1
+            intent["status"] = "processing"
+            return intent
         self._charge(intent)
         return intent
 
@@ -797,6 +918,10 @@ class StripeServer:
             latest_charge=charge["id"],
             last_payment_error=None,
         )
+        if intent.get("setup_future_usage") and intent.get("customer"):
+            # Saved for later payments: attached to the customer, as at Stripe.
+            method = self.state.payment_methods[intent["payment_method"]]
+            method.update(customer=intent["customer"], _set_up=True)
 
     def _setup_create(self, params: dict[str, Any]) -> dict[str, Any]:
         customer = params.get("customer")
@@ -818,8 +943,59 @@ class StripeServer:
             "next_action": None,
             "last_setup_error": None,
         }
+        if params.get("payment_method"):
+            intent["payment_method"] = self._use_method(
+                params["payment_method"], customer, "SetupIntent"
+            )
+            intent["status"] = "requires_confirmation"
         self.state.setup_intents[intent_id] = intent
+        if params.get("confirm") == "true":
+            return self._setup_confirm(intent, params)
         return intent
+
+    def _setup_confirm(self, intent: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        if not intent["payment_method"]:
+            raise ApiError(
+                400,
+                "You cannot confirm this SetupIntent because it's missing a payment method.",
+                code="setup_intent_unexpected_state",
+            )
+        method = self.state.payment_methods[intent["payment_method"]]
+        outcome = TEST_CARDS[method["_test_card"]][2]
+        if outcome in ("authentication_required", "authentication_required_on_setup"):
+            intent["status"] = "requires_action"
+            intent["next_action"] = self._redirect_action(intent["id"], params.get("return_url"))
+            return intent
+        if outcome in DECLINES:
+            code, decline_code, message = DECLINES[outcome]
+            error: dict[str, Any] = {
+                "type": "card_error",
+                "code": code,
+                "message": message,
+                "payment_method": self._public(method),
+            }
+            if decline_code:
+                error["decline_code"] = decline_code
+            intent.update(status="requires_payment_method", last_setup_error=error)
+            raise ApiError(
+                402,
+                message,
+                type="card_error",
+                code=code,
+                decline_code=decline_code,
+                extra={"setup_intent": dict(intent)},
+            )
+        self._setup_succeed(intent)
+        return intent
+
+    def _setup_succeed(self, intent: dict[str, Any]) -> None:
+        """A SetupIntent succeeds: its card is kept on the customer, set up for payments
+        off session."""
+        method = self.state.payment_methods[intent["payment_method"]]
+        method["_set_up"] = True
+        if intent["customer"]:
+            method["customer"] = intent["customer"]
+        intent.update(status="succeeded", next_action=None, last_setup_error=None)
 
     def _setup_get(self, params: dict[str, Any], intent: str) -> dict[str, Any]:
         if intent not in self.state.setup_intents:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clientarea.billing.gateways import CardRejected, ChargeStatus, PaymentGateway
+from clientarea.billing.gateways import ChargeStatus, PaymentGateway
 from clientarea.billing.stripe_gateway import (
     StripeAmountError,
     StripeCardError,
@@ -28,7 +28,6 @@ from clientarea.core.outside import (
     outside_call,
 )
 
-from .factories import card as sample_card
 from .stripe_server import StripeServer, running_server
 
 D = Decimal
@@ -322,8 +321,6 @@ def test_it_is_a_payment_gateway_for_stored_cards(
     assert "requires authentication" in declined.message
     failed = as_gateway.charge_status(f"{KEY}-2")
     assert failed is not None and failed.status == ChargeStatus.FAILED
-    with pytest.raises(CardRejected):  # no card number ever reaches this side
-        as_gateway.tokenize_card(sample_card())
 
 
 def test_a_payment_still_processing_at_stripe_is_pending(

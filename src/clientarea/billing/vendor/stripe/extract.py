@@ -28,6 +28,7 @@ OPERATIONS = (
     ("get", "/v1/payment_intents/{intent}"),
     ("get", "/v1/payment_intents/search"),
     ("post", "/v1/payment_intents/{intent}/confirm"),
+    ("post", "/v1/payment_intents/{intent}/cancel"),
     ("post", "/v1/setup_intents"),
     ("get", "/v1/setup_intents/{intent}"),
     ("get", "/v1/payment_methods/{payment_method}"),
