@@ -584,12 +584,14 @@ class StripeGateway:
         reason. A decline is DECLINED, a processing error FAILED (both with Stripe's
         message for the customer), an intent Stripe is still processing PENDING.
         `customer` is required for a stored card (Stripe refuses a PaymentMethod
-        attached to a customer without it) and for `save_card` (the card is attached
-        to `customer` once paid)."""
+        attached to a customer without it). `save_card` needs `customer` and
+        `return_url` (Stripe keeps a card only on session): the card is attached to
+        `customer` once paid."""
         if not token:
             raise StripeRequestRefused(REFUSED, code="no_payment_method")
-        if save_card and not customer:
-            raise ValueError("Saving a card needs the customer it is saved for.")
+        if save_card and not (customer and return_url):
+            # Stripe keeps a card only while its holder is present (on session).
+            raise ValueError("Saving a card needs its customer and the card holder present.")
         try:
             intent = self.payment_intent_create(
                 amount=amount,

@@ -856,6 +856,14 @@ class StripeServer:
         method = self.state.payment_methods[intent["payment_method"]]
         outcome = TEST_CARDS[method["_test_card"]][2]
         off_session = params.get("off_session") in ("true", "one_off", "recurring")
+        if off_session and intent["setup_future_usage"]:
+            raise ApiError(
+                400,
+                "You cannot confirm with the `off_session` parameter when "
+                "`setup_future_usage` is also set on the PaymentIntent because you cannot "
+                "set up future usages when processing payments off-session.",
+                param="off_session",
+            )
         if outcome == "authentication_required_on_setup":
             set_up = off_session and method.get("_set_up")
             outcome = "ok" if set_up else "authentication_required"

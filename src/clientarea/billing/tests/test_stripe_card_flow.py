@@ -426,10 +426,29 @@ def test_a_card_kept_after_3d_secure_pays_later_without_it(
     assert later.status == ChargeStatus.SUCCEEDED
 
 
-def test_keeping_a_card_needs_a_customer(gateway: PaymentGateway, server: StripeServer) -> None:
+def test_keeping_a_card_needs_a_customer_and_its_holder_present(
+    gateway: PaymentGateway, server: StripeServer, customer: str
+) -> None:
     with pytest.raises(ValueError, match="customer"):
         charge(gateway, "pm_card_visa", return_url=RETURN, save_card=True)
-    assert server.requests == []
+    with pytest.raises(ValueError, match="present"):
+        charge(gateway, "pm_card_visa", customer=customer, save_card=True)
+    assert [r.path for r in server.requests] == ["/v1/customers"]
+    # As Stripe refuses it: no card is set up off session.
+    assert isinstance(gateway, StripeGateway)
+    with pytest.raises(StripeRequestRefused) as refused:
+        gateway.payment_intent_create(
+            amount=Decimal("1.00"),
+            currency="EUR",
+            idempotency_key=KEY,
+            description="INV-1007",
+            customer=customer,
+            payment_method="pm_card_visa",
+            off_session=True,
+            save_card=True,
+        )
+    assert "cannot set up future usages" in refused.value.detail
+    assert server.state.charges == {}
 
 
 # --- charge_status ----------------------------------------------------------------------------
