@@ -77,13 +77,16 @@ class TokenForm(forms.Form):
         for kind in SCOPE_KINDS.values():
             reach = access.scope_ids(kind.name)
             label = kind.label.lower()
+            items = [
+                (str(pk), text)
+                for pk, text in kind.choices(access.account)
+                if reach is None or pk in reach
+            ]
+            if not items:
+                continue  # nothing of this kind to choose (posted ids are then ignored)
             self.fields[scope_field_name(kind.name)] = forms.TypedMultipleChoiceField(
                 label=f"Only these {label}",
-                choices=[
-                    (str(pk), text)
-                    for pk, text in kind.choices(access.account)
-                    if reach is None or pk in reach
-                ],
+                choices=items,
                 coerce=int,
                 widget=forms.CheckboxSelectMultiple,
                 required=False,
@@ -91,6 +94,8 @@ class TokenForm(forms.Form):
                     "invalid_choice": f"Choose only {label} you can reach; %(value)s is not one."
                 },
             )
+        if not any(scope_field_name(k) in self.fields for k in SCOPE_KINDS):
+            del self.fields["scope_mode"]  # nothing to limit: all that the person reaches
         self.order_fields(
             [
                 "name",

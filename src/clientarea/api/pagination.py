@@ -5,6 +5,7 @@ the same as the first (no OFFSET)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework import exceptions
@@ -13,6 +14,7 @@ from rest_framework.request import Request
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+CURSOR_CHARS = re.compile(r"[A-Za-z0-9+/]{1,200}={0,2}")
 
 
 class BadCursor(exceptions.ValidationError):
@@ -39,6 +41,9 @@ class NumberCursorPagination(CursorPagination):
         return int(raw)
 
     def decode_cursor(self, request: Request) -> Cursor | None:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is not None and not CURSOR_CHARS.fullmatch(encoded):
+            raise BadCursor()  # base64 decoding would skip the junk and answer page one
         try:
             cursor: Cursor | None = super().decode_cursor(request)
         except exceptions.NotFound:

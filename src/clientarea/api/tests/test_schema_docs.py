@@ -1,0 +1,70 @@
+"""The OpenAPI schema is served and valid; the docs page is served from our own static
+files under the site's unchanged Content-Security-Policy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.test import Client
+from drf_spectacular.validation import validate_schema
+
+from clientarea.access_table import ROUTES
+from clientarea.security.headers import DEFAULT_CSP
+
+pytestmark = pytest.mark.django_db
+
+
+def _schema() -> dict[str, Any]:
+    response = Client().get("/api/v1/schema")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_schema_is_valid_openapi_3_and_covers_every_endpoint() -> None:
+    schema = _schema()
+    validate_schema(schema)  # drf-spectacular's copy of the OpenAPI 3.0 JSON Schema
+    assert schema["openapi"].startswith("3.")
+    assert set(schema["paths"]) == {
+        "/api/v1/account",
+        "/api/v1/invoices",
+        "/api/v1/invoices/{id}",
+    }
+    api_rows = [r for r in ROUTES if r.rule.startswith("token")]
+    assert len(api_rows) == sum(len(ops) for ops in schema["paths"].values())
+    scheme = schema["components"]["securitySchemes"]["personalAccessToken"]
+    assert scheme == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": scheme["description"],
+    }
+    listing = schema["paths"]["/api/v1/invoices"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert {"status", "cursor", "page_size"} <= names
+    assert {"200", "400", "401", "403", "429"} <= set(listing["responses"])
+    problem = listing["responses"]["401"]["content"]["application/json"]["schema"]
+    assert problem["required"] == ["type", "title", "status", "detail"]
+
+
+def test_docs_page_loads_only_local_scripts_and_no_inline_code() -> None:
+    response = Client().get("/api/v1/docs")
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == DEFAULT_CSP
+    html = response.content.decode()
+    assert "<style" not in html and " style=" not in html
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
+    assert scripts and all(body.strip() == "" and "src=" in attrs for attrs, body in scripts)
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources and all(s.startswith("/") and not s.startswith("//") for s in sources)
+    for source in sources:
+        if source.startswith("/static/"):
+            assert finders.find(source.removeprefix("/static/")), source
+    script = next(s for s in sources if "script" in s)
+    init = Client().get(script)
+    assert init.status_code == 200
+    assert init["Content-Type"].startswith("application/javascript")
+    assert "/api/v1/schema" in init.content.decode()
