@@ -590,8 +590,10 @@ class StripeGateway:
         if not token:
             raise StripeRequestRefused(REFUSED, code="no_payment_method")
         if save_card and not (customer and return_url):
-            # Stripe keeps a card only while its holder is present (on session).
-            raise ValueError("Saving a card needs its customer and the card holder present.")
+            # Stripe keeps a card only on a customer, and only while its holder is
+            # present (on session): refused here as Stripe would, nothing charged.
+            logger.error("A card to keep was charged without a customer or a return URL.")
+            raise StripeRequestRefused(REFUSED, code="save_needs_customer_on_session")
         try:
             intent = self.payment_intent_create(
                 amount=amount,

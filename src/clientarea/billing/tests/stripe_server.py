@@ -42,7 +42,9 @@ succeeds attaches its PaymentMethod to the intent's customer. SetupIntents creat
 ``payment_method`` and ``confirm=true`` answer as payments do (402 for a refused card,
 requires_action with a redirect for 3-D Secure). ``POST .../cancel`` cancels an intent
 still waiting (requires_payment_method, requires_confirmation, requires_action) and
-refuses any other (400 payment_intent_unexpected_state). ``hold_next_in_processing``
+refuses any other (400 payment_intent_unexpected_state). ``create_payment_method`` is
+the browser's ``stripe.createPaymentMethod``: a new PaymentMethod of a test card, whose id
+the page posts to us. ``hold_next_in_processing``
 leaves the next confirmations "processing" until ``settle_processing``.
 
 Failures of the network, switched on by the tests (``fail_next``): ``"timeout"`` (the
@@ -397,6 +399,15 @@ class StripeServer:
                     ),
                 }
             return dict(intent)
+
+    def create_payment_method(self, card: str = "pm_card_visa") -> str:
+        """The browser's ``stripe.createPaymentMethod({elements})``: the card typed into
+        the Payment Element (the test card `card`) becomes a new PaymentMethod, attached
+        to no customer. Returns its id, which the page posts to us."""
+        with self.lock:
+            pm_id = _id("pm")
+            self.state.payment_methods[pm_id] = self._card_object(pm_id, card)
+            return pm_id
 
     def hold_next_in_processing(self, count: int = 1) -> None:
         """The next `count` confirmations that would succeed stay "processing" (as

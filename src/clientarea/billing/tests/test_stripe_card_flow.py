@@ -407,6 +407,31 @@ def test_a_card_kept_while_paying_is_attached_to_the_customer(
     assert later.status == ChargeStatus.SUCCEEDED
 
 
+def test_the_card_typed_in_the_page_is_kept_under_its_own_id(
+    gateway: PaymentGateway, server: StripeServer, customer: str
+) -> None:
+    """As with Stripe.js: the page posts the PaymentMethod id createPaymentMethod gave
+    it; the payment keeps that very PaymentMethod on the customer, and from then on it
+    is charged only with its customer."""
+    token = server.create_payment_method("pm_card_mastercard")
+    card = gateway.card_from_token(token)
+    assert (card.token, card.brand, card.last4) == (token, "Mastercard", "4444")
+    paid = charge(gateway, token, return_url=RETURN, customer=customer, save_card=True)
+    assert paid.status == ChargeStatus.SUCCEEDED
+    assert intent_of(server, paid.reference)["payment_method"] == token
+    assert server.state.payment_methods[token]["customer"] == customer
+    with pytest.raises(StripeRequestRefused):
+        charge(gateway, token, idempotency_key="tx-no-customer-0123")
+    later = charge(gateway, token, customer=customer, idempotency_key="tx-later-0123456")
+    assert later.status == ChargeStatus.SUCCEEDED
+    # Paid without keeping it: it stays attached to no one.
+    once = server.create_payment_method()
+    assert charge(gateway, once, return_url=RETURN, idempotency_key="tx-once-01234").status == (
+        ChargeStatus.SUCCEEDED
+    )
+    assert server.state.payment_methods[once]["customer"] is None
+
+
 def test_a_card_kept_after_3d_secure_pays_later_without_it(
     gateway: PaymentGateway, server: StripeServer, customer: str
 ) -> None:
@@ -429,11 +454,12 @@ def test_a_card_kept_after_3d_secure_pays_later_without_it(
 def test_keeping_a_card_needs_a_customer_and_its_holder_present(
     gateway: PaymentGateway, server: StripeServer, customer: str
 ) -> None:
-    with pytest.raises(ValueError, match="customer"):
-        charge(gateway, "pm_card_visa", return_url=RETURN, save_card=True)
-    with pytest.raises(ValueError, match="present"):
-        charge(gateway, "pm_card_visa", customer=customer, save_card=True)
-    assert [r.path for r in server.requests] == ["/v1/customers"]
+    for wrong in ({"return_url": RETURN}, {"customer": customer}):
+        with pytest.raises(StripeRequestRefused) as refused:
+            charge(gateway, "pm_card_visa", save_card=True, **wrong)
+        assert refused.value.code == "save_needs_customer_on_session"
+        assert "nothing was charged" in str(refused.value)
+    assert [r.path for r in server.requests] == ["/v1/customers"]  # Stripe not asked
     # As Stripe refuses it: no card is set up off session.
     assert isinstance(gateway, StripeGateway)
     with pytest.raises(StripeRequestRefused) as refused:
