@@ -179,7 +179,7 @@ def test_paid_by_card_renews_once(
 ) -> None:
     placed = order(domain, years=2)
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = pay(placed.invoice_id, domain.account, billing.PayWithNewCard(card=card()))
+        outcome = pay(placed.invoice_id, domain.account, billing.PayWithNewCard(token=card()))
     assert outcome.status == "paid"
     assert renews(registrar) == [("acme.example", "renew", 2)]
     domain.refresh_from_db()
@@ -204,7 +204,7 @@ def test_a_card_payment_the_worker_settles_renews_once(
 ) -> None:
     placed = order(domain)
     outcome = pay(
-        placed.invoice_id, domain.account, billing.PayWithNewCard(card=card(TIMEOUT_CARD))
+        placed.invoice_id, domain.account, billing.PayWithNewCard(token=card(TIMEOUT_CARD))
     )
     assert outcome.status == "processing"
     assert renews(registrar) == []
@@ -434,7 +434,7 @@ def test_a_renewal_paid_within_several_invoices_at_once_renews_once(
         invoice_ids=[placed.invoice_id or 0, hosting.pk],
     )
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = pay(combined.pk, domain.account, billing.PayWithNewCard(card=card()))
+        outcome = pay(combined.pk, domain.account, billing.PayWithNewCard(token=card()))
     assert outcome.status == "paid"
     assert len(renews(registrar)) == 1
     placed.refresh_from_db()

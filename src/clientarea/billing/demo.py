@@ -19,7 +19,7 @@ from clientarea.accounts.models import Account, User
 from clientarea.core.demo import DemoContext
 
 from . import services
-from .gateways import SANDBOX, CardDetails
+from .gateways import SANDBOX
 from .models import Invoice, PaymentMethod
 from .totals import LineInput
 
@@ -31,9 +31,13 @@ def _key() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _sandbox_card(account: Account, owner: User, card: CardDetails) -> PaymentMethod:
+def _sandbox_card(
+    account: Account, owner: User, name: str, exp_month: int, exp_year: int
+) -> PaymentMethod:
+    """A card stored as the Add a Card page stores it: the sandbox's token for a test
+    card (see gateways.SANDBOX_CARDS), never a number."""
     return services.payment_method_store(
-        account=account, actor=owner, token=SANDBOX.tokenize_card(card)
+        account=account, actor=owner, token=SANDBOX.test_token(name, exp_month, exp_year)
     )
 
 
@@ -68,7 +72,9 @@ def load(ctx: DemoContext) -> None:
     card = _sandbox_card(
         main,
         ctx.owner,
-        CardDetails(number="4242424242424242", exp_month=8, exp_year=today.year + 3, cvc="123"),
+        "visa",
+        8,
+        today.year + 3,
     )
     services.credit_add(
         account_id=main.pk,
@@ -145,7 +151,9 @@ def load(ctx: DemoContext) -> None:
     globex_card = _sandbox_card(
         other,
         ctx.other_owner,
-        CardDetails(number="5555555555554444", exp_month=3, exp_year=today.year + 2, cvc="321"),
+        "mastercard",
+        3,
+        today.year + 2,
     )
     _paid_by_card(globex_paid, ctx.other_owner, globex_card)
     services.invoice_create(

@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from .gateways import CardDetails, card_brand, digits_only, luhn_valid
+from .gateways import SANDBOX_CARDS
 from .models import PaymentMethod
 
 CREDIT = "credit"
@@ -21,112 +21,64 @@ def new_idempotency_key() -> str:
     return secrets.token_urlsafe(24)
 
 
-class ForgetfulTextInput(forms.TextInput):
-    """A text input that never writes its value back into the page (card number, CVC)."""
+class CardTokenMixin(forms.Form):
+    """The card as the browser handed it to the card processor: a token, never a number.
 
-    def format_value(self, value: Any) -> str | None:
-        return None
+    The card's own inputs (number, expiry, security code) are written in the template
+    without a ``name`` (``billing/_card_entry.html``), so the browser never posts them to
+    us; the page's script gives them to the processor and puts its token here."""
 
-
-class CardFieldsMixin(forms.Form):
-    card_number = forms.CharField(
-        label="Card number",
-        required=False,
-        max_length=23,
-        widget=ForgetfulTextInput(attrs={"autocomplete": "cc-number", "inputmode": "numeric"}),
-    )
-    exp_month = forms.TypedChoiceField(
-        label="Expiry month",
-        required=False,
-        coerce=int,
-        choices=[("", "MM")] + [(m, f"{m:02d}") for m in range(1, 13)],
-        widget=forms.Select(attrs={"autocomplete": "cc-exp-month"}),
-    )
-    exp_year = forms.TypedChoiceField(
-        label="Expiry year",
-        required=False,
-        coerce=int,
-        choices=[],
-        widget=forms.Select(attrs={"autocomplete": "cc-exp-year"}),
-    )
-    cvc = forms.CharField(
-        label="Security code (CVC)",
-        required=False,
-        max_length=4,
-        widget=ForgetfulTextInput(
-            attrs={"autocomplete": "cc-csc", "inputmode": "numeric", "size": 4}
-        ),
-    )
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        year = timezone.localdate().year
-        self.fields["exp_year"].choices = [("", "YYYY")] + [  # type: ignore[attr-defined]
-            (y, str(y)) for y in range(year, year + 16)
-        ]
-
-    def clean_card(self) -> CardDetails | None:
-        """Validate the card fields (Luhn, expiry, CVC); errors land on the fields."""
-        data = self.cleaned_data
-        number = digits_only(data.get("card_number") or "")
-        month, year = data.get("exp_month"), data.get("exp_year")
-        cvc = (data.get("cvc") or "").strip()
-        ok = True
-        if not number:
-            self.add_error("card_number", "Enter the card number.")
-            ok = False
-        elif not luhn_valid(number):
-            self.add_error("card_number", "That card number is not valid: check the digits.")
-            ok = False
-        if not month or not year:
-            self.add_error("exp_month", "Choose the expiry month and year.")
-            ok = False
-        else:
-            today = timezone.localdate()
-            if (year, month) < (today.year, today.month):
-                self.add_error("exp_month", "This card has expired.")
-                ok = False
-        wanted = 4 if number and card_brand(number) == "Amex" else 3
-        if not (cvc.isascii() and cvc.isdigit() and len(cvc) == wanted):
-            self.add_error("cvc", f"Enter the {wanted}-digit security code.")
-            ok = False
-        if not ok:
-            return None
-        assert isinstance(month, int) and isinstance(year, int)
-        return CardDetails(number=number, exp_month=month, exp_year=year, cvc=cvc)
+    # Its length and characters are checked by the payment services, which say so in
+    # words (a hidden field's own errors would read "(Hidden field card_token) ...").
+    card_token = forms.CharField(required=False, widget=forms.HiddenInput, strip=True)
 
 
-class CardForm(CardFieldsMixin):
+class CardForm(CardTokenMixin):
     """Add a stored card (owner only)."""
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        self.card = self.clean_card()
+        if not cleaned.get("card_token"):
+            self.add_error(None, MISSING_CARD)
         return cleaned
 
 
-class PayForm(CardFieldsMixin):
-    """Pay an invoice: credit, a stored card, a new card (entered once), or bank transfer."""
+MISSING_CARD = (
+    "Enter the card's number, expiry and security code (the card form needs JavaScript), "
+    "or choose another way to pay."
+)
+
+
+class PayForm(CardTokenMixin):
+    """Pay an invoice: credit, a stored card, a new card, or bank transfer.
+
+    The method chosen by default pays the whole balance. Credit that covers only part of
+    it is never a method of its own: it is offered as "apply my credit first", with the
+    method that pays the rest."""
 
     method = forms.ChoiceField(label="Pay with", widget=forms.RadioSelect)
+    apply_credit = forms.BooleanField(required=False)
     save_card = forms.BooleanField(label="Save this card for future payments", required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
-    field_order = ["method", "card_number", "exp_month", "exp_year", "cvc", "save_card"]
+    field_order = ["apply_credit", "method", "save_card"]
 
     def __init__(
         self,
         *args: Any,
         payment_methods: Sequence[PaymentMethod],
         credit_balance: Decimal,
+        balance: Decimal,
         currency: str,
         is_owner: bool,
         takes_new_cards: bool = True,
+        credit_pays_part: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         choices: list[tuple[str, str]] = []
-        if credit_balance > 0:
+        covers = credit_balance >= balance > 0
+        if credit_balance > 0 and covers:
             choices.append((CREDIT, f"Credit balance ({credit_balance} {currency})"))
         # Only brand and last four: what anyone paying may see of a stored card.
         choices += [(f"{STORED_PREFIX}{m.pk}", m.label) for m in payment_methods]
@@ -134,22 +86,30 @@ class PayForm(CardFieldsMixin):
             choices.append((NEW_CARD, "A new card"))
         choices.append((BANK_TRANSFER, "Bank transfer"))
         self.fields["method"].choices = choices  # type: ignore[attr-defined]
+        self.credit_part = credit_balance if 0 < credit_balance < balance else None
+        if self.credit_part is not None and credit_pays_part:
+            rest = balance - credit_balance
+            self.fields["apply_credit"].label = (
+                f"Apply my credit balance ({credit_balance} {currency}) first, then pay the "
+                f"rest ({rest} {currency}) by the method chosen below"
+            )
+        else:
+            self.credit_part = None
+            del self.fields["apply_credit"]
         if not self.is_bound:
             self.fields["method"].initial = choices[0][0]
             self.fields["idempotency_key"].initial = new_idempotency_key()
         if not takes_new_cards:
-            for name in ("card_number", "exp_month", "exp_year", "cvc", "save_card"):
-                self.fields.pop(name, None)
+            self.fields.pop("save_card", None)
         elif not is_owner:
             # Only the owner stores cards: a sub-account is not even offered the box,
             # and the service ignores it if forged.
             del self.fields["save_card"]
-        self.card: CardDetails | None = None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if cleaned.get("method") == NEW_CARD:
-            self.card = self.clean_card()
+        if cleaned.get("method") == NEW_CARD and not cleaned.get("card_token"):
+            self.add_error("method", MISSING_CARD)
         return cleaned
 
     @property
@@ -198,3 +158,34 @@ class PaySeveralForm(forms.Form):
         field.error_messages["invalid_choice"] = (
             "One of the chosen invoices cannot be paid here: reload the page and choose again."
         )
+
+
+class SandboxCardForm(forms.Form):
+    """What the sandbox's tokenizer takes: a test card's name and its expiry."""
+
+    card = forms.ChoiceField(choices=[])
+    exp_month = forms.IntegerField(min_value=1, max_value=12)
+    exp_year = forms.IntegerField(min_value=2000, max_value=2099)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["card"].choices = [  # type: ignore[attr-defined]
+            (name, name) for name in SANDBOX_CARDS
+        ]
+        self.fields["card"].error_messages["invalid_choice"] = (
+            "This is a test (sandbox) gateway: use one of its test card numbers."
+        )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        month, year = cleaned.get("exp_month"), cleaned.get("exp_year")
+        if month and year:
+            today = timezone.localdate()
+            if (year, month) < (today.year, today.month):
+                self.add_error("exp_month", "This card has expired.")
+        return cleaned
+
+    def first_error(self) -> str:
+        for errors in self.errors.values():
+            return str(errors[0])
+        return "Check the card details."

@@ -1,9 +1,11 @@
-"""Payment gateways: a small interface and the two gateways shipped with the client area.
+"""Payment gateways: a small interface and the gateways shipped with the client area.
 
-A gateway takes a card once (``tokenize_card``) and gives back a token plus what may be
-shown about the card (brand, last four, expiry); payments are then made against the token
-(``charge``). The card number and CVC go to the gateway and nowhere else: ``CardDetails``
-masks itself in ``repr`` so it cannot end up in a log or an error report by accident.
+No card number ever reaches the client area. The browser hands the card to the processor
+(Stripe's Payment Element; the sandbox's own small script and tokenizer) and posts us
+only the processor's token for it; ``card_from_token`` then asks the processor what may be
+shown about that card (brand, last four, expiry), and payments are made against the token
+(``charge``). The card inputs of our pages carry no ``name``, so no form post to the client
+area can contain a card number or security code.
 
 A gateway is an outside system (``clientarea.core.outside``): it is called with no
 database transaction open, every charge carries the idempotency key of the payment it
@@ -12,9 +14,15 @@ belongs to (the processor charges a key at most once, so a retried charge is saf
 lost (a timeout, a crash) is settled later by asking. The errors say what happened:
 ``GatewayError`` (an ``OutsideRefused``: the processor answered with an error, nothing was
 charged), ``OutsideUnavailable`` (it was not reached: nothing was charged) and
-``OutsideUncertain`` (the charge may have been made: ask ``charge_status`` later).
+``OutsideUncertain`` (the charge may have been made: ask ``charge_status`` later). A charge
+made while the customer is on the page (``return_url`` given) may need the card holder's
+bank to authenticate them (3-D Secure): it answers ``REQUIRES_ACTION`` with the page to
+send the browser to, and the processor sends the browser back to ``return_url``.
 
-``SandboxGateway`` behaves like a real card processor's test mode. Its test numbers:
+``SandboxGateway`` behaves like a real card processor's test mode, for tests and the demo.
+Its test cards (the page's script turns the typed number into the test card's name, and
+only that name and the expiry go to the sandbox's tokenizer, which exists only with
+DEMO_MODE):
 
     ==================  ==========  =====================================
     number              brand       result of a charge
@@ -42,15 +50,19 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 
 from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
+
+if TYPE_CHECKING:
+    from clientarea.accounts.models import Account
 
 
 class GatewayError(OutsideRefused):
@@ -59,34 +71,32 @@ class GatewayError(OutsideRefused):
 
 
 class CardRejected(Exception):
-    """The card cannot be used (invalid, expired, not a test card...): tell the user why."""
-
-
-@dataclass(frozen=True)
-class CardDetails:
-    number: str = field(repr=False)
-    exp_month: int
-    exp_year: int
-    cvc: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return f"CardDetails(last4={self.number[-4:]!r}, exp={self.exp_month}/{self.exp_year})"
-
-    __str__ = __repr__
+    """The card cannot be used (unknown token, not a card, not a test card...): tell the
+    user why."""
 
 
 @dataclass(frozen=True)
 class CardToken:
+    """A card as the processor holds it: its token, and what may be shown about it."""
+
     token: str
     brand: str
     last4: str
     exp_month: int
     exp_year: int
 
+    @property
+    def label(self) -> str:
+        return f"{self.brand} ending in {self.last4}"
+
 
 class ChargeStatus(StrEnum):
     SUCCEEDED = "succeeded"
-    PENDING = "pending"  # bank transfer: the money is awaited, nothing moved yet
+    # Bank transfer: the money is awaited; a card: the processor has not decided yet.
+    PENDING = "pending"
+    # The card holder's bank wants them to authenticate (3-D Secure): send the browser to
+    # ``redirect_url``; the processor sends it back to the charge's ``return_url``.
+    REQUIRES_ACTION = "requires_action"
     DECLINED = "declined"
     FAILED = "failed"  # the processor gave up on it (an error): nothing was charged
 
@@ -94,8 +104,19 @@ class ChargeStatus(StrEnum):
 @dataclass(frozen=True)
 class ChargeResult:
     status: ChargeStatus
-    reference: str
+    reference: str  # the processor's id of the payment (a Stripe PaymentIntent id...)
     message: str = ""
+    redirect_url: str = ""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """The answer to saving a card: ``card`` once saved, or ``redirect_url`` when the
+    card holder must authenticate first (``reference`` is then the processor's id)."""
+
+    card: CardToken | None
+    reference: str = ""
+    redirect_url: str = ""
 
 
 class PaymentGateway(Protocol):
@@ -110,7 +131,15 @@ class PaymentGateway(Protocol):
     code: str
     label: str
 
-    def tokenize_card(self, card: CardDetails) -> CardToken: ...
+    def card_from_token(self, token: str) -> CardToken:
+        """What may be shown about the card the browser handed to the processor as
+        `token`; ``CardRejected`` when it is no usable card."""
+        ...
+
+    def customer_for(self, account: Account) -> str:
+        """The processor's customer for `account` (made at the first need), which stored
+        cards belong to; "" for a processor without customers."""
+        ...
 
     def charge(
         self,
@@ -120,61 +149,66 @@ class PaymentGateway(Protocol):
         token: str | None,
         idempotency_key: str,
         description: str,
+        return_url: str = "",
+        customer: str = "",
+        save_card: bool = False,
     ) -> ChargeResult:
         """Charge `amount` once per `idempotency_key`: a repeated call with the same key
-        returns the first result and charges nothing more."""
+        returns the first result and charges nothing more. With `return_url` the
+        customer is present and may be asked to authenticate (REQUIRES_ACTION); without,
+        a card that needs it is declined. `save_card` keeps the card on `customer` for
+        later payments."""
         ...
 
-    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
-        """What the processor holds for the charge made with `idempotency_key`: its
-        result, or None when the processor never received it (nothing was charged)."""
+    def charge_status(self, idempotency_key: str, reference: str = "") -> ChargeResult | None:
+        """What the processor holds for the charge made with `idempotency_key` (whose
+        own id is `reference` when known): its result, PENDING while it can still change,
+        or None when the processor never received it (nothing was charged)."""
+        ...
+
+    def charge_cancel(self, idempotency_key: str, reference: str) -> ChargeResult | None:
+        """Give up on a charge still awaiting the customer (3-D Secure never completed):
+        the processor's final word on it, a success included if it went through meanwhile;
+        None when the processor never received it."""
+        ...
+
+    def card_save(
+        self, *, token: str, customer: str, idempotency_key: str, return_url: str
+    ) -> SaveResult:
+        """Keep the card `token` on `customer` for later payments (the card holder is
+        present: their bank may ask them to authenticate)."""
+        ...
+
+    def card_save_status(self, reference: str) -> SaveResult | None:
+        """The card saved by `reference` (a save that needed authentication), or None
+        when it was not saved (authentication failed or abandoned)."""
+        ...
+
+    def card_forget(self, token: str) -> None:
+        """Remove a stored card at the processor (nothing when it holds none)."""
         ...
 
 
-def digits_only(number: str) -> str:
-    return "".join(ch for ch in number if not ch.isspace() and ch != "-")
+# --- the sandbox ------------------------------------------------------------------------
 
 
-def _ascii_digits(text: str) -> bool:
-    # str.isdigit() is also true for "²" and other digits int() refuses.
-    return text.isascii() and text.isdigit()
+@dataclass(frozen=True)
+class SandboxCard:
+    number: str  # a public test number: the page's script maps typed numbers to names
+    brand: str
+    outcome: str
 
 
-def luhn_valid(number: str) -> bool:
-    if not _ascii_digits(number) or not 12 <= len(number) <= 19:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def card_brand(number: str) -> str:
-    if not _ascii_digits(number):
-        return "Card"
-    if number.startswith("4"):
-        return "Visa"
-    if number[:2] in {"34", "37"}:
-        return "Amex"
-    if number[:2] in {"51", "52", "53", "54", "55"} or 2221 <= int(number[:4] or 0) <= 2720:
-        return "Mastercard"
-    return "Card"
-
-
-SANDBOX_CARDS: dict[str, str] = {
-    "4242424242424242": "ok",
-    "5555555555554444": "ok",
-    "378282246310005": "ok",
-    "4000000000000002": "declined",
-    "4000000000009995": "insufficient",
-    "4000000000000119": "error",
-    "4000000000003006": "timeout",
-    "4000000000004004": "unreachable",
+# The sandbox's test cards, by the name the tokenizer takes.
+SANDBOX_CARDS: dict[str, SandboxCard] = {
+    "visa": SandboxCard("4242424242424242", "Visa", "ok"),
+    "mastercard": SandboxCard("5555555555554444", "Mastercard", "ok"),
+    "amex": SandboxCard("378282246310005", "Amex", "ok"),
+    "declined": SandboxCard("4000000000000002", "Visa", "declined"),
+    "insufficient_funds": SandboxCard("4000000000009995", "Visa", "insufficient"),
+    "processing_error": SandboxCard("4000000000000119", "Visa", "error"),
+    "answer_lost": SandboxCard("4000000000003006", "Visa", "timeout"),
+    "unreachable": SandboxCard("4000000000004004", "Visa", "unreachable"),
 }
 
 # What the sandbox can be told to do to the next charges (SandboxGateway.fail_next).
@@ -185,10 +219,16 @@ _DECLINE_MESSAGES = {
     "insufficient": "Your card was declined: insufficient funds.",
 }
 
+SANDBOX_TOKEN_PREFIX = "tok_sandbox_"
+_SANDBOX_SIGNER_SALT = "clientarea.billing.sandbox-card-token"
+
 
 class SandboxGateway:
-    """A card processor's test mode: documented numbers, tokens, idempotent charges, and
-    the failures of a network between us and the processor (for tests and the demo)."""
+    """A card processor's test mode: documented test cards, signed tokens, idempotent
+    charges, and the failures of a network between us and the processor (for tests and
+    the demo). Its tokens are signed with the site's secret key and name the test card
+    and expiry only, so any process of the installation can read them and none can be
+    forged from a form field."""
 
     code = "sandbox"
     label = "Card (sandbox)"
@@ -223,24 +263,51 @@ class SandboxGateway:
         with self._lock:
             return self._failures.pop(0) if self._failures else ""
 
-    def tokenize_card(self, card: CardDetails) -> CardToken:
-        number = digits_only(card.number)
-        if not luhn_valid(number):
-            raise CardRejected("That card number is not valid.")
-        outcome = SANDBOX_CARDS.get(number)
-        if outcome is None:
+    # tokens: what the sandbox's tokenizer endpoint gives the browser
+
+    def test_token(self, name: str, exp_month: int, exp_year: int) -> CardToken:
+        """A token for the test card `name` (see SANDBOX_CARDS) expiring `exp_month`/
+        `exp_year`: what the tokenizer answers the page's script."""
+        card = SANDBOX_CARDS.get(name)
+        if card is None:
             raise CardRejected(
                 "This is a test (sandbox) gateway: use one of its test card numbers."
             )
-        # The outcome is carried by the token (as a processor's test tokens do); the
-        # number itself is forgotten here.
-        return CardToken(
-            token=f"tok_sandbox_{outcome}_{secrets.token_hex(12)}",
-            brand=card_brand(number),
-            last4=number[-4:],
-            exp_month=card.exp_month,
-            exp_year=card.exp_year,
+        if not (1 <= exp_month <= 12 and 2000 <= exp_year <= 2099):
+            raise CardRejected("Choose the card's expiry month and year.")
+        nonce = secrets.token_hex(4)
+        signed = signing.Signer(salt=_SANDBOX_SIGNER_SALT).sign(
+            f"{name}.{exp_month}.{exp_year}.{nonce}"
         )
+        return CardToken(
+            token=SANDBOX_TOKEN_PREFIX + signed,
+            brand=card.brand,
+            last4=card.number[-4:],
+            exp_month=exp_month,
+            exp_year=exp_year,
+        )
+
+    def _read_token(self, token: str | None) -> tuple[SandboxCard, int, int] | None:
+        if not token or not token.startswith(SANDBOX_TOKEN_PREFIX):
+            return None
+        try:
+            value = signing.Signer(salt=_SANDBOX_SIGNER_SALT).unsign(
+                token.removeprefix(SANDBOX_TOKEN_PREFIX)
+            )
+            name, month, year, _nonce = value.split(".")
+            return SANDBOX_CARDS[name], int(month), int(year)
+        except (signing.BadSignature, ValueError, KeyError):
+            return None
+
+    def card_from_token(self, token: str) -> CardToken:
+        read = self._read_token(token)
+        if read is None:
+            raise CardRejected("The card could not be read: enter it again.")
+        card, month, year = read
+        return CardToken(token, card.brand, card.number[-4:], month, year)
+
+    def customer_for(self, account: Account) -> str:
+        return ""  # the sandbox keeps no customers: its tokens are reusable as they are
 
     def charge(
         self,
@@ -250,11 +317,15 @@ class SandboxGateway:
         token: str | None,
         idempotency_key: str,
         description: str,
+        return_url: str = "",
+        customer: str = "",
+        save_card: bool = False,
     ) -> ChargeResult:
         failure = self._next_failure()
         if failure == "unavailable":
             raise OutsideUnavailable("The card processor could not be reached.")
-        outcome = token.split("_")[2] if token and token.startswith("tok_sandbox_") else ""
+        read = self._read_token(token)
+        outcome = read[0].outcome if read else ""
         if outcome == "unreachable":
             raise OutsideUnavailable("The card processor could not be reached.")
         with self._lock:
@@ -272,9 +343,24 @@ class SandboxGateway:
             raise OutsideUncertain("The card processor did not answer in time.")
         return result
 
-    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+    def charge_status(self, idempotency_key: str, reference: str = "") -> ChargeResult | None:
         with self._lock:
             return self._charges.get(idempotency_key)
+
+    def charge_cancel(self, idempotency_key: str, reference: str) -> ChargeResult | None:
+        # Nothing in the sandbox awaits a customer: its charges are final at once.
+        return self.charge_status(idempotency_key, reference)
+
+    def card_save(
+        self, *, token: str, customer: str, idempotency_key: str, return_url: str
+    ) -> SaveResult:
+        return SaveResult(self.card_from_token(token))
+
+    def card_save_status(self, reference: str) -> SaveResult | None:
+        return None  # a sandbox save never waits for authentication
+
+    def card_forget(self, token: str) -> None:
+        return None  # the sandbox keeps nothing about a token
 
     @staticmethod
     def _result_for(outcome: str) -> ChargeResult:
@@ -296,8 +382,11 @@ class BankTransferGateway:
     code = "bank_transfer"
     label = "Bank transfer"
 
-    def tokenize_card(self, card: CardDetails) -> CardToken:
+    def card_from_token(self, token: str) -> CardToken:
         raise CardRejected("Bank transfers do not take cards.")
+
+    def customer_for(self, account: Account) -> str:
+        return ""
 
     def charge(
         self,
@@ -307,11 +396,28 @@ class BankTransferGateway:
         token: str | None,
         idempotency_key: str,
         description: str,
+        return_url: str = "",
+        customer: str = "",
+        save_card: bool = False,
     ) -> ChargeResult:
         return ChargeResult(ChargeStatus.PENDING, description)
 
-    def charge_status(self, idempotency_key: str) -> ChargeResult | None:
+    def charge_status(self, idempotency_key: str, reference: str = "") -> ChargeResult | None:
         return None  # nothing is ever charged here: staff confirm transfers
+
+    def charge_cancel(self, idempotency_key: str, reference: str) -> ChargeResult | None:
+        return None
+
+    def card_save(
+        self, *, token: str, customer: str, idempotency_key: str, return_url: str
+    ) -> SaveResult:
+        raise CardRejected("Bank transfers do not take cards.")
+
+    def card_save_status(self, reference: str) -> SaveResult | None:
+        return None
+
+    def card_forget(self, token: str) -> None:
+        return None
 
 
 SANDBOX = SandboxGateway()
@@ -320,8 +426,16 @@ BANK_TRANSFER = BankTransferGateway()
 CREDIT = "credit"
 
 GATEWAYS: dict[str, PaymentGateway] = {SANDBOX.code: SANDBOX, BANK_TRANSFER.code: BANK_TRANSFER}
+STRIPE = "stripe"
 # The card gateways BILLING_CARD_GATEWAY may name ("" takes no new cards).
-CARD_GATEWAYS: dict[str, PaymentGateway] = {SANDBOX.code: SANDBOX}
+CARD_GATEWAY_CODES = (SANDBOX.code, STRIPE)
+
+
+def _stripe() -> PaymentGateway:
+    # Imported on first use: the Stripe driver builds on this module.
+    from .stripe_gateway import stripe_gateway
+
+    return stripe_gateway()
 
 
 def card_gateway() -> PaymentGateway | None:
@@ -330,22 +444,30 @@ def card_gateway() -> PaymentGateway | None:
     code = settings.BILLING_CARD_GATEWAY
     if not code:
         return None
-    try:
-        return CARD_GATEWAYS[code]
-    except KeyError:
-        raise ImproperlyConfigured(
-            f"BILLING_CARD_GATEWAY={code!r} is not a card gateway this installation can use "
-            f"({', '.join(sorted(CARD_GATEWAYS))}, or empty for none)."
-        ) from None
+    if code == STRIPE:
+        return GATEWAYS.get(STRIPE) or _stripe()
+    if code == SANDBOX.code:
+        return SANDBOX
+    raise ImproperlyConfigured(
+        f"BILLING_CARD_GATEWAY={code!r} is not a card gateway this installation can use "
+        f"({', '.join(CARD_GATEWAY_CODES)}, or empty for none)."
+    )
 
 
 def is_sandbox() -> bool:
     """Whether new cards go to the sandbox (its test cards are then shown)."""
-    return card_gateway() is SANDBOX
+    return SANDBOX.code == settings.BILLING_CARD_GATEWAY
+
+
+def is_stripe() -> bool:
+    """Whether new cards are typed into Stripe's Payment Element."""
+    return STRIPE == settings.BILLING_CARD_GATEWAY
 
 
 def get_gateway(code: str) -> PaymentGateway:
-    try:
+    """The gateway of a stored card or a payment, by its code."""
+    if code in GATEWAYS:
         return GATEWAYS[code]
-    except KeyError:
-        raise GatewayError(f"Unknown payment gateway {code!r}.") from None
+    if code == STRIPE:
+        return _stripe()
+    raise GatewayError(f"Unknown payment gateway {code!r}.")

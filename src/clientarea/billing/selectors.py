@@ -65,3 +65,16 @@ def transactions_for_invoice(*, invoice: Invoice) -> QuerySet[Transaction]:
 def processing_payment_for(*, invoice: Invoice) -> Transaction | None:
     """The invoice's card payment sent to the processor and not confirmed yet, if any."""
     return Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PROCESSING).first()
+
+
+def payment_by_reference(*, invoice: Invoice, reference: str) -> Transaction | None:
+    """This invoice's payment known to the card processor as `reference` (its id of it)."""
+    if not reference:
+        return None
+    return (
+        Transaction.objects.filter(
+            invoice=invoice, kind=Transaction.Kind.PAYMENT, reference=reference
+        )
+        .order_by("-pk")
+        .first()
+    )

@@ -14,7 +14,7 @@ import logging
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 
@@ -40,7 +40,7 @@ from clientarea.core.outside import (
 from clientarea.notifications.services import notify
 
 from . import gateways
-from .gateways import CardDetails, CardRejected, ChargeResult, ChargeStatus, GatewayError
+from .gateways import CardRejected, ChargeResult, ChargeStatus, GatewayError
 from .models import (
     ZERO,
     CreditEntry,
@@ -77,7 +77,9 @@ class PayWithStoredMethod:
 
 @dataclass(frozen=True)
 class PayWithNewCard:
-    card: CardDetails
+    """A card the browser handed to the card processor: its token, never its number."""
+
+    token: str
     save: bool = False
 
 
@@ -91,10 +93,15 @@ PaySource = PayWithCredit | PayWithStoredMethod | PayWithNewCard | PayByBankTran
 
 @dataclass(frozen=True)
 class PaymentOutcome:
-    # processing: a card payment whose result the processor has not confirmed yet.
-    status: Literal["paid", "partial", "pending", "processing", "declined", "failed"]
+    # processing: a card payment whose result the processor has not confirmed yet;
+    # requires_action: the card holder's bank wants them to authenticate (3-D Secure):
+    # send the browser to `redirect_url`, the processor sends it back to the return page.
+    status: Literal[
+        "paid", "partial", "pending", "processing", "requires_action", "declined", "failed"
+    ]
     message: str
     transaction: Transaction | None = None
+    redirect_url: str = ""
 
 
 def _invoice_url(invoice: Invoice) -> str:
@@ -363,8 +370,12 @@ FUNDS_ITEM = "billing.funds"
 COMBINED_ITEM = "billing.invoice"
 
 
-def _is_combined(invoice: Invoice) -> bool:
+def is_combined(invoice: Invoice) -> bool:
+    """Whether the invoice pays several others at once (Pay several at once)."""
     return invoice.lines.filter(item__startswith=f"{COMBINED_ITEM}:").exists()
+
+
+_is_combined = is_combined
 
 
 def adds_funds(invoice: Invoice) -> bool:
@@ -412,6 +423,8 @@ def invoice_pay(
     payer: User,
     source: PaySource,
     idempotency_key: str,
+    apply_credit_first: bool = False,
+    return_url: str = "",
     request: HttpRequest | None = None,
 ) -> PaymentOutcome:
     """Pay the balance of an invoice of `account`.
@@ -430,9 +443,37 @@ def invoice_pay(
     processing; the customer is told so, and ``payments_reconcile_due`` later asks the
     processor and settles it. The idempotency key (made when the pay page rendered,
     unique among transactions) makes a form submitted twice pay once.
+
+    A card is paid while its holder is on the page (`return_url`, where the processor
+    sends the browser back after 3-D Secure): the outcome may be "requires_action", with
+    the bank's page to send the browser to; ``card_payment_return`` then settles it.
+
+    `apply_credit_first`: the credit balance pays what it can first (committed on its
+    own), and `source` pays the rest; the customer chose this in so many words, so a card
+    refused afterwards leaves the credit applied and says so.
     """
     if not IDEMPOTENCY_KEY_RE.match(idempotency_key or ""):
         raise BillingError("This payment form has expired: reload the page and try again.")
+    if apply_credit_first and not isinstance(source, PayWithCredit):
+        credit = _apply_credit_first(invoice_id, account, payer, idempotency_key, request)
+        if credit is not None and credit.status == "paid":
+            return credit  # the credit covered the whole balance after all
+        outcome = invoice_pay(
+            invoice_id=invoice_id,
+            account=account,
+            payer=payer,
+            source=source,
+            idempotency_key=idempotency_key,
+            return_url=return_url,
+            request=request,
+        )
+        if credit is None or credit.transaction is None:
+            return outcome
+        applied = f"Your credit of {credit.transaction.amount} {credit.transaction.currency} "
+        if outcome.status in ("declined", "failed"):
+            return replace(outcome, message=f"{applied}was applied; {outcome.message}")
+        return replace(outcome, message=f"{applied}was applied. {outcome.message}")
+
     if isinstance(source, PayWithCredit | PayByBankTransfer):
         with transaction.atomic():
             invoice = _lock_invoice(invoice_id, account)
@@ -445,25 +486,60 @@ def invoice_pay(
                 return _pay_with_credit(invoice, payer, fields, request)
             return _announce_transfer(invoice, payer, fields, request)
 
-    new_card_token = None
+    # Outside calls before anything is recorded: what the card is, and (for a stored card
+    # or one to keep) the processor's customer it belongs to.
+    new_card: gateways.CardToken | None = None
+    save = False
     if isinstance(source, PayWithNewCard):
-        new_card_token = _tokenize(source.card)  # outside call: no transaction open
+        gateway = _new_card_gateway()
+        new_card = _card_from_token(gateway, source.token)
+        # Only the owner stores cards: a forged "save" from anyone else is ignored.
+        save = source.save and may_use_owner_power(
+            payer, account, OwnerPower.MANAGE_PAYMENT_METHODS
+        )
+    else:
+        gateway = _gateway_of_stored_card(account, source.payment_method_id)
+    customer = _customer(gateway, account) if save or new_card is None else ""
     begun = card_payment_begin(
         invoice_id=invoice_id,
         account=account,
         payer=payer,
         source=source,
-        new_card_token=new_card_token,
+        new_card_token=new_card,
         idempotency_key=idempotency_key,
     )
     if isinstance(begun, PaymentOutcome):
         return begun
     tx, gateway, token = begun
-    result = _charge(gateway, tx, token)
+    result = _charge(gateway, tx, token, return_url=return_url, customer=customer, save=save)
     if result is None:
         return PaymentOutcome("processing", PROCESSING_MESSAGE, tx)
-    card_to_save = new_card_token if isinstance(source, PayWithNewCard) and source.save else None
-    return card_payment_record(tx.pk, result, card_to_save=card_to_save, request=request)
+    return card_payment_record(
+        tx.pk, result, card_to_save=new_card if save else None, request=request
+    )
+
+
+def _apply_credit_first(
+    invoice_id: int,
+    account: Account,
+    payer: User,
+    idempotency_key: str,
+    request: HttpRequest | None,
+) -> PaymentOutcome | None:
+    """The credit part of "apply credit, then pay the rest": its outcome, or None when
+    this form's credit was applied already (the same form submitted again)."""
+    credit_key = f"{idempotency_key[:57]}-credit"
+    with transaction.atomic():
+        invoice = _lock_invoice(invoice_id, account)
+        if Transaction.objects.filter(idempotency_key=credit_key, invoice=invoice).exists():
+            return None
+        _check_payable(invoice, PayWithCredit())
+        if _is_combined(invoice):
+            raise BillingError(
+                "Credit cannot pay part of a combined payment: pay it in full by card or "
+                "bank transfer, or pay the invoices one by one."
+            )
+        return _pay_with_credit(invoice, payer, _tx_fields(invoice, payer, credit_key), request)
 
 
 def _pay_with_credit(
@@ -540,18 +616,50 @@ def _new_card_gateway() -> gateways.PaymentGateway:
     return gateway
 
 
-def _tokenize(card: CardDetails) -> gateways.CardToken:
-    """Hand the card to the card gateway (an outside call) for a token."""
-    gateway = _new_card_gateway()
+CARD_UNAVAILABLE = "Card payments are not available right now and nothing was charged; try again."
+
+
+def _card_from_token(gateway: gateways.PaymentGateway, token: str) -> gateways.CardToken:
+    """Ask the card processor what the card the browser gave it is (an outside call)."""
+    if not token or len(token) > 100 or not token.isprintable():
+        raise BillingError("Enter the card details again: they did not reach the card processor.")
     try:
-        # Tokenizing twice only leaves an unused token behind: safe to retry.
-        return outside_call(lambda: gateway.tokenize_card(card), retry_uncertain=True)
+        # Reading a token changes nothing: safe to retry.
+        return outside_call(lambda: gateway.card_from_token(token), retry_uncertain=True)
     except CardRejected as exc:
         raise BillingError(str(exc)) from None
     except OutsideError:
         raise BillingError(
             "The card could not be checked right now and nothing was charged; try again."
         ) from None
+
+
+def card_for_saving(token: str) -> gateways.CardToken:
+    """What the card processor says of the card `token` a payment will keep (asked again
+    when the browser returns from the card holder's bank)."""
+    return _card_from_token(_new_card_gateway(), token)
+
+
+def _gateway_of_stored_card(account: Account, payment_method_id: int) -> gateways.PaymentGateway:
+    code = (
+        PaymentMethod.objects.filter(account=account, pk=payment_method_id)
+        .values_list("gateway", flat=True)
+        .first()
+    )
+    if code is None:
+        raise BillingError("Choose one of this account's stored cards.")
+    try:
+        return gateways.get_gateway(code)
+    except GatewayError:  # a card from a gateway no longer configured
+        raise BillingError("This card can no longer be used: choose another way to pay.") from None
+
+
+def _customer(gateway: gateways.PaymentGateway, account: Account) -> str:
+    """The processor's customer of the account (made at the first need: an outside call)."""
+    try:
+        return outside_call(lambda: gateway.customer_for(account), retry_uncertain=True)
+    except OutsideError:
+        raise BillingError(CARD_UNAVAILABLE) from None
 
 
 def card_payment_begin(
@@ -591,7 +699,7 @@ def card_payment_begin(
             if _card_expired(new_card_token.exp_month, new_card_token.exp_year):
                 raise BillingError("This card has expired.")
             gateway, token = _new_card_gateway(), new_card_token.token
-            method_label = f"{new_card_token.brand} ending in {new_card_token.last4}"
+            method_label = new_card_token.label
         grace = datetime.timedelta(seconds=settings.PENDING_CHANGE_GRACE_SECONDS)
         try:
             with transaction.atomic():
@@ -615,7 +723,13 @@ def card_payment_begin(
 
 
 def _charge(
-    gateway: gateways.PaymentGateway, tx: Transaction, token: str | None
+    gateway: gateways.PaymentGateway,
+    tx: Transaction,
+    token: str | None,
+    *,
+    return_url: str = "",
+    customer: str = "",
+    save: bool = False,
 ) -> ChargeResult | None:
     """Step B: ask the processor to charge, with no transaction open and no lock held.
     Returns its answer, a FAILED result when nothing can have been charged, or None when
@@ -633,6 +747,9 @@ def _charge(
                 token=token,
                 idempotency_key=tx.idempotency_key,
                 description=f"INV-{tx.invoice.number}",
+                return_url=return_url,
+                customer=customer,
+                save_card=save,
             )
         except OutsideUncertain:
             uncertain = True
@@ -664,9 +781,13 @@ def card_payment_record(
 
     The invoice is locked first, then the transaction re-read under it: the request and
     the worker never both apply a result. A success is recorded even on a payment given
-    up on earlier (the processor says the money was taken, so it is never lost). If the
-    invoice no longer needs all of it (paid meanwhile by credit or a confirmed transfer,
-    or cancelled), the rest goes to the account's credit balance."""
+    up on or declined earlier (the processor says the money was taken, so it is never
+    lost). If the invoice no longer needs all of it (paid meanwhile by credit or a
+    confirmed transfer, or cancelled), the rest goes to the account's credit balance.
+
+    An answer that is not final yet (PENDING, or REQUIRES_ACTION: the card holder must
+    authenticate) leaves the payment processing, with the processor's id of it kept as
+    its reference, so the return from 3-D Secure, a webhook or the worker settles it."""
     invoice_pk = Transaction.objects.values_list("invoice_id", flat=True).get(pk=tx_id)
     with transaction.atomic():
         invoice = _lock_invoice(invoice_pk)
@@ -675,9 +796,11 @@ def card_payment_record(
             .select_related("payer")
             .get(pk=tx_id)
         )
+        if result.status in (ChargeStatus.PENDING, ChargeStatus.REQUIRES_ACTION):
+            return _still_processing(tx, result)
         settles_from = [Transaction.Status.PROCESSING]
         if result.status == ChargeStatus.SUCCEEDED:
-            settles_from.append(Transaction.Status.FAILED)
+            settles_from += [Transaction.Status.FAILED, Transaction.Status.DECLINED]
         if tx.status not in settles_from:
             return _settled_outcome(invoice, tx)
         tx.next_check_at = None
@@ -726,6 +849,29 @@ def card_payment_record(
         if declined:
             return PaymentOutcome("declined", tx.message, tx)
         return PaymentOutcome("failed", _failed_message(tx), tx)
+
+
+AWAITING_AUTHENTICATION = "Waiting for the card holder to authenticate with their bank."
+
+
+def _still_processing(tx: Transaction, result: ChargeResult) -> PaymentOutcome:
+    """Record what the processor said of a payment it has not decided yet (under the
+    invoice lock, in card_payment_record's transaction)."""
+    if tx.status != Transaction.Status.PROCESSING:
+        return _settled_outcome(tx.invoice, tx)
+    if result.reference:
+        tx.reference = result.reference[:100]
+    awaiting = result.status == ChargeStatus.REQUIRES_ACTION
+    tx.message = AWAITING_AUTHENTICATION if awaiting else ""
+    tx.save(update_fields=["reference", "message"])
+    if awaiting and result.redirect_url:
+        return PaymentOutcome(
+            "requires_action",
+            "Your bank asks you to confirm this payment.",
+            tx,
+            redirect_url=result.redirect_url,
+        )
+    return PaymentOutcome("processing", PROCESSING_MESSAGE, tx)
 
 
 def _settled_outcome(invoice: Invoice, tx: Transaction) -> PaymentOutcome:
@@ -792,6 +938,99 @@ def _payment_recorded(
     _send_receipt(invoice, tx, tx.payer)
 
 
+def _payment_of(invoice_id: int, account: Account, reference: str) -> Transaction:
+    tx = (
+        Transaction.objects.select_related("invoice")
+        .filter(
+            invoice_id=invoice_id,
+            account=account,
+            kind=Transaction.Kind.PAYMENT,
+            reference=reference,
+        )
+        .exclude(reference="")
+        .order_by("-pk")
+        .first()
+    )
+    if tx is None:
+        raise BillingError("This payment is not one of this invoice's: nothing was changed.")
+    return tx
+
+
+def card_payment_return(
+    *,
+    invoice_id: int,
+    account: Account,
+    reference: str,
+    card_to_save: gateways.CardToken | None = None,
+    request: HttpRequest | None = None,
+) -> PaymentOutcome:
+    """The browser is back from the card holder's bank (3-D Secure): ask the processor
+    what became of the payment `reference` of this invoice and record it, once (a
+    webhook or the worker may have recorded it first)."""
+    tx = _payment_of(invoice_id, account, reference)
+    if tx.status != Transaction.Status.PROCESSING:
+        return _settled_outcome(tx.invoice, tx)
+    gateway = gateways.get_gateway(tx.gateway)
+    try:
+        result = outside_call(
+            lambda: gateway.charge_status(tx.idempotency_key, tx.reference),
+            retry_uncertain=True,
+        )
+    except OutsideError:
+        return PaymentOutcome("processing", PROCESSING_MESSAGE, tx)
+    if result is None:
+        return PaymentOutcome("processing", PROCESSING_MESSAGE, tx)
+    return card_payment_record(tx.pk, result, card_to_save=card_to_save, request=request)
+
+
+def card_payment_cancel(
+    *, invoice_id: int, account: Account, actor: User, request: HttpRequest | None = None
+) -> PaymentOutcome:
+    """Give up on this invoice's card payment that waits for the card holder to
+    authenticate (they left the bank's page): the processor cancels it, or tells us it
+    went through after all, which is then recorded as paid."""
+    tx = (
+        Transaction.objects.select_related("invoice")
+        .filter(invoice_id=invoice_id, account=account, status=Transaction.Status.PROCESSING)
+        .first()
+    )
+    if tx is None:
+        raise BillingError("No payment of this invoice is waiting any more.")
+    if tx.message != AWAITING_AUTHENTICATION or not tx.reference:
+        raise BillingError(
+            "This payment is with the card processor and cannot be cancelled: the invoice "
+            "will update when the processor confirms it."
+        )
+    gateway = gateways.get_gateway(tx.gateway)
+    try:
+        result = outside_call(
+            lambda: gateway.charge_cancel(tx.idempotency_key, tx.reference),
+            retry_uncertain=True,
+        )
+    except OutsideError:
+        raise BillingError(
+            "The card processor could not be reached, so the payment is still waiting; "
+            "try again in a moment."
+        ) from None
+    if result is None:
+        result = ChargeResult(ChargeStatus.FAILED, tx.reference, NEVER_RECEIVED_MESSAGE)
+    elif result.status in (ChargeStatus.PENDING, ChargeStatus.REQUIRES_ACTION):
+        raise BillingError(ALREADY_PROCESSING)
+    elif result.status == ChargeStatus.FAILED and not result.message:
+        result = replace(result, message="The payment was cancelled.")
+    outcome = card_payment_record(tx.pk, result, request=request)
+    if outcome.status in ("declined", "failed"):
+        audit_record(
+            action="invoice.payment_cancelled",
+            actor=actor,
+            account=account,
+            target=tx.invoice,
+            changes={"transaction": tx.pk},
+            request=request,
+        )
+    return outcome
+
+
 # --- reconciling card payments -----------------------------------------------------------
 
 
@@ -816,20 +1055,43 @@ def payment_reconcile(tx: Transaction, *, now: datetime.datetime | None = None) 
     try:
         gateway = gateways.get_gateway(tx.gateway)
         result = outside_call(
-            lambda: gateway.charge_status(tx.idempotency_key), retry_uncertain=True
+            lambda: gateway.charge_status(tx.idempotency_key, tx.reference),
+            retry_uncertain=True,
         )
         known = True
     except OutsideError:  # not reached, no answer, or no such gateway any more
         result, known = None, False
     if known and result is None:
         result = ChargeResult(ChargeStatus.FAILED, "", NEVER_RECEIVED_MESSAGE)
-    elif result is None or result.status == ChargeStatus.PENDING:
+    elif result is None or result.status in (ChargeStatus.PENDING, ChargeStatus.REQUIRES_ACTION):
         give_up_at = tx.created_at + datetime.timedelta(hours=settings.PENDING_CHANGE_GIVE_UP_HOURS)
         if now_ < give_up_at:
+            if result is not None and result.reference and not tx.reference:
+                card_payment_record(tx.pk, result, reconciled=True)  # keep the processor's id
             return "processing"
-        result = ChargeResult(ChargeStatus.FAILED, "", GAVE_UP_MESSAGE)
+        waiting = result is not None and result.status == ChargeStatus.REQUIRES_ACTION
+        result = _give_up(tx, waiting) or ChargeResult(ChargeStatus.FAILED, "", GAVE_UP_MESSAGE)
     outcome = card_payment_record(tx.pk, result, reconciled=True)
     return "failed" if outcome.status == "failed" else "settled"
+
+
+def _give_up(tx: Transaction, waiting_for_customer: bool) -> ChargeResult | None:
+    """A payment abandoned while its card holder was asked to authenticate is cancelled
+    at the processor, whose final word (a success included) is then recorded; None when
+    there is nothing to cancel or the processor cannot say."""
+    if not waiting_for_customer or not tx.reference:
+        return None
+    try:
+        gateway = gateways.get_gateway(tx.gateway)
+        final = outside_call(
+            lambda: gateway.charge_cancel(tx.idempotency_key, tx.reference),
+            retry_uncertain=True,
+        )
+    except OutsideError:
+        return None
+    if final is None or final.status in (ChargeStatus.PENDING, ChargeStatus.REQUIRES_ACTION):
+        return None
+    return final
 
 
 def payments_reconcile_due(*, now: datetime.datetime | None = None, limit: int = 50) -> str:
@@ -1088,12 +1350,72 @@ def _require_owner(account: Account, actor: User) -> None:
         raise BillingError("Only the account owner can manage stored payment methods.")
 
 
+@dataclass(frozen=True)
+class CardSaved:
+    """The answer to saving a card: the stored card, or the bank's page to send its
+    holder to first (3-D Secure), after which ``payment_method_save_return`` stores it."""
+
+    method: PaymentMethod | None
+    redirect_url: str = ""
+    reference: str = ""
+
+
 def payment_method_add(
-    *, account: Account, actor: User, card: CardDetails, request: HttpRequest | None = None
-) -> PaymentMethod:
+    *,
+    account: Account,
+    actor: User,
+    token: str,
+    return_url: str = "",
+    request: HttpRequest | None = None,
+) -> CardSaved:
+    """Store the card the browser handed to the card processor as `token` (owner only).
+    The processor keeps it on the account's customer for later payments; its holder may
+    have to authenticate with their bank first."""
     _require_owner(account, actor)
-    token = _tokenize(card)
-    return payment_method_store(account=account, actor=actor, token=token, request=request)
+    gateway = _new_card_gateway()
+    card = _card_from_token(gateway, token)
+    if _card_expired(card.exp_month, card.exp_year):
+        raise BillingError("This card has expired.")
+    customer = _customer(gateway, account)
+    try:
+        saved = outside_call(
+            lambda: gateway.card_save(
+                token=card.token,
+                customer=customer,
+                idempotency_key=f"save-{account.pk}-{card.token}"[:255],
+                return_url=return_url,
+            ),
+            retry_uncertain=True,  # the same key: a retried save saves once
+        )
+    except CardRejected as exc:
+        raise BillingError(str(exc)) from None
+    except OutsideRefused as exc:
+        raise BillingError(f"The card was not saved: {exc}") from None
+    except OutsideError:
+        raise BillingError("The card could not be saved right now; try again.") from None
+    if saved.card is None:
+        return CardSaved(None, redirect_url=saved.redirect_url, reference=saved.reference)
+    method = payment_method_store(account=account, actor=actor, token=saved.card, request=request)
+    return CardSaved(method)
+
+
+def payment_method_save_return(
+    *, account: Account, actor: User, reference: str, request: HttpRequest | None = None
+) -> PaymentMethod:
+    """The owner is back from their bank after saving a card: store it if it was saved."""
+    _require_owner(account, actor)
+    gateway = _new_card_gateway()
+    if not reference or len(reference) > 100 or not reference.isprintable():
+        raise BillingError("The card was not saved: add it again.")
+    try:
+        saved = outside_call(lambda: gateway.card_save_status(reference), retry_uncertain=True)
+    except OutsideError:
+        raise BillingError(
+            "The card processor could not be reached to confirm the card; try again."
+        ) from None
+    if saved is None or saved.card is None:
+        raise BillingError("Your bank did not confirm the card, so it was not saved.")
+    return payment_method_store(account=account, actor=actor, token=saved.card, request=request)
 
 
 @transaction.atomic
@@ -1105,8 +1427,12 @@ def payment_method_store(
     request: HttpRequest | None = None,
 ) -> PaymentMethod:
     """Store a card the card gateway has already tokenized (in the browser, or by
-    ``payment_method_add``): its token and what may be shown, nothing more."""
+    ``payment_method_add``): its token and what may be shown, nothing more. The same
+    card token is stored once (a webhook and the browser's return may both bring it)."""
     _require_owner(account, actor)
+    existing = PaymentMethod.objects.filter(account=account, token=token.token).first()
+    if existing is not None:
+        return existing
     return _store_card(account, actor, token, request)
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,6 +18,7 @@ from clientarea.accounts.policy import AccountRequest, account_object_or_404, ow
 from clientarea.accounts.reauth import recent_auth_required
 
 from . import gateways, purchases, selectors, services
+from .card_entry import card_entry_context, card_entry_csp
 from .forms import (
     BANK_TRANSFER,
     CREDIT,
@@ -24,12 +27,12 @@ from .forms import (
     CardForm,
     PayForm,
     PaySeveralForm,
+    SandboxCardForm,
 )
 from .models import Invoice, PaymentMethod, Transaction
 from .pdf import invoice_pdf as draw_invoice_pdf
 
 PAGE_SIZE = 20
-CARD_FIELDS = ("card_number", "cvc")
 
 
 @requires(Perm.INVOICES)
@@ -99,7 +102,12 @@ def invoice_pdf(request: AccountRequest, pk: int) -> HttpResponse:
 
 
 def _pay_form(
-    request: AccountRequest, data: Any = None, *, no_credit: bool = False, **extra: Any
+    request: AccountRequest,
+    invoice: Invoice,
+    data: Any = None,
+    *,
+    no_credit: bool = False,
+    **extra: Any,
 ) -> PayForm:
     access = request.access
     return PayForm(
@@ -107,9 +115,11 @@ def _pay_form(
         payment_methods=list(selectors.payment_methods_for(account=access.account)),
         # Add Funds is not paid from the credit balance it adds to.
         credit_balance=services.ZERO if no_credit else access.account.credit_balance,
+        balance=invoice.balance,
         currency=access.account.currency,
         is_owner=access.is_owner,
         takes_new_cards=gateways.card_gateway() is not None,
+        credit_pays_part=not services.is_combined(invoice),
         **extra,
     )
 
@@ -121,18 +131,47 @@ def _source(form: PayForm) -> services.PaySource:
     if method == BANK_TRANSFER:
         return services.PayByBankTransfer()
     if method == NEW_CARD:
-        assert form.card is not None
         return services.PayWithNewCard(
-            card=form.card, save=bool(form.cleaned_data.get("save_card"))
+            token=form.cleaned_data["card_token"], save=bool(form.cleaned_data.get("save_card"))
         )
     stored = form.stored_method_id
     assert stored is not None
     return services.PayWithStoredMethod(payment_method_id=stored)
 
 
+# The card a payment should keep once the card holder's bank confirmed it (3-D Secure):
+# what may be shown of it, kept in the payer's own session until the return.
+SESSION_CARD_TO_SAVE = "billing_card_to_save"
+
+
+def _remember_card_to_save(request: AccountRequest, tx: Transaction, card_token: str) -> None:
+    cards = request.session.get(SESSION_CARD_TO_SAVE, {})
+    cards = dict(list(cards.items())[-4:])  # a few at most
+    cards[str(tx.pk)] = card_token
+    request.session[SESSION_CARD_TO_SAVE] = cards
+
+
+def _card_to_save(request: AccountRequest, tx_id: int | None) -> str:
+    cards = request.session.get(SESSION_CARD_TO_SAVE, {})
+    token = cards.pop(str(tx_id), "") if tx_id is not None else ""
+    if token:
+        request.session[SESSION_CARD_TO_SAVE] = cards
+    return str(token)
+
+
+def _to_bank(request: AccountRequest, outcome_url: str, back_url: str) -> HttpResponse:
+    """Send the browser to the card holder's bank (3-D Secure). A page with a link, not
+    a redirect: a redirect answering a form post would be refused by the browser under
+    the site's form-action policy; the page's script follows the link at once."""
+    if urlsplit(outcome_url).scheme not in ("https", "http"):
+        raise services.BillingError("The card processor gave an unusable address.")
+    return render(request, "billing/to_bank.html", {"bank_url": outcome_url, "back_url": back_url})
+
+
 @requires(Perm.INVOICES)
 @require_http_methods(["GET", "POST"])
-@sensitive_post_parameters(*CARD_FIELDS)
+@sensitive_post_parameters("card_token")
+@card_entry_csp
 def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
     invoice = _invoice(request, pk)
     if not invoice.is_payable:
@@ -144,21 +183,27 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
         return _pay_page(request, invoice, None, processing)
     no_credit = services.adds_funds(invoice)
     form = _pay_form(
-        request, request.POST if request.method == "POST" else None, no_credit=no_credit
+        request, invoice, request.POST if request.method == "POST" else None, no_credit=no_credit
     )
     if request.method == "POST" and form.is_valid():
         chosen = form.cleaned_data["method"]
+        source = _source(form)
         try:
             outcome = services.invoice_pay(
                 invoice_id=invoice.pk,
                 account=request.access.account,
                 payer=request.user,
-                source=_source(form),
+                source=source,
                 idempotency_key=form.cleaned_data["idempotency_key"],
+                apply_credit_first=bool(form.cleaned_data.get("apply_credit")),
+                return_url=request.build_absolute_uri(
+                    reverse("billing:invoice_pay_return", args=[invoice.pk])
+                ),
                 request=request,
             )
         except services.BillingError as exc:
             invoice.refresh_from_db()
+            request.access.account.refresh_from_db(fields=["credit_balance"])
             if not invoice.is_payable:
                 messages.info(request, str(exc))
                 return redirect("billing:invoice_detail", pk=invoice.pk)
@@ -167,19 +212,87 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
                 messages.info(request, str(exc))
                 return _pay_page(request, invoice, None, processing)
             messages.error(request, str(exc))
-            form = _pay_form(request, no_credit=no_credit, initial={"method": chosen})
+            form = _pay_form(request, invoice, no_credit=no_credit, initial={"method": chosen})
         else:
+            if outcome.status == "requires_action":
+                if isinstance(source, services.PayWithNewCard) and source.save:
+                    assert outcome.transaction is not None
+                    _remember_card_to_save(request, outcome.transaction, source.token)
+                return _to_bank(
+                    request,
+                    outcome.redirect_url,
+                    reverse("billing:invoice_pay", args=[invoice.pk]),
+                )
             if outcome.status == "processing":
                 messages.info(request, outcome.message)
                 return redirect("billing:invoice_detail", pk=invoice.pk)
             if outcome.status in ("declined", "failed"):
                 # Nothing was charged: a fresh form (and key) to try again.
                 messages.error(request, outcome.message)
-                form = _pay_form(request, no_credit=no_credit, initial={"method": chosen})
+                # Credit may have been applied first: the page shows what is left.
+                invoice.refresh_from_db()
+                request.access.account.refresh_from_db(fields=["credit_balance"])
+                form = _pay_form(request, invoice, no_credit=no_credit, initial={"method": chosen})
             else:
                 messages.success(request, outcome.message)
                 return redirect("billing:invoice_detail", pk=invoice.pk)
     return _pay_page(request, invoice, form, None)
+
+
+@requires(Perm.INVOICES)
+@require_GET
+def invoice_pay_return(request: AccountRequest, pk: int) -> HttpResponse:
+    """Where the card processor sends the browser back after the card holder's bank
+    (3-D Secure). Its query names the payment; what became of it is asked of the
+    processor, never read from the query."""
+    invoice = _invoice(request, pk)
+    reference = request.GET.get("payment_intent", "")
+    tx = selectors.payment_by_reference(invoice=invoice, reference=reference)
+    card_token = _card_to_save(request, tx.pk if tx is not None else None)
+    try:
+        card = None
+        if card_token:
+            card = services.card_for_saving(card_token)
+        outcome = services.card_payment_return(
+            invoice_id=invoice.pk,
+            account=request.access.account,
+            reference=reference,
+            card_to_save=card,
+            request=request,
+        )
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:invoice_detail", pk=invoice.pk)
+    if outcome.status in ("paid", "partial"):
+        messages.success(request, outcome.message)
+        return redirect("billing:invoice_detail", pk=invoice.pk)
+    if outcome.status in ("declined", "failed"):
+        messages.error(request, outcome.message)
+        return redirect("billing:invoice_pay", pk=invoice.pk)
+    messages.info(request, outcome.message)
+    return redirect("billing:invoice_detail", pk=invoice.pk)
+
+
+@requires(Perm.INVOICES)
+@require_POST
+def invoice_pay_cancel(request: AccountRequest, pk: int) -> HttpResponse:
+    """Give up on a card payment left waiting at the card holder's bank."""
+    invoice = _invoice(request, pk)
+    try:
+        outcome = services.card_payment_cancel(
+            invoice_id=invoice.pk,
+            account=request.access.account,
+            actor=request.user,
+            request=request,
+        )
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:invoice_pay", pk=invoice.pk)
+    if outcome.status in ("paid", "partial"):
+        messages.success(request, outcome.message)
+        return redirect("billing:invoice_detail", pk=invoice.pk)
+    messages.info(request, "The payment was cancelled and nothing was charged: choose how to pay.")
+    return redirect("billing:invoice_pay", pk=invoice.pk)
 
 
 def _pay_page(
@@ -196,10 +309,11 @@ def _pay_page(
             "form": form,
             "processing": processing,
             "processing_message": services.PROCESSING_MESSAGE,
+            "awaiting_authentication": processing is not None
+            and processing.message == services.AWAITING_AUTHENTICATION,
             "credit_balance": request.access.account.credit_balance,
             "bank_details": settings.BILLING_BANK_DETAILS,
-            "takes_new_cards": gateways.card_gateway() is not None,
-            "sandbox": gateways.is_sandbox(),
+            "card_entry": card_entry_context(invoice.balance, invoice.currency, "payment"),
         },
     )
 
@@ -223,27 +337,56 @@ def payment_methods(request: AccountRequest) -> HttpResponse:
 @owner_only
 @require_http_methods(["GET", "POST"])
 @recent_auth_required
-@sensitive_post_parameters(*CARD_FIELDS)
+@sensitive_post_parameters("card_token")
+@card_entry_csp
 def payment_method_add(request: AccountRequest) -> HttpResponse:
     if gateways.card_gateway() is None:
         messages.info(request, "This installation takes no card payments, so no card is stored.")
         return redirect("billing:payment_methods")
+    account = request.access.account
     form = CardForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid() and form.card is not None:
+    if request.method == "POST" and form.is_valid():
         try:
-            method = services.payment_method_add(
-                account=request.access.account, actor=request.user, card=form.card, request=request
+            saved = services.payment_method_add(
+                account=account,
+                actor=request.user,
+                token=form.cleaned_data["card_token"],
+                return_url=request.build_absolute_uri(reverse("billing:payment_method_return")),
+                request=request,
             )
         except services.BillingError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"The {method.label} was saved.")
+            if saved.method is None:
+                return _to_bank(request, saved.redirect_url, reverse("billing:payment_method_add"))
+            messages.success(request, f"The {saved.method.label} was saved.")
             return redirect("billing:payment_methods")
     return render(
         request,
         "billing/payment_method_add.html",
-        {"form": form, "sandbox": gateways.is_sandbox()},
+        {
+            "form": form,
+            "card_entry": card_entry_context(services.ZERO, account.currency, "setup"),
+        },
     )
+
+
+@owner_only
+@require_GET
+def payment_method_return(request: AccountRequest) -> HttpResponse:
+    """Back from the card holder's bank after saving a card (3-D Secure)."""
+    try:
+        method = services.payment_method_save_return(
+            account=request.access.account,
+            actor=request.user,
+            reference=request.GET.get("setup_intent", ""),
+            request=request,
+        )
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+        return redirect("billing:payment_method_add")
+    messages.success(request, f"The {method.label} was saved.")
+    return redirect("billing:payment_methods")
 
 
 @owner_only
@@ -328,4 +471,32 @@ def add_funds(request: AccountRequest) -> HttpResponse:
             "credit_balance": account.credit_balance,
             "currency": account.currency,
         },
+    )
+
+
+@requires(Perm.INVOICES)
+@require_POST
+def sandbox_tokenize(request: AccountRequest) -> HttpResponse:
+    """The sandbox's tokenizer, as a processor's own would be (demonstrations only): the
+    page's script sends the name of a test card and its expiry, never its number, and
+    gets a signed token for the form to post instead of the card."""
+    if not settings.DEMO_MODE or not gateways.is_sandbox():
+        raise Http404("The sandbox takes cards only in demonstrations.")
+    form = SandboxCardForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": form.first_error()}, status=400)
+    try:
+        card = gateways.SANDBOX.test_token(
+            form.cleaned_data["card"], form.cleaned_data["exp_month"], form.cleaned_data["exp_year"]
+        )
+    except gateways.CardRejected as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(
+        {
+            "id": card.token,
+            "brand": card.brand,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+        }
     )

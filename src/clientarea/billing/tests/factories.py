@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
 from clientarea.billing import services
-from clientarea.billing.gateways import CardDetails
+from clientarea.billing.gateways import SANDBOX, SANDBOX_CARDS
 from clientarea.billing.models import Invoice, PaymentMethod
 from clientarea.billing.totals import LineInput
 
@@ -18,8 +18,12 @@ ERROR_CARD = "4000000000000119"
 TEST_CVC = "739"
 
 
-def card(number: str = TEST_CARD, cvc: str = TEST_CVC) -> CardDetails:
-    return CardDetails(number=number, exp_month=12, exp_year=timezone.localdate().year + 2, cvc=cvc)
+def card(number: str = TEST_CARD, *, exp_month: int = 12, exp_year: int | None = None) -> str:
+    """The token the sandbox's tokenizer gives the pay page's script for the test card
+    `number` (what the browser posts instead of the card)."""
+    name = next(name for name, c in SANDBOX_CARDS.items() if c.number == number)
+    year = exp_year if exp_year is not None else timezone.localdate().year + 2
+    return SANDBOX.test_token(name, exp_month, year).token
 
 
 def make_invoice(
@@ -45,7 +49,9 @@ def make_invoice(
 
 
 def make_payment_method(account: Account, number: str = TEST_CARD) -> PaymentMethod:
-    return services.payment_method_add(account=account, actor=account.owner, card=card(number))
+    saved = services.payment_method_add(account=account, actor=account.owner, token=card(number))
+    assert saved.method is not None
+    return saved.method
 
 
 def owner_of(account: Account) -> User:

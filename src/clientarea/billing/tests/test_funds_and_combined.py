@@ -64,13 +64,13 @@ def test_paid_funds_go_to_the_credit_balance_once_with_a_receipt(account: Accoun
     invoice = add(account, "50.00")
     assert invoice.total == D("50.00") and invoice.tax == D("0.00")
     assert balance(account) == D("0.00")  # nothing before it is paid
-    assert pay(invoice, services.PayWithNewCard(card=card())).status == "paid"
+    assert pay(invoice, services.PayWithNewCard(token=card())).status == "paid"
     assert balance(account) == D("50.00")
     entry = CreditEntry.objects.get(kind=CreditEntry.Kind.FUNDS)
     assert entry.amount == D("50.00") and entry.invoice_id == invoice.pk
     assert receipts(account) == 1
     # The same form sent again charges nothing and adds nothing.
-    assert pay(invoice, services.PayWithNewCard(card=card())).status == "paid"
+    assert pay(invoice, services.PayWithNewCard(token=card())).status == "paid"
     assert balance(account) == D("50.00")
     assert CreditEntry.objects.filter(kind=CreditEntry.Kind.FUNDS).count() == 1
     assert AuditEvent.objects.filter(action="credit.funds_added").count() == 1
@@ -157,7 +157,7 @@ def test_the_combined_invoice_pays_each_invoice_exactly(account: Account) -> Non
     assert combined.total == first.total + second.total == D("12.31") + D("41.00")
     assert combined.tax == D("0.00")  # the invoices' own lines carry the tax
     mails_before = receipts(account)
-    assert pay(combined, services.PayWithNewCard(card=card())).status == "paid"
+    assert pay(combined, services.PayWithNewCard(token=card())).status == "paid"
     for inv in (first, second):
         inv.refresh_from_db()
         assert inv.status == "paid" and inv.amount_paid == inv.total
@@ -168,7 +168,7 @@ def test_the_combined_invoice_pays_each_invoice_exactly(account: Account) -> Non
         )
     assert receipts(account) == mails_before + 1  # one receipt, for the one payment
     # A replayed form pays nothing more.
-    pay(combined, services.PayWithNewCard(card=card()))
+    pay(combined, services.PayWithNewCard(token=card()))
     assert Transaction.objects.filter(gateway="combined").count() == 2
     assert balance(account) == D("0.00")
 
@@ -183,7 +183,7 @@ def test_an_invoice_paid_on_its_own_cancels_the_unpaid_combined_invoice(
     combined.refresh_from_db()
     assert combined.status == "cancelled"  # it no longer asks for money not owed
     with pytest.raises(services.BillingError):
-        pay(combined, services.PayWithNewCard(card=card()))
+        pay(combined, services.PayWithNewCard(token=card()))
     second.refresh_from_db()
     assert second.status == "unpaid"
     # Cancelling one of them (staff) cancels its combined invoice too.

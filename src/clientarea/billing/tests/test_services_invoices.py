@@ -87,7 +87,7 @@ def test_cancel_refuses_paid_invoices_and_refund_returns_credit(account: Account
         invoice_id=invoice.pk,
         account=account,
         payer=account.owner,
-        source=services.PayWithNewCard(card=card()),
+        source=services.PayWithNewCard(token=card()),
         idempotency_key="k" * 20,
     )
     with pytest.raises(services.BillingError, match="cannot be cancelled"):

@@ -46,6 +46,8 @@ def stripe_gateway(server: StripeServer, settings: Any) -> Iterator[StripeGatewa
 
 
 def stored_card(account: Account, token: str) -> PaymentMethod:
+    # A card kept at Stripe belongs to the account's customer, made when it was saved.
+    gateways.get_gateway("stripe").customer_for(account)
     return PaymentMethod.objects.create(
         account=account,
         gateway="stripe",
@@ -104,8 +106,9 @@ def test_lost_answers_leave_it_processing_and_the_worker_settles_it_once(
     account: Account, stripe_gateway: StripeGateway, server: StripeServer
 ) -> None:
     invoice = make_invoice(account)
+    card = stored_card(account, "pm_card_visa")
     server.fail_next(*["timeout"] * django_settings.OUTSIDE_CALL_ATTEMPTS)
-    outcome = pay(invoice, stored_card(account, "pm_card_visa"))
+    outcome = pay(invoice, card)
     assert outcome.status == "processing"
     assert len(server.state.charges) == 1  # charged once, whatever the retries
     assert "settled" in services.payments_reconcile_due(now=after_grace())
@@ -119,8 +122,9 @@ def test_the_webhook_settles_it_first_and_the_worker_finds_nothing_to_do(
     account: Account, stripe_gateway: StripeGateway, server: StripeServer
 ) -> None:
     invoice = make_invoice(account)
+    card = stored_card(account, "pm_card_visa")
     server.fail_next(*["timeout"] * django_settings.OUTSIDE_CALL_ATTEMPTS)
-    assert pay(invoice, stored_card(account, "pm_card_visa")).status == "processing"
+    assert pay(invoice, card).status == "processing"
     (intent_id,) = server.state.payment_intents
     payload = json.dumps(server.event("payment_intent.succeeded", server.intent(intent_id)))
     answer = Client().post(
@@ -140,8 +144,9 @@ def test_a_charge_stripe_never_received_is_failed_by_the_worker(
     account: Account, stripe_gateway: StripeGateway, server: StripeServer
 ) -> None:
     invoice = make_invoice(account)
+    card = stored_card(account, "pm_card_visa")
     server.fail_next(*["drop_before"] * django_settings.OUTSIDE_CALL_ATTEMPTS)
-    assert pay(invoice, stored_card(account, "pm_card_visa")).status == "processing"
+    assert pay(invoice, card).status == "processing"
     assert server.state.payment_intents == {}
     assert "1 failed" in services.payments_reconcile_due(now=after_grace())
     assert Transaction.objects.get().status == Transaction.Status.FAILED

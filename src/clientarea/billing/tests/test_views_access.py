@@ -11,7 +11,7 @@ from django.urls import reverse
 from clientarea.accounts.models import Account, Membership
 from clientarea.billing.models import Invoice, PaymentMethod, Transaction
 
-from .factories import make_invoice, make_payment_method
+from .factories import card, make_invoice, make_payment_method
 
 pytestmark = pytest.mark.django_db
 
@@ -81,12 +81,7 @@ def test_payment_method_changes_are_owner_only_even_with_a_forged_post(
     client = login_client(everything.user, account)
     add = reverse("billing:payment_method_add")
     assert client.get(add).status_code == 403
-    forged = {
-        "card_number": "4242424242424242",
-        "exp_month": "12",
-        "exp_year": "2099",
-        "cvc": "123",
-    }
+    forged = {"card_token": card()}
     assert client.post(add, forged).status_code == 403
     remove = reverse("billing:payment_method_remove", args=[method.pk])
     assert client.post(remove).status_code == 403

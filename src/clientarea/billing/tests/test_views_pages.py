@@ -16,7 +16,7 @@ from clientarea.accounts.models import Account, Membership
 from clientarea.billing import services
 from clientarea.billing.models import Invoice, InvoiceCounter, PaymentMethod, Transaction
 
-from .factories import make_invoice, make_payment_method
+from .factories import DECLINED_CARD, card, make_invoice, make_payment_method
 from .pdf_text import pdf_text
 
 pytestmark = pytest.mark.django_db
@@ -140,26 +140,16 @@ def test_pay_page_pays_with_a_new_card_and_never_echoes_it(
     assert key and f'value="{key}"' in page.content.decode()
     assert "save_card" not in page.content.decode()  # only the owner may store a card
     bad = client.post(
-        url,
-        {
-            "method": "new_card",
-            "card_number": "4242424242424241",
-            "exp_month": "1",
-            "exp_year": str(timezone.localdate().year),
-            "cvc": "12",
-            "idempotency_key": key,
-        },
+        url, {"method": "new_card", "card_token": "tok_sandbox_forged", "idempotency_key": key}
     )
     assert bad.status_code == 200
     body = bad.content.decode()
-    assert "That card number is not valid" in body and "3-digit security code" in body
-    assert "4242424242424241" not in body
+    assert "The card could not be read: enter it again." in body
+    assert "tok_sandbox_forged" not in body
+    token = card()
     data = {
         "method": "new_card",
-        "card_number": "4242 4242 4242 4242",
-        "exp_month": "12",
-        "exp_year": str(timezone.localdate().year + 1),
-        "cvc": "739",
+        "card_token": token,
         "idempotency_key": key,
         "save_card": "on",  # forged: ignored for a sub-account
     }
@@ -182,14 +172,7 @@ def test_a_declined_card_shows_why_and_offers_a_fresh_form(
     key = client.get(url).context["form"]["idempotency_key"].value()
     response = client.post(
         url,
-        {
-            "method": "new_card",
-            "card_number": "4000000000000002",
-            "exp_month": "12",
-            "exp_year": str(timezone.localdate().year + 1),
-            "cvc": "739",
-            "idempotency_key": key,
-        },
+        {"method": "new_card", "card_token": card(DECLINED_CARD), "idempotency_key": key},
     )
     assert response.status_code == 200
     assert "declined by the bank" in response.content.decode()
@@ -202,20 +185,89 @@ def test_a_declined_card_shows_why_and_offers_a_fresh_form(
     assert "Declined: Your card was declined by the bank." in page
 
 
-def test_paying_with_credit_and_bank_transfer_through_the_page(
+def test_credit_covering_part_is_offered_as_apply_credit_then_pay_the_rest(
     account: Account, login_client: Callable[..., Client]
 ) -> None:
-    invoice = make_invoice(account)
+    invoice = make_invoice(account)  # 123.00
+    services.credit_add(account_id=account.pk, amount=D("23.00"), reason="x", actor=account.owner)
+    client = login_client(account.owner, account)
+    url = reverse("billing:invoice_pay", args=[invoice.pk])
+    page = client.get(url)
+    form = page.context["form"]
+    body = page.content.decode()
+    # Credit alone would pay only part: it is no method of its own, and the method chosen
+    # by default pays the whole balance.
+    assert [value for value, _ in form.fields["method"].choices] == ["new_card", "bank_transfer"]
+    assert form["method"].value() == "new_card"
+    assert (
+        f"Apply my credit balance (23.00 {account.currency}) first, then pay the rest "
+        f"(100.00 {account.currency}) by the method chosen below"
+    ) in body
+    key = form["idempotency_key"].value()
+    # A forged "credit" method is refused, not taken as a silent partial payment.
+    forged = client.post(url, {"method": "credit", "idempotency_key": key})
+    assert forged.status_code == 200 and "Select a valid choice" in forged.content.decode()
+    invoice.refresh_from_db()
+    assert invoice.balance == D("123.00")
+    done = client.post(
+        url, {"method": "bank_transfer", "apply_credit": "on", "idempotency_key": key}, follow=True
+    )
+    body = done.content.decode()
+    assert f"Your credit of 23.00 {account.currency} was applied." in body
+    assert "Awaiting bank transfer" in body
+    invoice.refresh_from_db()
+    assert invoice.balance == D("100.00") and invoice.awaiting_transfer_since is not None
+    transfer = Transaction.objects.get(status="pending")
+    assert transfer.amount == D("100.00")
+    # The same form again applies nothing more.
+    client.post(url, {"method": "bank_transfer", "apply_credit": "on", "idempotency_key": key})
+    account.refresh_from_db()
+    assert account.credit_balance == 0 and Transaction.objects.count() == 2
+
+
+def test_apply_credit_then_a_declined_card_says_the_credit_was_applied(
+    account: Account, login_client: Callable[..., Client]
+) -> None:
+    invoice = make_invoice(account)  # 123.00
     services.credit_add(account_id=account.pk, amount=D("23.00"), reason="x", actor=account.owner)
     client = login_client(account.owner, account)
     url = reverse("billing:invoice_pay", args=[invoice.pk])
     key = client.get(url).context["form"]["idempotency_key"].value()
-    client.post(url, {"method": "credit", "idempotency_key": key})
+    response = client.post(
+        url,
+        {
+            "method": "new_card",
+            "card_token": card(DECLINED_CARD),
+            "apply_credit": "on",
+            "idempotency_key": key,
+        },
+    )
+    body = response.content.decode()
+    assert "was applied; Your card was declined by the bank." in body
     invoice.refresh_from_db()
     assert invoice.balance == D("100.00")
-    key = client.get(url).context["form"]["idempotency_key"].value()
-    page = client.post(url, {"method": "bank_transfer", "idempotency_key": key}, follow=True)
-    assert "Awaiting bank transfer" in page.content.decode()
+    # The page now offers the rest, without credit (none is left).
+    assert "apply_credit" not in response.context["form"].fields
+    key = response.context["form"]["idempotency_key"].value()
+    paid = client.post(
+        url, {"method": "new_card", "card_token": card(), "idempotency_key": key}, follow=True
+    )
+    assert "is paid" in paid.content.decode()
+    assert Transaction.objects.get(status="succeeded", gateway="sandbox").amount == D("100.00")
+
+
+def test_credit_that_covers_the_balance_is_the_default_method(
+    account: Account, login_client: Callable[..., Client]
+) -> None:
+    invoice = make_invoice(account)  # 123.00
+    services.credit_add(account_id=account.pk, amount=D("200.00"), reason="x", actor=account.owner)
+    client = login_client(account.owner, account)
+    url = reverse("billing:invoice_pay", args=[invoice.pk])
+    form = client.get(url).context["form"]
+    assert form["method"].value() == "credit" and "apply_credit" not in form.fields
+    key = form["idempotency_key"].value()
+    done = client.post(url, {"method": "credit", "idempotency_key": key}, follow=True)
+    assert "is paid" in done.content.decode()
 
 
 def test_a_sub_account_sees_only_brand_and_last_four(
@@ -257,23 +309,16 @@ def test_the_owner_adds_a_card_after_confirming_the_password_and_removes_it(
     session.save()
     year = str(timezone.localdate().year + 2)
     expired = client.post(
-        add,
-        {
-            "card_number": "4242424242424242",
-            "exp_month": "1",
-            "exp_year": str(timezone.localdate().year - 1),
-            "cvc": "123",
-        },
+        add, {"card_token": card(exp_month=1, exp_year=timezone.localdate().year - 1)}
     )
     assert expired.status_code == 200 and PaymentMethod.objects.count() == 0
-    not_test = client.post(
-        add, {"card_number": "4111111111111111", "exp_month": "5", "exp_year": year, "cvc": "123"}
-    )
-    assert "test card numbers" in not_test.content.decode()
+    assert "This card has expired." in expired.content.decode()
+    forged = client.post(add, {"card_token": "tok_sandbox_4111111111111111"})
+    assert "enter it again" in forged.content.decode()
+    missing = client.post(add, {})
+    assert "needs JavaScript" in missing.content.decode()
     ok = client.post(
-        add,
-        {"card_number": "5555555555554444", "exp_month": "5", "exp_year": year, "cvc": "123"},
-        follow=True,
+        add, {"card_token": card("5555555555554444", exp_month=5, exp_year=int(year))}, follow=True
     )
     assert "Mastercard ending in 4444 was saved" in ok.content.decode()
     method = PaymentMethod.objects.get()
@@ -305,9 +350,9 @@ def test_nav_item_and_dashboard_tile(
     assert "Unpaid invoices" not in body and ">Billing<" not in body
 
 
-@pytest.mark.parametrize("number", ["abcd", "4242 4242 4242 4²42", "²²²²²²²²²²²²²", "x" * 400])
-def test_a_card_number_that_is_not_digits_gets_a_message_not_an_error(
-    account: Account, login_client: Callable[..., Client], number: str
+@pytest.mark.parametrize("token", ["abcd", "tok_sandbox_4²42", "tok\u0000", "x" * 400, " "])
+def test_a_card_token_that_is_no_token_gets_a_message_not_an_error(
+    account: Account, login_client: Callable[..., Client], token: str
 ) -> None:
     invoice = make_invoice(account)
     client = login_client(account.owner, account)
@@ -315,17 +360,11 @@ def test_a_card_number_that_is_not_digits_gets_a_message_not_an_error(
     key = client.get(url).context["form"]["idempotency_key"].value()
     response = client.post(
         url,
-        {
-            "method": "new_card",
-            "card_number": number,
-            "exp_month": "12",
-            "exp_year": str(timezone.localdate().year + 1),
-            "cvc": "²²²",
-            "idempotency_key": key,
-        },
+        {"method": "new_card", "card_token": token, "idempotency_key": key},
     )
     assert response.status_code == 200
-    assert 'class="errorlist' in response.content.decode()  # told what is wrong
+    body = response.content.decode()
+    assert "enter it again" in body or "card details again" in body or "needs JavaScript" in body
     assert Transaction.objects.count() == 0
 
 
@@ -405,8 +444,7 @@ def test_without_a_card_gateway_no_card_is_offered_or_taken(
     assert response.status_code == 302
     forged = client.post(
         reverse("billing:invoice_pay", args=[invoice.pk]),
-        {"method": "new_card", "card_number": "4242424242424242", "exp_month": "12",
-         "exp_year": "2030", "cvc": "123", "idempotency_key": "k" * 32},
+        {"method": "new_card", "card_token": card(), "idempotency_key": "k" * 32},
     )  # fmt: skip
     assert forged.status_code == 200
     invoice.refresh_from_db()
