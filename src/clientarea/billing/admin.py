@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from clientarea.accounts.models import User
 
@@ -276,7 +277,25 @@ class InvoiceAdmin(admin.ModelAdmin):
             "awaiting_transfer_since",
             "paid_at",
             "notes",
+            "card_refunds",
         ]
+
+    @admin.display(description="card refunds")
+    def card_refunds(self, obj: Invoice) -> str:
+        """Refunds through Stripe: one being processed, and the link to make one."""
+        in_flight = refunds.refund_in_flight(obj)
+        if in_flight is not None:
+            return format_html(
+                "A refund of {} {} is being processed: Stripe has not confirmed it yet.",
+                in_flight.amount,
+                in_flight.currency,
+            )
+        if not refunds.refundable_payments(obj):
+            return "No card payment to refund through Stripe."
+        return format_html(
+            '<a href="{}">Refund a card payment through Stripe…</a>',
+            reverse("admin:billing_invoice_refund_card", args=[obj.pk]),
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [] if obj is None else self.get_fields(request, obj)

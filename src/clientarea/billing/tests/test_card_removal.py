@@ -181,3 +181,57 @@ def test_the_owner_is_told_on_the_page_not_a_500(
     answer = client.post(url)
     assert answer.status_code == 302
     assert not PaymentMethod.objects.exists()
+
+
+def test_cards_removed_with_an_ownership_transfer_are_detached_once_committed(
+    gateway: StripeGateway,
+    server: StripeServer,
+    account: Account,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from clientarea.accounts import ownership
+    from clientarea.accounts.tests.factories import UserFactory
+
+    method = saved_card(gateway, server, account)
+    with django_capture_on_commit_callbacks(execute=True):
+        ownership.ownership_transfer_by_staff(
+            account=account,
+            staff=UserFactory(is_staff=True),
+            new_owner=UserFactory(),
+            reason="Company sold",
+            former_owner_stays=False,
+            keep_payment_methods=False,
+        )
+    assert not PaymentMethod.objects.exists()
+    assert server.state.payment_methods[method.token]["customer"] is None
+
+
+def test_a_transfer_is_not_undone_when_stripe_cannot_detach(
+    gateway: StripeGateway,
+    server: StripeServer,
+    account: Account,
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from clientarea.accounts import ownership
+    from clientarea.accounts.tests.factories import UserFactory
+
+    method = saved_card(gateway, server, account)
+    new_owner = UserFactory()
+    down = StripeGateway(secret_key=server.secret_key, api_base="http://127.0.0.1:9", timeout=1.0)
+    with (
+        mock.patch.dict(gateways.GATEWAYS, {"stripe": down}),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        ownership.ownership_transfer_by_staff(
+            account=account,
+            staff=UserFactory(is_staff=True),
+            new_owner=new_owner,
+            reason="Company sold",
+            former_owner_stays=False,
+            keep_payment_methods=False,
+        )
+    account.refresh_from_db()
+    assert account.owner == new_owner
+    assert not PaymentMethod.objects.exists()
+    assert f"Stored card {method.pk}" in caplog.text  # staff detach it by hand

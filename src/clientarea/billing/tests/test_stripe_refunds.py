@@ -189,6 +189,10 @@ def test_an_answer_lost_stays_processing_until_the_worker_settles_it_once(
     server.fail_next(*["timeout"] * django_settings.OUTSIDE_CALL_ATTEMPTS)
     outcome = refund(payment, staff, "40.00")
     assert outcome.status == "processing"
+    admin_client = Client()
+    admin_client.force_login(staff)
+    change = admin_client.get(reverse("admin:billing_invoice_change", args=[invoice.pk]))
+    assert "A refund of 40.00 EUR is being processed" in change.content.decode()
     assert len(server.state.refunds) == 1  # made once, whatever the retries
     assert refunds_of(payment) == [("processing", D("40.00"))]
     # Meanwhile nothing more can be refunded, to the card or to credit.
@@ -367,8 +371,9 @@ def test_staff_refund_part_of_a_payment_in_the_back_office(
     assert refunds_of(payment) == [("succeeded", D("12.50"))]
     (made,) = server.state.refunds.values()
     assert made["reason"] == "requested_by_customer"
-    change = admin_client.get(answer["Location"])
-    assert "12.50 EUR was refunded to the card" in change.content.decode()
+    change = admin_client.get(answer["Location"]).content.decode()
+    assert "12.50 EUR was refunded to the card" in change
+    assert url in change  # 87.50 is left: the page links to the refund page
 
 
 @pytest.mark.parametrize(
