@@ -143,6 +143,20 @@ ROUTES: tuple[Route, ...] = (
     Route("billing:invoice_pdf", GET, "permission:invoices", object_param="pk"),
     Route("billing:invoice_pay", GET_POST, "permission:invoices", object_param="pk"),
     Route(
+        "billing:invoice_pay_return",
+        GET,
+        "permission:invoices",
+        object_param="pk",
+        note="back from 3-D Secure: the processor is asked, the query only names the payment",
+    ),
+    Route(
+        "billing:invoice_pay_cancel",
+        POST,
+        "permission:invoices",
+        object_param="pk",
+        note="give up on a payment left waiting at the card holder's bank",
+    ),
+    Route(
         "billing:pay_several",
         POST,
         "permission:invoices",
@@ -151,6 +165,13 @@ ROUTES: tuple[Route, ...] = (
     Route("billing:add_funds", GET_POST, "permission:invoices", note="Add Funds"),
     Route("billing:payment_methods", GET, "permission:invoices"),
     Route("billing:payment_method_add", GET_POST, "owner"),
+    Route("billing:payment_method_return", GET, "owner", note="back from 3-D Secure"),
+    Route(
+        "billing:sandbox_tokenize",
+        POST,
+        "permission:invoices",
+        note="the sandbox's tokenizer: DEMO_MODE only (404 otherwise); a card's name, no number",
+    ),
     Route("billing:payment_method_remove", POST, "owner", object_param="pk"),
     Route(
         "billing:stripe_webhook",

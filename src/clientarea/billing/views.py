@@ -142,6 +142,8 @@ def _source(form: PayForm) -> services.PaySource:
 # The card a payment should keep once the card holder's bank confirmed it (3-D Secure):
 # what may be shown of it, kept in the payer's own session until the return.
 SESSION_CARD_TO_SAVE = "billing_card_to_save"
+# The card save (the processor's id of it) waiting at the card holder's bank.
+SESSION_CARD_SAVE = "billing_card_save"
 
 
 def _remember_card_to_save(request: AccountRequest, tx: Transaction, card_token: str) -> None:
@@ -358,6 +360,8 @@ def payment_method_add(request: AccountRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             if saved.method is None:
+                # Only the save started here may be finished by the return page.
+                request.session[SESSION_CARD_SAVE] = saved.reference
                 return _to_bank(request, saved.redirect_url, reverse("billing:payment_method_add"))
             messages.success(request, f"The {saved.method.label} was saved.")
             return redirect("billing:payment_methods")
@@ -374,12 +378,18 @@ def payment_method_add(request: AccountRequest) -> HttpResponse:
 @owner_only
 @require_GET
 def payment_method_return(request: AccountRequest) -> HttpResponse:
-    """Back from the card holder's bank after saving a card (3-D Secure)."""
+    """Back from the card holder's bank after saving a card (3-D Secure). The query
+    names the save; only the one this session started is taken, and what became of it
+    is asked of the processor."""
+    reference = request.GET.get("setup_intent", "")
+    started = request.session.pop(SESSION_CARD_SAVE, "")
     try:
+        if not reference or reference != started:
+            raise services.BillingError("The card was not saved: add it again.")
         method = services.payment_method_save_return(
             account=request.access.account,
             actor=request.user,
-            reference=request.GET.get("setup_intent", ""),
+            reference=reference,
             request=request,
         )
     except services.BillingError as exc:
