@@ -92,5 +92,23 @@ def stripe_settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     return errors
 
 
+def card_gateway_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A BILLING_CARD_GATEWAY this installation cannot use would break every pay page."""
+    from .gateways import CARD_GATEWAY_CODES
+
+    code = settings.BILLING_CARD_GATEWAY
+    if code and code not in CARD_GATEWAY_CODES:
+        return [
+            Error(
+                f"BILLING_CARD_GATEWAY={code!r} is not a card gateway of this installation.",
+                hint=f"Use one of {', '.join(CARD_GATEWAY_CODES)}, or leave it empty for "
+                "no card payments (credit and bank transfer only).",
+                id="billing.E007",
+            )
+        ]
+    return []
+
+
 def register() -> None:
     checks.register(stripe_settings_check, Tags.security, deploy=True)
+    checks.register(card_gateway_check)

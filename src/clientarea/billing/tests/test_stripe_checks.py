@@ -102,3 +102,14 @@ def test_the_check_runs_with_check_deploy(stripe_configured: Any) -> None:
     )
     with pytest.raises(SystemCheckError, match="STRIPE_WEBHOOK_SECRET"):
         call_command("check", "--deploy", "--fail-level", "ERROR")
+
+
+def test_an_unknown_card_gateway_is_reported_by_every_check(settings: Any) -> None:
+    from clientarea.billing.checks import card_gateway_check
+
+    settings.BILLING_CARD_GATEWAY = "paypal"
+    (error,) = card_gateway_check()
+    assert error.id == "billing.E007" and "'paypal'" in error.msg
+    for code in ("", "sandbox", "stripe"):
+        settings.BILLING_CARD_GATEWAY = code
+        assert card_gateway_check() == []
