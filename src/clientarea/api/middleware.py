@@ -7,8 +7,9 @@ For every request under ``/api/``:
   browser sends along;
 - an answer Django gives outside the API's views (an unknown URL, an unexpected error
   in a middleware) is turned into ``application/problem+json``: never an HTML page;
-- responses are ``Cache-Control: no-store`` and vary on ``Authorization`` (except the
-  schema and its docs page, which hold nothing of any account).
+- responses are ``Cache-Control: no-store`` and vary on ``Authorization`` (and on
+  ``Cookie``, like every page: the schema and docs hold no account data, but nothing
+  under /api/ is worth a cached copy).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from .problems import CONTENT_TYPE, problem_response
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-PUBLIC_PATHS = ("/api/v1/schema", "/api/v1/docs")
 
 
 def is_api(request: HttpRequest) -> bool:
@@ -47,9 +47,8 @@ class ApiBoundaryMiddleware:
             (CONTENT_TYPE, "application/json")
         ):
             response = problem_response(response.status_code)
-        if not request.path_info.startswith(PUBLIC_PATHS):
-            add_never_cache_headers(response)
-            patch_vary_headers(response, ("Authorization",))
+        add_never_cache_headers(response)
+        patch_vary_headers(response, ("Authorization", "Cookie"))
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
