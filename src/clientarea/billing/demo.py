@@ -62,6 +62,31 @@ def _paid_by_card(invoice: Invoice, payer: User, card: PaymentMethod) -> None:
     services.card_payment_record(tx.pk, answer)
 
 
+def _new_card_attempt(invoice: Invoice, payer: User, card_name: str) -> None:
+    """A payment with a new card as the pay page makes it: the browser's token for a
+    sandbox test card, recorded as processing, the sandbox's answer recorded."""
+    today = timezone.localdate()
+    token = SANDBOX.test_token(card_name, 11, today.year + 2)
+    begun = services.card_payment_begin(
+        invoice_id=invoice.pk,
+        account=invoice.account,
+        payer=payer,
+        source=services.PayWithNewCard(token=token.token),
+        new_card_token=token,
+        idempotency_key=_key(),
+    )
+    assert not isinstance(begun, services.PaymentOutcome)
+    tx, _gateway, card_token = begun
+    answer = SANDBOX.charge(
+        amount=tx.amount,
+        currency=tx.currency,
+        token=card_token,
+        idempotency_key=tx.idempotency_key,
+        description=f"INV-{invoice.number}",
+    )
+    services.card_payment_record(tx.pk, answer)
+
+
 def load(ctx: DemoContext) -> None:
     today = timezone.localdate()
 
@@ -102,7 +127,7 @@ def load(ctx: DemoContext) -> None:
         actor=ctx.staff,
     )
     _paid_by_card(paid_by_accountant, ctx.accountant, card)
-    services.invoice_create(
+    overdue = services.invoice_create(
         account=main,
         issue_date=today - days(30),
         due_date=today - days(16),
@@ -111,7 +136,9 @@ def load(ctx: DemoContext) -> None:
             LineInput("Extra mailboxes", D("3"), D("1.75"), VAT),
         ],
         actor=ctx.staff,
-    )  # overdue
+    )
+    # Still overdue: the accountant's card was declined (listed with the bank's reason).
+    _new_card_attempt(overdue, ctx.accountant, "insufficient_funds")
     cancelled = services.invoice_create(
         account=main,
         issue_date=today - days(20),
