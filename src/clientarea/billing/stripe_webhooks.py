@@ -61,6 +61,7 @@ from .stripe_gateway import (
     RefundResult,
     StripeAmountError,
     _ref,
+    card_brand,
     intent_from_stripe,
     refund_from_stripe,
     to_minor,
@@ -309,7 +310,7 @@ def on_setup_intent_succeeded(card: CardSummary | None, obj: dict[str, Any]) -> 
         account,
         None,
         GATEWAY_CODE,
-        CardToken(method_id, card.brand.title(), card.last4, card.exp_month, card.exp_year),
+        CardToken(method_id, card_brand(card.brand), card.last4, card.exp_month, card.exp_year),
     )
     return f"card {method_id}: stored ({method.pk})"
 
