@@ -17,6 +17,9 @@ ACTION_LABELS: dict[str, str] = {
     "contact.added": "Contact added",
     "contact.changed": "Contact changed",
     "contact.removed": "Contact removed",
+    "api_token.created": "API token created",
+    "api_token.revoked": "API token revoked",
+    "api_token.voided": "API token ended with its creator's access or ownership",
 }
 
 

@@ -200,3 +200,17 @@ def test_rate_limit_is_per_token_with_retry_after(account: Account, settings: An
     assert 1 <= int(limited["Retry-After"]) <= 61
     assert "wait" in body["detail"]
     assert api_get(second, ACCOUNT).status_code == 200  # another token counts on its own
+
+
+def test_rate_window_ends_and_counting_starts_again(settings: Any) -> None:
+    from django.core.cache import cache
+
+    from clientarea.api.throttling import rate_consume
+
+    cache.clear()
+    settings.API_RATE_LIMIT = (2, 60)
+    start = 60 * 1000 + 5.0
+    assert rate_consume("t", start) is None
+    assert rate_consume("t", start + 1) is None
+    assert rate_consume("t", start + 2) == pytest.approx(53.0)
+    assert rate_consume("t", start + 55) is None  # the next window
