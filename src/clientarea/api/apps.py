@@ -15,3 +15,4 @@ class ApiConfig(AppConfig):
         ownership_transferred.connect(
             receivers.on_ownership_transferred, dispatch_uid="api.tokens.ownership_transferred"
         )
+        receivers.connect_scope_kinds()

@@ -327,6 +327,34 @@ def token_void_for_ownership_moved(*, account: Account, former_owner: User) -> i
     )
 
 
+@transaction.atomic
+def token_scope_item_forget(*, kind: str, obj_id: int, account_id: int) -> int:
+    """A service or domain left `account_id`: take it out of every token scope of that
+    account that named it, as ``accounts.services.scope_item_forget`` does for grants, so
+    it is not reached again if it ever comes back. Returns how many tokens changed."""
+    changed = 0
+    rows = ApiToken.objects.select_for_update(of=("self",)).filter(
+        account_id=account_id, scope__isnull=False, revoked_at__isnull=True
+    )
+    for token in rows.select_related("account"):
+        before = token.scope_items or {}
+        if obj_id not in before.get(kind, frozenset()):
+            continue
+        after = {k: set(v) - ({obj_id} if k == kind else set()) for k, v in before.items()}
+        stored = scope_to_json(after)
+        audit_record(
+            action="api_token.scope_item_removed",
+            account=token.account,
+            target=token,
+            target_label=token.name,
+            changes={"scope": [token.scope, stored], "removed": {kind: obj_id}},
+        )
+        token.scope = stored
+        token.save(update_fields=["scope"])
+        changed += 1
+    return changed
+
+
 # --- authentication -------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ ACTION_LABELS: dict[str, str] = {
     "api_token.created": "API token created",
     "api_token.revoked": "API token revoked",
     "api_token.voided": "API token ended with its creator's access or ownership",
+    "api_token.scope_item_removed": "API token: a service or domain left its scope",
 }
 
 

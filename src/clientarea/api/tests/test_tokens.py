@@ -289,3 +289,25 @@ def test_ownership_moved_without_the_signal_still_refused(account: Account) -> N
     with pytest.raises(TokenRefused) as refused:
         _authenticate(secret)
     assert refused.value.code == "ownership_moved"
+
+
+def test_a_service_leaving_the_account_leaves_every_token_scope(
+    account: Account, other_account: Account
+) -> None:
+    kept, moved = ServiceFactory(account=account), ServiceFactory(account=account)
+    token, secret = make_token(
+        account, codes=["products"], scope={"service": [kept.pk, moved.pk], "domain": []}
+    )
+    moved.account = other_account
+    moved.save()
+    token.refresh_from_db()
+    assert token.scope == {"service": [kept.pk], "domain": []}
+    assert AuditEvent.objects.filter(action="api_token.scope_item_removed").count() == 1
+    # Back in the account later: the token does not reach it again.
+    moved.account = account
+    moved.save()
+    assert _authenticate(secret).access.scope_ids("service") == {kept.pk}
+    kept.delete()
+    token.refresh_from_db()
+    assert token.scope == {"service": [], "domain": []}
+    assert _authenticate(secret).access.scope_ids("service") == frozenset()
