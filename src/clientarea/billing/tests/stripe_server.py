@@ -294,7 +294,8 @@ class StripeServer:
         self.operations = load_operations()
         self.state = State()
         self.lock = threading.RLock()
-        self.failures: list[str] = []
+        # (failure, "METHOD /path" it is meant for, or "" for any request)
+        self.failures: list[tuple[str, str]] = []
         # How many of the next successful confirmations stay "processing".
         self.processing_next = 0
         # The status of the next refunds made ("pending": settled by settle_refund).
@@ -345,12 +346,24 @@ class StripeServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def fail_next(self, *failures: str) -> None:
+    def fail_next(self, *failures: str, on: str = "") -> None:
+        """The next requests fail so, one failure each. With `on` ("POST
+        /v1/payment_intents"), only requests of that method and path do; the others
+        (reading the card first, say) are answered as usual."""
         unknown = set(failures) - set(FAILURES)
         if unknown:
             raise ValueError(f"unknown failure {sorted(unknown)}")
         with self.lock:
-            self.failures.extend(failures)
+            self.failures.extend((failure, on) for failure in failures)
+
+    def _next_failure(self, method: str, path: str) -> str:
+        """The first failure waiting for this request ("" for none), taken."""
+        with self.lock:
+            for i, (failure, on) in enumerate(self.failures):
+                if not on or on == f"{method} {path}":
+                    del self.failures[i]
+                    return failure
+            return ""
 
     # the browser's side, which no server call of ours can do
 
@@ -487,8 +500,7 @@ class StripeServer:
         if url.path.startswith("/3ds/"):
             self._challenge(handler, method, url.path, parse_qsl(body))
             return
-        with self.lock:
-            failure = self.failures.pop(0) if self.failures else ""
+        failure = self._next_failure(method, url.path)
         if failure == "drop_before":
             self._drop(handler)
             return
