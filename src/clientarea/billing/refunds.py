@@ -20,9 +20,10 @@ a worker job, asks Stripe and records its answer.
 
 What a refund changes here: the refund is a transaction of the invoice (the payment list
 shows it); once everything paid for an invoice is refunded, the invoice is "refunded".
-A partial refund leaves a paid invoice paid. Refunds never touch the credit balance (the
-money goes back to the card); ``services.invoice_refund`` refunds to credit only what no
-refund has returned yet.
+A partial refund leaves a paid invoice paid. Only a paid invoice is refunded to the card:
+it takes no payment, so a refund in flight never meets a payment in flight. Refunds never
+touch the credit balance (the money goes back to the card); ``services.invoice_refund``
+refunds to credit only what no refund has returned yet.
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ def refund_in_flight(invoice: Invoice) -> Transaction | None:
 
 
 def refundable_payments(invoice: Invoice) -> list[tuple[Transaction, Decimal]]:
-    """The invoice's Stripe card payments with something left to refund, and how much."""
-    if invoice.status not in (Invoice.Status.PAID, Invoice.Status.UNPAID):
+    """The Stripe card payments of a paid invoice with something left to refund, and
+    how much."""
+    if invoice.status != Invoice.Status.PAID:
         return []
     payments = Transaction.objects.filter(
         invoice=invoice,
@@ -185,10 +187,13 @@ def _refund_begin(
         ).first()
         if payment is None:
             raise RefundError(f"Choose a card payment of invoice #{invoice.number} to refund.")
-        if invoice.status not in (Invoice.Status.PAID, Invoice.Status.UNPAID):
+        if invoice.status != Invoice.Status.PAID:
+            # A refund in flight must never meet a payment in flight (one processing
+            # transaction per invoice): only a paid invoice, which takes no payment, is
+            # refunded to the card. A partly paid one is refunded to credit or cancelled.
             raise RefundError(
-                f"Invoice #{invoice.number} is {invoice.get_status_display().lower()}: "
-                "nothing of it can be refunded."
+                f"Invoice #{invoice.number} is {invoice.display_status_label.lower()}: only a "
+                "paid invoice is refunded to the card (refund a partly paid one to credit)."
             )
         if Transaction.objects.filter(
             invoice=invoice, status=Transaction.Status.PROCESSING
@@ -216,13 +221,6 @@ def _refund_begin(
                 f"{amount} is not an amount of {invoice.currency} the card processor can "
                 "refund (too many decimals for the currency)."
             ) from None
-        if invoice.status == Invoice.Status.UNPAID and amount < invoice_refundable(invoice):
-            # Refunding part of a partly paid invoice would leave it asking for money
-            # already paid; refund it all (the invoice is then refunded) or wait.
-            raise RefundError(
-                f"Invoice #{invoice.number} is not paid in full: refund all that was paid "
-                f"({invoice_refundable(invoice)} {invoice.currency}), or refund it once paid."
-            )
         grace = datetime.timedelta(seconds=settings.PENDING_CHANGE_GRACE_SECONDS)
         tx = Transaction.objects.create(
             invoice=invoice,
@@ -536,13 +534,16 @@ def _record_outside_refund(payment: Transaction, result: RefundResult) -> str:
         )
         return f"{result.id}: currency differs, not recorded"
     pending = result.status != "succeeded"
-    if (
-        pending
-        and Transaction.objects.filter(
-            invoice=invoice, status=Transaction.Status.PROCESSING
-        ).exists()
-    ):
-        return f"{result.id}: pending at Stripe, recorded once it succeeds"
+    in_flight = Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PROCESSING)
+    if pending and (invoice.status != Invoice.Status.PAID or in_flight.exists()):
+        # Not recorded as processing where it could meet a payment in flight.
+        logger.error(
+            "Refund %s of invoice #%s, made in Stripe's dashboard, is pending there: not "
+            "recorded; record it once it succeeds",
+            result.id,
+            invoice.number,
+        )
+        return f"{result.id}: pending at Stripe, not recorded"
     key = f"stripe-{result.id}"[:64]
     if Transaction.objects.filter(idempotency_key=key).exists():
         return f"{result.id}: already recorded"

@@ -63,8 +63,11 @@ def transactions_for_invoice(*, invoice: Invoice) -> QuerySet[Transaction]:
 
 
 def processing_payment_for(*, invoice: Invoice) -> Transaction | None:
-    """The invoice's card payment sent to the processor and not confirmed yet, if any."""
-    return Transaction.objects.filter(invoice=invoice, status=Transaction.Status.PROCESSING).first()
+    """The invoice's card payment sent to the processor and not confirmed yet, if any
+    (not a card refund being processed: see ``refunds``)."""
+    return Transaction.objects.filter(
+        invoice=invoice, kind=Transaction.Kind.PAYMENT, status=Transaction.Status.PROCESSING
+    ).first()
 
 
 def payment_by_reference(*, invoice: Invoice, reference: str) -> Transaction | None:

@@ -80,8 +80,15 @@ def invoice_detail(request: AccountRequest, pk: int) -> HttpResponse:
             "invoice": invoice,
             "lines": list(invoice.lines.all()),
             "transactions": transactions,
+            # A card payment in flight (a card refund in flight is listed as processing).
             "processing": next(
-                (t for t in transactions if t.status == Transaction.Status.PROCESSING), None
+                (
+                    t
+                    for t in transactions
+                    if t.kind == Transaction.Kind.PAYMENT
+                    and t.status == Transaction.Status.PROCESSING
+                ),
+                None,
             ),
             "site_address": settings.SITE_ADDRESS,
         },

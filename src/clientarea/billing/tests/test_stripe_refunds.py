@@ -445,3 +445,32 @@ def test_the_refund_action_leads_to_the_refund_page(
     )
     assert answer.status_code == 302
     assert answer["Location"] == reverse("admin:billing_invoice_refund_card", args=[invoice.pk])
+
+
+def test_only_a_paid_invoice_is_refunded_to_the_card(
+    gateway: StripeGateway, server: StripeServer, account: Account, staff: User
+) -> None:
+    invoice, payment = paid_by_stripe(gateway, account)
+    Invoice.objects.filter(pk=invoice.pk).update(status=Invoice.Status.UNPAID)
+    invoice.refresh_from_db()
+    with pytest.raises(refunds.RefundError, match="only a paid invoice is refunded to the card"):
+        refund(payment, staff)
+    assert refunds.refundable_payments(invoice) == []
+    assert server.state.refunds == {}
+
+
+def test_the_customer_never_sees_a_refund_in_flight_as_a_payment_in_flight(
+    gateway: StripeGateway,
+    server: StripeServer,
+    account: Account,
+    staff: User,
+    login_client: Any,
+) -> None:
+    invoice, payment = paid_by_stripe(gateway, account)
+    server.refund_status.append("pending")
+    assert refund(payment, staff).status == "processing"
+    page = login_client(account.owner, account).get(
+        reverse("billing:invoice_detail", args=[invoice.pk])
+    )
+    assert page.status_code == 200
+    assert "is being processed" not in page.content.decode()
