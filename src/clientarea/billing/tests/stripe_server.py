@@ -47,6 +47,12 @@ the browser's ``stripe.createPaymentMethod``: a new PaymentMethod of a test card
 the page posts to us. ``hold_next_in_processing``
 leaves the next confirmations "processing" until ``settle_processing``.
 
+Refunds: ``POST /v1/refunds`` refunds a succeeded intent's charge (at most what is left of
+it, keeping ``metadata``), ``GET /v1/refunds`` lists them (newest first, by
+``payment_intent`` or ``charge``). ``refund_status`` makes the next refunds "pending"
+until ``settle_refund``; ``refund_outside`` is a refund made in Stripe's dashboard;
+``charge_of`` gives the charge as a ``charge.refunded`` event carries it.
+
 Failures of the network, switched on by the tests (``fail_next``): ``"timeout"`` (the
 request is carried out, the answer never comes), ``"drop"`` (carried out, then the
 connection is closed without an answer), ``"drop_before"`` (closed before anything is
