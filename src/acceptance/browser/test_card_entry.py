@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, unquote_plus
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 
 from acceptance.browser.conftest import Shots, assert_accessible
 from acceptance.browser.helpers import confirm_password_if_asked, log_in, time_passes
@@ -113,10 +114,12 @@ def _type_card(page: Any, number: str) -> None:
     page.get_by_label("Security code (CVC)").fill(CVC)
 
 
-def _card_error(page: Any) -> str:
-    errors = page.locator("[data-card-errors]")
-    errors.filter(has_text=re.compile(r"\S")).wait_for()
-    return errors.inner_text().strip()
+def _expect_card_error(page: Any, message: str) -> None:
+    """The card script's message under the card's fields (waited for: it may come from
+    the tokenizer's answer)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-card-errors]")).to_have_text(message)
 
 
 def _pay_button(page: Any) -> Any:
@@ -183,15 +186,30 @@ def test_paying_and_saving_a_card_never_sends_the_number(
     tokenized_before = len(network.to(base, TOKENIZER_PATH))
     for number, message in (
         (NOT_LUHN, "That card number is not valid: check the digits."),
-        (NOT_A_TEST_CARD, "use one of its test card numbers"),
+        (
+            NOT_A_TEST_CARD,
+            "This is a test (sandbox) gateway: use one of its test card numbers.",
+        ),
     ):
         _type_card(page, number)
         posts_before = len(network.posts(base))
         _pay_button(page).click()
-        assert message in _card_error(page)
+        _expect_card_error(page, message)
         assert len(network.to(base, TOKENIZER_PATH)) == tokenized_before
         assert len(network.posts(base)) == posts_before
         shots(page, f"refused by the script {number}")
+
+    # The tokenizer's own refusal is shown in its words (a page left open since last
+    # year still offers last year as the expiry year).
+    last_year = str(timezone.localdate().year - 1)
+    page.get_by_label("Expiry year").evaluate("(s, y) => s.add(new Option(y, y), 1)", last_year)
+    _type_card(page, VISA)
+    page.get_by_label("Expiry year").select_option(last_year)
+    _pay_button(page).click()
+    _expect_card_error(page, "This card has expired.")
+    assert len(network.to(base, TOKENIZER_PATH)) == tokenized_before + 1
+    assert len(network.posts(base)) == posts_before + 1  # the tokenizer only
+    tokenized_before += 1
 
     # Credit first, then a declined card: the credit stays applied and the page says so.
     credit_box = page.get_by_label("Apply my credit balance (50.00 EUR) first")
@@ -238,7 +256,7 @@ def test_paying_and_saving_a_card_never_sends_the_number(
     )
 
     # What was posted to the client area: tokens, never the card.
-    assert len(network.to(base, TOKENIZER_PATH)) == 3
+    assert len(network.to(base, TOKENIZER_PATH)) == 4
     form_posts = [
         r
         for r in network.posts(base)
@@ -324,7 +342,7 @@ def test_a_sub_account_pays_with_a_new_card_and_the_owners_stored_card(
     settings.DEMO_MODE = True
     base = live_server.url
     account = _owner_account()
-    first, second = make_invoice(account), make_invoice(account)
+    first, second, third = (make_invoice(account) for _ in range(3))
     stored = make_payment_method(account)
     member = UserFactory.create(email="sam@example.com", first_name="Sam", last_name="Ryan")
     MembershipFactory.create(account=account, user=member, permissions=["invoices"])
@@ -354,11 +372,27 @@ def test_a_sub_account_pays_with_a_new_card_and_the_owners_stored_card(
     _submit_and_wait(page)
     page.get_by_text(f"Thank you: invoice #{second.number} is paid.").wait_for()
 
+    # Signed out meanwhile (another tab): the tokenizer answers with the login page,
+    # not JSON; the script says the card could not be checked, and posts nothing.
+    page.goto(f"{base}/billing/invoices/{third.pk}/pay/")
+    page.get_by_label("A new card").check()
+    _type_card(page, VISA)
+    context.clear_cookies(name="sessionid")
+    posts_before = len(network.posts(base))
+    _pay_button(page).click()
+    _expect_card_error(page, "The card could not be checked: try again.")
+    assert len(network.posts(base)) == posts_before + 1  # the tokenizer only
+    shots(page, "signed out meanwhile")
+
     close_old_connections()
-    for invoice in (first, second):
+    for invoice, status in (
+        (first, Invoice.Status.PAID),
+        (second, Invoice.Status.PAID),
+        (third, Invoice.Status.UNPAID),
+    ):
         invoice.refresh_from_db()
-        assert invoice.status == Invoice.Status.PAID
+        assert invoice.status == status
     assert PaymentMethod.objects.filter(account=account).count() == 1  # nothing saved
-    assert len(network.to(base, TOKENIZER_PATH)) == 1
+    assert len(network.to(base, TOKENIZER_PATH)) == 2
     network.assert_no_card_data(base, VISA)
     context.close()

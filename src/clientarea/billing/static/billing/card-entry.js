@@ -46,6 +46,12 @@
     });
   }
 
+  // The tokenizer's own refusal, in words for the card holder (unlike a browser's
+  // "Failed to fetch" or a parser's error when a login page comes back instead of JSON).
+  function Refusal(message) {
+    this.message = message;
+  }
+
   function showError(message) {
     errors.textContent = message;
     busy = false;
@@ -123,7 +129,7 @@
       .then(function (response) {
         return response.json().then(function (answer) {
           if (!response.ok) {
-            throw new Error(answer.error || "The card could not be checked: try again.");
+            throw new Refusal(answer.error || "The card could not be checked: try again.");
           }
           return answer;
         });
@@ -132,7 +138,9 @@
         submitWith(answer.id);
       })
       .catch(function (error) {
-        showError(error.message || "The card could not be checked: try again.");
+        showError(
+          error instanceof Refusal ? error.message : "The card could not be checked: try again."
+        );
       });
   }
 
