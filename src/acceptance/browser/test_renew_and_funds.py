@@ -47,6 +47,8 @@ def _pay_by_new_card(page: Any, amount: str) -> None:
 
 def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots: Shots) -> None:
     settings.SITE_URL = live_server.url
+    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
+    settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     base = live_server.url
     account = _owner_account()
     expiry = timezone.localdate() + timedelta(days=10)
@@ -100,6 +102,8 @@ def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots:
 
 def test_adding_funds(browser: Any, live_server: Any, settings: Any, shots: Shots) -> None:
     settings.SITE_URL = live_server.url
+    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
+    settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     settings.BILLING_ADD_FUNDS_MIN = "10.00"
     settings.BILLING_ADD_FUNDS_MAX = "500.00"
     base = live_server.url
@@ -137,6 +141,8 @@ def test_paying_two_invoices_at_once(
     browser: Any, live_server: Any, settings: Any, shots: Shots
 ) -> None:
     settings.SITE_URL = live_server.url
+    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
+    settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     base = live_server.url
     account = _owner_account()
     first = make_invoice(account, lines=[LineInput("Hosting", D("1"), D("10.00"), D("23"))])
