@@ -32,7 +32,6 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
     browser: Any, live_server: Any, settings: Any, shots: Shots
 ) -> None:
     settings.SITE_URL = live_server.url  # the link in the email opens this server
-    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
     settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     base = live_server.url
     owner: User = UserFactory.create(

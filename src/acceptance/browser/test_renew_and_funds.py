@@ -47,7 +47,6 @@ def _pay_by_new_card(page: Any, amount: str) -> None:
 
 def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots: Shots) -> None:
     settings.SITE_URL = live_server.url
-    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
     settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     base = live_server.url
     account = _owner_account()
@@ -102,7 +101,6 @@ def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots:
 
 def test_adding_funds(browser: Any, live_server: Any, settings: Any, shots: Shots) -> None:
     settings.SITE_URL = live_server.url
-    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
     settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     settings.BILLING_ADD_FUNDS_MIN = "10.00"
     settings.BILLING_ADD_FUNDS_MAX = "500.00"
@@ -141,7 +139,6 @@ def test_paying_two_invoices_at_once(
     browser: Any, live_server: Any, settings: Any, shots: Shots
 ) -> None:
     settings.SITE_URL = live_server.url
-    settings.DEMO_MODE = True  # the sandbox takes cards only in demonstrations
     settings.DEMO_MODE = True  # the sandbox's tokenizer takes cards only in demonstrations
     base = live_server.url
     account = _owner_account()
