@@ -204,7 +204,9 @@ def _refund_begin(
             )
         left = payment_refundable(invoice, payment)
         if left <= 0:
-            raise RefundError(f"Nothing is left to refund of this payment of #{invoice.number}.")
+            raise RefundError(
+                f"Nothing is left to refund of this payment of invoice #{invoice.number}."
+            )
         if amount is None:
             amount = left
         if amount <= 0:

@@ -175,3 +175,25 @@ def test_a_dispute_is_kept_and_told_to_staff_once(
     assert len(told) == 1 and told[0].levelno == logging.ERROR
     assert f"invoice #{invoice.number} of {account}" in told[0].getMessage()
     assert StripeEvent.objects.get().type == "charge.dispute.created"
+
+
+def test_staff_find_disputes_and_customers_in_the_back_office(
+    client: Client, gateway: StripeGateway, server: StripeServer, account: Account
+) -> None:
+    from django.urls import reverse
+
+    from clientarea.accounts.tests.factories import UserFactory
+
+    invoice, payment = paid_by_stripe(gateway, account)
+    customer = gateway.customer_for(account)
+    dispute = {"id": "dp_test_2", "object": "dispute", "payment_intent": payment.reference}
+    deliver(client, server.event("charge.dispute.created", dispute))
+    staff = Client()
+    staff.force_login(UserFactory(is_staff=True, is_superuser=True))
+    events = staff.get(
+        reverse("admin:billing_stripeevent_changelist") + "?type=charge.dispute.created"
+    )
+    assert events.status_code == 200
+    assert f"invoice #{invoice.number}" in events.content.decode()
+    customers = staff.get(reverse("admin:billing_stripecustomer_changelist"))
+    assert customer in customers.content.decode()
