@@ -836,6 +836,8 @@ def card_payment_record(
             return _paid_outcome(invoice, tx, applied)
         declined = result.status == ChargeStatus.DECLINED
         tx.status = Transaction.Status.DECLINED if declined else Transaction.Status.FAILED
+        if result.reference:  # the processor's id of the refused attempt, for the list
+            tx.reference = result.reference[:100]
         tx.message = (result.message or ("The card was declined." if declined else ""))[:300]
         tx.save()
         audit_record(
@@ -1069,7 +1071,11 @@ def payment_reconcile(tx: Transaction, *, now: datetime.datetime | None = None) 
             if result is not None and result.reference and not tx.reference:
                 card_payment_record(tx.pk, result, reconciled=True)  # keep the processor's id
             return "processing"
-        waiting = result is not None and result.status == ChargeStatus.REQUIRES_ACTION
+        # What was recorded when the bank asked for 3-D Secure counts too: a processor
+        # may call such a payment merely pending when asked (Stripe's driver does).
+        waiting = tx.message == AWAITING_AUTHENTICATION or (
+            result is not None and result.status == ChargeStatus.REQUIRES_ACTION
+        )
         result = _give_up(tx, waiting) or ChargeResult(ChargeStatus.FAILED, "", GAVE_UP_MESSAGE)
     outcome = card_payment_record(tx.pk, result, reconciled=True)
     return "failed" if outcome.status == "failed" else "settled"
