@@ -474,3 +474,24 @@ def test_the_customer_never_sees_a_refund_in_flight_as_a_payment_in_flight(
     )
     assert page.status_code == 200
     assert "is being processed" not in page.content.decode()
+
+
+def test_the_back_office_says_when_stripe_is_down_or_silent(
+    admin_client: Client, gateway: StripeGateway, server: StripeServer, account: Account
+) -> None:
+    from django.contrib.messages import get_messages
+
+    invoice, payment = paid_by_stripe(gateway, account)
+    url = reverse("admin:billing_invoice_refund_card", args=[invoice.pk])
+    down = StripeGateway(secret_key=server.secret_key, api_base="http://127.0.0.1:9", timeout=1.0)
+    with mock.patch.dict(gateways.GATEWAYS, {"stripe": down}):
+        answer = admin_client.post(url, {"payment": payment.pk, "amount": "10"})
+    assert answer.status_code == 302
+    told = [(m.level_tag, str(m)) for m in get_messages(answer.wsgi_request)]
+    assert told == [("error", f"Invoice #{invoice.number}: {refunds.NOT_REACHED}")]
+    server.fail_next(*["timeout"] * django_settings.OUTSIDE_CALL_ATTEMPTS)
+    answer = admin_client.post(url, {"payment": payment.pk, "amount": "10"})
+    assert answer.status_code == 302
+    told = [(m.level_tag, str(m)) for m in get_messages(answer.wsgi_request)]
+    assert told[-1] == ("warning", f"Invoice #{invoice.number}: {refunds.PROCESSING_MESSAGE}")
+    assert refunds_of(payment) == [("failed", D("10.00")), ("processing", D("10.00"))]
