@@ -10,8 +10,12 @@ Stripe's published API description (the server fixture's last assertion)."""
 
 from __future__ import annotations
 
+import datetime
 import html
 import json
+import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,14 +25,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from django.conf import settings as django_settings
+from django.db import connection, connections
 from django.db.models import F
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from clientarea.accounts.middleware import ACCOUNT_PIN_FIELD
 from clientarea.accounts.models import Account, Membership, User
-from clientarea.billing import gateways
+from clientarea.billing import gateways, services
+from clientarea.billing.card_entry import STRIPE_JS_URL
 from clientarea.billing.models import (
     Invoice,
     PaymentMethod,
@@ -38,6 +46,7 @@ from clientarea.billing.models import (
 )
 from clientarea.billing.stripe_gateway import StripeGateway
 from clientarea.notifications.models import OutboxEmail
+from clientarea.security.headers import DEFAULT_CSP
 
 from .factories import make_invoice
 from .stripe_server import StripeServer, running_server
@@ -558,3 +567,479 @@ def test_a_refused_webhook_does_nothing_and_the_return_records_one_payment(
     assert deliver(server, succeeded).status_code == 200
     assert payments(invoice) == [(Transaction.Status.SUCCEEDED, intent_id)]
     assert receipts() == 1
+
+
+# --- 4. a 3-D Secure payment abandoned at the bank ------------------------------------------
+
+
+def give_up_time() -> datetime.datetime:
+    hours = django_settings.PENDING_CHANGE_GIVE_UP_HOURS
+    return timezone.now() + datetime.timedelta(hours=hours, minutes=1)
+
+
+def after_grace() -> datetime.datetime:
+    seconds = django_settings.PENDING_CHANGE_GRACE_SECONDS + 1
+    return timezone.now() + datetime.timedelta(seconds=seconds)
+
+
+def test_an_abandoned_payment_waits_for_the_bank_and_is_cancelled_at_stripe(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    invoice = make_invoice(account)
+    bank_url, intent_id = start_3d_secure(by_owner, invoice)
+    # The card holder closed the bank's page: the pay page says what waits, and offers
+    # to cancel it instead of another payment.
+    waiting = by_owner.get(pay_url(invoice))
+    assert waiting.context["form"] is None and waiting.context["awaiting_authentication"]
+    page = shown(waiting)
+    assert "A payment is waiting for the card holder's bank" in page
+    cancel_url = reverse("billing:invoice_pay_cancel", args=[invoice.pk])
+    assert f'action="{cancel_url}"' in page and "Cancel this payment" in page
+    answer = by_owner.post(cancel_url, follow=True)
+    assert answer.redirect_chain == [(pay_url(invoice), 302)]
+    assert "The payment was cancelled and nothing was charged" in shown(answer)
+    intent = server.intent(intent_id)
+    assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
+    assert httpx.get(bank_url).status_code == 404  # the bank's page is gone
+    assert payments(invoice) == [(Transaction.Status.FAILED, intent_id)]
+    assert status_of(invoice) == Invoice.Status.UNPAID
+    # Payable again: a fresh form, and a payment that goes through.
+    assert answer.context["form"] is not None and answer.context["processing"] is None
+    assert by_owner.pay_new_card(invoice, "pm_card_visa").status_code == 302
+    assert status_of(invoice) == Invoice.Status.PAID
+    assert succeeded_charges(server) == 1
+    assert receipts() == 1
+
+
+def test_cancelling_a_payment_that_succeeded_meanwhile_records_it_paid(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    invoice = make_invoice(account)
+    _, intent_id = start_3d_secure(by_owner, invoice)
+    # The card holder did pass 3-D Secure, but their browser never came back to us.
+    server.complete_authentication(intent_id, succeed=True)
+    answer = by_owner.post(reverse("billing:invoice_pay_cancel", args=[invoice.pk]), follow=True)
+    assert answer.redirect_chain == [(detail_url(invoice), 302)]
+    assert f"invoice #{invoice.number} is paid" in shown(answer)
+    assert server.intent(intent_id)["status"] == "succeeded"
+    assert status_of(invoice) == Invoice.Status.PAID
+    assert payments(invoice) == [(Transaction.Status.SUCCEEDED, intent_id)]
+    assert receipts() == 1
+
+
+def test_the_worker_cancels_an_abandoned_payment_at_stripe_when_it_gives_up(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    invoice = make_invoice(account)
+    bank_url, intent_id = start_3d_secure(by_owner, invoice)
+    # Before giving up, the worker only asks: the card holder may still be at the bank.
+    assert services.payments_reconcile_due(now=after_grace()).endswith("1 still processing")
+    assert server.intent(intent_id)["status"] == "requires_action"
+    assert payments(invoice) == [(Transaction.Status.PROCESSING, intent_id)]
+    summary = services.payments_reconcile_due(now=give_up_time())
+    assert "1 failed" in summary
+    intent = server.intent(intent_id)
+    assert (intent["status"], intent["cancellation_reason"]) == ("canceled", "abandoned")
+    assert httpx.get(bank_url).status_code == 404
+    assert payments(invoice) == [(Transaction.Status.FAILED, intent_id)]
+    assert status_of(invoice) == Invoice.Status.UNPAID
+    assert by_owner.get(pay_url(invoice)).context["form"] is not None
+    assert services.payments_reconcile_due(now=give_up_time()) == ""
+    assert succeeded_charges(server) == 0
+    assert receipts() == 0
+
+
+# --- 5. a test per failure path ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("card", "status", "reason"),
+    [
+        ("pm_card_chargeDeclined", Transaction.Status.DECLINED, "Your card was declined."),
+        (
+            "pm_card_chargeDeclinedInsufficientFunds",
+            Transaction.Status.DECLINED,
+            "Your card has insufficient funds.",
+        ),
+        (
+            "pm_card_chargeDeclinedProcessingError",
+            Transaction.Status.FAILED,
+            "An error occurred while processing your card. Try again in a little bit.",
+        ),
+    ],
+)
+def test_a_refused_card_ends_unpaid_with_stripes_reason_and_a_fresh_form(
+    card: str,
+    status: str,
+    reason: str,
+    account: Account,
+    by_owner: Browser,
+    stripe: StripeGateway,
+    server: StripeServer,
+) -> None:
+    invoice = make_invoice(account)
+    key = by_owner.open_pay_page(invoice)
+    answer = by_owner.pay_new_card(invoice, card)
+    assert answer.status_code == 200  # the pay page again, saying why
+    assert reason in shown(answer)
+    if status == Transaction.Status.FAILED:
+        assert "you were not charged" in shown(answer)
+    form = answer.context["form"]
+    assert form is not None and form["idempotency_key"].value() != key
+    assert status_of(invoice) == Invoice.Status.UNPAID
+    ((recorded, intent_id),) = payments(invoice)
+    assert recorded == status and intent_id.startswith("pi_")
+    assert server.intent(intent_id)["status"] == "requires_payment_method"
+    assert succeeded_charges(server) == 0
+    assert receipts() == 0
+    # The attempt is in the invoice's payment list, with the reason.
+    assert f"{Transaction.Status(status).label}: {reason}" in shown(
+        by_owner.get(detail_url(invoice))
+    )
+
+
+def test_a_lost_answer_leaves_it_processing_and_the_worker_settles_it_once(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    invoice = make_invoice(account)
+    # Stripe charges, but its answer never comes back, however often it is asked.
+    attempts = django_settings.OUTSIDE_CALL_ATTEMPTS
+    server.fail_next(*["timeout"] * attempts, on="POST /v1/payment_intents")
+    answer = by_owner.pay_new_card(invoice, "pm_card_visa", follow=True)
+    assert answer.redirect_chain == [(detail_url(invoice), 302)]
+    assert "Your payment is being processed" in shown(answer)
+    assert "You will not be charged twice" in shown(answer)
+    assert payments(invoice) == [(Transaction.Status.PROCESSING, "")]
+    assert len(server.state.payment_intents) == 1 and succeeded_charges(server) == 1
+    # Nobody is offered to pay it again meanwhile.
+    assert by_owner.get(pay_url(invoice)).context["form"] is None
+    assert services.payments_reconcile_due(now=after_grace()).startswith("card payments: 1 settled")
+    (intent_id,) = server.state.payment_intents
+    assert status_of(invoice) == Invoice.Status.PAID
+    assert payments(invoice) == [(Transaction.Status.SUCCEEDED, intent_id)]
+    assert receipts() == 1
+    # Once: asked again, nothing is due; nothing more was charged.
+    assert services.payments_reconcile_due(now=give_up_time()) == ""
+    assert succeeded_charges(server) == 1 and receipts() == 1
+
+
+def test_stripe_unreachable_charges_nothing_and_says_so(
+    account: Account, by_owner: Browser, stripe: StripeGateway, settings: SettingsWrapper
+) -> None:
+    invoice = make_invoice(account)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings.STRIPE_API_BASE = f"http://127.0.0.1:{port}"
+    down = StripeGateway(timeout=1.0)
+    with mock.patch.dict(gateways.GATEWAYS, {down.code: down}):
+        answer = by_owner.pay_new_card(invoice, "pm_card_visa")
+    assert answer.status_code == 200
+    assert "could not be checked right now and nothing was charged" in shown(answer)
+    assert answer.context["form"] is not None
+    assert not Transaction.objects.exists()
+    assert status_of(invoice) == Invoice.Status.UNPAID
+
+
+def test_stripe_refusing_every_charge_attempt_charges_nothing_and_says_so(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    invoice = make_invoice(account)
+    attempts = django_settings.OUTSIDE_CALL_ATTEMPTS
+    server.fail_next(*["429"] * attempts, on="POST /v1/payment_intents")
+    answer = by_owner.pay_new_card(invoice, "pm_card_visa")
+    assert answer.status_code == 200
+    assert "you were not charged" in shown(answer)
+    assert server.failures == []  # every attempt was refused
+    assert server.state.payment_intents == {}
+    assert [status for status, _ in payments(invoice)] == [Transaction.Status.FAILED]
+    assert status_of(invoice) == Invoice.Status.UNPAID
+    assert answer.context["form"] is not None
+    assert receipts() == 0
+
+
+# --- 6. Add a Card with Stripe ------------------------------------------------------------------
+
+
+def test_add_a_card_saves_it_on_the_accounts_customer(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    add_url = reverse("billing:payment_method_add")
+    assert by_owner.get(add_url).status_code == 200
+    card = server.create_payment_method("pm_card_mastercard")
+    answer = by_owner.post(add_url, {"card_token": card}, follow=True)
+    assert answer.redirect_chain == [(reverse("billing:payment_methods"), 302)]
+    assert "The Mastercard ending in 4444 was saved." in shown(answer)
+    method = PaymentMethod.objects.get(account=account)
+    assert (method.gateway, method.token, method.brand, method.last4) == (
+        "stripe",
+        card,
+        "Mastercard",
+        "4444",
+    )
+    customer = StripeCustomer.objects.get(account=account).customer_id
+    assert server.state.payment_methods[card]["customer"] == customer
+    (setup,) = server.state.setup_intents.values()
+    assert (setup["status"], setup["customer"], setup["payment_method"]) == (
+        "succeeded",
+        customer,
+        card,
+    )
+
+
+def test_add_a_card_with_3d_secure_saves_it_once_back_from_the_bank(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    add_url = reverse("billing:payment_method_add")
+    by_owner.get(add_url)
+    card = server.create_payment_method("pm_card_authenticationRequiredOnSetup")
+    bank_url = bank_url_of(by_owner.post(add_url, {"card_token": card}))
+    (setup_id,) = server.state.setup_intents
+    assert bank_url == f"{server.base_url}/3ds/{setup_id}"
+    assert not PaymentMethod.objects.exists()  # not before the bank said yes
+    back = at_the_bank(bank_url, succeed=True)
+    assert path_of(back).startswith(f"{reverse('billing:payment_method_return')}?")
+    answer = by_owner.get(path_of(back), follow=True)
+    assert answer.redirect_chain == [(reverse("billing:payment_methods"), 302)]
+    assert "The Visa ending in 3155 was saved." in shown(answer)
+    method = PaymentMethod.objects.get(account=account)
+    assert (method.token, method.last4) == (card, "3155")
+    # Stripe's setup_intent.succeeded arrives too, and a reload of the return page:
+    # still one card.
+    event = server.event("setup_intent.succeeded", dict(server.state.setup_intents[setup_id]))
+    assert deliver(server, event).status_code == 200
+    by_owner.get(path_of(back))
+    assert PaymentMethod.objects.filter(account=account).count() == 1
+
+
+def test_a_card_save_return_not_started_by_this_session_is_refused(
+    account: Account,
+    other_account: Account,
+    by_owner: Browser,
+    browser_of: Callable[[User, Account], Browser],
+    stripe: StripeGateway,
+    server: StripeServer,
+) -> None:
+    add_url = reverse("billing:payment_method_add")
+    by_owner.get(add_url)
+    card = server.create_payment_method("pm_card_authenticationRequiredOnSetup")
+    back = at_the_bank(bank_url_of(by_owner.post(add_url, {"card_token": card})), succeed=True)
+    setup_query = parse_qs(urlsplit(back).query)
+    # The owner's other browser (another session), and another account's owner, come
+    # back with that save's id: neither started it.
+    second_browser = browser_of(account.owner, account)
+    stranger = browser_of(other_account.owner, other_account)
+    stranger.get(add_url)
+    theirs = server.create_payment_method("pm_card_authenticationRequiredOnSetup")
+    assert bank_url_of(stranger.post(add_url, {"card_token": theirs}))  # their own save waits
+    for browser in (second_browser, stranger):
+        answer = browser.get(
+            reverse("billing:payment_method_return"),
+            {"setup_intent": setup_query["setup_intent"][0]},
+            follow=True,
+        )
+        assert answer.redirect_chain == [(add_url, 302)]
+        assert "The card was not saved: add it again." in shown(answer)
+    assert not PaymentMethod.objects.exists()
+    # The session that started it finishes it.
+    by_owner.get(path_of(back))
+    assert list(PaymentMethod.objects.values_list("account", "token")) == [(account.pk, card)]
+
+
+# --- 7. the Content-Security-Policy ------------------------------------------------------------
+
+
+def policy(answer: Any) -> dict[str, list[str]]:
+    """A Content-Security-Policy header, directive by directive."""
+    return parse_policy(answer["Content-Security-Policy"])
+
+
+def parse_policy(header: str) -> dict[str, list[str]]:
+    directives: dict[str, list[str]] = {}
+    for part in header.split(";"):
+        name, *sources = part.split()
+        assert name not in directives, header
+        directives[name] = sources
+    return directives
+
+
+def card_entry_config(answer: Any) -> dict[str, Any]:
+    """The settings the page hands its card script (json_script)."""
+    found = re.search(
+        r'<script id="card-entry-config" type="application/json">(.*?)</script>',
+        answer.content.decode(),
+    )
+    assert found is not None
+    config: dict[str, Any] = json.loads(found.group(1))
+    return config
+
+
+def test_with_stripe_the_card_pages_allow_exactly_stripe(
+    account: Account, by_owner: Browser, stripe: StripeGateway, settings: SettingsWrapper
+) -> None:
+    default = parse_policy(getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_CSP))
+    assert "frame-src" not in default  # frames fall back to default-src ('self')
+    expected = {
+        **default,
+        "script-src": [*default["script-src"], *STRIPE_SCRIPT],
+        "frame-src": [*default["default-src"], *STRIPE_FRAMES],
+        "connect-src": [*default["connect-src"], *STRIPE_API],
+    }
+    invoice = make_invoice(account)
+    pay_page = by_owner.get(pay_url(invoice))
+    add_page = by_owner.get(reverse("billing:payment_method_add"))
+    for page in (pay_page, add_page):
+        assert page.status_code == 200
+        assert policy(page) == expected
+        body = page.content.decode()
+        assert f'<script src="{STRIPE_JS_URL}"></script>' in body
+        assert "Sandbox test cards" not in body and "4242 4242 4242 4242" not in body
+        assert "data-stripe-element" in body
+    assert card_entry_config(pay_page) == {
+        "gateway": "stripe",
+        "publishable_key": PUBLISHABLE_KEY,
+        "mode": "payment",
+        "currency": "eur",
+        "amount": 12300,
+    }
+    assert card_entry_config(add_page)["mode"] == "setup"
+    # Every other page keeps the default policy, with no Stripe source.
+    others = [
+        reverse("core:dashboard"),
+        reverse("billing:invoice_list"),
+        detail_url(invoice),
+        reverse("billing:payment_methods"),
+        reverse("billing:add_funds"),
+    ]
+    for url in others:
+        page = by_owner.get(url)
+        assert page.status_code == 200, url
+        assert policy(page) == default, url
+        assert "stripe" not in page["Content-Security-Policy"], url
+        assert STRIPE_JS_URL not in page.content.decode(), url
+
+
+def test_with_the_sandbox_the_card_pages_keep_the_default_policy(
+    account: Account, by_owner: Browser, settings: SettingsWrapper
+) -> None:
+    settings.BILLING_CARD_GATEWAY = "sandbox"
+    settings.DEMO_MODE = True
+    default = parse_policy(getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_CSP))
+    invoice = make_invoice(account)
+    pay_page = by_owner.get(pay_url(invoice))
+    add_page = by_owner.get(reverse("billing:payment_method_add"))
+    for page in (pay_page, add_page):
+        assert page.status_code == 200
+        assert policy(page) == default
+        assert "stripe" not in page.content.decode().lower()
+    assert "Sandbox test cards" in pay_page.content.decode()
+    assert card_entry_config(pay_page)["gateway"] == "sandbox"
+
+
+# --- 8. two people paying at once (PostgreSQL) -----------------------------------------------
+
+
+def _others_waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_people_paying_at_once_with_new_cards_charge_once_at_stripe(
+    account: Account,
+    by_owner: Browser,
+    by_accountant: Browser,
+    stripe: StripeGateway,
+    server: StripeServer,
+) -> None:
+    """As ``test_concurrency``, with Stripe: the owner and the accountant each type a new
+    card and submit at the same moment, from two threads with their own connections.
+    The first to hold the invoice lock keeps it until the other waits on it; the charge
+    at Stripe holds no lock (the other request is answered meanwhile)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no row locks to race against")
+    invoice = make_invoice(account)
+    browsers = [by_owner, by_accountant]
+    forms = [
+        {
+            "method": "new_card",
+            "card_token": server.create_payment_method(card),
+            "idempotency_key": b.open_pay_page(invoice),
+        }
+        for b, card in zip(browsers, ("pm_card_visa", "pm_card_mastercard"), strict=True)
+    ]
+
+    which = threading.local()  # the index of the request a thread serves
+    answered = [threading.Event(), threading.Event()]
+    first_check = threading.Lock()
+    saw_the_other_waiting: list[bool] = []
+    real_check = services._check_payable
+
+    def check_payable(invoice: Invoice, source: services.PaySource) -> None:
+        if first_check.acquire(blocking=False):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if _others_waiting_on_a_lock():
+                    saw_the_other_waiting.append(True)
+                    break
+                time.sleep(0.02)
+        real_check(invoice, source)
+
+    real_charge = stripe.charge
+    charge_calls: list[str] = []
+    other_answered_during_charge: list[bool] = []
+
+    def charge(**kwargs: Any) -> gateways.ChargeResult:
+        charge_calls.append(kwargs["idempotency_key"])
+        other_answered_during_charge.append(answered[1 - which.index].wait(timeout=20))
+        return real_charge(**kwargs)
+
+    start = threading.Barrier(2)
+    responses: list[Any] = [None, None]
+    errors: list[BaseException] = []
+
+    def submit(i: int) -> None:
+        which.index = i
+        try:
+            start.wait()
+            responses[i] = browsers[i].post(pay_url(invoice), forms[i])
+        except BaseException as exc:  # reported in the main thread
+            errors.append(exc)
+        finally:
+            answered[i].set()
+            connections.close_all()
+
+    with (
+        mock.patch.object(stripe, "charge", charge),
+        mock.patch.object(services, "_check_payable", check_payable),
+    ):
+        threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+
+    assert errors == []
+    assert saw_the_other_waiting == [True], "the two payments did not overlap"
+    assert other_answered_during_charge == [True], "the charge held the other payer back"
+    # One charge at Stripe, one payment recorded.
+    assert len(charge_calls) == 1
+    (intent,) = server.state.payment_intents.values()
+    assert intent["metadata"] == {"transaction": charge_calls[0]}
+    assert succeeded_charges(server) == 1
+    assert payments(invoice) == [(Transaction.Status.SUCCEEDED, intent["id"])]
+    assert Transaction.objects.get().idempotency_key == charge_calls[0]
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == (Invoice.Status.PAID, invoice.total)
+    assert receipts() == 1
+    paid, refused = sorted(responses, key=lambda r: r.status_code, reverse=True)
+    assert paid.status_code == 302
+    assert refused.status_code == 200
+    assert "already being processed" in shown(refused)
+    assert refused.context["form"] is None  # not offered to pay again
