@@ -73,7 +73,7 @@ def card_entry_context(amount: Decimal, currency: str, mode: str) -> dict[str, A
     if gateway is None:
         return {"gateway": ""}
     if gateways.is_stripe():
-        from .stripe_gateway import to_minor
+        from .stripe_gateway import StripeAmountError, to_minor
 
         config: dict[str, Any] = {
             "gateway": "stripe",
@@ -82,7 +82,11 @@ def card_entry_context(amount: Decimal, currency: str, mode: str) -> dict[str, A
             "currency": currency.lower(),
         }
         if mode == "payment":
-            config["amount"] = to_minor(amount, currency)
+            try:
+                config["amount"] = to_minor(amount, currency)
+            except StripeAmountError as exc:
+                # A balance no card can pay (a fraction of a yen): no card form at all.
+                return {"gateway": "", "unpayable": str(exc)}
         return {"gateway": "stripe", "config": config, "script_url": STRIPE_JS_URL}
     year = timezone.localdate().year
     return {

@@ -72,7 +72,7 @@ def processing_payment_for(*, invoice: Invoice) -> Transaction | None:
 
 def payment_by_reference(*, invoice: Invoice, reference: str) -> Transaction | None:
     """This invoice's payment known to the card processor as `reference` (its id of it)."""
-    if not reference:
+    if not reference or not reference.isascii() or not reference.isprintable():
         return None
     return (
         Transaction.objects.filter(

@@ -531,7 +531,14 @@ def _apply_credit_first(
     credit_key = f"{idempotency_key[:57]}-credit"
     with transaction.atomic():
         invoice = _lock_invoice(invoice_id, account)
-        if Transaction.objects.filter(idempotency_key=credit_key, invoice=invoice).exists():
+        if _replayed(invoice, idempotency_key) is not None:
+            return None  # the form's payment was made: its credit part was applied before
+        applied = Transaction.objects.filter(idempotency_key=credit_key).first()
+        if applied is not None:
+            if applied.invoice_id != invoice.pk:
+                raise BillingError(
+                    "This payment form was already used: reload the page to try again."
+                )
             return None
         _check_payable(invoice, PayWithCredit())
         if _is_combined(invoice):
@@ -687,6 +694,13 @@ def card_payment_begin(
                 raise BillingError("Choose one of this account's stored cards.")
             if _card_expired(method.exp_month, method.exp_year):
                 raise BillingError(f"The {method.label} has expired.")
+            if method.gateway == gateways.SANDBOX.code and not gateways.is_sandbox():
+                # A test card kept from a demonstration moves no money: never a payment
+                # once the sandbox no longer takes the cards.
+                raise BillingError(
+                    f"The {method.label} was a test card and can no longer be used: choose "
+                    "another way to pay."
+                )
             try:
                 gateway = gateways.get_gateway(method.gateway)
             except GatewayError as exc:  # a card from a gateway no longer configured
@@ -940,7 +954,12 @@ def _payment_recorded(
     _send_receipt(invoice, tx, tx.payer)
 
 
+PROCESSOR_REFERENCE_RE = re.compile(r"^[A-Za-z0-9_]{1,100}$")
+
+
 def _payment_of(invoice_id: int, account: Account, reference: str) -> Transaction:
+    if not PROCESSOR_REFERENCE_RE.match(reference or ""):
+        raise BillingError("This payment is not one of this invoice's: nothing was changed.")
     tx = (
         Transaction.objects.select_related("invoice")
         .filter(

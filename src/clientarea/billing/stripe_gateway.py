@@ -482,7 +482,10 @@ class StripeGateway:
             "payment intent create",
             lambda: self.client.v1.payment_intents.create(
                 params=params,  # type: ignore[arg-type]
-                options=self._options(idempotency_key),
+                # In a namespace of its own: a payment's key comes from the pay form, so
+                # it must never be able to equal a key we derive for something else
+                # (customer-..., save-..., detach-..., refund-...).
+                options=self._options(f"pay-{idempotency_key}"),
             ),
         )
         return intent_from_stripe(intent)
@@ -595,6 +598,15 @@ class StripeGateway:
             logger.error("A card to keep was charged without a customer or a return URL.")
             raise StripeRequestRefused(REFUSED, code="save_needs_customer_on_session")
         try:
+            to_minor(amount, currency)
+        except StripeAmountError as exc:
+            # Checked before anything is sent: Stripe could not take this amount at all.
+            raise StripeRequestRefused(
+                f"{exc} Cards cannot pay this amount, so nothing was charged: please pay "
+                "by bank transfer or contact us.",
+                code="amount_not_payable",
+            ) from None
+        try:
             intent = self.payment_intent_create(
                 amount=amount,
                 currency=currency,
@@ -631,8 +643,8 @@ class StripeGateway:
 
     def charge_status(self, idempotency_key: str, reference: str = "") -> ChargeResult | None:
         """What Stripe holds for our payment `idempotency_key`: its final result,
-        PENDING while it can still change (3-D Secure not completed included), or None
-        when Stripe has no intent for it.
+        REQUIRES_ACTION while the card holder's bank waits for them (3-D Secure), PENDING
+        while it can otherwise still change, or None when Stripe has no intent for it.
 
         With `reference` (the intent id, pi_...) the intent is read directly, up to date
         at once, and must have been made for `idempotency_key`. Without, it is found by
@@ -647,7 +659,20 @@ class StripeGateway:
             if found is None:
                 return None
             intent = found
-        return intent.charge_result() or ChargeResult(ChargeStatus.PENDING, intent.id)
+        return self._result(intent)
+
+    @staticmethod
+    def _result(intent: PaymentIntentResult) -> ChargeResult:
+        """The payment's result as the services read it: final, waiting for the card
+        holder's bank (with the bank's page when Stripe gives it), or pending."""
+        final = intent.charge_result()
+        if final is not None:
+            return final
+        if intent.status == "requires_action":
+            return ChargeResult(
+                ChargeStatus.REQUIRES_ACTION, intent.id, redirect_url=intent.redirect_url
+            )
+        return ChargeResult(ChargeStatus.PENDING, intent.id)
 
     def charge_cancel(self, idempotency_key: str, reference: str) -> ChargeResult | None:
         """Give up on a payment still waiting for the customer (3-D Secure never

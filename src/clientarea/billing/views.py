@@ -125,7 +125,9 @@ def _pay_form(
         balance=invoice.balance,
         currency=access.account.currency,
         is_owner=access.is_owner,
-        takes_new_cards=gateways.card_gateway() is not None,
+        takes_new_cards=bool(
+            card_entry_context(invoice.balance, invoice.currency, "payment")["gateway"]
+        ),
         credit_pays_part=not services.is_combined(invoice),
         **extra,
     )
@@ -168,13 +170,20 @@ def _card_to_save(request: AccountRequest, tx_id: int | None) -> str:
     return str(token)
 
 
-def _to_bank(request: AccountRequest, outcome_url: str, back_url: str) -> HttpResponse:
-    """Send the browser to the card holder's bank (3-D Secure). A page with a link, not
-    a redirect: a redirect answering a form post would be refused by the browser under
-    the site's form-action policy; the page's script follows the link at once."""
-    if urlsplit(outcome_url).scheme not in ("https", "http"):
-        raise services.BillingError("The card processor gave an unusable address.")
-    return render(request, "billing/to_bank.html", {"bank_url": outcome_url, "back_url": back_url})
+def _to_bank(request: AccountRequest, bank_url: str, back_url: str) -> HttpResponse | None:
+    """Send the browser to the card holder's bank (3-D Secure); None when the processor
+    gave no usable address. A page with a link, not a redirect: a redirect answering a
+    form post would be refused by the browser under the site's form-action policy; the
+    page's script follows the link at once."""
+    if urlsplit(bank_url).scheme not in ("https", "http"):
+        return None
+    return render(request, "billing/to_bank.html", {"bank_url": bank_url, "back_url": back_url})
+
+
+BANK_PAGE_UNUSABLE = (
+    "Your bank's confirmation page could not be opened, and nothing has been charged: "
+    "cancel this payment below and choose how to pay again."
+)
 
 
 @requires(Perm.INVOICES)
@@ -227,11 +236,15 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
                 if isinstance(source, services.PayWithNewCard) and source.save:
                     assert outcome.transaction is not None
                     _remember_card_to_save(request, outcome.transaction, source.token)
-                return _to_bank(
+                to_bank = _to_bank(
                     request,
                     outcome.redirect_url,
                     reverse("billing:invoice_pay", args=[invoice.pk]),
                 )
+                if to_bank is not None:
+                    return to_bank
+                messages.error(request, BANK_PAGE_UNUSABLE)
+                return redirect("billing:invoice_pay", pk=invoice.pk)
             if outcome.status == "processing":
                 messages.info(request, outcome.message)
                 return redirect("billing:invoice_detail", pk=invoice.pk)
@@ -277,6 +290,17 @@ def invoice_pay_return(request: AccountRequest, pk: int) -> HttpResponse:
         return redirect("billing:invoice_detail", pk=invoice.pk)
     if outcome.status in ("declined", "failed"):
         messages.error(request, outcome.message)
+        return redirect("billing:invoice_pay", pk=invoice.pk)
+    if outcome.status == "requires_action":
+        # Back before the bank was done (the Back button): to the bank again, or to the
+        # pay page, which offers to cancel.
+        if card_token and outcome.transaction is not None:
+            _remember_card_to_save(request, outcome.transaction, card_token)
+        to_bank = _to_bank(
+            request, outcome.redirect_url, reverse("billing:invoice_pay", args=[invoice.pk])
+        )
+        if to_bank is not None:
+            return to_bank
         return redirect("billing:invoice_pay", pk=invoice.pk)
     messages.info(request, outcome.message)
     return redirect("billing:invoice_detail", pk=invoice.pk)
@@ -367,9 +391,20 @@ def payment_method_add(request: AccountRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             if saved.method is None:
-                # Only the save started here may be finished by the return page.
-                request.session[SESSION_CARD_SAVE] = saved.reference
-                return _to_bank(request, saved.redirect_url, reverse("billing:payment_method_add"))
+                # Only the save started here, in this account, may be finished by the
+                # return page.
+                request.session[SESSION_CARD_SAVE] = [account.pk, saved.reference]
+                to_bank = _to_bank(
+                    request, saved.redirect_url, reverse("billing:payment_method_add")
+                )
+                if to_bank is not None:
+                    return to_bank
+                messages.info(
+                    request,
+                    "Your bank is still confirming the card: it will be listed here once "
+                    "confirmed.",
+                )
+                return redirect("billing:payment_methods")
             messages.success(request, f"The {saved.method.label} was saved.")
             return redirect("billing:payment_methods")
     return render(
@@ -389,9 +424,9 @@ def payment_method_return(request: AccountRequest) -> HttpResponse:
     names the save; only the one this session started is taken, and what became of it
     is asked of the processor."""
     reference = request.GET.get("setup_intent", "")
-    started = request.session.pop(SESSION_CARD_SAVE, "")
+    started = request.session.pop(SESSION_CARD_SAVE, None)
     try:
-        if not reference or reference != started:
+        if not reference or started != [request.access.account.pk, reference]:
             raise services.BillingError("The card was not saved: add it again.")
         method = services.payment_method_save_return(
             account=request.access.account,

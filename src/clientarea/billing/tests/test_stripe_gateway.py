@@ -139,7 +139,7 @@ def test_an_intent_for_the_payment_element_gives_the_client_secret(
     assert sent["metadata"] == {"transaction": KEY}
     assert sent["setup_future_usage"] == "off_session"
     assert "confirm" not in sent
-    assert server.requests[-1].headers["idempotency-key"] == KEY
+    assert server.requests[-1].headers["idempotency-key"] == f"pay-{KEY}"
 
 
 def test_a_stored_card_pays_off_session(gateway: StripeGateway, server: StripeServer) -> None:

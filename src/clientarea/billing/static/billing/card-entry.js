@@ -200,7 +200,7 @@
   });
 
   form.addEventListener("submit", function (event) {
-    if (!newCardChosen() || tokenInput.value) {
+    if (!newCardChosen()) {
       return; // credit, a stored card, bank transfer: the form as it is
     }
     event.preventDefault();
@@ -216,6 +216,8 @@
     }
   });
 
+  // A token is good for the card typed now only: never one a page came back with.
+  tokenInput.value = "";
   if (config.gateway === "stripe") {
     mountStripe();
   }
