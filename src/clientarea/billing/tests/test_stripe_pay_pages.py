@@ -46,6 +46,7 @@ from clientarea.billing.models import (
     Transaction,
 )
 from clientarea.billing.stripe_gateway import StripeGateway
+from clientarea.billing.totals import LineInput
 from clientarea.notifications.models import OutboxEmail
 from clientarea.security.headers import DEFAULT_CSP
 
@@ -335,6 +336,25 @@ def test_a_stored_stripe_card_pays_on_session(
         assert "off_session" not in made
     assert succeeded_charges(server) == 2
     assert receipts() == 2
+
+
+def test_a_zero_decimal_currency_is_charged_in_whole_units(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    account.currency = "JPY"
+    account.save(update_fields=["currency"])
+    invoice = make_invoice(
+        account,
+        lines=[LineInput("Business Hosting (yearly)", Decimal("1"), Decimal("5000"), Decimal("0"))],
+    )
+    assert (invoice.currency, invoice.total) == ("JPY", Decimal("5000.00"))
+    page = by_owner.get(pay_url(invoice))
+    config = card_entry_config(page)
+    assert (config["amount"], config["currency"]) == (5000, "jpy")
+    assert by_owner.pay_new_card(invoice, "pm_card_visa").status_code == 302
+    (intent,) = server.state.payment_intents.values()
+    assert (intent["amount"], intent["currency"], intent["status"]) == (5000, "jpy", "succeeded")
+    assert status_of(invoice) == Invoice.Status.PAID
 
 
 # --- 2. 3-D Secure: to the bank and back ---------------------------------------------------
