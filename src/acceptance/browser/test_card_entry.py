@@ -213,7 +213,11 @@ def test_paying_and_saving_a_card_never_sends_the_number(
 
     # Credit first, then a declined card: the credit stays applied and the page says so.
     credit_box = page.get_by_label("Apply my credit balance (50.00 EUR) first")
+    assert _pay_button(page).inner_text() == "Pay 123.00 EUR"
     credit_box.check()
+    # The button and the methods' heading now say what the card pays: the rest.
+    assert _pay_button(page).inner_text() == "Pay 73.00 EUR"
+    assert page.get_by_role("group", name="Pay the rest with").count() == 1
     _type_card(page, DECLINED)
     _submit_and_wait(page)
     page.get_by_text(

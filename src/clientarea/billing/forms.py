@@ -87,14 +87,16 @@ class PayForm(CardTokenMixin):
         choices.append((BANK_TRANSFER, "Bank transfer"))
         self.fields["method"].choices = choices  # type: ignore[attr-defined]
         self.credit_part = credit_balance if 0 < credit_balance < balance else None
+        self.rest: Decimal | None = None  # what is left to pay once the credit is applied
         if self.credit_part is not None and credit_pays_part:
-            rest = balance - credit_balance
+            rest = self.rest = balance - credit_balance
             self.fields["apply_credit"].label = (
                 f"Apply my credit balance ({credit_balance} {currency}) first, then pay the "
                 f"rest ({rest} {currency}) by the method chosen below"
             )
         else:
             self.credit_part = None
+            self.rest = None
             del self.fields["apply_credit"]
         if not self.is_bound:
             self.fields["method"].initial = choices[0][0]

@@ -193,9 +193,20 @@
 
   // --- the form ---------------------------------------------------------------------
 
+  // "Apply my credit first": the button and the methods' heading say what is left.
+  function showAmounts() {
+    var credit = form.querySelector("input[name=apply_credit]");
+    var rest = Boolean(credit && credit.checked);
+    form.querySelectorAll("[data-label-rest]").forEach(function (node) {
+      node.textContent = node.getAttribute(rest ? "data-label-rest" : "data-label-full");
+    });
+  }
+
   form.addEventListener("change", function (event) {
     if (event.target.name === "method") {
       showFields();
+    } else if (event.target.name === "apply_credit") {
+      showAmounts();
     }
   });
 
@@ -222,4 +233,5 @@
     mountStripe();
   }
   showFields();
+  showAmounts();
 })();
