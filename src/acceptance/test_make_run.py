@@ -29,6 +29,10 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
         "DJANGO_SETTINGS_MODULE": "config.settings.local",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}",
         "EMAIL_URL": f"filemail://{tmp_path / 'mail'}",
+        # The demo's files (a ticket's attachment) go here, not into the checkout's var/:
+        # another test run, or another test worker, may be using that at the same moment.
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "DEMO_MAIL_DIR": str(tmp_path / "demo-mail"),
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
 

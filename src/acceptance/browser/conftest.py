@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,13 +50,29 @@ def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+def browser(live_server: Any) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+    _wait_for_live_server_requests()
+
+
+def _wait_for_live_server_requests(timeout: float = 30.0) -> None:
+    """The live server answers each of the browser's connections in a thread of its own,
+    which, when the browser hangs up, closes the in-memory SQLite connection it shares
+    with the tests. The live server stops sharing that connection when it stops (right
+    after this fixture: `browser` depends on `live_server`); a thread still closing then
+    fails with "DatabaseWrapper objects created in a thread can only be used in that same
+    thread". On a busy machine some were (seen with two pytest-xdist workers, each with
+    its own Chromium and live server), so wait for them here, once the browser is closed."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        # Django's ThreadedWSGIServer runs process_request_thread for each connection.
+        if thread.name.endswith("(process_request_thread)"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class Shots:

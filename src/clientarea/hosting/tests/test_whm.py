@@ -449,13 +449,15 @@ def test_nothing_is_sent_without_a_server_token_or_username(
 def test_connection_refused_is_unavailable(
     driver: WhmPanelDriver, whm: WhmTestServer, tls: TlsFiles
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
+    # A port nobody listens on: bound but not listening, and held through the call, so no
+    # other process (another test worker) can start listening there meanwhile.
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]
-    service = Service(username="bob", server=panel_server(whm, tls, port=closed_port))
+        service = Service(username="bob", server=panel_server(whm, tls, port=closed_port))
 
-    with pytest.raises(OutsideUnavailable, match="did not answer; nothing was changed"):
-        driver.suspend(service, "Nonpayment")
+        with pytest.raises(OutsideUnavailable, match="did not answer; nothing was changed"):
+            driver.suspend(service, "Nonpayment")
 
 
 # --- no answer: timeouts, dropped connections, broken answers -----------------------------------

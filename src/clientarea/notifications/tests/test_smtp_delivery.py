@@ -43,31 +43,38 @@ class Inbox:
         return sorted(str(m["Subject"]) for m in self.messages)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SMTPServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
+    """The mail server on a loopback port of its own. Until it starts, the port is held by
+    a socket that is bound but not listening: connecting is refused (the server is down),
+    and no other process (another test worker, say) can take the port meanwhile."""
+
+    def __init__(self) -> None:
+        self._held: socket.socket | None = socket.socket()
+        self._held.bind(("127.0.0.1", 0))
+        self.port = int(self._held.getsockname()[1])
         self.inbox = Inbox()
         self.controller: Controller | None = None
 
     def start(self) -> None:
+        self._release()
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self) -> None:
+        self._release()
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
 
+    def _release(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
 
 @pytest.fixture
 def smtp(settings: Any) -> Iterator[SMTPServer]:
-    server = SMTPServer(free_port())
+    server = SMTPServer()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = server.port

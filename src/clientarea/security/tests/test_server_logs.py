@@ -84,6 +84,9 @@ def serve(database: str, tmp_path: Path) -> Iterator[Starter]:
             "DJANGO_SETTINGS_MODULE": settings,
             "DATABASE_URL": database,
             "PYTHONUNBUFFERED": "1",
+            # Files the server might write stay in this test's own directory.
+            "MEDIA_ROOT": str(tmp_path / "media"),
+            "DEMO_MAIL_DIR": str(tmp_path / "demo-mail"),
         }
         with stderr.open("wb") as err:
             process = subprocess.Popen(
