@@ -48,10 +48,16 @@ lint: install-dev
 typecheck: install-dev
 	$(VENV)/bin/mypy src
 
+# The suite runs on both cores (pytest-xdist: PYTEST_WORKERS processes, each with its own
+# test database; CI machines have 2 cores). PYTEST_ARGS is passed on and comes last, so it
+# can override that; one test, serially (e.g. to use a debugger):
+#   make pytest PYTEST_ARGS="-n0 -k foo"
+PYTEST_WORKERS ?= 2
+
 pytest: install-dev
 	@test -x /usr/bin/chromium || command -v chromium >/dev/null || \
 	  echo "NOTE: Chromium is not installed: the real-browser tests will be SKIPPED (apt-get install chromium)."
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
