@@ -1133,3 +1133,78 @@ def test_two_people_paying_at_once_with_new_cards_charge_once_at_stripe(
     assert refused.status_code == 200
     assert "already being processed" in shown(refused)
     assert refused.context["form"] is None  # not offered to pay again
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("racer", ["webhook", "another tab"])
+def test_the_return_and_a_webhook_or_another_return_at_once_record_one_payment(
+    racer: str,
+    account: Account,
+    by_owner: Browser,
+    browser_of: Callable[[User, Account], Browser],
+    stripe: StripeGateway,
+    server: StripeServer,
+) -> None:
+    """The browser's return and Stripe's payment_intent.succeeded (or a second return,
+    from the card holder's other tab) settle the same payment at the same moment:
+    whoever takes the invoice lock first records it, holding the lock until the other
+    waits on it; the other then finds it recorded."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no row locks to race against")
+    invoice = make_invoice(account)
+    bank_url, intent_id = start_3d_secure(by_owner, invoice)
+    back = path_of(at_the_bank(bank_url, succeed=True))
+    event = server.event("payment_intent.succeeded", server.intent(intent_id))
+    other = browser_of(account.owner, account)
+
+    def settle(i: int) -> Any:
+        if i == 0:
+            return by_owner.get(back)
+        if racer == "webhook":
+            return deliver(server, event)
+        return other.get(back)
+
+    first_lock = threading.Lock()
+    saw_the_other_waiting: list[bool] = []
+    real_lock = services._lock_invoice
+
+    def lock_invoice(invoice_id: int, account: Account | None = None) -> Invoice:
+        locked = real_lock(invoice_id, account)
+        if first_lock.acquire(blocking=False):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if _others_waiting_on_a_lock():
+                    saw_the_other_waiting.append(True)
+                    break
+                time.sleep(0.02)
+        return locked
+
+    start = threading.Barrier(2)
+    responses: list[Any] = [None, None]
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait()
+            responses[i] = settle(i)
+        except BaseException as exc:  # reported in the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    with mock.patch.object(services, "_lock_invoice", lock_invoice):
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+
+    assert errors == []
+    assert saw_the_other_waiting == [True], "the two did not overlap"
+    assert [r.status_code for r in responses] == [302, 200 if racer == "webhook" else 302]
+    assert payments(invoice) == [(Transaction.Status.SUCCEEDED, intent_id)]
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == (Invoice.Status.PAID, invoice.total)
+    assert receipts() == 1
+    assert succeeded_charges(server) == 1
