@@ -370,11 +370,17 @@ def start_3d_secure(browser: Browser, invoice: Invoice, **kwargs: Any) -> tuple[
     return bank_url, intent_id
 
 
+@pytest.mark.parametrize("who", ["by_owner", "by_accountant"])
 def test_3d_secure_completed_ends_paid_with_one_payment_and_one_receipt(
-    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+    who: str,
+    request: pytest.FixtureRequest,
+    account: Account,
+    stripe: StripeGateway,
+    server: StripeServer,
 ) -> None:
+    payer: Browser = request.getfixturevalue(who)
     invoice = make_invoice(account)
-    bank_url, intent_id = start_3d_secure(by_owner, invoice)
+    bank_url, intent_id = start_3d_secure(payer, invoice)
     assert server.intent(intent_id)["status"] == "requires_action"
     assert status_of(invoice) == Invoice.Status.UNPAID
     assert receipts() == 0
@@ -382,7 +388,7 @@ def test_3d_secure_completed_ends_paid_with_one_payment_and_one_receipt(
     return_path = reverse("billing:invoice_pay_return", args=[invoice.pk])
     assert path_of(back).startswith(f"{return_path}?")
     assert parse_qs(urlsplit(back).query)["payment_intent"] == [intent_id]
-    answer = by_owner.get(path_of(back), follow=True)
+    answer = payer.get(path_of(back), follow=True)
     assert answer.redirect_chain == [(detail_url(invoice), 302)]
     assert f"invoice #{invoice.number} is paid" in shown(answer)
     assert status_of(invoice) == Invoice.Status.PAID
@@ -391,7 +397,7 @@ def test_3d_secure_completed_ends_paid_with_one_payment_and_one_receipt(
     assert succeeded_charges(server) == 1
     assert receipts() == 1
     # Back again (a reload of the return page): nothing more is recorded.
-    again = by_owner.get(path_of(back), follow=True)
+    again = payer.get(path_of(back), follow=True)
     assert again.redirect_chain == [(detail_url(invoice), 302)]
     assert "already recorded" in shown(again)
     invoice.refresh_from_db()
@@ -477,6 +483,26 @@ def test_a_return_naming_another_invoices_or_accounts_intent_changes_nothing(
     assert status_of(theirs) == Invoice.Status.PAID
     assert payments(theirs) == [(Transaction.Status.SUCCEEDED, their_intent)]
     assert status_of(ours) == Invoice.Status.UNPAID
+
+
+def test_stripe_silent_at_the_return_leaves_it_processing_for_the_worker(
+    account: Account, by_owner: Browser, stripe: StripeGateway, server: StripeServer
+) -> None:
+    invoice = make_invoice(account)
+    bank_url, intent_id = start_3d_secure(by_owner, invoice)
+    back = at_the_bank(bank_url, succeed=True)
+    attempts = django_settings.OUTSIDE_CALL_ATTEMPTS
+    server.fail_next(*["500"] * attempts, on=f"GET /v1/payment_intents/{intent_id}")
+    answer = by_owner.get(path_of(back), follow=True)
+    assert answer.redirect_chain == [(detail_url(invoice), 302)]
+    assert "Your payment is being processed" in shown(answer)
+    assert server.failures == []
+    assert payments(invoice) == [(Transaction.Status.PROCESSING, intent_id)]
+    assert status_of(invoice) == Invoice.Status.UNPAID
+    assert services.payments_reconcile_due(now=after_grace()).startswith("card payments: 1 settled")
+    assert status_of(invoice) == Invoice.Status.PAID
+    assert payments(invoice) == [(Transaction.Status.SUCCEEDED, intent_id)]
+    assert receipts() == 1
 
 
 # --- 3. Stripe's webhooks on this flow ------------------------------------------------------
