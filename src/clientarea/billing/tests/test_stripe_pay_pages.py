@@ -245,6 +245,9 @@ def test_a_new_card_pays_at_once(
     browser: Browser = request.getfixturevalue(who)
     server = browser.server
     invoice = make_invoice(account)
+    # CSRF checks are on: the same post without the form's token is refused.
+    forged = {"method": "new_card", "card_token": server.create_payment_method("pm_card_visa")}
+    assert browser.client.post(pay_url(invoice), forged).status_code == 403
     answer = browser.pay_new_card(invoice, "pm_card_visa", follow=True)
     assert answer.redirect_chain == [(detail_url(invoice), 302)]
     assert f"invoice #{invoice.number} is paid" in shown(answer)
