@@ -425,6 +425,10 @@ def payment_method_return(request: AccountRequest) -> HttpResponse:
     is asked of the processor."""
     reference = request.GET.get("setup_intent", "")
     started = request.session.pop(SESSION_CARD_SAVE, None)
+    if started is None:
+        # Nothing waits (this page reloaded after the card was saved, or opened by hand).
+        messages.info(request, "No card confirmation is open: your stored cards are listed here.")
+        return redirect("billing:payment_methods")
     try:
         if not reference or started != [request.access.account.pk, reference]:
             raise services.BillingError("The card was not saved: add it again.")
