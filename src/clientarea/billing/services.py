@@ -990,6 +990,14 @@ def card_payment_return(
     webhook or the worker may have recorded it first)."""
     tx = _payment_of(invoice_id, account, reference)
     if tx.status != Transaction.Status.PROCESSING:
+        if (
+            card_to_save is not None
+            and tx.status == Transaction.Status.SUCCEEDED
+            and not PaymentMethod.objects.filter(account=account, token=card_to_save.token).exists()
+        ):
+            # Settled first by Stripe's webhook or the worker: the card its payer asked
+            # to keep is stored now, once (if the processor really kept it).
+            payment_card_keep(tx, request=request)
         return _settled_outcome(tx.invoice, tx)
     gateway = gateways.get_gateway(tx.gateway)
     try:
@@ -1052,6 +1060,66 @@ def card_payment_cancel(
     return outcome
 
 
+# --- a card kept while paying --------------------------------------------------------------
+
+
+def payment_kept_card(tx: Transaction, *, reference: str = "") -> gateways.CardToken | None:
+    """The card the processor kept on the account for later when payment `tx` (its
+    intent `reference`, by default the recorded one) succeeded: its payer asked to keep
+    it (Stripe: the intent's setup_future_usage) and it is attached to the account's
+    customer. None when there is no such card, the gateway keeps none, or the payer may
+    not store cards (only the owner does: a forged "save" keeps nothing). An outside
+    call: no transaction may be open; raises the outside errors."""
+    assert_no_transaction()
+    reference = reference or tx.reference
+    if tx.kind != Transaction.Kind.PAYMENT or not reference or tx.payer is None:
+        return None
+    account = tx.account
+    if not may_use_owner_power(tx.payer, account, OwnerPower.MANAGE_PAYMENT_METHODS):
+        return None
+    kept = getattr(_stored_card_gateway(tx.gateway), "charge_kept_card", None)
+    if kept is None:  # the sandbox: its card is stored with the payment's answer
+        return None
+    key = tx.idempotency_key
+    card: gateways.CardToken | None = outside_call(
+        lambda: kept(account=account, idempotency_key=key, reference=reference),
+        retry_uncertain=True,  # reads only
+    )
+    return card
+
+
+def payment_kept_card_store(
+    tx_id: int, card: gateways.CardToken, *, request: HttpRequest | None = None
+) -> PaymentMethod | None:
+    """Store `card` (``payment_kept_card``) on the account of payment `tx_id` once it is
+    recorded as succeeded, if its payer still may store cards: once, whoever comes first
+    (Stripe's webhook, the return page, the worker; one card per account, gateway and
+    token). In the caller's transaction (the webhook's event), or its own."""
+    with transaction.atomic():
+        tx = Transaction.objects.select_related("account", "payer").get(pk=tx_id)
+        if (
+            tx.status != Transaction.Status.SUCCEEDED
+            or tx.payer is None
+            or not may_use_owner_power(tx.payer, tx.account, OwnerPower.MANAGE_PAYMENT_METHODS)
+        ):
+            return None
+        return card_store_once(tx.account, tx.payer, tx.gateway, card, request)
+
+
+def payment_card_keep(
+    tx: Transaction, *, request: HttpRequest | None = None
+) -> PaymentMethod | None:
+    """Both steps, for a payment settled by someone other than Stripe's webhook (which
+    does them around its event's transaction). If the processor cannot say now, nothing
+    is stored here: its payment_intent.succeeded event stores the card."""
+    try:
+        card = payment_kept_card(tx)
+    except OutsideError:
+        logger.warning("The card kept by payment %s could not be read: not stored now", tx.pk)
+        return None
+    return payment_kept_card_store(tx.pk, card, request=request) if card is not None else None
+
+
 # --- reconciling card payments -----------------------------------------------------------
 
 
@@ -1097,6 +1165,10 @@ def payment_reconcile(tx: Transaction, *, now: datetime.datetime | None = None) 
         )
         result = _give_up(tx, waiting) or ChargeResult(ChargeStatus.FAILED, "", GAVE_UP_MESSAGE)
     outcome = card_payment_record(tx.pk, result, reconciled=True)
+    if result.status == ChargeStatus.SUCCEEDED and outcome.status in ("paid", "partial"):
+        # The answer to the paying request was lost: the card its payer asked to keep
+        # (if any) is stored now, as the return page would have.
+        payment_card_keep(Transaction.objects.select_related("account", "payer").get(pk=tx.pk))
     return "failed" if outcome.status == "failed" else "settled"
 
 

@@ -64,6 +64,7 @@ from django.conf import settings
 from clientarea.core.outside import OutsideRefused, OutsideUnavailable, OutsideUncertain
 
 from .gateways import CardRejected, CardToken, ChargeResult, ChargeStatus, SaveResult
+from .stripe_customers import stored_customer
 
 if TYPE_CHECKING:
     from clientarea.accounts.models import Account
@@ -188,6 +189,8 @@ class PaymentIntentResult:
     error_code: str = ""  # of the last failed attempt
     error_message: str = ""
     metadata: Mapping[str, str] | None = None
+    customer: str = ""  # the Customer the card is charged for (and kept on)
+    setup_future_usage: str = ""  # set when the card is to be kept once paid
 
     def charge_result(self) -> ChargeResult | None:
         """The payment's final result, or None while it can still change (processing,
@@ -278,6 +281,8 @@ def intent_from_stripe(obj: Any) -> PaymentIntentResult:
         error_code=_get(error, "decline_code", "") or _get(error, "code", ""),
         error_message=_get(error, "message", ""),
         metadata=dict(_get(obj, "metadata", {})),
+        customer=_ref(_get(obj, "customer")),
+        setup_future_usage=str(_get(obj, "setup_future_usage", "")),
     )
 
 
@@ -673,6 +678,31 @@ class StripeGateway:
                 ChargeStatus.REQUIRES_ACTION, intent.id, redirect_url=intent.redirect_url
             )
         return ChargeResult(ChargeStatus.PENDING, intent.id)
+
+    def charge_kept_card(
+        self, *, account: Account, idempotency_key: str, reference: str
+    ) -> CardToken | None:
+        """The card our payment `idempotency_key` (intent `reference`) kept for later on
+        `account`'s customer, as we show it; None unless the intent succeeded with
+        ``setup_future_usage`` for the account's recorded customer and its PaymentMethod
+        is attached to that customer now (one removed since is not kept again). Reads
+        the intent and the PaymentMethod: no transaction may be open."""
+        customer = stored_customer(account, livemode=self.livemode)
+        if not customer or not reference:
+            return None
+        intent = self.payment_intent_retrieve(reference)
+        self._check_ours(intent, idempotency_key)
+        if (
+            intent.status != "succeeded"
+            or not intent.setup_future_usage
+            or intent.customer != customer
+            or not intent.payment_method
+        ):
+            return None
+        card = self.payment_method_retrieve(intent.payment_method)
+        if card.customer != customer:
+            return None
+        return self._card_token(card)
 
     def charge_cancel(self, idempotency_key: str, reference: str) -> ChargeResult | None:
         """Give up on a payment still waiting for the customer (3-D Secure never

@@ -26,9 +26,12 @@ made it (``refunds.refund_seen``: a back-office refund recorded by its request o
 whichever is first; one made in Stripe's dashboard); setup_intent.succeeded stores the
 saved card on the customer's account once (keyed by the PaymentMethod id: nothing more if
 the card page's return stored it first); charge.dispute.created is kept and logged as an
-error naming the invoice, for staff to answer in Stripe's dashboard. The last three need
-an answer from Stripe first (the refunds of the charge, the card's brand and last four):
-it is asked before the event's transaction, with none open (``PREPARED_HANDLERS``). Any
+error naming the invoice, for staff to answer in Stripe's dashboard. A payment whose
+owner asked to keep the card (setup_future_usage: Stripe attached it to the account's
+customer) also stores that card once, whichever of this event, the browser's return or
+the worker comes first. The refunds, a saved card and a payment's kept card need an
+answer from Stripe first (the refunds of the charge, the card's brand and last four): it
+is asked before the event's transaction, with none open (``PREPARED_HANDLERS``). Any
 other event type is answered 200 and ignored.
 """
 
@@ -51,7 +54,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from clientarea.accounts.policy import public
-from clientarea.core.outside import outside_call
+from clientarea.core.outside import OutsideRefused, outside_call
 
 from . import refunds
 from .gateways import CardToken, ChargeResult, ChargeStatus
@@ -133,17 +136,7 @@ def payment_settle_from_gateway(
     must be the payment's. Returns what was done, for the event's record."""
     from .services import card_payment_record
 
-    tx = (
-        Transaction.objects.filter(
-            idempotency_key=transaction_key, kind=Transaction.Kind.PAYMENT
-        ).first()
-        if transaction_key
-        else None
-    )
-    if tx is None and reference:
-        tx = Transaction.objects.filter(
-            gateway=GATEWAY_CODE, reference=reference, kind=Transaction.Kind.PAYMENT
-        ).first()
+    tx = _payment_of_intent(transaction_key, reference)
     if tx is None:
         return "no payment of ours"
     if tx.gateway != GATEWAY_CODE:
@@ -188,8 +181,63 @@ def _settle_intent(obj: dict[str, Any], status: ChargeStatus) -> str:
     return payment_settle_from_gateway(key, result.status, intent.id, result.message)
 
 
-def on_payment_intent_succeeded(obj: dict[str, Any]) -> str:
-    return _settle_intent(obj, ChargeStatus.SUCCEEDED)
+def _payment_of_intent(transaction_key: str, reference: str) -> Transaction | None:
+    """Our payment an intent was made for: by its idempotency key (the intent's metadata
+    ``transaction``), else by the intent id."""
+    tx = (
+        Transaction.objects.filter(
+            idempotency_key=transaction_key, kind=Transaction.Kind.PAYMENT
+        ).first()
+        if transaction_key
+        else None
+    )
+    if tx is None and reference:
+        tx = Transaction.objects.filter(
+            gateway=GATEWAY_CODE, reference=reference, kind=Transaction.Kind.PAYMENT
+        ).first()
+    return tx
+
+
+def prepare_payment_intent_succeeded(obj: dict[str, Any]) -> tuple[int, CardToken] | None:
+    """The card the payment kept for later (the owner ticked "save this card": the
+    intent has setup_future_usage and a customer), asked of Stripe before the event's
+    transaction; None, asking nothing, for a payment that keeps no card, one not ours, a
+    payer who may not store cards, or a card stored already (the return page first)."""
+    intent = intent_from_stripe(obj)
+    if not intent.setup_future_usage or not intent.customer or not intent.payment_method:
+        return None
+    tx = _payment_of_intent(str((intent.metadata or {}).get("transaction", "")), intent.id)
+    if tx is None or tx.gateway != GATEWAY_CODE:
+        return None
+    if PaymentMethod.objects.filter(
+        account_id=tx.account_id, gateway=GATEWAY_CODE, token=intent.payment_method
+    ).exists():
+        return None
+    from .services import payment_kept_card
+
+    try:
+        card = payment_kept_card(tx, reference=intent.id)
+    except OutsideRefused:
+        # Stripe refused to say (the card is gone): the payment is settled all the same.
+        logger.exception("The card kept by Stripe payment %s could not be read", tx.pk)
+        return None
+    return (tx.pk, card) if card is not None else None
+
+
+def on_payment_intent_succeeded(kept: tuple[int, CardToken] | None, obj: dict[str, Any]) -> str:
+    """The payment settled once; then the card its owner asked to keep (``kept``, read
+    from Stripe by ``prepare_payment_intent_succeeded``) stored on the account once, in
+    the same transaction, if the payment is recorded as succeeded."""
+    from .services import payment_kept_card_store
+
+    result = _settle_intent(obj, ChargeStatus.SUCCEEDED)
+    if kept is None:
+        return result
+    tx_id, card = kept
+    method = payment_kept_card_store(tx_id, card)
+    return f"{result}; card {card.token}: " + (
+        f"stored ({method.pk})" if method is not None else "not stored"
+    )
 
 
 def on_payment_intent_payment_failed(obj: dict[str, Any]) -> str:
@@ -316,7 +364,6 @@ def on_setup_intent_succeeded(card: CardSummary | None, obj: dict[str, Any]) -> 
 
 
 HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "payment_intent.succeeded": on_payment_intent_succeeded,
     "payment_intent.payment_failed": on_payment_intent_payment_failed,
     "payment_intent.processing": on_payment_intent_processing,
     "charge.dispute.created": on_charge_dispute_created,
@@ -327,6 +374,7 @@ HANDLERS: dict[str, Callable[[dict[str, Any]], str]] = {
 # delivers it again). `handle(found, obj)` gets what `prepare` found, inside the
 # transaction.
 PREPARED_HANDLERS: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[..., str]]] = {
+    "payment_intent.succeeded": (prepare_payment_intent_succeeded, on_payment_intent_succeeded),
     "charge.refunded": (prepare_charge_refunded, on_charge_refunded),
     "setup_intent.succeeded": (prepare_setup_intent_succeeded, on_setup_intent_succeeded),
 }
