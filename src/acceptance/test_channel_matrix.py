@@ -47,7 +47,12 @@ from clientarea.accounts.services import (
     membership_revoke,
     membership_update,
 )
-from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
+from clientarea.accounts.tests.factories import (
+    AccountFactory,
+    MembershipFactory,
+    UserFactory,
+    access_of,
+)
 from clientarea.api.services import token_create
 from clientarea.billing.services import (
     LineInput,
@@ -264,13 +269,17 @@ def _customer_reply(world: World, person: User) -> None:
 def _password_event(world: World, person: User) -> None:
     developer = MembershipFactory(account=world.account, permissions=["manageproducts"]).user
     world.people["actor"] = developer
-    service_password_reveal(service=ServiceFactory(account=world.account), actor=developer)
+    service_password_reveal(
+        service=ServiceFactory(account=world.account), access=access_of(developer, world.account)
+    )
 
 
 def _panel_login(world: World, person: User) -> None:
     developer = MembershipFactory(account=world.account, permissions=["manageproducts"]).user
     world.people["actor"] = developer
-    service_panel_login(service=ServiceFactory(account=world.account), actor=developer)
+    service_panel_login(
+        service=ServiceFactory(account=world.account), access=access_of(developer, world.account)
+    )
 
 
 def _joined(world: World, person: User) -> None:

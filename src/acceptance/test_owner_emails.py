@@ -14,7 +14,12 @@ from acceptance.actors import browser, post
 from clientarea.accounts.models import Account
 from clientarea.accounts.owner_emails import owner_email_kinds_set, owner_receives
 from clientarea.accounts.ownership import ownership_transfer_accept, ownership_transfer_start
-from clientarea.accounts.tests.factories import AccountFactory, ContactFactory, MembershipFactory
+from clientarea.accounts.tests.factories import (
+    AccountFactory,
+    ContactFactory,
+    MembershipFactory,
+    access_of,
+)
 from clientarea.audit.models import AuditEvent
 from clientarea.billing.tests.factories import make_invoice
 from clientarea.hosting.services import service_password_reveal
@@ -39,7 +44,9 @@ def test_an_owner_without_invoice_emails_gets_none_but_still_gets_security_notic
     assert OutboxEmail.objects.filter(to_email=contact.email, kind="invoice").count() == 1
     # Security notices always go: a sub-account reveals a control-panel password.
     developer = MembershipFactory(account=account, permissions=["manageproducts"]).user
-    service_password_reveal(service=ServiceFactory(account=account), actor=developer)
+    service_password_reveal(
+        service=ServiceFactory(account=account), access=access_of(developer, account)
+    )
     assert len(_owner_rows(account, "security")) == 1
     # Domain emails were turned off too; general notices always go.
     for kind in ("domain", "general"):

@@ -28,7 +28,7 @@ from clientarea.accounts.services import (
     membership_grant,
     membership_update,
 )
-from clientarea.accounts.tests.factories import AccountFactory, UserFactory
+from clientarea.accounts.tests.factories import AccountFactory, UserFactory, access_of
 from clientarea.accounts.tests.helpers import invitation_token_from_outbox
 from clientarea.audit.models import AuditEvent
 from clientarea.domains import services as domain_services
@@ -189,32 +189,38 @@ def test_the_scoped_item_still_works_end_to_end(world: World) -> None:
 def test_service_functions_refuse_an_out_of_scope_actor(world: World) -> None:
     before = _unchanged(world.other_service, world.other_domain)
     with pytest.raises(OutOfReach):
-        hosting_services.service_password_reveal(service=world.other_service, actor=world.dev)
+        hosting_services.service_password_reveal(
+            service=world.other_service, access=access_of(world.dev, world.account)
+        )
     with pytest.raises(OutOfReach):
         hosting_services.service_password_change(
-            service=world.other_service, actor=world.dev, new_password=NEW_PANEL_PASSWORD
+            service=world.other_service,
+            access=access_of(world.dev, world.account),
+            new_password=NEW_PANEL_PASSWORD,
         )
     with pytest.raises(OutOfReach):
         domain_services.domain_set_nameservers(
             domain=world.other_domain,
-            actor=world.dev,
+            access=access_of(world.dev, world.account),
             nameservers=["ns1.evil.example", "ns2.evil.example"],
         )
     with pytest.raises(OutOfReach):
         domain_services.domain_set_registrar_lock(
-            domain=world.other_domain, actor=world.dev, locked=False
+            domain=world.other_domain, access=access_of(world.dev, world.account), locked=False
         )
     with pytest.raises(OutOfReach):
         domain_services.domain_set_auto_renew(
-            domain=world.other_domain, actor=world.dev, enabled=False
+            domain=world.other_domain, access=access_of(world.dev, world.account), enabled=False
         )
     # Another account's owner, too.
     with pytest.raises(OutOfReach):
-        hosting_services.service_password_reveal(service=world.foreign_service, actor=world.owner)
+        hosting_services.service_password_reveal(
+            service=world.foreign_service, access=access_of(world.owner, world.account)
+        )
     assert _unchanged(world.other_service, world.other_domain) == before
-    assert hosting_services.service_password_reveal(service=world.site, actor=world.dev) == (
-        SERVICE_PASSWORD
-    )
+    assert hosting_services.service_password_reveal(
+        service=world.site, access=access_of(world.dev, world.account)
+    ) == (SERVICE_PASSWORD)
 
 
 # --- tickets -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -168,6 +169,27 @@ class Access:
             label for value, label in permissions.EmailKind.choices if value in self.email_kinds
         ]
 
+    def current(self, now: Any = None) -> Access | None:
+        """This access as the database has it now, never wider than it was built: None
+        once it has ended (revoked, expired, removed, the account closed, ownership moved
+        away from an owner); otherwise its permissions and scope intersected with the
+        person's current grant. Service functions ask it (``access_require``), so an
+        access built earlier in the request (or for a token) is never trusted on its own."""
+        fresh = access_for(self.user, self.account.pk, now)
+        if fresh is None or (self.is_owner and not fresh.is_owner):
+            return None
+        if self.is_owner:
+            return fresh
+        granted = permissions.ALL_CODES if fresh.is_owner else fresh.permissions
+        return Access(
+            self.user,
+            fresh.account,
+            fresh.membership,
+            False,
+            self.permissions & granted,
+            scope_intersect(self.scope, fresh.scope),
+        )
+
     def allows(self, rule: AccessRule) -> bool:
         if rule.kind is RuleKind.OWNER:
             return self.is_owner
@@ -237,6 +259,47 @@ class OutOfReach(Http404):
     """A service function was asked to act on an object its actor may not reach (another
     account's, outside their scope, or without the permission): "no such object", like
     the page would answer, whatever the entry point."""
+
+
+class NotPermitted(PermissionDenied):
+    """A service function was asked to act on an object its actor reaches, but their
+    access does not carry the permission the action needs: a 403 on every entry point
+    (the message names the permission)."""
+
+    def __init__(self, perm: str) -> None:
+        label = permissions.BY_CODE[perm].label if perm in permissions.BY_CODE else perm
+        super().__init__(f"Your access does not include {label} ({perm}).")
+        self.permission = perm
+
+
+def scope_intersect(
+    first: Mapping[str, frozenset[int]] | None, second: Mapping[str, frozenset[int]] | None
+) -> Mapping[str, frozenset[int]] | None:
+    """Both resource scopes at once: None is no limit; otherwise the ids both allow,
+    kind by kind."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return {
+        kind: frozenset(first.get(kind, frozenset()) & second.get(kind, frozenset()))
+        for kind in set(first) | set(second)
+    }
+
+
+def access_require(access: Access, perm: str, obj: Model, *, noun: str) -> Access:
+    """The check a service function acting for a person makes itself, whoever called it
+    (page, API, admin action, command): `access` as it stands now (``Access.current``)
+    must reach `obj` (of its account, inside its scope) and hold `perm`. Another
+    account's object, one outside the scope, or an access that has ended is
+    ``OutOfReach`` ("No such <noun>.", a 404 that confirms nothing); an object it
+    reaches without the permission is ``NotPermitted`` (403). Returns the current access."""
+    current = access.current()
+    if current is None or not current.reaches(obj):
+        raise OutOfReach(f"No such {noun}.")
+    if not current.has(perm):
+        raise NotPermitted(perm)
+    return current
 
 
 def may_receive_email(

@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from clientarea.accounts import permissions
 from clientarea.accounts.models import Account, Membership, User
-from clientarea.accounts.policy import Access, OutOfReach, access_for, is_owner
+from clientarea.accounts.policy import Access, OutOfReach, access_for, is_owner, scope_intersect
 from clientarea.accounts.scope import Scope, scope_to_json
 from clientarea.accounts.services import scope_checked
 from clientarea.audit.services import audit_record
@@ -55,6 +55,32 @@ class TokenRefused(Exception):
 
     code: str
     detail: str
+
+
+@dataclass(frozen=True)
+class TokenGrant(Access):
+    """A token's access for one request (its permissions and scope intersected with its
+    creator's grant). Asked again by a service function before it acts
+    (``policy.access_require``), it holds only while the token itself still works:
+    revoked, expired, its creator's access ended or narrowed, ownership moved, or the
+    account's two-factor rule no longer met, and it reaches nothing or less."""
+
+    token_id: int = 0
+
+    def current(self, now: Any = None) -> Access | None:
+        now = now or timezone.now()
+        token = (
+            ApiToken.objects.select_related("created_by", "account")
+            .filter(pk=self.token_id, account_id=self.account.pk)
+            .first()
+        )
+        if token is None or token.created_by_id != self.user.pk:
+            return None
+        try:
+            _token_checked(token, now)
+        except TokenRefused:
+            return None
+        return super().current(now)
 
 
 @dataclass(frozen=True)
@@ -92,18 +118,6 @@ def networks_clean(entries: Iterable[Any]) -> list[str]:
     if len(out) > MAX_NETWORKS:
         raise TokenError(f"A token can list at most {MAX_NETWORKS} networks.")
     return out
-
-
-def scope_intersection(first: Scope | None, second: Scope | None) -> Scope | None:
-    """Both limits at once: None is no limit; otherwise the ids both allow, kind by kind."""
-    if first is None:
-        return second
-    if second is None:
-        return first
-    return {
-        kind: frozenset(first.get(kind, frozenset()) & second.get(kind, frozenset()))
-        for kind in set(first) | set(second)
-    }
 
 
 def _scope_within(wanted: Scope, limit: Scope) -> bool:
@@ -398,6 +412,29 @@ def token_authenticate(*, secret: str, ip: str | None, now: datetime | None = No
     )
     if token is None:
         raise TokenRefused("token_unknown", DEAD)
+    creator_access = _token_checked(token, now)
+    if not _address_allowed(token, ip):
+        raise TokenRefused(
+            "address_not_allowed", "The token may not be used from this network address."
+        )
+    carried = token.permission_codes & _granted_codes(creator_access)
+    access = TokenGrant(
+        user=token.created_by,
+        account=creator_access.account,
+        membership=creator_access.membership,
+        # A token never holds the owner-only powers, whoever made it.
+        is_owner=False,
+        permissions=frozenset(carried),
+        scope=scope_intersect(token.scope_items, creator_access.scope),
+        token_id=token.pk,
+    )
+    _note_use(token, ip, now)
+    return TokenAccess(token=token, access=access)
+
+
+def _token_checked(token: ApiToken, now: datetime) -> Access:
+    """The token's own state and its creator's footing, as the database has them now:
+    the creator's current access, or ``TokenRefused`` saying why the token is dead."""
     if token.revoked_at is not None:
         raise TokenRefused("token_revoked", "The token was revoked.")
     if token.expires_at <= now:
@@ -414,22 +451,7 @@ def token_authenticate(*, secret: str, ip: str | None, now: datetime | None = No
             "This account requires two-factor authentication, and the token's creator has "
             "it off: the token works again once they turn it on.",
         )
-    if not _address_allowed(token, ip):
-        raise TokenRefused(
-            "address_not_allowed", "The token may not be used from this network address."
-        )
-    carried = token.permission_codes & _granted_codes(creator_access)
-    access = Access(
-        user=creator,
-        account=creator_access.account,
-        membership=creator_access.membership,
-        # A token never holds the owner-only powers, whoever made it.
-        is_owner=False,
-        permissions=frozenset(carried),
-        scope=scope_intersection(token.scope_items, creator_access.scope),
-    )
-    _note_use(token, ip, now)
-    return TokenAccess(token=token, access=access)
+    return creator_access
 
 
 def _note_use(token: ApiToken, ip: str | None, now: datetime) -> None:

@@ -20,7 +20,7 @@ from django.http import HttpRequest
 
 from clientarea.accounts.models import User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import OutOfReach, may
+from clientarea.accounts.policy import Access, OutOfReach, access_require
 from clientarea.audit.services import audit_record, client_ip
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import (
@@ -60,6 +60,10 @@ class DomainActionError(Exception):
     """An action the domain's state does not allow; the message is shown to the user."""
 
 
+class DomainChangePending(DomainActionError):
+    """An earlier change of the domain is still waiting for the registry (the API's 409)."""
+
+
 def change_label(change: PendingChange | None) -> str:
     """How the domain page names a change handed to the registry."""
     return _CHANGE_LABELS.get(change.operation, "change") if change is not None else ""
@@ -86,13 +90,20 @@ def _locked_domain(pk: int) -> Domain:
     return Domain.objects.select_related("account").select_for_update(of=("self",)).get(pk=pk)
 
 
-def _lock_manageable(domain: Domain, actor: User) -> Domain:
-    """Lock the domain's row, then ask the policy whether `actor` may manage it right now:
-    another account's domain, one outside the actor's scope or without Manage Domain
-    Settings is "no such domain", whichever entry point called."""
-    row = _locked_domain(domain.pk)
-    if not may(actor, Perm.MANAGE_DOMAINS, row.account, obj=row):
+def _lock_manageable(domain: Domain, access: Access) -> Domain:
+    """Lock the domain's row, then ask the policy whether `access` (as it stands now) may
+    manage it: another account's domain, one outside the scope, or an access that has
+    ended is "no such domain" (``OutOfReach``); one it reaches without Manage Domain
+    Settings is ``NotPermitted``, whichever entry point called."""
+    row = (
+        Domain.objects.select_related("account")
+        .select_for_update(of=("self",))
+        .filter(pk=domain.pk)
+        .first()
+    )
+    if row is None:
         raise OutOfReach("No such domain.")
+    access_require(access, Perm.MANAGE_DOMAINS, row, noun="domain")
     if not row.is_manageable:
         raise DomainActionError(
             f"{row.unicode_name} is {row.get_status_display().lower()}: "
@@ -106,7 +117,7 @@ def _refuse_while_pending(row: Domain) -> None:
     awaits the registry, our record is not what the registry will hold, so "already so"
     would be a guess (e.g. Lock pressed again while an unlock is pending)."""
     if pending_for(_target(row)) is not None:
-        raise DomainActionError(
+        raise DomainChangePending(
             f"An earlier change of {row.unicode_name} is still waiting for the registry: "
             "try again in a few minutes."
         )
@@ -124,7 +135,7 @@ def _begin(
             params={**params, "ip_address": client_ip(request) or ""},
         )
     except OutsideChangeInFlight as exc:
-        raise DomainActionError(
+        raise DomainChangePending(
             f"An earlier change of {row.unicode_name} is still waiting for the registry: "
             "try again in a few minutes."
         ) from exc
@@ -149,14 +160,16 @@ def _call_registry(change: PendingChange, call: Callable[[], object]) -> ChangeO
 def domain_set_nameservers(
     *,
     domain: Domain,
-    actor: User,
+    access: Access,
     nameservers: Sequence[str],
     request: HttpRequest | None = None,
 ) -> ChangeOutcome:
-    """Replace the nameservers (2 to 5 host names; raises ValidationError otherwise)."""
+    """Replace the nameservers (2 to 5 host names; raises ValidationError otherwise), for
+    the person of `access` (Manage Domain Settings, the domain in reach)."""
     cleaned = names.nameservers_validate(list(nameservers))
+    actor = access.user
     with transaction.atomic():
-        row = _lock_manageable(domain, actor)
+        row = _lock_manageable(domain, access)
         _refuse_while_pending(row)
         before = row.nameserver_list
         if cleaned == before:
@@ -171,10 +184,12 @@ def domain_set_nameservers(
 
 
 def domain_set_registrar_lock(
-    *, domain: Domain, actor: User, locked: bool, request: HttpRequest | None = None
+    *, domain: Domain, access: Access, locked: bool, request: HttpRequest | None = None
 ) -> ChangeOutcome:
+    """Lock or unlock the domain at the registry, for the person of `access`."""
+    actor = access.user
     with transaction.atomic():
-        row = _lock_manageable(domain, actor)
+        row = _lock_manageable(domain, access)
         _refuse_while_pending(row)
         if row.registrar_lock == locked:
             return ChangeOutcome(pending=False)
@@ -189,11 +204,13 @@ def domain_set_registrar_lock(
 
 
 def domain_set_auto_renew(
-    *, domain: Domain, actor: User, enabled: bool, request: HttpRequest | None = None
+    *, domain: Domain, access: Access, enabled: bool, request: HttpRequest | None = None
 ) -> Domain:
-    """Auto-renew is our billing setting (renewal invoices), not a registry command."""
+    """Auto-renew is our billing setting (renewal invoices), not a registry command; for
+    the person of `access`."""
+    actor = access.user
     with transaction.atomic():
-        row = _lock_manageable(domain, actor)
+        row = _lock_manageable(domain, access)
         if row.auto_renew == enabled:
             return row
         row.auto_renew = enabled

@@ -9,7 +9,6 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from clientarea.accounts.models import User
 from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import (
     AccountRequest,
@@ -95,7 +94,7 @@ def domain_nameservers(request: AccountRequest, pk: int) -> HttpResponse:
         try:
             outcome = services.domain_set_nameservers(
                 domain=domain,
-                actor=request.user,
+                access=request.access,
                 nameservers=form.cleaned_data["nameservers"],
                 request=request,
             )
@@ -131,9 +130,10 @@ def _toggle(
         messages.error(request, f"Choose whether {label} should be on or off.")
         return redirect("domains:detail", pk=domain.pk)
     enabled: bool = form.cleaned_data["enabled"]
-    user: User = request.user
     try:
-        outcome = action(domain=domain, actor=user, request=request, **{keyword: enabled})
+        outcome = action(
+            domain=domain, access=request.access, request=request, **{keyword: enabled}
+        )
     except services.DomainActionError as exc:
         messages.error(request, str(exc))
     else:

@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import OutOfReach, is_owner, may
+from clientarea.accounts.policy import Access, OutOfReach, access_require, is_owner, may
 from clientarea.audit.services import audit_record, client_ip
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import (
@@ -75,6 +75,11 @@ def change_label(change: PendingChange | None) -> str:
 
 class ServiceActionError(Exception):
     """An action the service's state does not allow; the message is shown to the user."""
+
+
+class ServiceChangePending(ServiceActionError):
+    """Another change of the service is still waiting for the control panel's answer
+    (the API's 409)."""
 
 
 class _PasswordSubject:
@@ -137,14 +142,16 @@ def _service_id(change: PendingChange) -> int:
     return int(change.target.rsplit(":", 1)[1])
 
 
-def _checked(service: Service, actor: User, *, lock: bool = False) -> Service:
-    """The service fresh from the database, if the policy lets `actor` manage its password
-    right now: a service of another account, outside the actor's scope or without View &
-    Modify Product Password is "no such service", whichever entry point called."""
+def _checked(service: Service, access: Access, *, lock: bool = False) -> Service:
+    """The service fresh from the database, if the policy lets `access` (as it stands
+    now) manage its password: a service of another account, outside the scope, or an
+    access that has ended is "no such service" (``OutOfReach``); one it reaches without
+    View & Modify Product Password is ``NotPermitted``, whichever entry point called."""
     rows = Service.objects.select_related("account", "server")
-    row = (rows.select_for_update(of=("self",)) if lock else rows).get(pk=service.pk)
-    if not may(actor, Perm.MANAGE_PRODUCTS, row.account, obj=row):
+    row = (rows.select_for_update(of=("self",)) if lock else rows).filter(pk=service.pk).first()
+    if row is None:
         raise OutOfReach("No such service.")
+    access_require(access, Perm.MANAGE_PRODUCTS, row, noun="service")
     return row
 
 
@@ -163,11 +170,13 @@ def service_last_failed_change(service: Service) -> PendingChange | None:
 
 @sensitive_variables("password")
 def service_password_reveal(
-    *, service: Service, actor: User, request: HttpRequest | None = None
+    *, service: Service, access: Access, request: HttpRequest | None = None
 ) -> str:
-    """Decrypt the control-panel password for `actor`, and record that they saw it."""
+    """Decrypt the control-panel password for the person of `access` (View & Modify
+    Product Password, the service in reach), and record that they saw it."""
+    actor = access.user
     with transaction.atomic():
-        locked = _checked(service, actor, lock=True)
+        locked = _checked(service, access, lock=True)
         if not locked.has_password:
             raise ServiceActionError("No control-panel password is stored for this service yet.")
         try:
@@ -191,16 +200,18 @@ def service_password_reveal(
 
 @sensitive_variables("new_password")
 def service_password_change(
-    *, service: Service, actor: User, new_password: str, request: HttpRequest | None = None
+    *, service: Service, access: Access, new_password: str, request: HttpRequest | None = None
 ) -> ChangeOutcome:
     """Check the new password's strength, hand it to the panel, then keep it encrypted.
 
     Raises ValidationError (too weak, by our rules or in the panel's own words),
-    ServiceActionError (service state, panel unreachable, a change already pending) or
-    OutOfReach; then nothing is stored, audited or emailed. A panel that does not answer
-    leaves the change pending (``ChangeOutcome.pending``), settled by the worker."""
+    ServiceActionError (service state, panel unreachable, a change already pending),
+    OutOfReach or NotPermitted (the policy, asked here of `access`); then nothing is
+    stored, audited or emailed. A panel that does not answer leaves the change pending
+    (``ChangeOutcome.pending``), settled by the worker."""
+    actor = access.user
     with transaction.atomic():
-        locked = _checked(service, actor, lock=True)
+        locked = _checked(service, access, lock=True)
         if not locked.password_can_change:
             raise ServiceActionError(
                 f"The password of a {locked.get_status_display().lower()} service "
@@ -231,7 +242,7 @@ def service_password_change(
                 secret=new_password,
             )
         except OutsideChangeInFlight as exc:
-            raise ServiceActionError(
+            raise ServiceChangePending(
                 "A change of this service is still waiting for the control panel: try "
                 "again in a few minutes."
             ) from exc
@@ -349,12 +360,14 @@ def service_panel_summary(service: Service) -> AccountSummary | None:
 
 
 def service_panel_login(
-    *, service: Service, actor: User, request: HttpRequest | None = None
+    *, service: Service, access: Access, request: HttpRequest | None = None
 ) -> str:
-    """A one-time single sign-on URL into the control panel, for `actor` (View & Modify
-    Product Password). Audited, and the owner is told when a sub-account uses it, as for a
-    reveal. The URL is returned to be sent to the browser at once: never stored or logged."""
-    row = _checked(service, actor)
+    """A one-time single sign-on URL into the control panel, for the person of `access`
+    (View & Modify Product Password, the service in reach). Audited, and the owner is told
+    when a sub-account uses it, as for a reveal. The URL is returned to be sent to the
+    browser at once: never stored or logged."""
+    actor = access.user
+    row = _checked(service, access)
     if row.status != Service.Status.ACTIVE:
         raise ServiceActionError(
             f"A {row.get_status_display().lower()} service has no control-panel login."

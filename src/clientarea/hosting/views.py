@@ -93,7 +93,7 @@ def _password_reveal(request: AccountRequest, service: Service) -> HttpResponse:
         return redirect("hosting:detail", pk=service.pk)
     try:
         password = services.service_password_reveal(
-            service=service, actor=request.user, request=request
+            service=service, access=request.access, request=request
         )
     except services.ServiceActionError as exc:
         messages.error(request, str(exc))
@@ -127,7 +127,7 @@ def _password_change(request: AccountRequest, service: Service) -> HttpResponse:
         try:
             outcome = services.service_password_change(
                 service=service,
-                actor=request.user,
+                access=request.access,
                 new_password=form.cleaned_data["new_password1"],
                 request=request,
             )
@@ -165,7 +165,7 @@ def _panel_login(request: AccountRequest, service: Service) -> HttpResponse:
     if request.method == "GET":
         return redirect("hosting:detail", pk=service.pk)
     try:
-        url = services.service_panel_login(service=service, actor=request.user, request=request)
+        url = services.service_panel_login(service=service, access=request.access, request=request)
     except services.ServiceActionError as exc:
         messages.error(request, str(exc))
         return redirect("hosting:detail", pk=service.pk)

@@ -7,6 +7,7 @@ import factory
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Contact, Invitation, Membership, User
+from clientarea.accounts.policy import Access, access_for
 
 TEST_PASSWORD = "a-long-test-password-42"
 
@@ -74,3 +75,11 @@ class InvitationFactory(factory.django.DjangoModelFactory[Invitation]):
     token_hash = factory.Sequence(lambda n: f"{n:064x}")
     expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
     invited_by = factory.LazyAttribute(lambda o: o.account.owner)
+
+
+def access_of(user: User, account: Account) -> Access:
+    """The person's access to the account as a page would build it (``request.access``),
+    for tests that call service functions directly. Fails if they have none."""
+    access = access_for(user, account.pk)
+    assert access is not None, f"{user} has no access to {account}"
+    return access

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from lxml import etree
 
+from clientarea.accounts.tests.factories import access_of
 from clientarea.core.outside import (
     OutsideRefused,
     OutsideUnavailable,
@@ -924,7 +925,9 @@ def test_a_nameserver_change_through_the_service_reaches_the_registry(
 
     domain = registered(registry, account, nameservers=["ns1.host.net", "ns2.host.net"])
     outcome = services.domain_set_nameservers(
-        domain=domain, actor=account.owner, nameservers=["ns3.host.net", "ns4.elsewhere.org"]
+        domain=domain,
+        access=access_of(account.owner, account),
+        nameservers=["ns3.host.net", "ns4.elsewhere.org"],
     )
     assert not outcome.pending
     assert registry.domains[domain.name].nameservers == ["ns3.host.net", "ns4.elsewhere.org"]
@@ -940,7 +943,9 @@ def test_a_lock_change_whose_answer_was_lost_is_asked_again_and_found_made(
 
     domain = registered(registry, account)
     registry.fail("domain:update", "drop_after")  # made, but the answer is lost
-    outcome = services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    outcome = services.domain_set_registrar_lock(
+        domain=domain, access=access_of(account.owner, account), locked=False
+    )
     # Retried: domain:info shows the lock already off, so no second update is sent.
     assert not outcome.pending
     assert len(sent(registry, "domain:update")) == 1
@@ -960,7 +965,9 @@ def test_a_lock_change_left_unknown_is_pending_then_reconciled(
     domain = registered(registry, account)
     registry.fail("domain:update", "drop_after")  # made, but the answer is lost ...
     registry.fail("domain:info", "no_answer", skip=1, times=100)  # ... and the registry hangs
-    outcome = services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    outcome = services.domain_set_registrar_lock(
+        domain=domain, access=access_of(account.owner, account), locked=False
+    )
     assert outcome.pending
     assert Domain.objects.get(pk=domain.pk).registrar_lock  # not claimed before it is known
     assert "clientTransferProhibited" not in registry.domains[domain.name].statuses
@@ -980,6 +987,8 @@ def test_a_registry_refusal_through_the_service_is_a_message_and_changes_nothing
     domain = registered(registry, account)
     registry.domains[domain.name].statuses.add("serverUpdateProhibited")
     with pytest.raises(services.DomainActionError, match="serverUpdateProhibited"):
-        services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+        services.domain_set_registrar_lock(
+            domain=domain, access=access_of(account.owner, account), locked=False
+        )
     assert Domain.objects.get(pk=domain.pk).registrar_lock
     assert "clientTransferProhibited" in registry.domains[domain.name].statuses

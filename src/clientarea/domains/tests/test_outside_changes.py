@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
 from clientarea.accounts.policy import OutOfReach
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import pending_changes_reconcile_due
@@ -40,14 +40,18 @@ def test_an_unanswered_nameserver_change_stays_pending_until_the_registry_shows_
 ) -> None:
     domain = DomainFactory(account=account)
     registrar.uncertain = 99  # applied at the registry, never answered
-    outcome = services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+    outcome = services.domain_set_nameservers(
+        domain=domain, access=access_of(account.owner, account), nameservers=NEW
+    )
     assert outcome.pending
     assert _fresh(domain).nameservers == OLD  # not claimed as made
     assert not AuditEvent.objects.exists()
     assert services.domain_pending_change(domain) is not None
     # A second change waits for this one.
     with pytest.raises(services.DomainActionError, match="still waiting for the registry"):
-        services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+        services.domain_set_registrar_lock(
+            domain=domain, access=access_of(account.owner, account), locked=False
+        )
     registrar.uncertain = 0
     _due_now()
     assert pending_changes_reconcile_due()["done"] == 1
@@ -61,7 +65,9 @@ def test_a_command_that_never_reached_the_registry_is_recorded_as_not_made(
 ) -> None:
     domain = DomainFactory(account=account, registrar_lock=True)
     registrar.lost = True
-    outcome = services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    outcome = services.domain_set_registrar_lock(
+        domain=domain, access=access_of(account.owner, account), locked=False
+    )
     assert outcome.pending
     registrar.lost = False
     _due_now()
@@ -82,7 +88,9 @@ def test_a_crash_after_the_registry_call_is_settled_by_the_worker(
 
     monkeypatch.setattr(services, "_record", crash)
     with pytest.raises(SystemExit):
-        services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+        services.domain_set_nameservers(
+            domain=domain, access=access_of(account.owner, account), nameservers=NEW
+        )
     monkeypatch.undo()
     assert registrar.calls == [(domain.name, "nameservers", NEW)]
     assert _fresh(domain).nameservers == OLD
@@ -100,7 +108,9 @@ def test_an_unreachable_registry_changes_nothing_and_says_so(
     domain = DomainFactory(account=account)
     registrar.unavailable = True
     with pytest.raises(services.DomainActionError, match="nothing was changed"):
-        services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+        services.domain_set_nameservers(
+            domain=domain, access=access_of(account.owner, account), nameservers=NEW
+        )
     assert PendingChange.objects.get().state == "failed"
     assert _fresh(domain).nameservers == OLD
 
@@ -111,11 +121,14 @@ def test_a_revoked_or_foreign_actor_never_reaches_the_registry(
 ) -> None:  # fmt: skip
     domain = DomainFactory(account=account)
     member = member_factory("managedomains")
+    access = access_of(member.user, account)  # built while they still had access
     member.delete()
     with pytest.raises(OutOfReach):
-        services.domain_set_nameservers(domain=domain, actor=member.user, nameservers=NEW)
+        services.domain_set_nameservers(domain=domain, access=access, nameservers=NEW)
     with pytest.raises(OutOfReach):
-        services.domain_set_nameservers(domain=domain, actor=other_account.owner, nameservers=NEW)
+        services.domain_set_nameservers(
+            domain=domain, access=access_of(other_account.owner, other_account), nameservers=NEW
+        )
     assert registrar.calls == [] and not PendingChange.objects.exists()
 
 

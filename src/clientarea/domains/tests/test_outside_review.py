@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import pending_changes_reconcile_due
 from clientarea.domains import services
@@ -57,7 +57,9 @@ def test_an_epp_change_stays_within_its_budget(
     domain = registered(registry, account)
     wanted = [f"ns{i}.brand-new-dns.org" for i in range(1, 6)]  # 5 hosts to create
     started = time.monotonic()
-    services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=wanted)
+    services.domain_set_nameservers(
+        domain=domain, access=access_of(account.owner, account), nameservers=wanted
+    )
     took = time.monotonic() - started
     budget = epp_driver_setting.OUTSIDE_CALL_BUDGET_SECONDS
     assert took <= budget + epp_driver_setting.OUTSIDE_CALL_TIMEOUT_SECONDS, (
@@ -84,7 +86,9 @@ def test_a_request_that_outlives_the_grace_period_does_not_report_a_false_result
         apply(self, d, ns)
 
     monkeypatch.setattr(RecordingRegistrar, "set_nameservers", slow_registry)
-    outcome = services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+    outcome = services.domain_set_nameservers(
+        domain=domain, access=access_of(account.owner, account), nameservers=NEW
+    )
     held = RecordingRegistrar.held[str(domain.name)].nameservers
     # The registry's "yes" wins over the worker's early "not made": all three agree.
     assert not outcome.pending and list(held) == NEW
@@ -133,7 +137,9 @@ def test_an_epp_change_with_one_lost_read_stays_within_4x_budget(
     registry.fail("domain:info", "no_answer")  # the first read goes unanswered: retried
     wanted = [f"ns{i}.brand-new-dns.org" for i in range(1, 6)]
     started = time.monotonic()
-    services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=wanted)
+    services.domain_set_nameservers(
+        domain=domain, access=access_of(account.owner, account), nameservers=wanted
+    )
     took = time.monotonic() - started
     budget = epp_driver_setting.OUTSIDE_CALL_BUDGET_SECONDS
     assert took <= 4 * budget, f"{took:.1f} s > 4 x budget (the production grace ratio)"
@@ -166,15 +172,21 @@ def test_locking_again_while_an_unlock_is_pending_is_not_reported_as_locked(
 ) -> None:
     domain = DomainFactory(account=account, registrar_lock=True)
     registrar.uncertain = 99  # the unlock reaches the registry, its answers are lost
-    outcome = services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+    outcome = services.domain_set_registrar_lock(
+        domain=domain, access=access_of(account.owner, account), locked=False
+    )
     assert outcome.pending
     # From a second tab (or a page loaded before): Lock. Our record still says locked,
     # but that is not what the registry will hold: refused, never "Registrar lock is on".
     with pytest.raises(services.DomainActionError, match="still waiting for the registry"):
-        services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=True)
+        services.domain_set_registrar_lock(
+            domain=domain, access=access_of(account.owner, account), locked=True
+        )
     with pytest.raises(services.DomainActionError, match="still waiting for the registry"):
         services.domain_set_nameservers(
-            domain=domain, actor=account.owner, nameservers=domain.nameserver_list
+            domain=domain,
+            access=access_of(account.owner, account),
+            nameservers=domain.nameserver_list,
         )
     registrar.uncertain = 0
     PendingChange.objects.update(next_check_at=timezone.now() - timedelta(seconds=1))

@@ -8,6 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from clientarea.accounts.models import Account
+from clientarea.accounts.tests.factories import access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.domains import services
 from clientarea.domains.drivers import LocalRegistrarDriver, registrar_driver
@@ -24,7 +25,9 @@ def test_nameservers_are_normalised_sent_to_the_registrar_and_audited(
 ) -> None:
     domain = DomainFactory(account=account)
     services.domain_set_nameservers(
-        domain=domain, actor=account.owner, nameservers=["NS1.newdns.example.", *NEW[1:]]
+        domain=domain,
+        access=access_of(account.owner, account),
+        nameservers=["NS1.newdns.example.", *NEW[1:]],
     )
     assert registrar.calls == [(domain.name, "nameservers", NEW)]
     assert Domain.objects.get(pk=domain.pk).nameservers == NEW
@@ -36,7 +39,9 @@ def test_nameservers_are_normalised_sent_to_the_registrar_and_audited(
 def test_unchanged_nameservers_are_a_no_op(account: Account, registrar: Any) -> None:
     domain = DomainFactory(account=account)
     services.domain_set_nameservers(
-        domain=domain, actor=account.owner, nameservers=["ns1.host.example", "ns2.host.example"]
+        domain=domain,
+        access=access_of(account.owner, account),
+        nameservers=["ns1.host.example", "ns2.host.example"],
     )
     assert registrar.calls == [] and not AuditEvent.objects.exists()
 
@@ -47,7 +52,9 @@ def test_unchanged_nameservers_are_a_no_op(account: Account, registrar: Any) -> 
 def test_invalid_nameservers_change_nothing(account: Account, registrar: Any, bad: Any) -> None:
     domain = DomainFactory(account=account)
     with pytest.raises(ValidationError):
-        services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=bad)
+        services.domain_set_nameservers(
+            domain=domain, access=access_of(account.owner, account), nameservers=bad
+        )
     assert registrar.calls == []
     assert Domain.objects.get(pk=domain.pk).nameservers == domain.nameservers
 
@@ -56,9 +63,13 @@ def test_a_registrar_refusal_rolls_back(account: Account, registrar: Any) -> Non
     registrar.refuse = "The domain is locked at the registry."
     domain = DomainFactory(account=account, registrar_lock=True)
     with pytest.raises(services.DomainActionError, match="locked at the registry"):
-        services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+        services.domain_set_nameservers(
+            domain=domain, access=access_of(account.owner, account), nameservers=NEW
+        )
     with pytest.raises(services.DomainActionError):
-        services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
+        services.domain_set_registrar_lock(
+            domain=domain, access=access_of(account.owner, account), locked=False
+        )
     fresh = Domain.objects.get(pk=domain.pk)
     assert fresh.nameservers == domain.nameservers and fresh.registrar_lock is True
     assert not AuditEvent.objects.exists()
@@ -68,9 +79,15 @@ def test_the_lock_goes_through_the_registrar_and_auto_renew_does_not(
     account: Account, registrar: Any
 ) -> None:
     domain = DomainFactory(account=account, registrar_lock=True, auto_renew=True)
-    services.domain_set_registrar_lock(domain=domain, actor=account.owner, locked=False)
-    services.domain_set_auto_renew(domain=domain, actor=account.owner, enabled=False)
-    services.domain_set_auto_renew(domain=domain, actor=account.owner, enabled=False)  # repeat
+    services.domain_set_registrar_lock(
+        domain=domain, access=access_of(account.owner, account), locked=False
+    )
+    services.domain_set_auto_renew(
+        domain=domain, access=access_of(account.owner, account), enabled=False
+    )
+    services.domain_set_auto_renew(
+        domain=domain, access=access_of(account.owner, account), enabled=False
+    )  # repeat
     fresh = Domain.objects.get(pk=domain.pk)
     assert (fresh.registrar_lock, fresh.auto_renew) == (False, False)
     # Auto-renew is our billing setting: the registry is never asked.
@@ -83,9 +100,13 @@ def test_the_lock_goes_through_the_registrar_and_auto_renew_does_not(
 def test_only_active_domains_can_be_changed(account: Account, registrar: Any, status: str) -> None:
     domain = DomainFactory(account=account, status=status)
     with pytest.raises(services.DomainActionError):
-        services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+        services.domain_set_nameservers(
+            domain=domain, access=access_of(account.owner, account), nameservers=NEW
+        )
     with pytest.raises(services.DomainActionError):
-        services.domain_set_auto_renew(domain=domain, actor=account.owner, enabled=False)
+        services.domain_set_auto_renew(
+            domain=domain, access=access_of(account.owner, account), enabled=False
+        )
     assert registrar.calls == []
 
 
@@ -93,6 +114,8 @@ def test_the_local_driver_records_changes(account: Account) -> None:
     driver = registrar_driver()
     assert isinstance(driver, LocalRegistrarDriver)
     domain = DomainFactory(account=account)
-    services.domain_set_nameservers(domain=domain, actor=account.owner, nameservers=NEW)
+    services.domain_set_nameservers(
+        domain=domain, access=access_of(account.owner, account), nameservers=NEW
+    )
     assert driver.changes[-1].domain == domain.name
     assert driver.changes[-1].value == NEW

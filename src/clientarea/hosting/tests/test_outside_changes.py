@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.policy import NotPermitted
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import pending_changes_reconcile_due
@@ -46,7 +47,7 @@ def test_a_made_change_is_recorded_once_with_its_intent_finished(
 ) -> None:
     service = ServiceFactory(account=account)
     outcome = services.service_password_change(
-        service=service, actor=account.owner, new_password=NEW_PASSWORD
+        service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
     )
     assert not outcome.pending
     change = PendingChange.objects.get()
@@ -67,7 +68,7 @@ def test_an_unanswered_change_stays_pending_and_nothing_claims_it_was_made(
     service = ServiceFactory(account=account)
     panel.uncertain = 99  # the panel takes the password but never answers
     outcome = services.service_password_change(
-        service=service, actor=member.user, new_password=NEW_PASSWORD
+        service=service, access=access_of(member.user, member.account), new_password=NEW_PASSWORD
     )
     assert outcome.pending
     change = PendingChange.objects.get()
@@ -85,13 +86,13 @@ def test_a_newer_password_replaces_one_still_pending_and_the_older_never_lands(
     service = ServiceFactory(account=account)
     panel.uncertain = 99
     services.service_password_change(
-        service=service, actor=account.owner, new_password=NEW_PASSWORD
+        service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
     )
     first = PendingChange.objects.get()
     panel.uncertain = 0
     newer = "Another-Long-Phrase-93"
     outcome = services.service_password_change(
-        service=service, actor=account.owner, new_password=newer
+        service=service, access=access_of(account.owner, account), new_password=newer
     )
     assert not outcome.pending
     first.refresh_from_db()
@@ -111,7 +112,7 @@ def test_a_pending_suspension_holds_a_password_change(
     panel.uncertain = 0
     with pytest.raises(services.ServiceActionError, match="still waiting"):
         services.service_password_change(
-            service=service, actor=account.owner, new_password=NEW_PASSWORD
+            service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
         )
     # The customer's page says nothing of the staff's suspension attempt.
     assert services.service_pending_change(service) is None
@@ -123,7 +124,9 @@ def test_the_worker_settles_a_pending_change_by_setting_the_password_again(
     member = member_factory("manageproducts")
     service = ServiceFactory(account=account)
     panel.uncertain = 99
-    services.service_password_change(service=service, actor=member.user, new_password=NEW_PASSWORD)
+    services.service_password_change(
+        service=service, access=access_of(member.user, member.account), new_password=NEW_PASSWORD
+    )
     # Not yet: the request that made it may still be talking to the panel.
     assert pending_changes_reconcile_due() == {"done": 0, "failed": 0, "pending": 0}
     _due_now()
@@ -153,7 +156,7 @@ def test_a_crash_after_the_panel_call_is_settled_by_the_worker(
     monkeypatch.setattr(services, "_password_change_record", crash)
     with pytest.raises(SystemExit):
         services.service_password_change(
-            service=service, actor=account.owner, new_password=NEW_PASSWORD
+            service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
         )
     monkeypatch.undo()
     assert panel.calls == [(service.pk, NEW_PASSWORD)]
@@ -170,7 +173,7 @@ def test_a_panel_still_silent_keeps_the_change_pending_then_gives_up(
     service = ServiceFactory(account=account)
     panel.uncertain = 999
     services.service_password_change(
-        service=service, actor=account.owner, new_password=NEW_PASSWORD
+        service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
     )
     _due_now()
     assert pending_changes_reconcile_due()["pending"] == 1
@@ -191,7 +194,7 @@ def test_a_panel_out_of_reach_changes_nothing_and_says_so(account: Account, pane
     panel.unavailable = True
     with pytest.raises(services.ServiceActionError, match="did not answer; nothing was changed"):
         services.service_password_change(
-            service=service, actor=account.owner, new_password=NEW_PASSWORD
+            service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
         )
     assert PendingChange.objects.get().state == "failed"
     assert _stored(service) == SERVICE_PASSWORD
@@ -205,7 +208,7 @@ def test_the_panels_own_refusal_is_the_form_error_word_for_word(
     panel.refuse = "The password you selected cannot be used because it is too weak."
     with pytest.raises(ValidationError) as caught:
         services.service_password_change(
-            service=service, actor=account.owner, new_password=NEW_PASSWORD
+            service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
         )
     assert caught.value.messages == [panel.refuse]
     assert PendingChange.objects.get().message == panel.refuse
@@ -216,10 +219,13 @@ def test_a_revoked_person_cannot_start_a_change(
 ) -> None:
     member = member_factory("manageproducts")
     service = ServiceFactory(account=account)
+    access = access_of(member.user, account)  # built while they still had access
     member.delete()
     with pytest.raises(services.OutOfReach):
         services.service_password_change(
-            service=service, actor=member.user, new_password=NEW_PASSWORD
+            service=service,
+            access=access,
+            new_password=NEW_PASSWORD,
         )
     assert not PendingChange.objects.exists() and panel.calls == []
 
@@ -232,11 +238,13 @@ def test_panel_login_needs_manage_products_is_audited_and_alerts_the_owner(
 ) -> None:
     service = ServiceFactory(account=account)
     viewer = member_factory("products")
-    with pytest.raises(services.OutOfReach):
-        services.service_panel_login(service=service, actor=viewer.user)
+    with pytest.raises(NotPermitted, match="View & Modify Product Password"):
+        services.service_panel_login(service=service, access=access_of(viewer.user, viewer.account))
     assert panel.sessions == 0
     manager = member_factory("manageproducts")
-    url = services.service_panel_login(service=service, actor=manager.user)
+    url = services.service_panel_login(
+        service=service, access=access_of(manager.user, manager.account)
+    )
     assert url.startswith("https://panel.test:2083/cpsess")
     event = AuditEvent.objects.get(action="service.panel_login")
     assert event.actor == manager.user
@@ -251,7 +259,7 @@ def test_panel_login_needs_manage_products_is_audited_and_alerts_the_owner(
 def test_panel_login_of_a_suspended_service_is_refused(account: Account, panel: Any) -> None:
     service = ServiceFactory(account=account, status=Service.Status.SUSPENDED)
     with pytest.raises(services.ServiceActionError, match="no control-panel login"):
-        services.service_panel_login(service=service, actor=account.owner)
+        services.service_panel_login(service=service, access=access_of(account.owner, account))
     assert panel.sessions == 0
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
 from clientarea.accounts.services import membership_revoke
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import OutsideUncertain, pending_changes_reconcile_due
@@ -61,7 +61,7 @@ def test_worker_does_not_apply_a_password_chosen_by_someone_whose_access_was_rev
     monkeypatch.setattr(RecordingPanel, "change_password", lossy)
     monkeypatch.setattr("django.conf.settings.OUTSIDE_CALL_ATTEMPTS", 1)
     outcome = services.service_password_change(
-        service=service, actor=member.user, new_password=ROGUE_PASSWORD
+        service=service, access=access_of(member.user, member.account), new_password=ROGUE_PASSWORD
     )
     assert outcome.pending and panel.calls == []  # the panel never got it
 
@@ -85,13 +85,13 @@ def test_the_owner_replaces_a_revoked_persons_pending_password_at_once(
     service = ServiceFactory(account=account)
     panel.uncertain = 99
     services.service_password_change(
-        service=service, actor=member.user, new_password=ROGUE_PASSWORD
+        service=service, access=access_of(member.user, member.account), new_password=ROGUE_PASSWORD
     )
     membership_revoke(membership=member, actor=account.owner)
     panel.uncertain = 0
     own = "Owner-Own-Passphrase-2024"
     assert not services.service_password_change(
-        service=service, actor=account.owner, new_password=own
+        service=service, access=access_of(account.owner, account), new_password=own
     ).pending
     _due_now()
     assert pending_changes_reconcile_due() == {"done": 0, "failed": 0, "pending": 0}

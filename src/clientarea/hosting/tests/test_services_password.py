@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import ContactFactory
+from clientarea.accounts.tests.factories import ContactFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.hosting import services
 from clientarea.hosting.drivers import LocalPanelDriver, panel_driver
@@ -26,9 +26,9 @@ NEW_PASSWORD = "Granite-Kettle-Orbit-Lantern-71"
 
 def test_owner_reveal_is_audited_and_sends_no_email(account: Account) -> None:
     service = ServiceFactory(account=account)
-    assert services.service_password_reveal(service=service, actor=account.owner) == (
-        SERVICE_PASSWORD
-    )
+    assert services.service_password_reveal(
+        service=service, access=access_of(account.owner, account)
+    ) == (SERVICE_PASSWORD)
     event = AuditEvent.objects.get(action="service.password_revealed")
     assert (event.actor, event.account, event.target_id) == (
         account.owner,
@@ -46,7 +46,7 @@ def test_sub_account_reveal_emails_the_owner_without_the_password(
     # A contact receiving product emails is not told: this is the owner's security notice.
     ContactFactory(account=account, email_kinds=["product", "general"])
     service = ServiceFactory(account=account, product_name="VPS 4 GB")
-    services.service_password_reveal(service=service, actor=member.user)
+    services.service_password_reveal(service=service, access=access_of(member.user, member.account))
     email = OutboxEmail.objects.get()
     assert email.to_email == account.owner.email
     assert email.kind == "security"
@@ -64,7 +64,7 @@ def test_the_owner_notice_shows_names_as_typed_not_html_escaped(
 
     member = member_factory("manageproducts", user=UserFactory(first_name="<img src=x>"))
     service = ServiceFactory(account=account, product_name="Web & Mail <Pro>")
-    services.service_password_reveal(service=service, actor=member.user)
+    services.service_password_reveal(service=service, access=access_of(member.user, member.account))
     email = OutboxEmail.objects.get()
     assert "Web & Mail <Pro>" in email.subject
     assert "<img src=x>" in email.body_text and "Web & Mail <Pro>" in email.body_text
@@ -74,7 +74,7 @@ def test_the_owner_notice_shows_names_as_typed_not_html_escaped(
 def test_reveal_without_a_stored_password_is_refused(account: Account) -> None:
     service = ServiceFactory(account=account, password="")
     with pytest.raises(services.ServiceActionError):
-        services.service_password_reveal(service=service, actor=account.owner)
+        services.service_password_reveal(service=service, access=access_of(account.owner, account))
     assert not AuditEvent.objects.filter(action="service.password_revealed").exists()
 
 
@@ -82,7 +82,7 @@ def test_reveal_with_an_unreadable_secret_is_a_clear_error(account: Account, set
     service = ServiceFactory(account=account)
     settings.FIELD_ENCRYPTION_KEYS = [KEY_B]
     with pytest.raises(services.ServiceActionError, match="cannot be read"):
-        services.service_password_reveal(service=service, actor=account.owner)
+        services.service_password_reveal(service=service, access=access_of(account.owner, account))
 
 
 def test_change_hands_the_password_to_the_panel_and_stores_it_encrypted(
@@ -90,7 +90,9 @@ def test_change_hands_the_password_to_the_panel_and_stores_it_encrypted(
 ) -> None:
     member = member_factory("manageproducts")
     service = ServiceFactory(account=account)
-    services.service_password_change(service=service, actor=member.user, new_password=NEW_PASSWORD)
+    services.service_password_change(
+        service=service, access=access_of(member.user, member.account), new_password=NEW_PASSWORD
+    )
     assert panel.calls == [(service.pk, NEW_PASSWORD)]
     fresh = Service.objects.get(pk=service.pk)
     assert fresh.decrypt_password() == NEW_PASSWORD
@@ -105,7 +107,7 @@ def test_change_hands_the_password_to_the_panel_and_stores_it_encrypted(
 def test_owner_change_sends_no_email(account: Account, panel: Any) -> None:
     service = ServiceFactory(account=account)
     services.service_password_change(
-        service=service, actor=account.owner, new_password=NEW_PASSWORD
+        service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
     )
     assert not OutboxEmail.objects.exists()
 
@@ -123,7 +125,9 @@ def test_owner_change_sends_no_email(account: Account, panel: Any) -> None:
 def test_weak_passwords_change_nothing(account: Account, panel: Any, weak: str) -> None:
     service = ServiceFactory(account=account)
     with pytest.raises(ValidationError):
-        services.service_password_change(service=service, actor=account.owner, new_password=weak)
+        services.service_password_change(
+            service=service, access=access_of(account.owner, account), new_password=weak
+        )
     assert panel.calls == []
     assert Service.objects.get(pk=service.pk).decrypt_password() == SERVICE_PASSWORD
     assert not AuditEvent.objects.filter(action="service.password_changed").exists()
@@ -133,7 +137,9 @@ def test_a_password_like_the_username_is_refused(account: Account, panel: Any) -
     service = ServiceFactory(account=account, username="acmewebstudio2024")
     with pytest.raises(ValidationError):
         services.service_password_change(
-            service=service, actor=account.owner, new_password="acmewebstudio2024!"
+            service=service,
+            access=access_of(account.owner, account),
+            new_password="acmewebstudio2024!",
         )
 
 
@@ -153,13 +159,15 @@ def test_a_password_containing_or_made_of_the_username_is_refused(
     service = ServiceFactory(account=account, username="acmeweb", domain="acme-web-studio.ie")
     with pytest.raises(ValidationError) as refused:
         services.service_password_change(
-            service=service, actor=account.owner, new_password=like_username
+            service=service, access=access_of(account.owner, account), new_password=like_username
         )
     assert "username" in str(refused.value)
     assert panel.calls == []
     # An unrelated phrase of the same length is fine.
     services.service_password_change(
-        service=service, actor=account.owner, new_password="Granite-Kettle-Orbit-71"
+        service=service,
+        access=access_of(account.owner, account),
+        new_password="Granite-Kettle-Orbit-71",
     )
 
 
@@ -172,7 +180,9 @@ def test_a_panel_refusal_rolls_everything_back(
     # The panel's own words become the form's error, as they are.
     with pytest.raises(ValidationError, match=r"The panel is in maintenance\."):
         services.service_password_change(
-            service=service, actor=member.user, new_password=NEW_PASSWORD
+            service=service,
+            access=access_of(member.user, member.account),
+            new_password=NEW_PASSWORD,
         )
     assert Service.objects.get(pk=service.pk).decrypt_password() == SERVICE_PASSWORD
     assert not AuditEvent.objects.filter(action="service.password_changed").exists()
@@ -187,7 +197,7 @@ def test_a_service_without_a_panel_account_cannot_change_password(
     service = ServiceFactory(account=account, status=status)
     with pytest.raises(services.ServiceActionError):
         services.service_password_change(
-            service=service, actor=account.owner, new_password=NEW_PASSWORD
+            service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
         )
     assert panel.calls == []
 
@@ -200,9 +210,9 @@ def test_the_local_driver_records_the_change_without_the_password(
     service = ServiceFactory(account=account)
     with caplog.at_level(logging.DEBUG):
         services.service_password_change(
-            service=service, actor=account.owner, new_password=NEW_PASSWORD
+            service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
         )
-        services.service_password_reveal(service=service, actor=account.owner)
+        services.service_password_reveal(service=service, access=access_of(account.owner, account))
     assert driver.changes[-1].service_id == service.pk
     assert NEW_PASSWORD not in repr(driver.changes)
     assert NEW_PASSWORD not in caplog.text

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from clientarea.accounts.models import Account
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.core.models import PendingChange
 from clientarea.core.outside import pending_changes_reconcile_due
@@ -67,7 +67,7 @@ def test_a_password_change_reaches_the_panel(
     account: Account, whm: WhmTestServer, service: Service
 ) -> None:
     outcome = services.service_password_change(
-        service=service, actor=account.owner, new_password=NEW_PASSWORD
+        service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
     )
 
     assert not outcome.pending
@@ -81,7 +81,7 @@ def test_the_panels_strength_answer_is_the_form_error_word_for_word(
 
     with pytest.raises(ValidationError) as invalid:
         services.service_password_change(
-            service=service, actor=account.owner, new_password=weak_for_cpanel
+            service=service, access=access_of(account.owner, account), new_password=weak_for_cpanel
         )
 
     assert invalid.value.messages == [WEAK_PASSWORD.format(strength=65)]
@@ -95,7 +95,7 @@ def test_an_unanswered_password_change_is_pending_then_settled_by_the_worker(
     whm.fail("drop_after", only={"passwd"})  # the panel takes it, the answer never comes
 
     outcome = services.service_password_change(
-        service=service, actor=account.owner, new_password=NEW_PASSWORD
+        service=service, access=access_of(account.owner, account), new_password=NEW_PASSWORD
     )
 
     assert outcome.pending
@@ -130,7 +130,7 @@ def test_the_summary_and_the_login_come_from_whm(
     account: Account, whm: WhmTestServer, service: Service
 ) -> None:
     summary = services.service_panel_summary(service)
-    url = services.service_panel_login(service=service, actor=account.owner)
+    url = services.service_panel_login(service=service, access=access_of(account.owner, account))
 
     assert summary is not None and summary.disk_used_mb == 250.0
     assert summary.bandwidth_used_mb == 1536.0
