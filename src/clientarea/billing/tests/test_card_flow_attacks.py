@@ -29,7 +29,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import AccountFactory
+from clientarea.accounts.tests.factories import AccountFactory, UserFactory
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import services
 from clientarea.billing.gateways import SANDBOX, ChargeResult, ChargeStatus, SaveResult
@@ -279,6 +279,28 @@ def test_f1_a_card_removed_before_a_late_webhook_is_not_stored_again(
     answer = webhook_succeeded(server, tx)
     assert answer.json()["state"] == "processed"
     assert not PaymentMethod.objects.exists()  # detached at Stripe: not kept again
+
+
+@pytest.mark.parametrize("settled_by", ["webhook", "worker"])
+def test_f1_a_payer_who_no_longer_manages_cards_when_it_settles_stores_none(
+    settled_by: str,
+    stripe: StripeServer,
+    account: Account,
+    login_client: Callable[..., Client],
+) -> None:
+    server = stripe
+    invoice = make_invoice(account)
+    client = owner_client(login_client, account)
+    tx = start_3d_secure(client, server, invoice, save_card="on")
+    server.complete_authentication(tx.reference, succeed=True)
+    # The account changed hands meanwhile: the payer no longer manages its cards.
+    Account.objects.filter(pk=account.pk).update(owner=UserFactory())
+    if settled_by == "webhook":
+        webhook_succeeded(server, tx)
+    else:
+        services.payments_reconcile_due(now=after_grace())
+    assert status_of(invoice) == Invoice.Status.PAID
+    assert not PaymentMethod.objects.exists()
 
 
 @pytest.mark.parametrize("settled_by", ["webhook", "worker"])
