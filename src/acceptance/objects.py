@@ -137,6 +137,13 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "support:attachment_download": _attachment,
     "api_tokens:revoke": _api_token,
     "api:invoice_detail": _invoice,
+    "api:service_detail": _service,
+    "api:service_password_reveal": _service,
+    "api:service_password_change": _service,
+    "api:domain_detail": _domain,
+    "api:domain_nameservers": _domain,
+    "api:domain_lock": _domain,
+    "api:domain_auto_renew": _domain,
 }
 # Object routes whose object (made by OBJECT_KWARGS) is the owner's own: anyone else of
 # the account gets the 404 of an object they cannot see (an API token is revoked by its

@@ -42,6 +42,7 @@ class Route:
 
 GET = ("GET",)
 POST = ("POST",)
+PUT = ("PUT",)
 GET_POST = ("GET", "POST")
 
 ROUTES: tuple[Route, ...] = (
@@ -232,6 +233,57 @@ ROUTES: tuple[Route, ...] = (
         "token:invoices",
         object_param="pk",
         note="GET /api/v1/invoices/{id}",
+    ),
+    Route("api:service_list", GET, "token:products", note="GET /api/v1/services"),
+    Route(
+        "api:service_detail",
+        GET,
+        "token:products",
+        object_param="pk",
+        note="GET /api/v1/services/{id}",
+    ),
+    Route(
+        "api:service_password_reveal",
+        POST,
+        "token:manageproducts",
+        object_param="pk",
+        note="POST /api/v1/services/{id}/password/reveal: audited, the owner alerted, no-store",
+    ),
+    Route(
+        "api:service_password_change",
+        POST,
+        "token:manageproducts",
+        object_param="pk",
+        note="POST /api/v1/services/{id}/password: through the panel, audited",
+    ),
+    Route("api:domain_list", GET, "token:domains", note="GET /api/v1/domains"),
+    Route(
+        "api:domain_detail",
+        GET,
+        "token:domains",
+        object_param="pk",
+        note="GET /api/v1/domains/{id}",
+    ),
+    Route(
+        "api:domain_nameservers",
+        PUT,
+        "token:managedomains",
+        object_param="pk",
+        note="PUT /api/v1/domains/{id}/nameservers",
+    ),
+    Route(
+        "api:domain_lock",
+        PUT,
+        "token:managedomains",
+        object_param="pk",
+        note="PUT /api/v1/domains/{id}/lock",
+    ),
+    Route(
+        "api:domain_auto_renew",
+        PUT,
+        "token:managedomains",
+        object_param="pk",
+        note="PUT /api/v1/domains/{id}/auto-renew",
     ),
     Route("api:schema", GET, "public", note="the OpenAPI 3 schema"),
     Route("api:docs", GET, "public", note="the API's docs page (Swagger UI)"),

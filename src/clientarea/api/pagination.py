@@ -58,3 +58,9 @@ class NumberCursorPagination(CursorPagination):
         out: dict[str, Any] = super().get_paginated_response_schema(schema)
         out["required"] = ["next", "previous", "results"]
         return out
+
+
+class IdCursorPagination(NumberCursorPagination):
+    """The same, in the order of the rows' ids (services, domains): unique and unchanging."""
+
+    ordering = "id"

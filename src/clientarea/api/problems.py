@@ -84,7 +84,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+        # A service function's own refusal (policy.NotPermitted) names the permission.
+        refused = exceptions.PermissionDenied(str(exc) or None)
+        refused.problem_code = "permission_missing"
+        exc = refused
     if not isinstance(exc, exceptions.APIException):
         logger.exception("Unexpected error in the API", exc_info=exc)
         set_rollback()

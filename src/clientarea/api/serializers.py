@@ -6,6 +6,8 @@ from rest_framework import serializers
 
 from clientarea.billing.models import Invoice, InvoiceLine
 from clientarea.billing.selectors import STATUS_FILTERS
+from clientarea.domains.models import Domain
+from clientarea.hosting.models import Service
 
 
 class InvoiceFilter(serializers.Serializer):
@@ -126,3 +128,139 @@ class AccountSerializer(serializers.Serializer):
         help_text="null unless the token carries profile (Modify Account Profile).",
     )
     token = TokenInfoSerializer(read_only=True)
+
+
+# --- services and domains -------------------------------------------------------------------
+
+
+class ServiceFilter(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=Service.Status.choices,
+        required=False,
+        help_text="Only services of this status.",
+        error_messages={
+            "invalid_choice": "Not a status: use one of " + ", ".join(Service.Status.values) + "."
+        },
+    )
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    password_stored = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether a control-panel password is stored (never the password itself).",
+    )
+
+    class Meta:
+        model = Service
+        fields = [
+            "id",
+            "product_name",
+            "domain",
+            "status",
+            "billing_cycle",
+            "amount",
+            "next_due_date",
+            "username",
+            "server_hostname",
+            "password_stored",
+            "password_changed_at",
+        ]
+        read_only_fields = fields
+
+
+class PendingChangeSerializer(serializers.Serializer):
+    what = serializers.CharField(read_only=True, help_text="e.g. 'password change'.")
+    since = serializers.DateTimeField(read_only=True)
+
+
+class ServiceDetailSerializer(ServiceSerializer):
+    pending_change = PendingChangeSerializer(
+        allow_null=True,
+        read_only=True,
+        help_text="A password change still waiting for the control panel's answer, or null.",
+    )
+
+    class Meta(ServiceSerializer.Meta):
+        fields = [*ServiceSerializer.Meta.fields, "pending_change"]
+        read_only_fields = fields
+
+
+class RevealedPasswordSerializer(serializers.Serializer):
+    password = serializers.CharField(read_only=True)
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    password = serializers.CharField(
+        max_length=128,
+        trim_whitespace=False,
+        help_text="The new control-panel password, checked as the page checks it.",
+    )
+
+
+class ChangeResultSerializer(serializers.Serializer):
+    status = serializers.CharField(
+        read_only=True,
+        help_text="'done': made; 'pending': handed over, not yet confirmed (answered 202).",
+    )
+    detail = serializers.CharField(read_only=True)
+
+
+class DomainFilter(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=Domain.Status.choices,
+        required=False,
+        help_text="Only domains of this status.",
+        error_messages={
+            "invalid_choice": "Not a status: use one of " + ", ".join(Domain.Status.values) + "."
+        },
+    )
+
+
+class DomainSerializer(serializers.ModelSerializer):
+    unicode_name = serializers.CharField(read_only=True, help_text="The name as people read it.")
+    nameservers = serializers.ListField(
+        child=serializers.CharField(), source="nameserver_list", read_only=True
+    )
+
+    class Meta:
+        model = Domain
+        fields = [
+            "id",
+            "name",
+            "unicode_name",
+            "status",
+            "registration_date",
+            "expiry_date",
+            "auto_renew",
+            "registrar_lock",
+            "nameservers",
+        ]
+        read_only_fields = fields
+
+
+class DomainDetailSerializer(DomainSerializer):
+    pending_change = PendingChangeSerializer(
+        allow_null=True,
+        read_only=True,
+        help_text="A change still waiting for the registry's answer, or null.",
+    )
+
+    class Meta(DomainSerializer.Meta):
+        fields = [*DomainSerializer.Meta.fields, "pending_change"]
+        read_only_fields = fields
+
+
+class NameserversSerializer(serializers.Serializer):
+    nameservers = serializers.ListField(
+        child=serializers.CharField(max_length=300, allow_blank=True, trim_whitespace=False),
+        max_length=10,
+        help_text="2 to 5 host names, in order.",
+    )
+
+
+class LockSerializer(serializers.Serializer):
+    locked = serializers.BooleanField(help_text="true: locked against transfer.")
+
+
+class AutoRenewSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="true: renewal invoices are issued.")

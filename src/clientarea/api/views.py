@@ -5,28 +5,58 @@ the token's access, computed for this request, reaches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
+from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import account_object_or_404, public
+from clientarea.accounts.policy import (
+    Access,
+    account_object_or_404,
+    public,
+    scoped_object_or_404,
+)
 from clientarea.accounts.scope import SCOPE_KINDS
 from clientarea.billing import selectors as billing_selectors
 from clientarea.billing.models import Invoice
+from clientarea.core.models import PendingChange
+from clientarea.core.outside import ChangeOutcome
+from clientarea.domains import selectors as domain_selectors
+from clientarea.domains import services as domain_services
+from clientarea.domains.models import Domain
+from clientarea.domains.scope import KIND as DOMAIN_KIND
+from clientarea.hosting import selectors as hosting_selectors
+from clientarea.hosting import services as hosting_services
+from clientarea.hosting.models import Service
+from clientarea.hosting.scope import KIND as SERVICE_KIND
 
 from .access import token_access, token_rule
-from .pagination import NumberCursorPagination
+from .pagination import IdCursorPagination, NumberCursorPagination
 from .serializers import (
     AccountSerializer,
+    AutoRenewSerializer,
+    ChangeResultSerializer,
+    DomainDetailSerializer,
+    DomainFilter,
+    DomainSerializer,
     InvoiceDetailSerializer,
     InvoiceFilter,
     InvoiceSerializer,
+    LockSerializer,
+    NameserversSerializer,
+    PasswordChangeSerializer,
+    RevealedPasswordSerializer,
+    ServiceDetailSerializer,
+    ServiceFilter,
+    ServiceSerializer,
 )
 from .services import TokenAccess
 
@@ -177,3 +207,343 @@ class DocsView(SpectacularSwaggerSplitView):
 
 schema_view = public(SchemaView.as_view())
 docs_view = public(DocsView.as_view())
+
+
+# --- services and domains: the same selectors, lookups and service functions as the pages --
+
+
+class ActionRefused(exceptions.APIException):
+    """The service function refused (the object's state, the outside system's refusal):
+    a 400 with the sentence the page shows."""
+
+    status_code = 400
+    default_code = "refused"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.problem_code = "refused"
+
+
+class ActionConflict(exceptions.APIException):
+    status_code = 409
+    default_code = "change_pending"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.problem_code = "change_pending"
+
+
+class OutsideDown(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.problem_code = "unavailable"
+        self.wait = 60  # answered as Retry-After
+
+
+def _invalid(field: str, exc: DjangoValidationError) -> exceptions.ValidationError:
+    return exceptions.ValidationError({field: [str(m) for m in exc.messages]})
+
+
+def _pending_info(change: PendingChange | None, label: str) -> dict[str, Any] | None:
+    return None if change is None else {"what": label, "since": change.created_at}
+
+
+def _object_pk(pk: int) -> int:
+    return 0 if pk > BIGINT_MAX else pk  # no row has it: the same 404 as another account's
+
+
+ITEM_ERRORS = {
+    403: _problem("The token does not carry the permission, or its creator no longer holds it."),
+    404: _problem("No such object on the token's account, or outside the token's scope."),
+    **COMMON_ERRORS,
+}
+CHANGE_ERRORS = {
+    400: _problem("Bad input, or refused (the object's state, the outside system's words)."),
+    409: _problem("An earlier change is still waiting for the outside system's answer."),
+    503: _problem("The outside system could not be reached: nothing was changed."),
+    **ITEM_ERRORS,
+}
+
+
+def _service(access: Access, pk: int) -> Service:
+    return scoped_object_or_404(
+        hosting_selectors.service_visible(), access, SERVICE_KIND, pk=_object_pk(pk)
+    )
+
+
+class ServiceListView(APIView):
+    access_rule = token_rule(Perm.PRODUCTS)
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        operation_id="services_list",
+        summary="The services the token reaches (its scope), by id",
+        parameters=[ServiceFilter],
+        responses={
+            200: ServiceSerializer(many=True),
+            400: _problem("A bad filter, page size or cursor."),
+            403: _problem("The token does not carry products."),
+            **COMMON_ERRORS,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        access = token_access(request)
+        query = ServiceFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = hosting_selectors.service_list_for(
+            access=access, status=query.validated_data.get("status", "")
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(ServiceSerializer(page, many=True).data)
+
+
+class ServiceDetailView(APIView):
+    access_rule = token_rule(Perm.PRODUCTS)
+
+    @extend_schema(
+        operation_id="services_read",
+        summary="One service (never its password)",
+        responses={200: ServiceDetailSerializer, **ITEM_ERRORS},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        service = _service(token_access(request), pk)
+        pending = hosting_services.service_pending_change(service)
+        service.pending_change = _pending_info(  # type: ignore[attr-defined]
+            pending, hosting_services.change_label(pending)
+        )
+        return Response(ServiceDetailSerializer(service).data)
+
+
+def _service_action(call: Callable[[], Any]) -> Any:
+    """A hosting service function, its refusals as the API's problems."""
+    try:
+        return call()
+    except hosting_services.ServiceChangePending as exc:
+        raise ActionConflict(str(exc)) from None
+    except hosting_services.ServicePanelUnavailable as exc:
+        raise OutsideDown(str(exc)) from None
+    except hosting_services.ServiceActionError as exc:
+        raise ActionRefused(str(exc)) from None
+
+
+class ServicePasswordRevealView(APIView):
+    access_rule = token_rule(Perm.MANAGE_PRODUCTS)
+
+    @extend_schema(
+        operation_id="services_password_reveal",
+        summary="Reveal the control-panel password (audited; the owner is told)",
+        description=(
+            "Answered `Cache-Control: no-store`. Recorded in the Activity Log, and the "
+            "owner is emailed when the token's creator is a sub-account, as on the page."
+        ),
+        request=None,
+        responses={
+            200: RevealedPasswordSerializer,
+            400: _problem("No password is stored, or it cannot be read now."),
+            **ITEM_ERRORS,
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        access = token_access(request)
+        service = _service(access, pk)
+        password = _service_action(
+            lambda: hosting_services.service_password_reveal(
+                service=service, access=access, request=request._request
+            )
+        )
+        response = Response(RevealedPasswordSerializer({"password": password}).data)
+        response["Cache-Control"] = "no-store, no-cache, must-revalidate, private, max-age=0"
+        response["Pragma"] = "no-cache"
+        return response
+
+
+class ServicePasswordChangeView(APIView):
+    access_rule = token_rule(Perm.MANAGE_PRODUCTS)
+
+    @extend_schema(
+        operation_id="services_password_change",
+        summary="Set a new control-panel password (through the panel; audited)",
+        description=(
+            "200 when the panel confirmed it; 202 when the panel did not answer: the change "
+            "is pending and settled later (GET the service shows it). A password the panel "
+            "or our rules refuse is a 400 naming why, in the panel's own words."
+        ),
+        request=PasswordChangeSerializer,
+        responses={200: ChangeResultSerializer, 202: ChangeResultSerializer, **CHANGE_ERRORS},
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        access = token_access(request)
+        service = _service(access, pk)
+        body = PasswordChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            outcome = _service_action(
+                lambda: hosting_services.service_password_change(
+                    service=service,
+                    access=access,
+                    new_password=body.validated_data["password"],
+                    request=request._request,
+                )
+            )
+        except DjangoValidationError as exc:
+            raise _invalid("password", exc) from None
+        if outcome.pending:
+            detail = (
+                f"The control panel has not confirmed the new password of {service} yet: "
+                "the change is pending. Keep using the old password until it is made."
+            )
+            return Response({"status": "pending", "detail": detail}, status=202)
+        detail = f"The control-panel password of {service} was changed."
+        return Response({"status": "done", "detail": detail})
+
+
+def _domain(access: Access, pk: int) -> Domain:
+    return scoped_object_or_404(
+        Domain.objects.select_related("account"), access, DOMAIN_KIND, pk=_object_pk(pk)
+    )
+
+
+def _domain_data(domain: Domain) -> dict[str, Any]:
+    fresh = Domain.objects.get(pk=domain.pk)
+    pending = domain_services.domain_pending_change(fresh)
+    fresh.pending_change = _pending_info(  # type: ignore[attr-defined]
+        pending, domain_services.change_label(pending)
+    )
+    return dict(DomainDetailSerializer(fresh).data)
+
+
+class DomainListView(APIView):
+    access_rule = token_rule(Perm.DOMAINS)
+    pagination_class = IdCursorPagination
+
+    @extend_schema(
+        operation_id="domains_list",
+        summary="The domains the token reaches (its scope), by id",
+        parameters=[DomainFilter],
+        responses={
+            200: DomainSerializer(many=True),
+            400: _problem("A bad filter, page size or cursor."),
+            403: _problem("The token does not carry domains."),
+            **COMMON_ERRORS,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        access = token_access(request)
+        query = DomainFilter(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = domain_selectors.domain_list_for(
+            access=access, status=query.validated_data.get("status", "")
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(DomainSerializer(page, many=True).data)
+
+
+class DomainDetailView(APIView):
+    access_rule = token_rule(Perm.DOMAINS)
+
+    @extend_schema(
+        operation_id="domains_read",
+        summary="One domain",
+        responses={200: DomainDetailSerializer, **ITEM_ERRORS},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(_domain_data(_domain(token_access(request), pk)))
+
+
+def _domain_change(domain: Domain, call: Callable[[], Any]) -> Response:
+    """A domain setter, its refusals as the API's problems; the domain as it is after
+    (202 while the registry has not confirmed the change)."""
+    try:
+        outcome = call()
+    except DjangoValidationError as exc:
+        raise _invalid("nameservers", exc) from None
+    except domain_services.DomainChangePending as exc:
+        raise ActionConflict(str(exc)) from None
+    except domain_services.DomainRegistryUnavailable as exc:
+        raise OutsideDown(str(exc)) from None
+    except domain_services.DomainActionError as exc:
+        raise ActionRefused(str(exc)) from None
+    pending = isinstance(outcome, ChangeOutcome) and outcome.pending
+    return Response(_domain_data(domain), status=202 if pending else 200)
+
+
+DOMAIN_CHANGE_RESPONSES = {
+    200: DomainDetailSerializer,
+    202: DomainDetailSerializer,
+    **CHANGE_ERRORS,
+}
+
+
+class DomainNameserversView(APIView):
+    access_rule = token_rule(Perm.MANAGE_DOMAINS)
+
+    @extend_schema(
+        operation_id="domains_nameservers_update",
+        summary="Replace the nameservers (2 to 5), at the registry",
+        description="202: handed to the registry, not yet confirmed (pending_change says so).",
+        request=NameserversSerializer,
+        responses=DOMAIN_CHANGE_RESPONSES,
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        access = token_access(request)
+        domain = _domain(access, pk)
+        body = NameserversSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        wanted = body.validated_data["nameservers"]
+        return _domain_change(
+            domain,
+            lambda: domain_services.domain_set_nameservers(
+                domain=domain, access=access, nameservers=wanted, request=request._request
+            ),
+        )
+
+
+class DomainLockView(APIView):
+    access_rule = token_rule(Perm.MANAGE_DOMAINS)
+
+    @extend_schema(
+        operation_id="domains_lock_update",
+        summary="Lock or unlock the domain against transfer, at the registry",
+        request=LockSerializer,
+        responses=DOMAIN_CHANGE_RESPONSES,
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        access = token_access(request)
+        domain = _domain(access, pk)
+        body = LockSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        locked = body.validated_data["locked"]
+        return _domain_change(
+            domain,
+            lambda: domain_services.domain_set_registrar_lock(
+                domain=domain, access=access, locked=locked, request=request._request
+            ),
+        )
+
+
+class DomainAutoRenewView(APIView):
+    access_rule = token_rule(Perm.MANAGE_DOMAINS)
+
+    @extend_schema(
+        operation_id="domains_auto_renew_update",
+        summary="Turn auto-renew (renewal invoices) on or off",
+        request=AutoRenewSerializer,
+        responses=DOMAIN_CHANGE_RESPONSES,
+    )
+    def put(self, request: Request, pk: int) -> Response:
+        access = token_access(request)
+        domain = _domain(access, pk)
+        body = AutoRenewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        enabled = body.validated_data["enabled"]
+        return _domain_change(
+            domain,
+            lambda: domain_services.domain_set_auto_renew(
+                domain=domain, access=access, enabled=enabled, request=request._request
+            ),
+        )

@@ -64,6 +64,10 @@ class DomainChangePending(DomainActionError):
     """An earlier change of the domain is still waiting for the registry (the API's 409)."""
 
 
+class DomainRegistryUnavailable(DomainActionError):
+    """The registry could not be reached; nothing was changed (the API's 503)."""
+
+
 def change_label(change: PendingChange | None) -> str:
     """How the domain page names a change handed to the registry."""
     return _CHANGE_LABELS.get(change.operation, "change") if change is not None else ""
@@ -146,9 +150,12 @@ def _call_registry(change: PendingChange, call: Callable[[], object]) -> ChangeO
     None if it was made; raises DomainActionError (recorded as not made) on a refusal."""
     try:
         outside_call(call, retry_uncertain=True)
-    except (OutsideRefused, OutsideUnavailable) as exc:
+    except OutsideRefused as exc:
         pending_change_fail(change, str(exc))
         raise DomainActionError(str(exc)) from None
+    except OutsideUnavailable as exc:
+        pending_change_fail(change, str(exc))
+        raise DomainRegistryUnavailable(str(exc)) from None
     except OutsideUncertain:
         return ChangeOutcome(pending=True)
     finally:

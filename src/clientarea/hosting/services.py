@@ -82,6 +82,10 @@ class ServiceChangePending(ServiceActionError):
     (the API's 409)."""
 
 
+class ServicePanelUnavailable(ServiceActionError):
+    """The control panel could not be reached; nothing was changed (the API's 503)."""
+
+
 class _PasswordSubject:
     """Stands in for a user in Django's password validators, so the similarity check
     compares the new password with the panel username and the service's domain."""
@@ -257,7 +261,7 @@ def service_password_change(
         raise ValidationError(str(exc)) from None  # the panel's own words, as they are
     except OutsideUnavailable as exc:
         pending_change_fail(change, str(exc))
-        raise ServiceActionError(str(exc)) from None
+        raise ServicePanelUnavailable(str(exc)) from None
     except OutsideUncertain:
         return ChangeOutcome(pending=True)
     except Exception:  # a driver bug: the panel may have taken it; the worker asks again

@@ -328,6 +328,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Invoices, services and domains each have a "status" of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "ServiceStatusEnum": "clientarea.hosting.models.Service.Status",
+        "DomainStatusEnum": "clientarea.domains.models.Domain.Status",
+        "InvoiceStatusEnum": "clientarea.billing.models.Invoice.DISPLAY_STATUSES",
+    },
 }
 
 # Tokens in URLs (invitation, reset, email-change and contact links) never reach the logs:

@@ -33,6 +33,15 @@ def test_schema_is_valid_openapi_3_and_covers_every_endpoint() -> None:
         "/api/v1/account",
         "/api/v1/invoices",
         "/api/v1/invoices/{id}",
+        "/api/v1/services",
+        "/api/v1/services/{id}",
+        "/api/v1/services/{id}/password/reveal",
+        "/api/v1/services/{id}/password",
+        "/api/v1/domains",
+        "/api/v1/domains/{id}",
+        "/api/v1/domains/{id}/nameservers",
+        "/api/v1/domains/{id}/lock",
+        "/api/v1/domains/{id}/auto-renew",
     }
     api_rows = [r for r in ROUTES if r.rule.startswith("token")]
     assert len(api_rows) == sum(len(ops) for ops in schema["paths"].values())
@@ -48,6 +57,14 @@ def test_schema_is_valid_openapi_3_and_covers_every_endpoint() -> None:
     assert {"200", "400", "401", "403", "429"} <= set(listing["responses"])
     problem = listing["responses"]["401"]["content"]["application/json"]["schema"]
     assert problem["required"] == ["type", "title", "status", "detail"]
+    # The writes say what they take and every refusal they can answer.
+    change = schema["paths"]["/api/v1/domains/{id}/nameservers"]["put"]
+    assert "requestBody" in change
+    assert {"200", "202", "400", "401", "403", "404", "409", "429", "503"} <= set(
+        change["responses"]
+    )
+    reveal = schema["paths"]["/api/v1/services/{id}/password/reveal"]["post"]
+    assert "requestBody" not in reveal and {"200", "403", "404"} <= set(reveal["responses"])
 
 
 def test_docs_page_loads_only_local_scripts_and_no_inline_code() -> None:
