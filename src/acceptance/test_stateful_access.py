@@ -111,6 +111,7 @@ PAGES: tuple[Route, ...] = tuple(
     for r in ROUTES
     if "GET" in r.methods
     and r.rule != "public"
+    and not r.is_api  # a session never authenticates the API (its tests use tokens)
     and (r.object_param is None or r.name in ("hosting:password_change", "domains:nameservers"))
 )
 # A page per permission, for the probes.
