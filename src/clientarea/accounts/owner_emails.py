@@ -5,7 +5,9 @@ The owner chooses, as they choose for a secondary contact, among the account's n
 (their access, their login) always go, and so do general notices, which carry changes to
 the account's ownership. The choice is the owner's, so it is cleared when the account
 changes hands. The notification layer asks ``owner_receives`` when it queues an email to
-the owner and the worker asks it again just before sending.
+the owner and the worker asks it again just before sending: that question, and the kinds
+an owner may turn off, are the policy's (``accounts.policy``), which the notification
+layer may import (it may not import this module: its services are above notifications').
 """
 
 from __future__ import annotations
@@ -20,16 +22,10 @@ from clientarea.audit.services import audit_record
 
 from .models import Account, User
 from .permissions import EmailKind, OwnerPower
-from .policy import may_use_owner_power
+from .policy import OWNER_CHOOSABLE_KINDS, may_use_owner_power, owner_kinds_off
+from .policy import owner_receives as owner_receives  # still importable from here
 from .signals import ownership_transferred
 
-# The kinds an owner may turn off, in the order the page lists them.
-OWNER_CHOOSABLE_KINDS: tuple[str, ...] = (
-    EmailKind.INVOICE.value,
-    EmailKind.SUPPORT.value,
-    EmailKind.PRODUCT.value,
-    EmailKind.DOMAIN.value,
-)
 # What always goes, in words for the page.
 ALWAYS_SENT = (
     "Security notices (a product password revealed, someone joining, closing the account)",
@@ -40,18 +36,6 @@ ALWAYS_SENT = (
 
 class OwnerEmailError(Exception):
     """The change cannot be made, with a reason the user should read."""
-
-
-def owner_kinds_off(account: Account) -> frozenset[str]:
-    value = account.owner_email_kinds_off
-    kinds = value if isinstance(value, list) else []
-    return frozenset(k for k in kinds if k in OWNER_CHOOSABLE_KINDS)
-
-
-def owner_receives(account: Account, kind: str) -> bool:
-    """Does the account's owner receive its email of `kind`? Always for the kinds that
-    cannot be turned off."""
-    return kind not in owner_kinds_off(account)
 
 
 def owner_email_kinds_set(

@@ -340,6 +340,30 @@ def may_contact_receive(
     return may_receive_email(sponsor, kind, account, about=about)
 
 
+# The kinds of the account's email its owner may turn off (Emails You Receive, see
+# ``accounts.owner_emails``), in the order the page lists them. Security notices, personal
+# emails and general notices always go.
+OWNER_CHOOSABLE_KINDS: tuple[str, ...] = (
+    permissions.EmailKind.INVOICE.value,
+    permissions.EmailKind.SUPPORT.value,
+    permissions.EmailKind.PRODUCT.value,
+    permissions.EmailKind.DOMAIN.value,
+)
+
+
+def owner_kinds_off(account: Account) -> frozenset[str]:
+    value = account.owner_email_kinds_off
+    kinds = value if isinstance(value, list) else []
+    return frozenset(k for k in kinds if k in OWNER_CHOOSABLE_KINDS)
+
+
+def owner_receives(account: Account, kind: str) -> bool:
+    """Does the account's owner receive its email of `kind`? Always for the kinds that
+    cannot be turned off. The notification layer asks when it queues an email to the
+    owner, and the worker again just before sending."""
+    return kind not in owner_kinds_off(account)
+
+
 def per_item_email_kinds() -> frozenset[str]:
     """Kinds whose emails are each about one item or ticket: a person limited to chosen
     services and domains reads product and domain emails about their items, and support

@@ -38,9 +38,13 @@ from django.template import Context, Engine
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Contact, User
-from clientarea.accounts.owner_emails import owner_receives
 from clientarea.accounts.permissions import ACCOUNT_EMAIL_KINDS, EmailKind
-from clientarea.accounts.policy import is_owner, may_contact_receive, may_receive_email
+from clientarea.accounts.policy import (
+    is_owner,
+    may_contact_receive,
+    may_receive_email,
+    owner_receives,
+)
 
 from .models import OutboxEmail
 
@@ -138,7 +142,7 @@ def recipients_for(
         return []  # a closed account's news reaches nobody: nobody can select it
     found: list[Recipient] = []
     owner = account.owner
-    # The owner receives the kinds they have not turned off (accounts.owner_emails).
+    # The owner receives the kinds they have not turned off (Emails You Receive).
     owner_wants = owner_receives(account, kind)
     if include_owner and owner_wants:
         found.append(Recipient(owner.get_full_name(), owner.email, Audience.OWNER, user=owner))
