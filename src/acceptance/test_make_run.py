@@ -68,13 +68,18 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
     )
     try:
         body = ""
-        for _ in range(100):
+        # Starting takes a few seconds, far longer on a busy machine (the suite runs on two
+        # pytest-xdist workers; a fixed 100 tries, about 20 s, once ran out): wait until
+        # it answers, it exits, or two minutes have passed.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2) as r:
                     body = r.read().decode()
                     break
             except OSError:
                 time.sleep(0.2)
+        assert server.poll() is None, "run_all exited before serving the login page"
         assert "Log in to the Client Area" in body
         server.send_signal(signal.SIGINT)  # Ctrl-C
         out, _ = server.communicate(timeout=30)
