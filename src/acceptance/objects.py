@@ -120,6 +120,8 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "billing:invoice_detail": _invoice,
     "billing:invoice_pdf": _invoice,
     "billing:invoice_pay": _invoice,
+    "billing:invoice_pay_return": _invoice,
+    "billing:invoice_pay_cancel": _invoice,
     "billing:payment_method_remove": _payment_method,
     "hosting:detail": _service,
     "hosting:password_reveal": _service,
@@ -175,6 +177,8 @@ PLACEHOLDER_ROUTES: dict[str, set[str]] = {
     "accounts:ownership_transfer_page": {"not_found"},
     # An unsigned delivery: refused before anything is done (signatures: billing's tests).
     "billing:stripe_webhook": {"status 400"},
+    # No test card named: refused as bad input once the policy let the request through.
+    "billing:sandbox_tokenize": {"status 400"},
 }
 
 
