@@ -57,10 +57,10 @@ def browser(live_server: Any) -> Iterator[Any]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-    _wait_for_live_server_requests(live_server.thread.httpd)
+    _wait_for_live_server_requests()
 
 
-def _wait_for_live_server_requests(httpd: Any, timeout: float = 30.0) -> None:
+def _wait_for_live_server_requests(timeout: float = 30.0) -> None:
     """The live server answers each of the browser's connections in a thread of its own,
     which, when the browser hangs up, closes the in-memory SQLite connection it shares
     with the tests. The live server stops sharing that connection when it stops (right
@@ -70,11 +70,8 @@ def _wait_for_live_server_requests(httpd: Any, timeout: float = 30.0) -> None:
     its own Chromium and live server), so wait for them here, once the browser is closed."""
     deadline = time.monotonic() + timeout
     for thread in threading.enumerate():
-        # The live server (a ThreadedWSGIServer) runs its process_request_thread for each
-        # connection. Only its own: the local WHM and Stripe servers' threads have the same
-        # name, and some of them hang on purpose.
-        target = getattr(thread, "_target", None)
-        if getattr(target, "__self__", None) is httpd:
+        # Django's ThreadedWSGIServer runs process_request_thread for each connection.
+        if thread.name.endswith("(process_request_thread)"):
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
