@@ -616,38 +616,13 @@ def refund_reconcile(tx: Transaction, *, now: datetime.datetime | None = None) -
 
 def refunds_reconcile_due(*, now: datetime.datetime | None = None, limit: int = 50) -> str:
     """The worker's job: ask Stripe about refunds left processing past their grace
-    period (an answer lost, a refund pending at Stripe) and record the answers. Each is
-    claimed first by moving its next check forward, so two workers never ask about the
-    same refund at once; recording is exactly-once anyway. Returns a short summary, ""
-    when nothing was due."""
-    from .services import _check_backoff
+    period (an answer lost, a refund pending at Stripe) and record the answers, once."""
+    from .services import processing_transactions_settle_due
 
-    now_ = now or timezone.now()
-    due = list(
-        Transaction.objects.filter(
-            kind=Transaction.Kind.REFUND,
-            status=Transaction.Status.PROCESSING,
-            next_check_at__lte=now_,
-        )
-        .order_by("next_check_at")
-        .values_list("pk", "check_attempts")[:limit]
-    )
-    counts = {"settled": 0, "failed": 0, "processing": 0}
-    for pk, attempts in due:
-        claimed = Transaction.objects.filter(
-            pk=pk, status=Transaction.Status.PROCESSING, check_attempts=attempts
-        ).update(check_attempts=attempts + 1, next_check_at=now_ + _check_backoff(attempts))
-        if not claimed:
-            continue
-        tx = Transaction.objects.select_related("invoice", "refund_of").get(pk=pk)
-        try:
-            counts[refund_reconcile(tx, now=now_)] += 1
-        except Exception:  # one bad refund must not stop the others: asked again later
-            logger.exception("Reconciling refund %s failed", pk)
-            counts["processing"] += 1
-    if not any(counts.values()):
-        return ""
-    return (
-        f"card refunds: {counts['settled']} settled, {counts['failed']} failed, "
-        f"{counts['processing']} still processing"
+    return processing_transactions_settle_due(
+        kind=Transaction.Kind.REFUND,
+        settle=lambda tx, at: refund_reconcile(tx, now=at),
+        noun="card refund",
+        now=now,
+        limit=limit,
     )

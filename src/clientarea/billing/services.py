@@ -13,7 +13,7 @@ import datetime
 import logging
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
@@ -1191,18 +1191,23 @@ def _give_up(tx: Transaction, waiting_for_customer: bool) -> ChargeResult | None
     return final
 
 
-def payments_reconcile_due(*, now: datetime.datetime | None = None, limit: int = 50) -> str:
-    """The worker's job: settle card payments left processing past their grace period
-    (PENDING_CHANGE_GRACE_SECONDS: the request that made them has finished or died).
-    Each is claimed first by moving its next check forward, so two workers never ask
-    about the same payment at once; settling is exactly-once anyway (see
-    ``card_payment_record``). Returns a short summary, "" when nothing was due."""
+def processing_transactions_settle_due(
+    *,
+    kind: str,
+    settle: Callable[[Transaction, datetime.datetime], str],
+    noun: str,
+    now: datetime.datetime | None = None,
+    limit: int = 50,
+) -> str:
+    """Settle transactions of `kind` left processing past their next check, with
+    `settle` (which asks the processor with no transaction open and answers "settled",
+    "failed" or "processing"). Each is claimed first by moving its next check forward,
+    so two workers never ask about the same one at once; recording is exactly-once
+    anyway. Returns a short summary naming `noun`, "" when nothing was due."""
     now_ = now or timezone.now()
     due = list(
         Transaction.objects.filter(
-            kind=Transaction.Kind.PAYMENT,  # refunds: refunds.refunds_reconcile_due
-            status=Transaction.Status.PROCESSING,
-            next_check_at__lte=now_,
+            kind=kind, status=Transaction.Status.PROCESSING, next_check_at__lte=now_
         )
         .order_by("next_check_at")
         .values_list("pk", "check_attempts")[:limit]
@@ -1214,17 +1219,31 @@ def payments_reconcile_due(*, now: datetime.datetime | None = None, limit: int =
         ).update(check_attempts=attempts + 1, next_check_at=now_ + _check_backoff(attempts))
         if not claimed:
             continue  # another worker took it, or it was settled meanwhile
-        tx = Transaction.objects.select_related("invoice").get(pk=pk)
+        tx = Transaction.objects.select_related("invoice", "refund_of").get(pk=pk)
         try:
-            counts[payment_reconcile(tx, now=now_)] += 1
-        except Exception:  # one bad payment must not stop the others: asked again later
-            logger.exception("Reconciling card payment %s failed", pk)
+            counts[settle(tx, now_)] += 1
+        except Exception:  # one bad transaction must not stop the others: asked again later
+            logger.exception("Reconciling %s %s failed", noun, pk)
             counts["processing"] += 1
     if not any(counts.values()):
         return ""
     return (
-        f"card payments: {counts['settled']} settled, {counts['failed']} failed, "
+        f"{noun}s: {counts['settled']} settled, {counts['failed']} failed, "
         f"{counts['processing']} still processing"
+    )
+
+
+def payments_reconcile_due(*, now: datetime.datetime | None = None, limit: int = 50) -> str:
+    """The worker's job: settle card payments left processing past their grace period
+    (PENDING_CHANGE_GRACE_SECONDS: the request that made them has finished or died);
+    settling is exactly-once (see ``card_payment_record``). Refunds:
+    ``refunds.refunds_reconcile_due``."""
+    return processing_transactions_settle_due(
+        kind=Transaction.Kind.PAYMENT,
+        settle=lambda tx, at: payment_reconcile(tx, now=at),
+        noun="card payment",
+        now=now,
+        limit=limit,
     )
 
 
