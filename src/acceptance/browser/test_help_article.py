@@ -123,6 +123,9 @@ def test_accountant_is_invited_pays_an_invoice_and_is_revoked(
     page.get_by_role("button", name=f"Pay {invoice.balance} {invoice.currency}").click()
     page.get_by_role("heading", name=f"Invoice #{invoice.number}").wait_for()
     shots(page, "invoice paid")
+    # The live server shares the in-memory database with this thread: read it only once
+    # the page's last request (the tokenizer, the post, its redirect) has been answered.
+    page.wait_for_load_state("networkidle")
     close_old_connections()
     invoice.refresh_from_db()
     assert invoice.status == Invoice.Status.PAID
