@@ -44,6 +44,15 @@ GET = ("GET",)
 POST = ("POST",)
 PUT = ("PUT",)
 GET_POST = ("GET", "POST")
+PATCH = ("PATCH",)
+DELETE = ("DELETE",)
+
+# The API's endpoints by area (their views: clientarea/api/views_<area>.py), joined into
+# ROUTES below. A row's rule is ``token`` or ``token:<permission>``; ``token:owner`` is a
+# token whose creator is the account's owner (and still is).
+API_BILLING_ROUTES: tuple[Route, ...] = ()
+API_SUPPORT_ROUTES: tuple[Route, ...] = ()
+API_PEOPLE_ROUTES: tuple[Route, ...] = ()
 
 ROUTES: tuple[Route, ...] = (
     # identity
@@ -287,6 +296,9 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("api:schema", GET, "public", note="the OpenAPI 3 schema"),
     Route("api:docs", GET, "public", note="the API's docs page (Swagger UI)"),
+    *API_BILLING_ROUTES,
+    *API_SUPPORT_ROUTES,
+    *API_PEOPLE_ROUTES,
 )
 
 BY_NAME: dict[str, Route] = {r.name: r for r in ROUTES}

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import urls_billing, urls_people, urls_support, views
 
 app_name = "api"
 
@@ -33,6 +33,10 @@ urlpatterns = [
         views.DomainAutoRenewView.as_view(),
         name="domain_auto_renew",
     ),
+    # One module per area, so each grows on its own.
+    path("v1/", include(urls_billing.urlpatterns)),
+    path("v1/", include(urls_support.urlpatterns)),
+    path("v1/", include(urls_people.urlpatterns)),
     path("v1/schema", views.schema_view, name="schema"),
     path("v1/docs", views.docs_view, name="docs"),
 ]

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
-from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,6 +39,18 @@ from clientarea.hosting.scope import KIND as SERVICE_KIND
 
 from .access import token_access, token_rule
 from .pagination import IdCursorPagination, NumberCursorPagination
+from .responses import (
+    BIGINT_MAX,
+    CHANGE_ERRORS,
+    COMMON_ERRORS,
+    ITEM_ERRORS,
+    ActionConflict,
+    ActionRefused,
+    OutsideDown,
+    invalid,
+    object_pk,
+    problem_doc,
+)
 from .serializers import (
     AccountSerializer,
     AutoRenewSerializer,
@@ -59,34 +70,6 @@ from .serializers import (
     ServiceSerializer,
 )
 from .services import TokenAccess
-
-BIGINT_MAX = 2**63 - 1
-
-PROBLEM = {
-    "type": "object",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "example": "about:blank"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string", "example": "token_expired"},
-        "errors": {
-            "type": "object",
-            "additionalProperties": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-}
-
-
-def _problem(description: str) -> OpenApiResponse:
-    return OpenApiResponse(response=PROBLEM, description=description)
-
-
-COMMON_ERRORS = {
-    401: _problem("No token, or a dead one (revoked, expired, creator's access ended)."),
-    429: _problem("Rate limit reached: see Retry-After."),
-}
 
 
 class AccountView(APIView):
@@ -143,8 +126,8 @@ class InvoiceListView(APIView):
         parameters=[InvoiceFilter],
         responses={
             200: InvoiceSerializer(many=True),
-            400: _problem("A bad filter, page size or cursor."),
-            403: _problem("The token does not carry invoices."),
+            400: problem_doc("A bad filter, page size or cursor."),
+            403: problem_doc("The token does not carry invoices."),
             **COMMON_ERRORS,
         },
     )
@@ -168,8 +151,8 @@ class InvoiceDetailView(APIView):
         summary="One invoice, with its lines",
         responses={
             200: InvoiceDetailSerializer,
-            403: _problem("The token does not carry invoices."),
-            404: _problem("No such invoice on the token's account."),
+            403: problem_doc("The token does not carry invoices."),
+            404: problem_doc("No such invoice on the token's account."),
             **COMMON_ERRORS,
         },
     )
@@ -212,65 +195,13 @@ docs_view = public(DocsView.as_view())
 # --- services and domains: the same selectors, lookups and service functions as the pages --
 
 
-class ActionRefused(exceptions.APIException):
-    """The service function refused (the object's state, the outside system's refusal):
-    a 400 with the sentence the page shows."""
-
-    status_code = 400
-    default_code = "refused"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.problem_code = "refused"
-
-
-class ActionConflict(exceptions.APIException):
-    status_code = 409
-    default_code = "change_pending"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.problem_code = "change_pending"
-
-
-class OutsideDown(exceptions.APIException):
-    status_code = 503
-    default_code = "unavailable"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.problem_code = "unavailable"
-        self.wait = 60  # answered as Retry-After
-
-
-def _invalid(field: str, exc: DjangoValidationError) -> exceptions.ValidationError:
-    return exceptions.ValidationError({field: [str(m) for m in exc.messages]})
-
-
 def _pending_info(change: PendingChange | None, label: str) -> dict[str, Any] | None:
     return None if change is None else {"what": label, "since": change.created_at}
 
 
-def _object_pk(pk: int) -> int:
-    return 0 if pk > BIGINT_MAX else pk  # no row has it: the same 404 as another account's
-
-
-ITEM_ERRORS = {
-    403: _problem("The token does not carry the permission, or its creator no longer holds it."),
-    404: _problem("No such object on the token's account, or outside the token's scope."),
-    **COMMON_ERRORS,
-}
-CHANGE_ERRORS = {
-    400: _problem("Bad input, or refused (the object's state, the outside system's words)."),
-    409: _problem("An earlier change is still waiting for the outside system's answer."),
-    503: _problem("The outside system could not be reached: nothing was changed."),
-    **ITEM_ERRORS,
-}
-
-
 def _service(access: Access, pk: int) -> Service:
     return scoped_object_or_404(
-        hosting_selectors.service_visible(), access, SERVICE_KIND, pk=_object_pk(pk)
+        hosting_selectors.service_visible(), access, SERVICE_KIND, pk=object_pk(pk)
     )
 
 
@@ -284,8 +215,8 @@ class ServiceListView(APIView):
         parameters=[ServiceFilter],
         responses={
             200: ServiceSerializer(many=True),
-            400: _problem("A bad filter, page size or cursor."),
-            403: _problem("The token does not carry products."),
+            400: problem_doc("A bad filter, page size or cursor."),
+            403: problem_doc("The token does not carry products."),
             **COMMON_ERRORS,
         },
     )
@@ -343,7 +274,7 @@ class ServicePasswordRevealView(APIView):
         request=None,
         responses={
             200: RevealedPasswordSerializer,
-            400: _problem("No password is stored, or it cannot be read now."),
+            400: problem_doc("No password is stored, or it cannot be read now."),
             **ITEM_ERRORS,
         },
     )
@@ -390,7 +321,7 @@ class ServicePasswordChangeView(APIView):
                 )
             )
         except DjangoValidationError as exc:
-            raise _invalid("password", exc) from None
+            raise invalid("password", exc) from None
         if outcome.pending:
             detail = (
                 f"The control panel has not confirmed the new password of {service} yet: "
@@ -403,7 +334,7 @@ class ServicePasswordChangeView(APIView):
 
 def _domain(access: Access, pk: int) -> Domain:
     return scoped_object_or_404(
-        Domain.objects.select_related("account"), access, DOMAIN_KIND, pk=_object_pk(pk)
+        Domain.objects.select_related("account"), access, DOMAIN_KIND, pk=object_pk(pk)
     )
 
 
@@ -426,8 +357,8 @@ class DomainListView(APIView):
         parameters=[DomainFilter],
         responses={
             200: DomainSerializer(many=True),
-            400: _problem("A bad filter, page size or cursor."),
-            403: _problem("The token does not carry domains."),
+            400: problem_doc("A bad filter, page size or cursor."),
+            403: problem_doc("The token does not carry domains."),
             **COMMON_ERRORS,
         },
     )
@@ -461,7 +392,7 @@ def _domain_change(domain: Domain, call: Callable[[], Any]) -> Response:
     try:
         outcome = call()
     except DjangoValidationError as exc:
-        raise _invalid("nameservers", exc) from None
+        raise invalid("nameservers", exc) from None
     except domain_services.DomainChangePending as exc:
         raise ActionConflict(str(exc)) from None
     except domain_services.DomainRegistryUnavailable as exc:
