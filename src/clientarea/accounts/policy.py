@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from . import permissions
 from .models import Account, Contact, Membership, User
+from .permissions import OwnerPower
 from .scope import kind_for_model, scoped_email_kinds
 
 V = TypeVar("V", bound=Callable[..., Any])
@@ -189,6 +190,12 @@ class Access:
             self.permissions & granted,
             scope_intersect(self.scope, fresh.scope),
         )
+
+    def holds_power(self, power: OwnerPower) -> bool:
+        """May this access use an owner-only power (never grantable)? The owner's own
+        access, on an account not closed. (A token's access holds none, except the Users
+        power its owner-creator chose for it: see ``api.services.TokenGrant``.)"""
+        return self.is_owner and self.account.closed_at is None
 
     def allows(self, rule: AccessRule) -> bool:
         if rule.kind is RuleKind.OWNER:

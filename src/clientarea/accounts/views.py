@@ -332,7 +332,7 @@ def account_profile(request: AccountRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         services.account_update_profile(
             account=account,
-            actor=request.user,
+            access=request.access,
             data=form.cleaned_data,
             request=request,
         )

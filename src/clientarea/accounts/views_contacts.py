@@ -41,12 +41,12 @@ def contacts(request: AccountRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def contact_add(request: AccountRequest) -> HttpResponse:
     account = request.access.account
-    grantable = services.contact_kinds_for(account=account, actor=request.user)
+    grantable = services.contact_kinds_for(account=account, access=request.access)
     form = ContactForm(request.POST or None, account_id=account.pk, grantable_kinds=grantable)
     if request.method == "POST" and form.is_valid():
         try:
             contact = services.contact_create(
-                account=account, actor=request.user, data=form.cleaned_data, request=request
+                account=account, access=request.access, data=form.cleaned_data, request=request
             )
         except (services.ContactError, services.AccessError) as exc:
             form.add_error(None, str(exc))
@@ -70,12 +70,12 @@ def contact_edit(request: AccountRequest, contact_id: int) -> HttpResponse:
         request.POST or None,
         instance=Contact.objects.get(pk=contact.pk),
         account_id=account.pk,
-        grantable_kinds=services.contact_kinds_for(account=account, actor=request.user),
+        grantable_kinds=services.contact_kinds_for(account=account, access=request.access),
     )
     if request.method == "POST" and form.is_valid():
         try:
             saved = services.contact_update(
-                contact=contact, actor=request.user, data=form.cleaned_data, request=request
+                contact=contact, access=request.access, data=form.cleaned_data, request=request
             )
         except (services.ContactError, services.AccessError) as exc:
             form.add_error(None, str(exc))
@@ -95,7 +95,7 @@ def contact_edit(request: AccountRequest, contact_id: int) -> HttpResponse:
 def contact_remove(request: AccountRequest, contact_id: int) -> HttpResponse:
     contact = account_object_or_404(Contact.objects.all(), request.access.account, pk=contact_id)
     if request.method == "POST":
-        services.contact_delete(contact=contact, actor=request.user, request=request)
+        services.contact_delete(contact=contact, access=request.access, request=request)
         messages.success(request, f"{contact.name} was removed from the contacts.")
         return redirect("accounts:contacts")
     return render(request, "accounts/contacts/remove.html", {"contact": contact})
@@ -106,7 +106,9 @@ def contact_remove(request: AccountRequest, contact_id: int) -> HttpResponse:
 def contact_confirmation_resend(request: AccountRequest, contact_id: int) -> HttpResponse:
     contact = account_object_or_404(Contact.objects.all(), request.access.account, pk=contact_id)
     try:
-        services.contact_confirmation_resend(contact=contact, actor=request.user, request=request)
+        services.contact_confirmation_resend(
+            contact=contact, access=request.access, request=request
+        )
     except (services.ContactError, services.AccessError) as exc:
         messages.error(request, str(exc))
     else:

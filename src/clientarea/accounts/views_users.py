@@ -90,7 +90,7 @@ def user_invite(request: AccountRequest) -> HttpResponse:
             try:
                 invitation = services.invitation_create(
                     account=account,
-                    actor=request.user,
+                    access=request.access,
                     email=form.cleaned_data["email"],
                     permission_codes=form.permission_codes,
                     access_expires_at=form.access_expires_at,
@@ -122,7 +122,7 @@ def user_edit(request: AccountRequest, membership_id: int) -> HttpResponse:
         try:
             services.membership_update(
                 membership=membership,
-                actor=request.user,
+                access=request.access,
                 permission_codes=form.permission_codes,
                 expires_at=form.access_expires_at,
                 scope=form.scope,
@@ -152,7 +152,9 @@ def user_revoke(request: AccountRequest, membership_id: int) -> HttpResponse:
         return redirect("accounts:users")
     if request.method == "POST":
         try:
-            services.membership_revoke(membership=membership, actor=request.user, request=request)
+            services.membership_revoke(
+                membership=membership, access=request.access, request=request
+            )
         except services.AccessError as exc:  # e.g. they accepted ownership meanwhile
             messages.error(request, str(exc))
             return redirect("accounts:users")
@@ -173,7 +175,7 @@ def invitation_resend(request: AccountRequest, invitation_id: int) -> HttpRespon
     try:
         if not throttle_consume(scope="invite-send", key=request.access.account.pk):
             raise services.InvitationError(THROTTLED_MESSAGE)
-        services.invitation_resend(invitation=invitation, actor=request.user, request=request)
+        services.invitation_resend(invitation=invitation, access=request.access, request=request)
     except (services.InvitationError, services.AccessError) as exc:
         messages.error(request, str(exc))
     else:
@@ -197,7 +199,7 @@ def invitation_cancel(request: AccountRequest, invitation_id: int) -> HttpRespon
             return redirect("accounts:users")
         return render(request, "accounts/users/invitation_cancel.html", {"invitation": invitation})
     try:
-        services.invitation_cancel(invitation=invitation, actor=request.user, request=request)
+        services.invitation_cancel(invitation=invitation, access=request.access, request=request)
     except (services.InvitationError, services.AccessError) as exc:
         messages.error(request, str(exc))
     else:

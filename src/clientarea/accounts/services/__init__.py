@@ -30,7 +30,13 @@ from .contacts import (
     contact_kinds_for,
     contact_update,
 )
-from .errors import AccessError, ContactError, InvitationError
+from .errors import (
+    AccessError,
+    AccessNotPermitted,
+    AccessOutOfReach,
+    ContactError,
+    InvitationError,
+)
 from .invitations import (
     invitation_accept,
     invitation_accept_new_user,
@@ -66,6 +72,8 @@ __all__ = [
     "PROFILE_FIELDS",
     "UNCHANGED",
     "AccessError",
+    "AccessNotPermitted",
+    "AccessOutOfReach",
     "ContactError",
     "InvitationError",
     "account_create",

@@ -8,16 +8,66 @@ import secrets
 from datetime import datetime
 from typing import Any
 
+from django.db.models import Model
+
 from .. import permissions
 from ..models import Account, User
-from ..policy import may_use_owner_power
-from .errors import AccessError, InvitationError
+from ..policy import Access, access_for
+from .errors import AccessNotPermitted, AccessOutOfReach, InvitationError
 
 
-def _require_owner(account: Account, actor: User) -> None:
-    """Owner-only powers, checked again in the service whatever the view did."""
-    if not may_use_owner_power(actor, account, permissions.OwnerPower.MANAGE_USERS):
-        raise AccessError("Only the account owner can manage users and invitations.")
+def _acting(access: Access | None, actor: User | None, account_id: int) -> Access:
+    """The access a service function acts for: the caller's (a page's ``request.access``,
+    a token's), or, when only a person is named (scripts, demo data), that person's whole
+    access as the policy has it now. Either way the function checks it itself."""
+    if access is not None:
+        return access
+    if actor is None:
+        raise TypeError("Name the access (or the person) the action is done for.")
+    found = access_for(actor, account_id)
+    if found is None:
+        raise AccessOutOfReach("You no longer have access to this account.")
+    return found
+
+
+def _access_checked(
+    access: Access,
+    obj: Model,
+    *,
+    noun: str,
+    refusal: str,
+    perm: str | None = None,
+    power: permissions.OwnerPower | None = None,
+) -> Access:
+    """The policy's check, made by the service whoever called it: the access as it stands
+    now (``Access.current``: ended is refused, never wider than it was built) must reach
+    `obj` (the account itself, or an object of it inside the scope), else
+    ``AccessOutOfReach`` ("No such <noun>."); and hold `perm` or the owner-only `power`,
+    else ``AccessNotPermitted`` with `refusal`, the page's sentence. Returns the current
+    access."""
+    current = access.current()
+    reached = current is not None and (
+        obj.pk == current.account.pk if isinstance(obj, Account) else current.reaches(obj)
+    )
+    if current is None or not reached:
+        raise AccessOutOfReach(f"No such {noun}.")
+    if perm is not None and not current.has(perm):
+        raise AccessNotPermitted(perm, refusal)
+    if power is not None and not current.holds_power(power):
+        raise AccessNotPermitted(power.value, refusal)
+    return current
+
+
+def _owner_checked(access: Access, obj: Model, *, noun: str) -> Access:
+    """Users and invitations are the owner's: their own access, or a token they made as
+    the owner with the Users power."""
+    return _access_checked(
+        access,
+        obj,
+        noun=noun,
+        refusal="Only the account owner can manage users and invitations.",
+        power=permissions.OwnerPower.MANAGE_USERS,
+    )
 
 
 def _codes_for_grant(permission_codes: Any) -> list[str]:

@@ -25,9 +25,9 @@ from clientarea.security.throttle import throttle_blocked, throttle_consume
 
 from .. import permissions
 from ..models import Account, Contact, User, normalize_email
-from ..policy import access_for, contact_kinds_grantable, is_owner
-from ._common import _new_token, invitation_token_hash
-from .errors import AccessError, ContactError
+from ..policy import Access, access_for, contact_kinds_grantable, is_owner
+from ._common import _access_checked, _acting, _new_token, invitation_token_hash
+from .errors import ContactError
 
 CONTACT_FIELDS = ("name", "email", "phone", "email_kinds")
 
@@ -51,10 +51,16 @@ def _contact_kinds(kinds: Any) -> list[str]:
     return [k for k in valid if k in set(kinds or [])]
 
 
-def contact_kinds_for(*, account: Account, actor: User) -> frozenset[str]:
-    """The kinds `actor` may choose for the account's contacts (none without access)."""
-    access = access_for(actor, account.pk)
-    return contact_kinds_grantable(access) if access is not None else frozenset()
+def contact_kinds_for(
+    *, account: Account, actor: User | None = None, access: Access | None = None
+) -> frozenset[str]:
+    """The kinds the person of `access` (or `actor`, with their whole access) may choose
+    for the account's contacts (none without access)."""
+    if access is None and actor is not None:
+        access = access_for(actor, account.pk)
+    if access is None or access.account.pk != account.pk:
+        return frozenset()
+    return contact_kinds_grantable(access)
 
 
 def _kind_labels(kinds: Any) -> str:
@@ -62,10 +68,10 @@ def _kind_labels(kinds: Any) -> str:
     return ", ".join(str(labels[k]) for k in _contact_kinds(kinds))
 
 
-def _checked_kinds(*, account: Account, actor: User, wanted: Any, current: Any = ()) -> list[str]:
-    """The kinds to store: what `actor` chose among the kinds they may choose, plus the
-    kinds they may not touch as they were. Choosing a kind outside their grant is refused."""
-    grantable = contact_kinds_for(account=account, actor=actor)
+def _checked_kinds(*, grantable: frozenset[str], wanted: Any, current: Any = ()) -> list[str]:
+    """The kinds to store: what the actor chose among the kinds they may choose
+    (`grantable`), plus the kinds they may not touch as they were. Choosing a kind
+    outside their grant is refused."""
     wanted_kinds = set(_contact_kinds(wanted))
     refused = wanted_kinds - grantable - set(current or [])
     if refused:
@@ -137,10 +143,18 @@ def _send_contact_confirmation(contact: Contact, actor: User | None, now: dateti
     )
 
 
-def _require_contacts_access(account: Account, actor: User) -> None:
-    access = access_for(actor, account.pk)
-    if access is None or not access.has(permissions.Perm.CONTACTS):
-        raise AccessError("You do not have permission to manage this account's contacts.")
+def _contacts_access(
+    access: Access | None, actor: User | None, account: Account, obj: Account | Contact
+) -> Access:
+    """The acting access as it stands now, holding `contacts` on `obj`'s account (else
+    ``AccessOutOfReach`` / ``AccessNotPermitted``, both ``AccessError``)."""
+    return _access_checked(
+        _acting(access, actor, account.pk),
+        obj,
+        noun="contact" if isinstance(obj, Contact) else "account",
+        perm=permissions.Perm.CONTACTS,
+        refusal="You do not have permission to manage this account's contacts.",
+    )
 
 
 def _contact_fields_check(data: dict[str, Any]) -> None:
@@ -156,11 +170,22 @@ def _contact_fields_check(data: dict[str, Any]) -> None:
 
 @transaction.atomic
 def contact_create(
-    *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
+    *,
+    account: Account,
+    data: dict[str, Any],
+    access: Access | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
 ) -> Contact:
-    _require_contacts_access(account, actor)
+    """Add a contact for the person of `access` (or `actor`'s whole access), who must
+    hold `contacts` on the account now, and send the address its confirmation link."""
+    acting = _contacts_access(access, actor, account, account)
+    actor = acting.user
+    account = acting.account
     _contact_fields_check(data)
-    kinds = _checked_kinds(account=account, actor=actor, wanted=data.get("email_kinds"))
+    kinds = _checked_kinds(
+        grantable=contact_kinds_grantable(acting), wanted=data.get("email_kinds")
+    )
     _contact_rules_check(account, data["email"], kinds)
     contact = Contact.objects.create(
         account=account,
@@ -184,30 +209,38 @@ def contact_create(
 
 @transaction.atomic
 def contact_update(
-    *, contact: Contact, actor: User, data: dict[str, Any], request: HttpRequest | None = None
+    *,
+    contact: Contact,
+    data: dict[str, Any],
+    access: Access | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
 ) -> Contact:
+    """Change a contact for the person of `access` (or `actor`'s whole access), who must
+    hold `contacts` on the contact's account now; a new address is confirmed again."""
     contact = (
         Contact.objects.select_for_update(of=("self",))
         .select_related("account__owner")
         .get(pk=contact.pk)
     )
     account = contact.account
-    _require_contacts_access(account, actor)
+    acting = _contacts_access(access, actor, account, contact)
+    actor = acting.user
+    grantable = contact_kinds_grantable(acting)
     _contact_fields_check(data)
     new = {
         "name": data["name"].strip(),
         "email": normalize_email(data["email"]),
         "phone": data.get("phone", "").strip(),
         "email_kinds": _checked_kinds(
-            account=account,
-            actor=actor,
+            grantable=grantable,
             wanted=data.get("email_kinds"),
             current=contact.email_kinds,
         ),
     }
     _contact_rules_check(account, new["email"], new["email_kinds"])
     address_changed = new["email"] != contact.email
-    beyond_grant = set(contact.email_kinds) - contact_kinds_for(account=account, actor=actor)
+    beyond_grant = set(contact.email_kinds) - grantable
     if address_changed and beyond_grant:
         # Moving an address moves every kind it receives, including ones outside this
         # person's grant: that is the owner's decision.
@@ -253,9 +286,19 @@ def contact_update(
 
 
 @transaction.atomic
-def contact_delete(*, contact: Contact, actor: User, request: HttpRequest | None = None) -> None:
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
-    _require_contacts_access(contact.account, actor)
+def contact_delete(
+    *,
+    contact: Contact,
+    access: Access | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> None:
+    contact = (
+        Contact.objects.select_for_update(of=("self",))
+        .select_related("account__owner")
+        .get(pk=contact.pk)
+    )
+    actor = _contacts_access(access, actor, contact.account, contact).user
     audit_record(
         action="contact.removed",
         actor=actor,
@@ -269,14 +312,18 @@ def contact_delete(*, contact: Contact, actor: User, request: HttpRequest | None
 
 @transaction.atomic
 def contact_confirmation_resend(
-    *, contact: Contact, actor: User, request: HttpRequest | None = None
+    *,
+    contact: Contact,
+    access: Access | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
 ) -> Contact:
     contact = (
         Contact.objects.select_for_update(of=("self",))
         .select_related("account__owner")
         .get(pk=contact.pk)
     )
-    _require_contacts_access(contact.account, actor)
+    actor = _contacts_access(access, actor, contact.account, contact).user
     if contact.is_confirmed:
         raise ContactError(f"{contact.email} is already confirmed.")
     audit_record(

@@ -16,7 +16,15 @@ from clientarea.audit.services import audit_record
 from clientarea.notifications.services import email_send_to_person, notify_owner
 
 from ..models import Account, Invitation, Membership, User, normalize_email
-from ._common import _codes_for_grant, _iso, _new_token, _require_owner, invitation_token_hash
+from ..policy import Access
+from ._common import (
+    _acting,
+    _codes_for_grant,
+    _iso,
+    _new_token,
+    _owner_checked,
+    invitation_token_hash,
+)
 from .errors import InvitationError
 from .memberships import membership_grant
 from .profile import user_create
@@ -79,7 +87,8 @@ def _expire_stale_invitations(account: Account, email: str | None, now: datetime
 def invitation_create(
     *,
     account: Account,
-    actor: User,
+    actor: User | None = None,
+    access: Access | None = None,
     email: str,
     permission_codes: list[str] | tuple[str, ...] | frozenset[str],
     access_expires_at: datetime | None = None,
@@ -90,12 +99,13 @@ def invitation_create(
     service and domain) and queue the email.
 
     Refused (InvitationError) when the address already has access or a pending
-    invitation; only the owner may invite."""
+    invitation; only the owner may invite (the person of `access`, or `actor`'s whole
+    access, checked here: ``AccessOutOfReach`` / ``AccessNotPermitted``)."""
     # Lock the account: invitations to it are decided one at a time. No join in the
     # locking query (a concurrent ownership change would make PostgreSQL drop the row;
     # see ownership._locked_account); the owner is read after the lock.
     account = Account.objects.select_for_update(no_key=True).get(pk=account.pk)
-    _require_owner(account, actor)
+    actor = _owner_checked(_acting(access, actor, account.pk), account, noun="account").user
     if account.close_requested_at is not None:
         raise InvitationError("This account is being closed: it takes no new people.")
     email = normalize_email(email)
@@ -157,11 +167,17 @@ def _locked_invitation(invitation: Invitation) -> Invitation:
 
 @transaction.atomic
 def invitation_resend(
-    *, invitation: Invitation, actor: User, request: HttpRequest | None = None
+    *,
+    invitation: Invitation,
+    actor: User | None = None,
+    access: Access | None = None,
+    request: HttpRequest | None = None,
 ) -> Invitation:
     """Send a new link, valid 7 days from now; the old link stops working."""
     invitation = _locked_invitation(invitation)
-    _require_owner(invitation.account, actor)
+    actor = _owner_checked(
+        _acting(access, actor, invitation.account_id), invitation, noun="invitation"
+    ).user
     if invitation.status not in (Invitation.Status.PENDING, Invitation.Status.EXPIRED):
         raise InvitationError(
             f"This invitation was {invitation.get_status_display().lower()}; "
@@ -198,10 +214,16 @@ def invitation_resend(
 
 @transaction.atomic
 def invitation_cancel(
-    *, invitation: Invitation, actor: User, request: HttpRequest | None = None
+    *,
+    invitation: Invitation,
+    actor: User | None = None,
+    access: Access | None = None,
+    request: HttpRequest | None = None,
 ) -> Invitation:
     invitation = _locked_invitation(invitation)
-    _require_owner(invitation.account, actor)
+    actor = _owner_checked(
+        _acting(access, actor, invitation.account_id), invitation, noun="invitation"
+    ).user
     if invitation.status not in (Invitation.Status.PENDING, Invitation.Status.EXPIRED):
         raise InvitationError(
             f"This invitation was already {invitation.get_status_display().lower()}."

@@ -16,10 +16,10 @@ from clientarea.notifications.services import email_send_to_person
 
 from .. import permissions
 from ..models import Account, Invitation, Membership, User
-from ..policy import may_use_owner_power
+from ..policy import Access
 from ..scope import scope_from_json, scope_to_json
 from ..signals import access_ended
-from ._common import _codes_for_grant, _iso, _require_owner
+from ._common import _access_checked, _acting, _codes_for_grant, _iso, _owner_checked
 from .errors import AccessError
 from .scopes import scope_checked, scope_email_context
 
@@ -86,11 +86,20 @@ def membership_grant(
 
 @transaction.atomic
 def membership_revoke(
-    *, membership: Membership, actor: User | None, request: HttpRequest | None = None
+    *,
+    membership: Membership,
+    actor: User | None = None,
+    access: Access | None = None,
+    request: HttpRequest | None = None,
 ) -> Membership:
     """End a sub-account's access at once, on every device: the policy re-reads the
     membership on every request, and `access_ended` voids anything else (API tokens).
-    A status change, never a delete: their tickets and history stay attributed."""
+    A status change, never a delete: their tickets and history stay attributed.
+
+    For a person (`access`, or `actor`'s whole access) it is the owner's power, checked
+    here (``AccessOutOfReach`` for another account's, ``AccessNotPermitted`` for anyone
+    but the owner, or a token without the Users power); staff (`actor`) and the system
+    (neither) end access from the back office and the account's own lifecycle."""
     found = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("user", "account__owner")
@@ -102,12 +111,14 @@ def membership_revoke(
     membership = found
     if membership.status == Membership.Status.REVOKED:
         return membership
-    if (
-        actor is not None
-        and not actor.is_staff
-        and not may_use_owner_power(actor, membership.account, permissions.OwnerPower.MANAGE_USERS)
-    ):
-        raise AccessError("Only the account owner can revoke access.")
+    if access is not None or (actor is not None and not actor.is_staff):
+        actor = _access_checked(
+            _acting(access, actor, membership.account_id),
+            membership,
+            noun="user",
+            refusal="Only the account owner can revoke access.",
+            power=permissions.OwnerPower.MANAGE_USERS,
+        ).user
     membership.status = Membership.Status.REVOKED
     membership.revoked_at = timezone.now()
     membership.save(update_fields=["status", "revoked_at"])
@@ -143,7 +154,8 @@ UNCHANGED: Any = _Unchanged()  # membership_update(scope=UNCHANGED): keep the sc
 def membership_update(
     *,
     membership: Membership,
-    actor: User,
+    actor: User | None = None,
+    access: Access | None = None,
     permission_codes: list[str] | tuple[str, ...] | frozenset[str],
     expires_at: datetime | None,
     scope: Mapping[str, Iterable[int]] | None = UNCHANGED,
@@ -151,13 +163,16 @@ def membership_update(
 ) -> Membership:
     """Change what a sub-account may do, on which services and domains (`scope`; leave it
     out to keep it) and until when. The owner has no membership, so the owner can never
-    be changed here."""
+    be changed here. The owner's power, checked here for the person of `access` (or
+    `actor`'s whole access): ``AccessOutOfReach`` / ``AccessNotPermitted``."""
     membership = (
         Membership.objects.select_for_update(of=("self",))
         .select_related("user", "account__owner")
         .get(pk=membership.pk)
     )
-    _require_owner(membership.account, actor)
+    actor = _owner_checked(
+        _acting(access, actor, membership.account_id), membership, noun="user"
+    ).user
     if membership.status == Membership.Status.REVOKED:
         raise AccessError("This person's access was revoked; invite them again to restore it.")
     codes = _codes_for_grant(permission_codes)

@@ -15,9 +15,9 @@ from clientarea.core.validators import fields_check
 
 from .. import permissions
 from ..models import Account, User, normalize_email
-from ..policy import may
+from ..policy import Access
 from ..tax_numbers import tax_number_clean
-from .errors import AccessError
+from ._common import _access_checked, _acting
 
 
 def user_create(
@@ -94,14 +94,28 @@ PROFILE_FIELDS = (
 
 @transaction.atomic
 def account_update_profile(
-    *, account: Account, actor: User, data: dict[str, Any], request: HttpRequest | None = None
+    *,
+    account: Account,
+    data: dict[str, Any],
+    access: Access | None = None,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
 ) -> Account:
-    """Needs the `profile` permission (``AccessError``, whatever the caller checked).
-    Refused (``ValidationError``, by field, nothing saved) for a value the form would
-    refuse: a line break or a control character in a one-line field, too long, a VAT
-    number that is not one (checked against the country it will have), ..."""
-    if not may(actor, permissions.Perm.PROFILE, account):
-        raise AccessError("You do not have permission to modify the account details.")
+    """Change the account's profile for the person of `access` (or `actor`'s whole
+    access), who must hold `profile` on that account now, whatever the caller checked:
+    another account or an ended access is ``AccessOutOfReach`` (404), no `profile` is
+    ``AccessNotPermitted`` (403), both ``AccessError``. Refused (``ValidationError``, by
+    field, nothing saved) for a value the form would refuse: a line break or a control
+    character in a one-line field, too long, a VAT number that is not one (checked
+    against the country it will have), ..."""
+    acting = _access_checked(
+        _acting(access, actor, account.pk),
+        account,
+        noun="account",
+        perm=permissions.Perm.PROFILE,
+        refusal="You do not have permission to modify the account details.",
+    )
+    actor = acting.user
     fields_check(Account, {f: data[f] for f in PROFILE_FIELDS if f in data})
     if "tax_number" in data or "country" in data:
         try:
