@@ -18,6 +18,8 @@ from clientarea.core.validators import validate_single_line
 
 from .services import DEFAULT_LIFETIME, TokenError, networks_clean
 
+USERS_POWER_REFUSED = "Only the account's owner can let a token manage users and invitations."
+
 SCOPE_ALL = "all"
 SCOPE_ONLY = "only"
 MAX_DAYS = 365
@@ -96,12 +98,23 @@ class TokenForm(forms.Form):
             )
         if not any(scope_field_name(k) in self.fields for k in SCOPE_KINDS):
             del self.fields["scope_mode"]  # nothing to limit: all that the person reaches
+        if access.is_owner:
+            # The owner's Users power is never grantable; the owner may lend it to a
+            # token of their own, by choice (off unless ticked).
+            self.fields["manages_users"] = forms.BooleanField(
+                label="Manage users and invitations",
+                required=False,
+                help_text="Lets the token list, invite, change and revoke the account's "
+                "users through the API. Only you, as the owner, can give it; it stops when "
+                "you are no longer the owner.",
+            )
         self.order_fields(
             [
                 "name",
                 "permissions",
                 "scope_mode",
                 *(scope_field_name(k) for k in SCOPE_KINDS),
+                "manages_users",
                 "expires_on",
                 "allowed_networks",
             ]
@@ -126,6 +139,9 @@ class TokenForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        if "manages_users" not in self.fields and "manages_users" in self.data:
+            # Offered to the owner only: posted by anyone else, it is a forged field.
+            self.add_error(None, USERS_POWER_REFUSED)
         if data.get("scope_mode") == SCOPE_ONLY and not any(
             data.get(scope_field_name(k)) for k in SCOPE_KINDS
         ):
@@ -139,6 +155,10 @@ class TokenForm(forms.Form):
         if self.cleaned_data.get("scope_mode") != SCOPE_ONLY:
             return None
         return {k: frozenset(self.cleaned_data.get(scope_field_name(k)) or ()) for k in SCOPE_KINDS}
+
+    @property
+    def manages_users(self) -> bool:
+        return bool(self.cleaned_data.get("manages_users"))
 
     @property
     def expires_at(self) -> datetime:

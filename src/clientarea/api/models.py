@@ -40,6 +40,9 @@ class ApiToken(models.Model):
     )
     # The creator was the owner when they made it: the token dies when ownership moves.
     created_as_owner = models.BooleanField(default=False, editable=False)
+    # The Users power (manage users and invitations through the API): only a token its
+    # creator made as the owner and chose so for; it holds while they are the owner.
+    manages_users = models.BooleanField(default=False, editable=False)
     name = models.CharField(max_length=100, validators=[validate_single_line])
     # SHA-256 of the secret (see tokens.py); the secret itself is never stored.
     secret_hash = models.CharField(max_length=64, unique=True, editable=False)

@@ -66,6 +66,16 @@ class TokenGrant(Access):
     account's two-factor rule no longer met, and it reaches nothing or less."""
 
     token_id: int = 0
+    # The owner's Users power, for a token its creator made as the owner and chose so
+    # for (``ApiToken.manages_users``), while they are the owner. No other owner power.
+    manages_users: bool = False
+
+    def holds_power(self, power: permissions.OwnerPower) -> bool:
+        return (
+            self.manages_users
+            and power is permissions.OwnerPower.MANAGE_USERS
+            and self.account.closed_at is None
+        )
 
     def current(self, now: Any = None) -> Access | None:
         now = now or timezone.now()
@@ -77,10 +87,22 @@ class TokenGrant(Access):
         if token is None or token.created_by_id != self.user.pk:
             return None
         try:
-            _token_checked(token, now)
+            creator_access = _token_checked(token, now)
         except TokenRefused:
             return None
-        return super().current(now)
+        narrowed = super().current(now)
+        if narrowed is None:
+            return None
+        return TokenGrant(
+            narrowed.user,
+            narrowed.account,
+            narrowed.membership,
+            False,
+            narrowed.permissions,
+            narrowed.scope,
+            token_id=token.pk,
+            manages_users=_manages_users(token, creator_access),
+        )
 
 
 @dataclass(frozen=True)
@@ -192,14 +214,19 @@ def token_create(
     expires_at: datetime,
     scope: Mapping[str, Iterable[int]] | None = None,
     allowed_networks: Iterable[str] = (),
+    manages_users: bool = False,
     request: HttpRequest | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token for `actor` on `account`, carrying at most the actor's own grant
     (permissions and scope, read here from their current access), and return it with its
     secret: the only time the secret exists outside the caller's hands. Refused with
-    ``TokenError`` (nothing stored, nothing sent) for anything the rules forbid."""
+    ``TokenError`` (nothing stored, nothing sent) for anything the rules forbid.
+    `manages_users` (the Users power: users and invitations through the API) is the
+    owner's alone to give, and only to a token they make as the owner."""
     now = timezone.now()
     access = _creator_access(actor, account)
+    if manages_users is not False and (manages_users is not True or not access.is_owner):
+        raise TokenError("Only the account's owner can let a token manage users and invitations.")
     clean_name = _name_clean(name)
     codes = _codes_clean(
         list(permission_codes) if not isinstance(permission_codes, str) else permission_codes,
@@ -225,6 +252,7 @@ def token_create(
         account=account,
         created_by=actor,
         created_as_owner=access.is_owner,
+        manages_users=manages_users,
         name=clean_name,
         secret_hash=tokens.secret_hash(secret),
         hint=tokens.secret_hint(secret),
@@ -245,6 +273,7 @@ def token_create(
             "scope": stored_scope,
             "expires_at": until.isoformat(),
             "allowed_networks": networks,
+            "manages_users": manages_users,
         },
         request=request,
     )
@@ -427,9 +456,16 @@ def token_authenticate(*, secret: str, ip: str | None, now: datetime | None = No
         permissions=frozenset(carried),
         scope=scope_intersect(token.scope_items, creator_access.scope),
         token_id=token.pk,
+        manages_users=_manages_users(token, creator_access),
     )
     _note_use(token, ip, now)
     return TokenAccess(token=token, access=access)
+
+
+def _manages_users(token: ApiToken, creator_access: Access) -> bool:
+    """The Users power: chosen at creation by its creator as the owner, and they are
+    the owner still (a token made as owner dies anyway when ownership moves)."""
+    return token.manages_users and token.created_as_owner and creator_access.is_owner
 
 
 def _token_checked(token: ApiToken, now: datetime) -> Access:

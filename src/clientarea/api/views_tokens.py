@@ -58,6 +58,7 @@ def token_create(request: AccountRequest) -> HttpResponse:
                 scope=form.scope,
                 expires_at=form.expires_at,
                 allowed_networks=form.cleaned_data["allowed_networks"],
+                manages_users=form.manages_users,
                 request=request,
             )
         except services.TokenError as exc:
