@@ -1,4 +1,5 @@
-"""The shell's own records: changes handed to an outside system and not yet settled."""
+"""The shell's own records: changes handed to an outside system and not yet settled, and
+the worker's periodic turns."""
 
 from __future__ import annotations
 
@@ -59,3 +60,21 @@ class PendingChange(models.Model):
 
     def __repr__(self) -> str:  # never the secret, not even encrypted
         return f"<PendingChange {self.pk}: {self}>"
+
+
+class PeriodicTurn(models.Model):
+    """One periodic task of the worker shared by every worker process (the housekeeping):
+    when it may next run, and, on SQLite, until when a run in progress holds it. See
+    ``core.periodic``: one process per interval takes the turn, however many run."""
+
+    name = models.CharField(max_length=60, primary_key=True)
+    # The next run may start from this moment on (the last run's start + the interval).
+    due_at = models.DateTimeField(default=timezone.now)
+    # SQLite, which has no advisory locks: a run in progress keeps others out until it
+    # ends or this moment passes (a worker that died mid-run does not hold it for good).
+    held_until = models.DateTimeField(null=True, blank=True)
+    # Which process took the last turn (a random id per run, for the log and the admin).
+    holder = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (due {self.due_at:%Y-%m-%d %H:%M:%S})"

@@ -43,7 +43,7 @@ class OutboxEmailAdmin(admin.ModelAdmin):
         body = obj.readable_body
         if body is None:
             return "(holds a one-time link for its recipient: shown once sent, link removed)"
-        return body
+        return body or "(text no longer kept: cleared RETENTION_EMAIL_BODY_DAYS after sending)"
 
     @admin.action(description="Send again now (emails that were given up on)")
     def retry_now(self, request: HttpRequest, queryset: QuerySet[OutboxEmail]) -> None:

@@ -45,6 +45,7 @@ from clientarea.accounts.policy import (
     may_receive_email,
     owner_receives,
 )
+from clientarea.core.retention import update_in_batches
 
 from .models import OutboxEmail
 
@@ -485,6 +486,20 @@ def _record_failure(row: OutboxEmail, exc: Exception, token: str) -> None:
         last_error=f"{type(exc).__name__}: {exc}"[:2000],
         **(_finished_body(row) if gave_up else {}),
     )
+
+
+def outbox_bodies_prune(*, now: datetime | None = None) -> int:
+    """Retention (the worker's housekeeping): the text of emails delivered more than
+    ``RETENTION_EMAIL_BODY_DAYS`` ago is cleared. Email History shows a delivered email's
+    text until then; the row stays for good (recipient, subject, kind, status, dates), and
+    Email History says the text is no longer kept. Emails given up on keep their text:
+    staff may send them again. How many were cleared."""
+    days = int(getattr(settings, "RETENTION_EMAIL_BODY_DAYS", 90))
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    old = OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT, sent_at__lt=cutoff).exclude(
+        body_text="", body_after_send=""
+    )
+    return update_in_batches(old, body_text="", body_after_send="")
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -33,4 +34,10 @@ def history_detail(request: AccountRequest, email_id: int) -> HttpResponse:
     )
     # A one-time link still in a queued email never leaves the server, whoever asks.
     body = email.readable_body
-    return render(request, "notifications/history_detail.html", {"email": email, "body": body})
+    context = {
+        "email": email,
+        "body": body,
+        # An empty text: cleared by the retention job (outbox_bodies_prune) after these days.
+        "retention_days": settings.RETENTION_EMAIL_BODY_DAYS,
+    }
+    return render(request, "notifications/history_detail.html", context)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from clientarea.audit.services import audit_record, client_ip
+from clientarea.core.retention import delete_in_batches
 
 from .models import TrackedSession
 
@@ -191,6 +193,27 @@ def session_end_for_membership(
             request=request,
         )
     return len(rows)
+
+
+def session_retention() -> timedelta:
+    """How long a session's row is kept after it ended or was last used: the configured
+    days, but never less than a day past the longest a session cookie can still be
+    valid. A row deleted while its session could still be presented would make
+    ``session_check`` track that session afresh, reviving an ended one."""
+    days = timedelta(days=int(getattr(settings, "RETENTION_SESSION_DAYS", 90)))
+    cookie_age = timedelta(seconds=int(settings.SESSION_COOKIE_AGE))
+    return max(days, cookie_age + absolute_lifetime() + timedelta(days=1))
+
+
+def sessions_prune(*, now: datetime | None = None) -> int:
+    """Retention (the worker's housekeeping): delete the rows of sessions that ended, or
+    were last used, longer ago than ``session_retention()``. The Security page lists only
+    active sessions; the audit trail keeps every session.ended event."""
+    cutoff = (now or timezone.now()) - session_retention()
+    old = TrackedSession.objects.filter(
+        Q(ended_at__lt=cutoff) | Q(ended_at__isnull=True, last_seen_at__lt=cutoff)
+    )
+    return delete_in_batches(old)
 
 
 def session_list_for(user: Any) -> Any:

@@ -39,6 +39,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from clientarea.core.retention import delete_in_batches
+
 from .models import ThrottleBucket
 
 DEFAULT_LIMITS: dict[str, tuple[int, int]] = {
@@ -144,9 +146,11 @@ def throttle_prune(*, now: datetime | None = None) -> int:
     (the longest any scope uses) is over. Run by the worker's housekeeping so the table
     holds only recent keys."""
     now = now or timezone.now()
-    longest = max(period for _, period in (limits(scope) for scope in DEFAULT_LIMITS))
-    stale = ThrottleBucket.objects.filter(
-        window_started_at__lt=now - timedelta(seconds=longest)
-    ).exclude(blocked_until__gt=now)
-    deleted, _ = stale.delete()
-    return deleted
+    configured: dict[str, tuple[int, int]] = getattr(settings, "SECURITY_THROTTLES", {})
+    longest = max(limits(scope)[1] for scope in {*DEFAULT_LIMITS, *configured})
+    # RETENTION_THROTTLE_HOURS keeps counters a while past their window (0: not at all).
+    keep = timedelta(seconds=longest, hours=int(getattr(settings, "RETENTION_THROTTLE_HOURS", 0)))
+    stale = ThrottleBucket.objects.filter(window_started_at__lt=now - keep).exclude(
+        blocked_until__gt=now
+    )
+    return delete_in_batches(stale)

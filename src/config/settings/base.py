@@ -5,6 +5,7 @@ Everything that differs between a laptop and production comes from the environme
 nothing set.
 """
 
+import importlib.util
 import ipaddress
 from pathlib import Path
 
@@ -25,7 +26,10 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 
 SITE_NAME = env.str("SITE_NAME", default="Jiinubi")
 # Links in emails are always built from SITE_URL, never from the request's Host header.
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Unset, it is the local address on PORT (the port `make run` serves on), so that
+# `PORT=8080 make run` emails links that work; an explicit SITE_URL always wins.
+PORT = env.int("PORT", default=8000)
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 # The provider's postal address, printed on invoices.
 SITE_ADDRESS = env.str(
     "SITE_ADDRESS", default="Jiinubi Hosting Ltd\n1 Server Street\nDublin D02 X285\nIreland"
@@ -115,9 +119,17 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL + a busy timeout let the web server and the worker share the file.
+    # WAL + a busy timeout let the web server's processes and the worker share the file:
+    # readers never wait for the writer, and a writer waits up to `timeout` seconds (the
+    # driver's busy timeout) for another instead of failing at once with "database is
+    # locked". In WAL mode synchronous=NORMAL is still safe against corruption (a power cut
+    # may lose the last commits, never break the file) and saves an fsync per commit.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
@@ -232,6 +244,14 @@ INVITATION_VALID_DAYS = 7
 OWNERSHIP_TRANSFER_VALID_HOURS = 72
 # A closed account keeps its invoices and audit trail this many years (legal retention).
 ACCOUNT_RETENTION_YEARS = env.int("ACCOUNT_RETENTION_YEARS", default=7)
+# Data retention, run by the worker (clientarea.core.retention; audit events are never
+# deleted): a login session's record on the Security page, this many days after it ended
+# or was last used; a throttling counter, this many hours after its counting window closed
+# (never while it blocks); the text of a delivered email, this many days after it was sent
+# (the row, its recipient, subject and status stay in Email History; only its text goes).
+RETENTION_SESSION_DAYS = env.int("RETENTION_SESSION_DAYS", default=90)
+RETENTION_THROTTLE_HOURS = env.int("RETENTION_THROTTLE_HOURS", default=0)
+RETENTION_EMAIL_BODY_DAYS = env.int("RETENTION_EMAIL_BODY_DAYS", default=90)
 
 # Demo mode: the local stand-ins (panel, registrar, card sandbox) are allowed in production
 # settings, and every page says so in a banner. Never for real customers.
@@ -293,10 +313,35 @@ EPP_VERIFY_TLS = env.bool("EPP_VERIFY_TLS", default=True)
 EPP_HELLO_AFTER_SECONDS = env.float("EPP_HELLO_AFTER_SECONDS", default=60.0)
 EPP_LOGIN_RETRY_SECONDS = env.float("EPP_LOGIN_RETRY_SECONDS", default=60.0)
 
-# The cache (throttle-free reads such as panel summaries, the API's per-token rate limit).
-# Default: each process's memory. Several app processes share counts through a shared
-# cache, e.g. CACHE_URL=rediscache://host:6379/1 or dbcache://cache_table.
-CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+# The cache: the panel's and the registry's summaries (PANEL_SUMMARY_CACHE_SECONDS) and
+# the API's per-token rate limit; nothing a permission or a revocation depends on. By
+# default the database (the table `clientarea_cache`, made by `migrate`), so every app
+# process and the worker share it with nothing more to run; Redis or Memcached when
+# configured: CACHE_URL=rediscache://host:6379/1, pymemcache://host:11211, or
+# locmemcache:// (each process its own memory, nothing shared).
+CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://clientarea_cache")}
+# Redis and Memcached need their client library, which the project does not install by
+# itself: say which one at start-up rather than on the first page that uses the cache.
+# django-environ names Django's removed MemcachedCache for memcache://, and PyLibMCCache
+# for pymemcache:// while pymemcache is missing: both mean pymemcache here.
+_cache_scheme = env.str("CACHE_URL", default="dbcache://").partition("://")[0]
+_CACHE_CLIENTS = {
+    "redis": ("redis", "django.core.cache.backends.redis.RedisCache"),
+    "memcache": ("pymemcache", "django.core.cache.backends.memcached.PyMemcacheCache"),
+    "pymemcache": ("pymemcache", "django.core.cache.backends.memcached.PyMemcacheCache"),
+    "pylibmc": ("pylibmc", "django.core.cache.backends.memcached.PyLibMCCache"),
+}
+_CACHE_CLIENTS.update(
+    dict.fromkeys(["rediscache", "rediss", "valkey", "valkeys"], _CACHE_CLIENTS["redis"])
+)
+if _cache_scheme in _CACHE_CLIENTS:
+    _cache_library, CACHES["default"]["BACKEND"] = _CACHE_CLIENTS[_cache_scheme]
+    if importlib.util.find_spec(_cache_library) is None:
+        raise ImproperlyConfigured(
+            f"CACHE_URL names a {_cache_scheme} cache, but its client library is not "
+            f"installed: `.venv/bin/pip install {_cache_library}`, or leave CACHE_URL unset "
+            "for the database cache."
+        )
 
 # The REST API (clientarea.api): personal access tokens only, JSON only, errors as
 # application/problem+json, a per-token rate limit of API_RATE_LIMIT requests per window.
@@ -328,6 +373,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "clientarea.api.schema.problems_as_problem_json",
+    ],
     # Invoices, services and domains each have a "status" of their own.
     "ENUM_NAME_OVERRIDES": {
         "ServiceStatusEnum": "clientarea.hosting.models.Service.Status",

@@ -12,6 +12,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 FIELD_ENCRYPTION_KEYS = ["Zmlyc3Qta2V5LWZvci10ZXN0cy0zMi1ieXRlcy1vayE="]
+# Each test process's memory, not the database cache: query counts stay those of the code
+# under test, and tests that clear the cache clear only their own process's.
+# (core's tests check the database cache itself.)
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Staff two-factor for the back office is on in production and locally; admin tests that
 # are about something else log staff in without it. The back-office tests turn it on.
 STAFF_REQUIRE_TWO_FACTOR = False

@@ -2,6 +2,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.sessions.backends.db import SessionStore
@@ -11,21 +12,28 @@ from clientarea.accounts.closing import closure_sweeps_run
 from clientarea.accounts.ownership import ownership_transfer_expire_due
 from clientarea.accounts.services import invitation_expire_due, membership_expire_due
 from clientarea.core.outside import pending_changes_reconcile_due
+from clientarea.core.periodic import periodic_turn
 from clientarea.core.registry import PERIODIC_JOBS
 from clientarea.notifications.demo_mail import demo_mail_purge
-from clientarea.notifications.services import outbox_deliver_due
+from clientarea.notifications.services import outbox_bodies_prune, outbox_deliver_due
+from clientarea.security.sessions import sessions_prune
 from clientarea.security.throttle import throttle_prune
 
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 60.0
+# How often each worker asks whether it is its turn (a cheap UPDATE, or a lock attempt
+# on PostgreSQL): a worker that just started, or outlived the one that ran it last, takes
+# the turn within this long of it falling due.
+HOUSEKEEPING_ASK_SECONDS = 10.0
+HOUSEKEEPING_TURN = "worker.housekeeping"
 
 
 class Command(BaseCommand):
     help = (
         "Background worker: delivers the email outbox (with retries), records expired "
         "access and invitations, settles changes left pending at outside systems, and "
-        "prunes old throttling counters and sessions, until "
+        "removes data past its retention (once per interval across all workers), until "
         "stopped."
     )
 
@@ -49,46 +57,18 @@ class Command(BaseCommand):
 
     def _loop(self, once: bool, interval: float, stopping: Callable[[], bool]) -> None:
         self.stdout.write("Worker started: delivering the email outbox.")
-        last_housekeeping = float("-inf")
+        last_asked = float("-inf")
         while not stopping():
-            if time.monotonic() - last_housekeeping >= HOUSEKEEPING_SECONDS:
-                # Access already ends at its expiry (checked on every request); this
-                # records it, voids other access and emails the person.
-                expired = membership_expire_due()
-                lapsed = invitation_expire_due()
-                if expired or lapsed:
-                    self.stdout.write(f"expired: {expired} access, {lapsed} invitations")
-                # Transfer offers past their 72 hours: recorded and both people told.
-                offers = ownership_transfer_expire_due()
-                # What closed accounts still hold, wound down (services at period end).
-                wound_down = closure_sweeps_run()
-                if offers or wound_down:
-                    self.stdout.write(
-                        f"expired: {offers} transfer offers; closed accounts: {wound_down} items"
-                    )
-                # Changes an outside system may or may not have made (a crash or an
-                # unanswered call): settled by asking that system.
-                settled = pending_changes_reconcile_due()
-                if settled["done"] or settled["failed"]:
-                    self.stdout.write(
-                        f"pending changes: {settled['done']} done, {settled['failed']} failed"
-                    )
-                # The domain apps' own jobs (e.g. payments left processing).
-                for name, job in PERIODIC_JOBS.items():
-                    try:
-                        summary = job()
-                    except Exception:  # one failing job must not stop the worker
-                        logger.exception("Periodic job %s failed", name)
-                        continue
-                    if summary:
-                        self.stdout.write(f"{name}: {summary}")
-                # Demo mail copies (live links): past their hours, or all once demo mode
-                # is off.
-                demo_mail_purge()
-                # Old throttling counters and expired sessions would only pile up.
-                throttle_prune()
-                SessionStore.clear_expired()
-                last_housekeeping = time.monotonic()
+            # Every worker delivers email; the housekeeping runs once per interval across
+            # all of them (core.periodic): each asks for the turn now and then, and the one
+            # that gets it runs it while the others go on delivering.
+            if time.monotonic() - last_asked >= HOUSEKEEPING_ASK_SECONDS:
+                last_asked = time.monotonic()
+                with periodic_turn(
+                    HOUSEKEEPING_TURN, every=timedelta(seconds=HOUSEKEEPING_SECONDS)
+                ) as mine:
+                    if mine:
+                        self._housekeeping()
             stats = outbox_deliver_due()
             if any(stats.values()):
                 self.stdout.write(
@@ -100,3 +80,50 @@ class Command(BaseCommand):
             if not (stats["sent"] or stats["withheld"]):
                 time.sleep(interval)
         self.stdout.write("Worker stopped.")
+
+    def _housekeeping(self) -> None:
+        # Access already ends at its expiry (checked on every request); this records it,
+        # voids other access and emails the person.
+        expired = membership_expire_due()
+        lapsed = invitation_expire_due()
+        if expired or lapsed:
+            self.stdout.write(f"expired: {expired} access, {lapsed} invitations")
+        # Transfer offers past their 72 hours: recorded and both people told.
+        offers = ownership_transfer_expire_due()
+        # What closed accounts still hold, wound down (services at period end).
+        wound_down = closure_sweeps_run()
+        if offers or wound_down:
+            self.stdout.write(
+                f"expired: {offers} transfer offers; closed accounts: {wound_down} items"
+            )
+        # Changes an outside system may or may not have made (a crash or an unanswered
+        # call): settled by asking that system.
+        settled = pending_changes_reconcile_due()
+        if settled["done"] or settled["failed"]:
+            self.stdout.write(
+                f"pending changes: {settled['done']} done, {settled['failed']} failed"
+            )
+        # The domain apps' own jobs (e.g. payments left processing).
+        for name, job in PERIODIC_JOBS.items():
+            try:
+                summary = job()
+            except Exception:  # one failing job must not stop the worker
+                logger.exception("Periodic job %s failed", name)
+                continue
+            if summary:
+                self.stdout.write(f"{name}: {summary}")
+        # Demo mail copies (live links): past their hours, or all once demo mode is off.
+        demo_mail_purge()
+        # Data retention (settings RETENTION_*): old throttling counters, tracked and
+        # Django sessions, and the text of emails delivered long ago. Audit events stay.
+        pruned = {
+            "throttle counters": throttle_prune(),
+            "tracked sessions": sessions_prune(),
+            "email texts": outbox_bodies_prune(),
+        }
+        SessionStore.clear_expired()
+        if any(pruned.values()):
+            self.stdout.write(
+                "retention: removed "
+                + ", ".join(f"{count} {what}" for what, count in pruned.items() if count)
+            )

@@ -1,0 +1,168 @@
+"""The worker's housekeeping runs once per interval across all worker processes
+(core.periodic): on SQLite through a conditional UPDATE of the PeriodicTurn row, on
+PostgreSQL under an advisory lock held for the run."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+from django.utils import timezone
+
+from clientarea.core.models import PeriodicTurn
+from clientarea.core.periodic import advisory_key, periodic_turn
+from clientarea.notifications.management.commands import run_worker
+
+EVERY = timedelta(seconds=60)
+
+
+@pytest.mark.django_db
+def test_one_turn_per_interval_whoever_asks() -> None:
+    now = timezone.now()
+    # A second worker asking while the first runs: not its turn (SQLite: the row is held;
+    # PostgreSQL: the lock is, but this is the same connection, so the interval decides).
+    with (
+        periodic_turn("job", every=EVERY, now=now) as first,
+        periodic_turn("job", every=EVERY, now=now) as second,
+    ):
+        pass
+    assert (first, second) == (True, False)
+    with periodic_turn("job", every=EVERY, now=now + timedelta(seconds=59)) as early:
+        pass
+    with periodic_turn("job", every=EVERY, now=now + EVERY) as due:
+        pass
+    with periodic_turn("job", every=EVERY, now=now + EVERY) as again:
+        pass
+    assert (early, due, again) == (False, True, False)
+    # Another task keeps its own turns.
+    with periodic_turn("other", every=EVERY, now=now) as other:
+        pass
+    assert other is True
+
+
+@pytest.mark.django_db
+def test_a_run_in_progress_is_not_joined_even_past_its_interval() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's held row; PostgreSQL's lock is tested below")
+    now = timezone.now()
+    with (
+        periodic_turn("job", every=EVERY, now=now) as first,
+        periodic_turn("job", every=EVERY, now=now + 3 * EVERY) as while_running,
+    ):
+        pass
+    assert (first, while_running) == (True, False)
+    with periodic_turn("job", every=EVERY, now=now + 3 * EVERY) as after:
+        pass
+    assert after is True
+
+
+@pytest.mark.django_db
+def test_a_worker_that_died_mid_run_does_not_hold_the_turn_for_good() -> None:
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL drops a dead worker's lock with its connection")
+    now = timezone.now()
+    turn = periodic_turn("job", every=EVERY, now=now, hold=timedelta(minutes=5))
+    assert turn.__enter__() is True  # ... and never exits: killed
+    with periodic_turn("job", every=EVERY, now=now + timedelta(minutes=4)) as held:
+        pass
+    with periodic_turn("job", every=EVERY, now=now + timedelta(minutes=5)) as lapsed:
+        pass
+    assert (held, lapsed) == (False, True)
+
+
+@pytest.mark.django_db
+def test_the_block_failing_still_releases_the_turn() -> None:
+    now = timezone.now()
+    with pytest.raises(RuntimeError), periodic_turn("job", every=EVERY, now=now) as mine:
+        assert mine
+        raise RuntimeError("a job failed")
+    assert PeriodicTurn.objects.get(name="job").held_until is None
+    with periodic_turn("job", every=EVERY, now=now + EVERY) as next_turn:
+        pass
+    assert next_turn is True
+
+
+@pytest.mark.django_db
+def test_asking_costs_a_query_or_two(django_assert_max_num_queries: Any) -> None:
+    now = timezone.now()
+    with periodic_turn("job", every=EVERY, now=now):
+        pass
+    # (lock,) update, exists, (unlock)
+    with (
+        django_assert_max_num_queries(4),
+        periodic_turn("job", every=EVERY, now=now + timedelta(seconds=1)),
+    ):
+        pass
+
+
+@pytest.mark.django_db
+def test_workers_run_the_housekeeping_once_per_interval(monkeypatch: Any) -> None:
+    """Three workers in a row within one interval: the first runs the housekeeping, the
+    other two deliver email only."""
+    runs: list[int] = []
+    monkeypatch.setattr(run_worker.Command, "_housekeeping", lambda self: runs.append(1))
+    for _ in range(3):
+        call_command("run_worker", "--once")
+    assert runs == [1]
+    PeriodicTurn.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    call_command("run_worker", "--once")
+    assert runs == [1, 1]
+
+
+# --- PostgreSQL: several processes (connections) at the same moment -------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgres_advisory_lock_gives_one_turn_to_concurrent_workers() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: the advisory lock")
+    now = timezone.now()
+    inside, release = threading.Event(), threading.Event()
+    results: dict[str, bool] = {}
+
+    def worker(name: str, at: Any, hold_until_released: bool) -> None:
+        try:
+            with periodic_turn("job", every=EVERY, now=at) as mine:
+                results[name] = mine
+                if hold_until_released:
+                    inside.set()
+                    release.wait(10)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=worker, args=("first", now, True))
+    first.start()
+    assert inside.wait(10)
+    with connection.cursor() as cursor:
+        # A bigint key shows as its high and low 32 bits (classid, objid).
+        key = advisory_key("job") & 0xFFFFFFFFFFFFFFFF
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = %s::bigint::oid AND objid = %s::bigint::oid",
+            [key >> 32, key & 0xFFFFFFFF],
+        )
+        assert cursor.fetchone()[0] == 1  # held for the whole run
+    # Others, even with the interval over, do not start while the first one runs.
+    for name in ("second", "third"):
+        other = threading.Thread(target=worker, args=(name, now + 2 * EVERY, False))
+        other.start()
+        other.join(10)
+    release.set()
+    first.join(10)
+    assert results == {"first": True, "second": False, "third": False}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        assert cursor.fetchone()[0] == 0  # released at the end of the run
+    # Within the interval nobody gets it; once it is over, one does.
+    later = threading.Thread(target=worker, args=("later", now + timedelta(seconds=30), False))
+    later.start()
+    later.join(10)
+    due = threading.Thread(target=worker, args=("due", now + EVERY, False))
+    due.start()
+    due.join(10)
+    assert results["later"] is False and results["due"] is True
