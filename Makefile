@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run test install install-dev lint typecheck pytest test-postgres migrate demo demo-reset bench
+.PHONY: run dev test install install-dev lint typecheck pytest test-postgres migrate demo demo-reset bench
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,18 @@ demo: migrate
 	$(PY) manage.py load_demo
 
 # Starts the web server and the background worker together; Ctrl-C stops both.
+# `make run` serves with gunicorn (src/config/gunicorn.conf.py), as production does;
+# `make dev` with Django's runserver, which reloads when the code changes. PORT also sets
+# SITE_URL's default, so emailed links (the demo's included) point at the port served.
 run: migrate
-	@$(PY) manage.py load_demo
+	@PORT=$(PORT) $(PY) manage.py load_demo
 	@echo "Client area: http://$(HOST):$(PORT)/   back office: http://$(HOST):$(PORT)/admin/"
-	@$(PY) manage.py run_all $(HOST):$(PORT)
+	@PORT=$(PORT) $(PY) manage.py run_all $(HOST):$(PORT)
+
+dev: migrate
+	@PORT=$(PORT) $(PY) manage.py load_demo
+	@echo "Client area: http://$(HOST):$(PORT)/   back office: http://$(HOST):$(PORT)/admin/"
+	@PORT=$(PORT) $(PY) manage.py run_all --dev $(HOST):$(PORT)
 
 demo-reset:
 	rm -f var/clientarea.sqlite3 var/clientarea.sqlite3-wal var/clientarea.sqlite3-shm

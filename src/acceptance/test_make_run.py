@@ -1,5 +1,5 @@
 """What `make run` does, end to end on a fresh database: migrate, load the demo, serve the
-login page, and run the worker."""
+login page (with gunicorn; `make dev` with runserver), and run the worker."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
         return result.stdout
 
     run("migrate", "--noinput", "-v0")
+    # migrate also made the database cache's table (CACHE_URL's default).
+    run(
+        "shell",
+        "-c",
+        "from django.core.cache import cache; cache.set('p', 1); assert cache.get('p')",
+    )
     out = run("load_demo")
     assert "owner@example.com" in out and "Demo data loaded." in out
     assert "Demo data already loaded." in run("load_demo")
@@ -57,13 +63,18 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
     delivered = "".join(p.read_text() for p in (tmp_path / "mail").iterdir())
     assert "Subject: Probe" in delivered and "probe@example.com" in delivered
 
+    # What `make run` starts (gunicorn and the worker), then `make dev` (runserver).
+    _serve_and_stop(manage, env, dev=False)
+    _serve_and_stop(manage, env, dev=True)
+
+
+def _serve_and_stop(manage: list[str], env: dict[str, str], *, dev: bool) -> None:
     port = _free_port()
-    # What `make run` starts: the web server and the worker under one command.
     server = subprocess.Popen(
-        [*manage, "run_all", f"127.0.0.1:{port}"],
+        [*manage, "run_all", *(["--dev"] if dev else []), f"127.0.0.1:{port}"],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -81,11 +92,21 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
                 time.sleep(0.2)
         assert server.poll() is None, "run_all exited before serving the login page"
         assert "Log in to the Client Area" in body
+        # Static files come from the app itself (WhiteNoise), under either server.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/menus.js") as r:
+            assert r.status == 200 and b"Escape" in r.read()
         server.send_signal(signal.SIGINT)  # Ctrl-C
-        out, _ = server.communicate(timeout=30)
+        out, _ = server.communicate(timeout=60)
         assert "Worker stopped." in out and "Web server and worker stopped." in out
+        if dev:
+            assert "StatReloader" in out or "Watching for file changes" in out, out
+        else:
+            # gunicorn, with its access log on.
+            assert "Starting gunicorn" in out and "gthread" in out, out
+            assert '"GET /login/ HTTP/1.1" 200' in out, out
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/login/", timeout=2)
     finally:
         if server.poll() is None:
             server.kill()
+            server.wait()
