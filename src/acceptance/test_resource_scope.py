@@ -251,11 +251,12 @@ def test_scoped_tickets_are_their_own_and_those_about_their_items(world: World) 
         assert response.status_code == 404
         assert Ticket.objects.get(pk=ticket.pk).status == ticket.status
     # The service functions refuse by themselves too.
+    dev = access_of(world.dev, world.account)
     with pytest.raises(OutOfReach):
-        support_services.ticket_reply_customer(ticket=hidden[0], author=world.dev, body="x")
+        support_services.ticket_reply_customer(ticket=hidden[0], access=dev, body="x")
     with pytest.raises(OutOfReach):
-        support_services.ticket_close(ticket=hidden[0], actor=world.dev)
-    support_services.ticket_reply_customer(ticket=about_site, author=world.dev, body="Thanks")
+        support_services.ticket_close(ticket=hidden[0], access=dev)
+    support_services.ticket_reply_customer(ticket=about_site, access=dev, body="Thanks")
     attachment = AttachmentFactory(message=TicketMessageFactory(ticket=hidden[1]))
     url = reverse("support:attachment_download", args=[attachment.pk])
     assert client.get(url).status_code == 404
@@ -356,13 +357,13 @@ def test_replies_to_tickets_outside_the_scope_are_not_in_email_history(world: Wo
     staff = UserFactory(is_staff=True)
     department = DepartmentFactory(name="Technical Support")
     hidden = support_services.ticket_open(
-        account=world.account, opener=world.owner, department=department,
+        access=access_of(world.owner, world.account), department=department,
         subject="Other site down", priority="high", body="Help",
         about=("service", world.other_service.pk),
     )  # fmt: skip
     support_services.ticket_reply_staff(ticket=hidden, staff=staff, body="root pw is hunter2")
     mine = support_services.ticket_open(
-        account=world.account, opener=world.dev, department=department,
+        access=access_of(world.dev, world.account), department=department,
         subject="My site", priority="low", body="Help", about=("service", world.site.pk),
     )  # fmt: skip
     support_services.ticket_reply_staff(ticket=mine, staff=staff, body="Fixed your site")

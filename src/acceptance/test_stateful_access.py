@@ -26,6 +26,16 @@ invoice is unpaid). The model's owner of each account (``owner_of``) changes wit
 every step each account has exactly its one owner, and a former owner who left reaches
 nothing of it, old session included.
 
+API tokens too: anyone with access makes tokens for an account (carrying a random subset
+of their own permissions, or trying more; limited to items within their scope, or trying
+another account's), revokes them (their creator, the owner, or someone else trying), they
+expire, and scripts use them (one API endpoint per permission, and an item's endpoint).
+After every step each token is authenticated as a script would be: it carries exactly its
+permissions ∩ its creator's current grant, its scope ∩ its creator's scope, and lists
+exactly those items; nothing at all (401) once it was revoked or expired, its creator's
+access ended (recorded: revoked, or expired and swept by the worker) or is not usable now,
+ownership moved away from its creator, or the account closed.
+
 Each example runs in a savepoint that is rolled back, so every example starts from a
 fresh world.
 """
@@ -33,6 +43,7 @@ fresh world.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -66,7 +77,7 @@ from clientarea.accounts.ownership import (
     ownership_transfer_expire_due,
     ownership_transfer_start,
 )
-from clientarea.accounts.policy import access_for
+from clientarea.accounts.policy import OutOfReach, access_for
 from clientarea.accounts.services import (
     AccessError,
     ContactError,
@@ -82,6 +93,14 @@ from clientarea.accounts.services import (
 )
 from clientarea.accounts.tests.factories import AccountFactory, UserFactory
 from clientarea.accounts.tests.helpers import invitation_token_from_outbox, open_invitation
+from clientarea.api.models import ApiToken
+from clientarea.api.services import (
+    TokenError,
+    TokenRefused,
+    token_authenticate,
+    token_create,
+    token_revoke,
+)
 from clientarea.billing.tests.factories import make_invoice
 from clientarea.domains.models import Domain
 from clientarea.domains.selectors import domain_list_for
@@ -140,6 +159,59 @@ KIND_PERMISSION = {"invoice": "invoices", "support": "tickets", "product": "prod
 kinds_st = st.sets(st.sampled_from(ACCOUNT_KINDS), min_size=1, max_size=3)
 
 
+# --- API tokens ------------------------------------------------------------------------------
+def _probe_rank(route: Route) -> tuple[int, str]:
+    if "GET" in route.methods:
+        return (0 if route.object_param is None else 1, route.name)
+    return (2 + ("PUT", "PATCH", "POST").index(route.methods[0]), route.name)
+
+
+def _item_kind(route: Route) -> str | None:
+    return next((k for k in ("service", "domain") if f"api:{k}" in route.name), None)
+
+
+# One API endpoint per permission a token may carry, for the probes: a GET of a list
+# where there is one, else a change (of a service or domain) sent with an empty body,
+# which the view refuses as bad input (400) once the policy let it through: nothing
+# changes. Generated from the route table, so endpoints join as they land.
+API_PROBES: dict[str, Route] = {}
+for _route in sorted(
+    (r for r in ROUTES if r.is_api and r.rule.startswith("token:") and r.rule != "token:owner"),
+    key=_probe_rank,
+):
+    if _route.object_param is None or _item_kind(_route) is not None:
+        API_PROBES.setdefault(_route.rule.removeprefix("token:"), _route)
+assert {"invoices", "products", "domains"} <= set(API_PROBES), API_PROBES
+ITEM_DETAIL = {"service": ("api:service_detail", "products"),
+               "domain": ("api:domain_detail", "domains")}  # fmt: skip
+ScopeModel = dict[str, frozenset[int]] | None
+
+
+def scope_norm(scope: Any) -> ScopeModel:
+    if scope is None:
+        return None
+    return {kind: frozenset(scope.get(kind, ())) for kind in ("service", "domain")}
+
+
+def scope_and(first: ScopeModel, second: ScopeModel) -> ScopeModel:
+    if first is None or second is None:
+        return scope_norm(second if first is None else first)
+    return {
+        k: first.get(k, frozenset()) & second.get(k, frozenset()) for k in ("service", "domain")
+    }
+
+
+@dataclass
+class TokenModel:
+    key: str  # the account
+    creator: str
+    codes: frozenset[str]  # what it carries (with what that implies)
+    scope: ScopeModel  # as stored: its own, or its scoped creator's at the time
+    as_owner: bool
+    secret: str
+    ended: bool = False  # revoked, expired, or voided with its creator's footing: for good
+
+
 class AccessMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -192,6 +264,13 @@ class AccessMachine(RuleBasedStateMachine):
         self.emails_seen = (
             OutboxEmail.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         )
+        # API tokens by id; memberships past their expiry the worker has not recorded yet
+        # (recording one voids its person's tokens); what each token's last probe expected.
+        self.api_tokens: dict[int, TokenModel] = {}
+        self.unswept: set[tuple[str, str]] = set()
+        self.token_probed: dict[int, Any] = {}
+        self.token_rotation = itertools.count()
+        self.api = Client()
 
     def scope_init(self) -> None:
         """Resource scopes are the ScopedAccessMachine's: here nobody has one."""
@@ -200,6 +279,10 @@ class AccessMachine(RuleBasedStateMachine):
 
     def scope_hides(self, person: str, key: str | None, route_name: str) -> bool:
         return False
+
+    def creator_scope(self, person: str, key: str) -> ScopeModel:
+        """The person's resource scope on the account (None: every item)."""
+        return None
 
     def teardown(self) -> None:
         transaction.set_rollback(True)
@@ -271,11 +354,25 @@ class AccessMachine(RuleBasedStateMachine):
             ),
             max_size=3,
             unique_by=lambda t: t[:2],
-        )
+        ),
+        tokens=st.lists(
+            st.tuples(
+                st.sampled_from(["owner_a", "owner_b", "ann", "bob"]),
+                accounts_st,
+                st.sampled_from(["none", "subset"]),
+            ),
+            max_size=3,
+        ),
+        data=st.data(),
     )
-    def some_members(self, members: list[tuple[str, str, set[str], str]]) -> None:
+    def some_members(
+        self,
+        members: list[tuple[str, str, set[str], str]],
+        tokens: list[tuple[str, str, str]],
+        data: st.DataObject,
+    ) -> None:
         """Start with a few sub-accounts, invited and accepted through the services;
-        some of them since revoked or expired."""
+        some of them since revoked or expired; and a few API tokens of whoever has access."""
         for person, key, codes, status in members:
             if self.owner_of[key] == person:
                 continue
@@ -295,6 +392,10 @@ class AccessMachine(RuleBasedStateMachine):
                 membership.expires_at = timezone.now() - timedelta(days=1)
                 membership.save(update_fields=["expires_at"])
             self.grants[person, key] = (permissions.expand(codes), status)
+            if status == "expired":
+                self.unswept.add((person, key))
+        for person, key, scope_mode in tokens:
+            self.token_make(data, person, key, beyond=False, scope_mode=scope_mode)
 
     def ended(self) -> list[tuple[str, str]]:
         return sorted(pair for pair, (_, status) in self.grants.items() if status != "active")
@@ -385,6 +486,7 @@ class AccessMachine(RuleBasedStateMachine):
                 return
         del self.pending[key, person]
         self.grants[person, key] = (codes, "active")
+        self.unswept.discard((person, key))
         self.scopes.pop((person, key), None)  # the invitation's: every service and domain
         self.current[person] = key
         self.touched.add((person, key))
@@ -422,6 +524,7 @@ class AccessMachine(RuleBasedStateMachine):
             return
         assert should, f"{person}'s permissions on {key} were changed"
         self.grants[person, key] = (permissions.expand(codes), "active")
+        self.unswept.discard((person, key))
         self.touched.add((person, key))
 
     @precondition(lambda self: self.grants)
@@ -455,6 +558,8 @@ class AccessMachine(RuleBasedStateMachine):
         if before != "revoked" and self.transfers.get(key, ("",))[0] == person:
             self.revoked_since_offer.add((person, key))  # a later decision than the offer
         self.grants[person, key] = (codes, "revoked")
+        self.unswept.discard((person, key))
+        self.tokens_end(person, key)  # the access_ended signal voids its tokens
         self.touched.add((person, key))
 
     @precondition(lambda self: self.grants)
@@ -465,11 +570,15 @@ class AccessMachine(RuleBasedStateMachine):
         Membership.objects.filter(pk=self.membership(person, key).pk).update(
             expires_at=timezone.now() - timedelta(minutes=1)
         )
-        if sweep:
-            membership_expire_due()
         codes, status = self.grants[person, key]
         if status == "active":
             self.grants[person, key] = (codes, "expired")
+            self.unswept.add((person, key))
+        if sweep:
+            membership_expire_due()
+            for pair in sorted(self.unswept):  # recorded: their tokens are voided
+                self.tokens_end(*pair)
+            self.unswept.clear()
         self.touched.add((person, key))
 
     @precondition(lambda self: self.pending)
@@ -601,8 +710,7 @@ class AccessMachine(RuleBasedStateMachine):
         ):
             return
         ticket = ticket_open(
-            account=self.accounts[key],
-            opener=user,
+            access=access_for(user, self.accounts[key].pk),
             department=DepartmentFactory(name="Technical Support"),
             subject="Help",
             priority="medium",
@@ -696,6 +804,8 @@ class AccessMachine(RuleBasedStateMachine):
         else:
             self.left.add((former, key))
         self.left.discard((person, key))
+        self.tokens_end(former, key)  # ownership moved away from them: all their tokens
+        self.unswept -= {(person, key), (former, key)}
         del self.transfers[key]
         self.accounts[key].refresh_from_db()
         self.current[person] = key
@@ -771,6 +881,9 @@ class AccessMachine(RuleBasedStateMachine):
             return
         assert key not in self.invoiced, f"{key} was closed with an unpaid invoice"
         self.closed.add(key)
+        for token in self.api_tokens.values():
+            token.ended |= token.key == key
+        self.unswept = {pair for pair in self.unswept if pair[1] != key}
         for (person, k), (codes, status) in list(self.grants.items()):
             if k == key and status == "active":
                 self.grants[person, k] = (codes, "revoked")
@@ -778,6 +891,226 @@ class AccessMachine(RuleBasedStateMachine):
         self.pending = {pair: v for pair, v in self.pending.items() if pair[0] != key}
         self.accounts[key].refresh_from_db()
         self.touched.add((self.owner_of[key], key))
+
+    # --- API tokens ---------------------------------------------------------------------
+
+    def token_items(self, key: str) -> dict[str, list[int]]:
+        """The account's services and domains as they are now."""
+        account = self.accounts[key]
+        return {
+            "service": sorted(Service.objects.filter(account=account).values_list("pk", flat=True)),
+            "domain": sorted(Domain.objects.filter(account=account).values_list("pk", flat=True)),
+        }
+
+    def tokens_end(self, person: str, key: str) -> None:
+        """Every token the person made for the account dies, for good."""
+        for token in self.api_tokens.values():
+            if token.creator == person and token.key == key:
+                token.ended = True
+
+    def token_reach(self, token: TokenModel) -> tuple[frozenset[str], ScopeModel] | None:
+        """What the token reaches now: its permissions ∩ its creator's current grant and
+        its scope ∩ its creator's scope; None when it does not authenticate."""
+        access = self.expected_access(token.creator, token.key)
+        if token.ended or access is None or (token.as_owner and access != OWNER):
+            return None
+        granted = permissions.ALL_CODES if access == OWNER else access
+        assert isinstance(granted, frozenset)
+        creator_scope = None if access == OWNER else self.creator_scope(token.creator, token.key)
+        return token.codes & granted, scope_and(token.scope, creator_scope)
+
+    def token_make(
+        self, data: st.DataObject, person: str, key: str, *, beyond: bool, scope_mode: str
+    ) -> None:
+        """`person` makes a token for `key`: refused (nothing stored) without access, with
+        a permission they do not hold, or a scope naming an item they do not reach."""
+        user = self.users[person]
+        if user is None:
+            return
+        access = self.expected_access(person, key)
+        granted = permissions.ALL_CODES if access == OWNER else (access or frozenset())
+        assert isinstance(granted, frozenset)
+        pool = sorted(granted) if granted and not beyond else CODES
+        codes = data.draw(st.sets(st.sampled_from(pool), min_size=1, max_size=4), label="codes")
+        limit = self.creator_scope(person, key) if access not in (None, OWNER) else None
+        scope: dict[str, set[int]] | None = None
+        forged = False
+        if scope_mode != "none":
+            within = limit or {k: frozenset(v) for k, v in self.token_items(key).items()}
+            scope = {
+                kind: set(data.draw(st.sets(st.sampled_from(sorted(ids))), label=kind))
+                if ids
+                else set()
+                for kind, ids in within.items()
+            }
+            if scope_mode == "forged":  # an item of the other account (or out of theirs)
+                other = next(k for k in ACCOUNTS if k != key)
+                outside = set(self.token_items(other)["service"])
+                if limit is not None:
+                    outside |= set(self.token_items(key)["service"]) - limit["service"]
+                if outside:
+                    scope["service"].add(min(outside))
+                    forged = True
+        should = access is not None and permissions.expand(codes) <= granted and not forged
+        before = ApiToken.objects.count()
+        try:
+            token, secret = token_create(
+                account=self.accounts[key],
+                actor=user,
+                name="Script",
+                permission_codes=sorted(codes),
+                expires_at=timezone.now() + timedelta(days=30),
+                scope=scope,
+            )
+        except TokenError:
+            assert not should, f"{person}'s token for {key} with {codes} {scope} was refused"
+            assert ApiToken.objects.count() == before
+            return
+        assert should, f"{person} made a token for {key} with {codes} {scope}"
+        stored = scope_norm(scope) if scope is not None else limit
+        self.api_tokens[token.pk] = TokenModel(
+            key, person, permissions.expand(codes), stored, access == OWNER, secret
+        )
+
+    @rule(
+        data=st.data(),
+        person=people_st,
+        key=accounts_st,
+        beyond=st.integers(0, 4).map(lambda n: n == 0),
+        scope_mode=st.sampled_from(["none", "none", "subset", "forged"]),
+    )
+    def create_token(
+        self, data: st.DataObject, person: str, key: str, beyond: bool, scope_mode: str
+    ) -> None:
+        self.token_make(data, person, key, beyond=beyond, scope_mode=scope_mode)
+
+    @precondition(lambda self: self.api_tokens)
+    @rule(data=st.data(), by=st.sampled_from(["creator", "owner", "someone"]))
+    def revoke_token(self, data: st.DataObject, by: str) -> None:
+        """Its creator (while they have access) or the owner revokes it; anyone else gets
+        the 404 of a token they cannot see, and it keeps working."""
+        pk = data.draw(st.sampled_from(sorted(self.api_tokens)), label="token")
+        token = self.api_tokens[pk]
+        person = {"creator": token.creator, "owner": self.owner_of[token.key]}.get(by)
+        person = person or data.draw(people_st, label="someone")
+        user = self.users[person]
+        if user is None:
+            return
+        may = (person == self.owner_of[token.key] and token.key not in self.closed) or (
+            person == token.creator and self.expected_access(person, token.key) is not None
+        )
+        try:
+            token_revoke(token=ApiToken.objects.get(pk=pk), actor=user)
+        except OutOfReach:
+            assert not may, f"{person} could not revoke {token.creator}'s token"
+            return
+        assert may, f"{person} revoked {token.creator}'s token on {token.key}"
+        token.ended = True
+
+    @precondition(lambda self: self.api_tokens)
+    @rule(data=st.data())
+    def expire_token(self, data: st.DataObject) -> None:
+        pk = data.draw(st.sampled_from(sorted(self.api_tokens)), label="token")
+        ApiToken.objects.filter(pk=pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+        self.api_tokens[pk].ended = True
+
+    def token_call(self, pk: int, route_name: str, method: str, kwargs: Any = None) -> Any:
+        url = reverse(route_name, kwargs=kwargs)
+        secret = self.api_tokens[pk].secret
+        return self.api.generic(
+            method, url, "", content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}"
+        )
+
+    def token_probe(self, pk: int, perm: str) -> None:
+        """The token calls the API endpoint of `perm`: 401 dead, 403 not carried (or its
+        creator no longer holds it), 404 out of reach, else reached (2xx, or the 400 of the
+        empty body)."""
+        token = self.api_tokens[pk]
+        route = API_PROBES[perm]
+        kwargs = None
+        item: tuple[str, int] | None = None
+        kind = _item_kind(route) if route.object_param else None
+        if kind is not None:
+            pks = self.token_items(token.key)[kind]
+            if not pks:
+                return
+            item = (kind, pks[0])
+            kwargs = {route.object_param: pks[0]}
+        method = "GET" if "GET" in route.methods else route.methods[0]
+        status = self.token_call(pk, route.name, method, kwargs).status_code
+        reach = self.token_reach(token)
+        if reach is None:
+            want = "401"
+        elif perm not in reach[0]:
+            want = "403"
+        elif item is not None and reach[1] is not None and item[1] not in reach[1][item[0]]:
+            want = "404"
+        else:
+            want = "reached"
+        got = "reached" if 200 <= status < 300 or status == 400 else str(status)
+        assert got == want, f"{token.creator}'s token on {token.key}: {route.name} {status}"
+
+    @precondition(lambda self: self.api_tokens)
+    @rule(
+        data=st.data(),
+        perm=st.sampled_from(sorted(API_PROBES)),
+        kind=st.sampled_from(["service", "domain"]),
+        ids_of=accounts_st,
+    )
+    def use_token(self, data: st.DataObject, perm: str, kind: str, ids_of: str) -> None:
+        """A script uses a token: the endpoint of a permission, and one service's or
+        domain's (of the token's account or the other's): 200 exactly when the token
+        carries the kind's permission and its scope holds the item."""
+        pk = data.draw(st.sampled_from(sorted(self.api_tokens)), label="token")
+        self.token_probe(pk, perm)
+        pks = self.token_items(ids_of)[kind]
+        if not pks:
+            return
+        item = data.draw(st.sampled_from(pks), label="item")
+        name, needs = ITEM_DETAIL[kind]
+        token = self.api_tokens[pk]
+        status = self.token_call(pk, name, "GET", {"pk": item}).status_code
+        reach = self.token_reach(token)
+        if reach is None:
+            want = 401
+        elif needs not in reach[0]:
+            want = 403
+        elif ids_of != token.key or (reach[1] is not None and item not in reach[1][kind]):
+            want = 404
+        else:
+            want = 200
+        assert status == want, f"{token.creator}'s token on {token.key}: {kind} {item} of {ids_of}"
+
+    @invariant()
+    def tokens_reach_carried_grant_and_scope(self) -> None:
+        """Every token authenticates exactly as the model says: its permissions ∩ its
+        creator's grant, its scope ∩ theirs, listing exactly those items; or not at all.
+        A token whose expectation changed is also used over HTTP once."""
+        for pk, token in sorted(self.api_tokens.items()):
+            want = self.token_reach(token)
+            try:
+                found = token_authenticate(secret=token.secret, ip="127.0.0.1")
+            except TokenRefused as refused:
+                assert want is None, f"{token.creator}'s token on {token.key}: {refused.code}"
+            else:
+                assert want is not None, f"{token.creator}'s token on {token.key} still works"
+                access = found.access
+                assert access.account.pk == self.accounts[token.key].pk
+                assert not access.is_owner
+                assert access.permissions == want[0], f"{token.creator}'s token on {token.key}"
+                assert scope_norm(access.scope) == want[1], f"{token.creator}'s token scope"
+                items = self.token_items(token.key)
+                scope = want[1]
+                reach = {
+                    k: {p for p in v if scope is None or p in scope[k]} for k, v in items.items()
+                }
+                assert {s.pk for s in service_list_for(access=access)} == reach["service"]
+                assert {d.pk for d in domain_list_for(access=access)} == reach["domain"]
+            state = None if want is None else (want[0], repr(sorted((want[1] or {}).items())))
+            if self.token_probed.get(pk, "never") != state:
+                self.token_probed[pk] = state
+                perms = sorted(API_PROBES)
+                self.token_probe(pk, perms[next(self.token_rotation) % len(perms)])
 
     @invariant()
     def former_owners_who_left_reach_nothing(self) -> None:
@@ -964,6 +1297,9 @@ class ScopedAccessMachine(AccessMachine):
             return None
         return self.scopes.get((person, key))
 
+    def creator_scope(self, person: str, key: str) -> ScopeModel:
+        return scope_norm(self.model_scope(person, key))
+
     def scope_hides(self, person: str, key: str | None, route_name: str) -> bool:
         """Is the object of `route_name`'s page of `key` outside the person's scope?"""
         if key is None or (key, route_name) not in self.page_items:
@@ -1032,6 +1368,9 @@ class ScopedAccessMachine(AccessMachine):
         for (person, k), scope in list(self.scopes.items()):
             if k == key and scope is not None:
                 self.scopes[person, k] = {**scope, kind: scope.get(kind, frozenset()) - {pk}}
+        for token in self.api_tokens.values():  # and every token scope of the account
+            if token.key == key and token.scope is not None:
+                token.scope = {**token.scope, kind: token.scope[kind] - {pk}}
 
     @invariant()
     def reach_is_grant_and_scope(self) -> None:

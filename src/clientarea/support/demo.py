@@ -8,6 +8,8 @@ from datetime import timedelta
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from clientarea.accounts.models import Account, User
+from clientarea.accounts.policy import Access, access_for
 from clientarea.core.demo import DemoContext
 
 from .models import Department, Ticket, TicketMessage
@@ -35,6 +37,13 @@ def _backdate(ticket: Ticket, days: float) -> None:
     Ticket.objects.filter(pk=ticket.pk).update(created_at=start, updated_at=last)
 
 
+def _access(user: User, account: Account) -> Access:
+    """The person's access as their page would have it: the services ask the policy."""
+    access = access_for(user, account.pk)
+    assert access is not None, f"{user} has no access to {account}"
+    return access
+
+
 def load(ctx: DemoContext) -> None:
     sales = Department.objects.create(
         name="Sales", description="Plans, upgrades and new services", order=1
@@ -48,8 +57,7 @@ def load(ctx: DemoContext) -> None:
 
     # The developer, under their own name, with a log attached and a staff answer.
     staging = ticket_open(
-        account=ctx.main,
-        opener=ctx.developer,
+        access=_access(ctx.developer, ctx.main),
         department=technical,
         subject="Staging site shows a blank page after the PHP 8.2 upgrade",
         priority=Ticket.Priority.HIGH,
@@ -72,14 +80,13 @@ def load(ctx: DemoContext) -> None:
     )
     ticket_reply_customer(
         ticket=staging,
-        author=ctx.developer,
+        access=_access(ctx.developer, ctx.main),
         body="Thanks Sam, staging is back. I'll update the plugin this week.",
     )
     _backdate(staging, days=3)
 
     ssh = ticket_open(
-        account=ctx.main,
-        opener=ctx.developer,
+        access=_access(ctx.developer, ctx.main),
         department=technical,
         subject="Please enable SSH access for deployments",
         priority=Ticket.Priority.MEDIUM,
@@ -89,8 +96,7 @@ def load(ctx: DemoContext) -> None:
 
     # The owner's own tickets.
     address = ticket_open(
-        account=ctx.main,
-        opener=ctx.owner,
+        access=_access(ctx.owner, ctx.main),
         department=billing,
         subject="Company address on invoices",
         priority=Ticket.Priority.LOW,
@@ -107,8 +113,7 @@ def load(ctx: DemoContext) -> None:
     _backdate(address, days=9)
 
     upgrade = ticket_open(
-        account=ctx.main,
-        opener=ctx.owner,
+        access=_access(ctx.owner, ctx.main),
         department=sales,
         subject="Upgrade to the Business hosting plan",
         priority=Ticket.Priority.MEDIUM,
@@ -119,13 +124,12 @@ def load(ctx: DemoContext) -> None:
         staff=ctx.staff,
         body="The Business plan is 24.00 EUR a month; we can switch you at any time.",
     )
-    ticket_close(ticket=upgrade, actor=ctx.owner)
+    ticket_close(ticket=upgrade, access=_access(ctx.owner, ctx.main))
     _backdate(upgrade, days=20)
 
     # Another customer: never visible from Acme Web Studio.
     mail = ticket_open(
-        account=ctx.other,
-        opener=ctx.other_owner,
+        access=_access(ctx.other_owner, ctx.other),
         department=technical,
         subject="Moving our mailboxes from the old provider",
         priority=Ticket.Priority.MEDIUM,

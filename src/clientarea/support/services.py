@@ -13,9 +13,9 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from clientarea.accounts.models import Account, User
+from clientarea.accounts.models import User
 from clientarea.accounts.permissions import Perm
-from clientarea.accounts.policy import OutOfReach, access_for, is_owner, may
+from clientarea.accounts.policy import Access, NotPermitted, OutOfReach, is_owner, may
 from clientarea.accounts.scope import SCOPE_KINDS
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import (
@@ -29,12 +29,21 @@ from clientarea.notifications.services import email_send_to_staff, notify
 
 from .attachments import attachments_check, clean_filename
 from .models import Attachment, Department, Ticket, TicketMessage
+from .selectors import ticket_visible
 
 SUBJECT_MAX_LENGTH = 200  # Ticket.subject's column
+BIGINT_MAX = 2**63 - 1  # ids beyond it name no row (and would overflow the lookup)
+ABOUT_REFUSED = "Choose one of the services or domains listed, or none."
 
 
 class TicketError(Exception):
-    """An action on a ticket that cannot be done, with a reason the user should read."""
+    """An action on a ticket that cannot be done, with a reason the user should read;
+    `field` names the input at fault, if one is (the API answers it as that field's
+    error)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @contextmanager
@@ -59,11 +68,11 @@ def _add_message(
 ) -> TicketMessage:
     body = body.strip()
     if not body:
-        raise TicketError("Write a message.")
+        raise TicketError("Write a message.", field="message")
     try:
         validate_multi_line(body)
     except ValidationError as exc:
-        raise TicketError(f"Message: {MULTI_LINE_MESSAGE}") from exc
+        raise TicketError(f"Message: {MULTI_LINE_MESSAGE}", field="message") from exc
     checked = attachments_check(files)
     message = TicketMessage.objects.create(
         ticket=ticket,
@@ -87,59 +96,78 @@ def _add_message(
 
 
 def _lock(ticket: Ticket) -> Ticket:
-    return (
+    locked = (
         Ticket.objects.select_for_update(of=("self",))
         .select_related("account__owner", "department", "opener")
-        .get(pk=ticket.pk)
+        .filter(pk=ticket.pk)
+        .first()
     )
+    if locked is None:
+        raise OutOfReach("No such ticket.")  # gone since the caller read it
+    return locked
 
 
-def _about_fields(
-    *, account: Account, opener: User, about: tuple[str, int] | None
-) -> dict[str, int]:
+def _about_fields(*, access: Access, about: tuple[str, int] | None) -> dict[str, int]:
     """The ticket's field naming the related item, once the policy agrees the opener may
     see that item: of this account, with the permission that shows its kind, inside
-    their scope. Anything else is refused like an unknown item."""
+    their scope (exactly the choices the page offers). Anything else is refused like an
+    unknown item."""
     if about is None:
         return {}
     kind_name, pk = about
     kind = SCOPE_KINDS.get(kind_name)
     field = Ticket.ABOUT_FIELDS.get(kind_name)
     item = (
-        kind.model._default_manager.filter(**{kind.account_field: account, "pk": pk}).first()
-        if kind is not None and field is not None
+        kind.model._default_manager.filter(**{kind.account_field: access.account, "pk": pk}).first()
+        if kind is not None and field is not None and 0 < pk <= BIGINT_MAX
         else None
     )
     if (
         kind is None
         or field is None
         or item is None
-        or not may(opener, kind.permission, account, obj=item)
+        or not access.has(kind.permission)
+        or not access.reaches(item)
     ):
-        raise TicketError("Choose one of the services or domains listed, or none.")
+        raise TicketError(ABOUT_REFUSED, field="about")
     return {f"{field}_id": pk}
 
 
-def _require_reach(ticket: Ticket, actor: User) -> None:
-    """The page's rule, asked again by the service (the API calls it directly): the actor
-    may use the account's tickets, and this one is theirs to see (a person limited to
-    chosen services and domains: one they opened, or about an item of their scope).
-    Anything else is "no such ticket"."""
-    from .selectors import ticket_visible
+def tickets_require(access: Access) -> Access:
+    """May the person of `access` (as it stands now: ``Access.current``) use the account's
+    tickets at all? An access that has ended is "no such account" (``OutOfReach``, a
+    404 like any other object of an account they are no longer in); one without Open &
+    Reply to Tickets is ``NotPermitted``. Returns the current access."""
+    current = access.current()
+    if current is None:
+        raise OutOfReach("No such account.")
+    if not current.has(Perm.TICKETS):
+        raise NotPermitted(Perm.TICKETS)
+    return current
 
-    access = access_for(actor, ticket.account_id)
+
+def ticket_require(access: Access, ticket: Ticket) -> Access:
+    """The one rule for a customer's action on a ticket, asked by the service whoever
+    called it (page, API): the access as it stands now reaches the ticket (of its
+    account and, for a person limited to chosen services and domains, one they opened
+    or about an item of their scope: the pages' list, ``selectors.ticket_visible``),
+    else "no such ticket" (``OutOfReach``); and it may use the account's tickets, else
+    ``NotPermitted``. Returns the current access."""
+    current = access.current()
     if (
-        access is None
-        or not access.has(Perm.TICKETS)
-        or not ticket_visible(access).filter(pk=ticket.pk).exists()
+        current is None
+        or not current.reaches(ticket)
+        or not ticket_visible(current).filter(pk=ticket.pk).exists()
     ):
         raise OutOfReach("No such ticket.")
+    if not current.has(Perm.TICKETS):
+        raise NotPermitted(Perm.TICKETS)
+    return current
 
 
 def ticket_open(
     *,
-    account: Account,
-    opener: User,
+    access: Access,
     department: Department,
     subject: str,
     priority: str,
@@ -148,22 +176,26 @@ def ticket_open(
     about: tuple[str, int] | None = None,
     request: HttpRequest | None = None,
 ) -> Ticket:
-    """Open a ticket under the opener's own name and email, optionally about one service
-    or domain (`about`: (scope kind, id)) that the opener may see."""
+    """Open a ticket on the account of `access`, under its person's own name and email,
+    optionally about one service or domain (`about`: (scope kind, id)) that the access
+    may see. The policy is asked first (``tickets_require``): nothing is checked, stored
+    or sent for an access that has ended or does not carry tickets."""
+    current = tickets_require(access)
+    account, opener = current.account, current.user
     try:
         validate_single_line(subject.strip())
     except ValidationError as exc:
-        raise TicketError(f"Subject: {SINGLE_LINE_MESSAGE}") from exc
+        raise TicketError(f"Subject: {SINGLE_LINE_MESSAGE}", field="subject") from exc
     subject = " ".join(subject.split())
     if not subject:
-        raise TicketError("Write a subject.")
+        raise TicketError("Write a subject.", field="subject")
     if len(subject) > SUBJECT_MAX_LENGTH:
-        raise TicketError(f"Subject: keep it to {SUBJECT_MAX_LENGTH} characters.")
+        raise TicketError(f"Subject: keep it to {SUBJECT_MAX_LENGTH} characters.", field="subject")
     if not department.is_active:
-        raise TicketError("That department does not take new tickets.")
+        raise TicketError("That department does not take new tickets.", field="department")
     if priority not in Ticket.Priority.values:
-        raise TicketError("Choose a priority.")
-    about_fields = _about_fields(account=account, opener=opener, about=about)
+        raise TicketError("Choose a priority.", field="priority")
+    about_fields = _about_fields(access=current, about=about)
     with _remove_files_on_error() as stored, transaction.atomic():
         now = timezone.now()
         ticket = Ticket.objects.create(
@@ -229,15 +261,16 @@ def _tell_staff(template: str, ticket: Ticket, message: TicketMessage, attachmen
 def ticket_reply_customer(
     *,
     ticket: Ticket,
-    author: User,
+    access: Access,
     body: str,
     files: Sequence[UploadedFile] = (),
     request: HttpRequest | None = None,
 ) -> TicketMessage:
-    """A reply from someone of the account; a closed ticket is reopened by it."""
+    """A reply from the person of `access`, under their own name; a closed ticket is
+    reopened by it. The policy is asked first (``ticket_require``), on the locked row."""
     with _remove_files_on_error() as stored, transaction.atomic():
         locked = _lock(ticket)
-        _require_reach(locked, author)
+        author = ticket_require(access, locked).user
         before = locked.status
         message = _add_message(
             ticket=locked, author=author, body=body, is_staff=False, files=files, stored=stored
@@ -258,13 +291,12 @@ def ticket_reply_customer(
     return message
 
 
-def ticket_close(
-    *, ticket: Ticket, actor: User, request: HttpRequest | None = None, by_staff: bool = False
-) -> Ticket:
+def ticket_close(*, ticket: Ticket, access: Access, request: HttpRequest | None = None) -> Ticket:
+    """The customer closes a ticket (staff change its status in the back office, through
+    ``ticket_update_staff``). The policy is asked first (``ticket_require``)."""
     with transaction.atomic():
         locked = _lock(ticket)
-        if not by_staff:
-            _require_reach(locked, actor)
+        actor = ticket_require(access, locked).user
         if locked.is_closed:
             raise TicketError("This ticket is already closed.")
         before = locked.status
@@ -278,7 +310,6 @@ def ticket_close(
             target=locked,
             changes={"status": [before, locked.status]},
             request=request,
-            is_staff_action=by_staff,
         )
     ticket.status, ticket.updated_at = locked.status, locked.updated_at
     return locked

@@ -50,8 +50,7 @@ def ticket_open(request: AccountRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             ticket = services.ticket_open(
-                account=request.access.account,
-                opener=request.user,
+                access=request.access,
                 department=data["department"],
                 subject=data["subject"],
                 priority=data["priority"],
@@ -124,7 +123,7 @@ def ticket_reply(request: AccountRequest, pk: int) -> HttpResponse:
         try:
             services.ticket_reply_customer(
                 ticket=ticket,
-                author=request.user,
+                access=request.access,
                 body=form.cleaned_data["message"],
                 files=form.cleaned_data["attachments"],
                 request=request,
@@ -142,7 +141,7 @@ def ticket_reply(request: AccountRequest, pk: int) -> HttpResponse:
 def ticket_close(request: AccountRequest, pk: int) -> HttpResponse:
     ticket = _ticket(request, pk)
     try:
-        services.ticket_close(ticket=ticket, actor=request.user, request=request)
+        services.ticket_close(ticket=ticket, access=request.access, request=request)
     except services.TicketError as exc:
         messages.error(request, str(exc))
     else:

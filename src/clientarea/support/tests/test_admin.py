@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.notifications.models import OutboxEmail
 from clientarea.support.models import Ticket, TicketMessage
@@ -36,8 +36,7 @@ def staff_client() -> Client:
 def dev_ticket(account: Account, member_factory: Callable[..., Membership]) -> Ticket:
     developer = member_factory("tickets", user=UserFactory(first_name="Dana", last_name="Dev"))
     return ticket_open(
-        account=account,
-        opener=developer.user,
+        access=access_of(developer.user, account),
         department=DepartmentFactory(name="Technical Support"),
         subject="Staging down",
         priority=Ticket.Priority.HIGH,

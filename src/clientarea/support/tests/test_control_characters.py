@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from clientarea.accounts.models import Account
-from clientarea.accounts.tests.factories import UserFactory
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.core.validators import MULTI_LINE_MESSAGE, SINGLE_LINE_MESSAGE
 from clientarea.notifications.models import OutboxEmail
@@ -28,7 +28,8 @@ def open_ticket(account: Account, **kwargs: Any) -> Ticket:
         "priority": Ticket.Priority.HIGH,
         "body": "Our site shows a 500 error.",
     }
-    return services.ticket_open(account=account, opener=account.owner, **{**defaults, **kwargs})
+    access = access_of(account.owner, account)
+    return services.ticket_open(access=access, **{**defaults, **kwargs})
 
 
 def nothing_happened() -> bool:
@@ -74,7 +75,9 @@ def test_a_message_refuses_control_characters(account: Account, body: str) -> No
     assert nothing_happened()
     ticket = TicketFactory(account=account)
     with pytest.raises(services.TicketError):
-        services.ticket_reply_customer(ticket=ticket, author=account.owner, body=body)
+        services.ticket_reply_customer(
+            ticket=ticket, access=access_of(account.owner, account), body=body
+        )
     with pytest.raises(services.TicketError):
         services.ticket_reply_staff(ticket=ticket, staff=UserFactory(is_staff=True), body=body)
     assert not ticket.messages.exists()

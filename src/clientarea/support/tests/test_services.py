@@ -12,7 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from clientarea.accounts.models import Account, Membership
 from clientarea.accounts.services import membership_revoke
-from clientarea.accounts.tests.factories import ContactFactory, UserFactory
+from clientarea.accounts.tests.factories import ContactFactory, UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.notifications.models import OutboxEmail
 from clientarea.support import services
@@ -40,7 +40,7 @@ def open_ticket(account: Account, opener: Any, **kwargs: Any) -> Ticket:
         "priority": Ticket.Priority.HIGH,
         "body": "Our site shows a 500 error.",
     }
-    return services.ticket_open(account=account, opener=opener, **{**defaults, **kwargs})
+    return services.ticket_open(access=access_of(opener, account), **{**defaults, **kwargs})
 
 
 def test_ticket_is_opened_under_the_openers_own_name_and_email(
@@ -135,10 +135,10 @@ def test_customer_reply_sets_customer_reply_and_reopens_a_closed_ticket(
     account: Account, developer: Membership
 ) -> None:
     ticket = open_ticket(account, account.owner)
-    services.ticket_close(ticket=ticket, actor=account.owner)
+    services.ticket_close(ticket=ticket, access=access_of(account.owner, account))
     assert ticket.status == Ticket.Status.CLOSED
     message = services.ticket_reply_customer(
-        ticket=ticket, author=developer.user, body="It is down again."
+        ticket=ticket, access=access_of(developer.user, account), body="It is down again."
     )
     ticket.refresh_from_db()
     assert ticket.status == Ticket.Status.CUSTOMER_REPLY
@@ -148,9 +148,10 @@ def test_customer_reply_sets_customer_reply_and_reopens_a_closed_ticket(
 
 def test_closing_twice_is_refused(account: Account) -> None:
     ticket = open_ticket(account, account.owner)
-    services.ticket_close(ticket=ticket, actor=account.owner)
+    owner = access_of(account.owner, account)
+    services.ticket_close(ticket=ticket, access=owner)
     with pytest.raises(services.TicketError, match="already closed"):
-        services.ticket_close(ticket=ticket, actor=account.owner)
+        services.ticket_close(ticket=ticket, access=owner)
     assert AuditEvent.objects.filter(action="ticket.closed").count() == 1
 
 
