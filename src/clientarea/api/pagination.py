@@ -14,7 +14,7 @@ from rest_framework.request import Request
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
-CURSOR_CHARS = re.compile(r"[A-Za-z0-9+/]{1,200}={0,2}")
+CURSOR_CHARS = re.compile(r"^[A-Za-z0-9+/]{1,200}={0,2}$")
 
 
 class BadCursor(exceptions.ValidationError):
@@ -53,6 +53,25 @@ class NumberCursorPagination(CursorPagination):
             if not position.isdigit() or len(position) > 18:
                 raise BadCursor()
         return cursor
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """As DRF documents them, with the limits this class enforces (a value outside
+        them is a 400), and the cursor said to be opaque."""
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.cursor_query_param:
+                parameter["description"] = (
+                    "Opaque: the value of the previous answer's `next` or `previous` link."
+                )
+                parameter["schema"] = {"type": "string", "pattern": CURSOR_CHARS.pattern}
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_PAGE_SIZE,
+                    "default": DEFAULT_PAGE_SIZE,
+                }
+        return parameters
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = super().get_paginated_response_schema(schema)

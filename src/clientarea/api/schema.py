@@ -18,3 +18,17 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A personal access token (ca_pat_…) made on the API Tokens page.",
         }
+
+
+def problems_as_problem_json(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every error answer of the API is ``application/problem+json`` (``problems.py``):
+    say so in the schema, where drf-spectacular writes the renderer's JSON type."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content") if isinstance(response, dict) else None
+                if str(status)[0] in "45" and content and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+    return result

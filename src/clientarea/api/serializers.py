@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from clientarea.billing.models import Invoice, InvoiceLine
@@ -10,8 +12,29 @@ from clientarea.domains.models import Domain
 from clientarea.hosting.models import Service
 
 
+class QueryChoiceField(serializers.ChoiceField):
+    """A choice in the query string. DRF reads an empty value (``?status=``) of an
+    optional field as "not given"; here it is what it is, not a choice, and refused, as
+    the schema (an enum) says."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.field_name in dictionary:
+            return dictionary[self.field_name]
+        return super().get_value(dictionary)
+
+
+class JsonBooleanField(serializers.BooleanField):
+    """JSON's true or false, nothing else: DRF's field also takes 0, 1, "yes" and
+    "off", which the schema (a boolean) does not allow."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid", input=data)
+        raise AssertionError("unreachable")  # pragma: no cover
+
 class InvoiceFilter(serializers.Serializer):
-    status = serializers.ChoiceField(
+    status = QueryChoiceField(
         choices=list(STATUS_FILTERS.items()),
         required=False,
         help_text="Only invoices of this status ('unpaid' includes the overdue ones).",
@@ -134,7 +157,7 @@ class AccountSerializer(serializers.Serializer):
 
 
 class ServiceFilter(serializers.Serializer):
-    status = serializers.ChoiceField(
+    status = QueryChoiceField(
         choices=Service.Status.choices,
         required=False,
         help_text="Only services of this status.",
@@ -191,6 +214,7 @@ class RevealedPasswordSerializer(serializers.Serializer):
 
 class PasswordChangeSerializer(serializers.Serializer):
     password = serializers.CharField(
+        min_length=8,  # with two-factor on; 15 without (the password rules say which)
         max_length=128,
         trim_whitespace=False,
         help_text="The new control-panel password, checked as the page checks it.",
@@ -206,7 +230,7 @@ class ChangeResultSerializer(serializers.Serializer):
 
 
 class DomainFilter(serializers.Serializer):
-    status = serializers.ChoiceField(
+    status = QueryChoiceField(
         choices=Domain.Status.choices,
         required=False,
         help_text="Only domains of this status.",
@@ -252,15 +276,16 @@ class DomainDetailSerializer(DomainSerializer):
 
 class NameserversSerializer(serializers.Serializer):
     nameservers = serializers.ListField(
-        child=serializers.CharField(max_length=300, allow_blank=True, trim_whitespace=False),
-        max_length=10,
-        help_text="2 to 5 host names, in order.",
+        child=serializers.CharField(max_length=253, trim_whitespace=False),
+        min_length=2,
+        max_length=5,
+        help_text="2 to 5 host names, in order, each once.",
     )
 
 
 class LockSerializer(serializers.Serializer):
-    locked = serializers.BooleanField(help_text="true: locked against transfer.")
+    locked = JsonBooleanField(help_text="true: locked against transfer.")
 
 
 class AutoRenewSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(help_text="true: renewal invoices are issued.")
+    enabled = JsonBooleanField(help_text="true: renewal invoices are issued.")
