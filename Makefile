@@ -72,6 +72,8 @@ test: lint typecheck pytest
 test-postgres: install-dev
 	bash .ci/postgres-tests
 
-# Page latency, query counts and memory at 10 vs 5,000 invoices; outbox throughput.
+# Page latency, query counts and memory at 10 vs 5,000 invoices; outbox throughput;
+# the API's lists at 10 vs 5,000 objects of each kind (query counts must not grow).
 bench: install-dev
 	$(PY) bench/bench_pages.py
+	$(PY) bench/bench_api.py
