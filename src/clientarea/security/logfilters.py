@@ -9,8 +9,9 @@ server in front of the view (Django's ``runserver`` access log, gunicorn's acces
 - ``SECRET_PATH_PREFIXES`` is the one list of those paths; ``headers.py`` reads it too
   (strict-origin referrers and no-store on the same pages).
 - ``redact()`` rewrites the part of a path after such a prefix, whether plain or
-  percent-encoded (a ``?next=%2Finvitation%2F…`` login link), and the value of any
-  query parameter whose name says it is a secret (``?token=…``).
+  percent-encoded (a ``?next=%2Finvitation%2F…`` login link), the whole query string of
+  such a path and of the card sandbox's tokenizer (``SECRET_QUERY_PATH_PREFIXES``), and
+  the value of any query parameter whose name says it is a secret (``?token=…``).
 - ``RedactSecretsFilter`` is on every handler of the settings' ``LOGGING``;
   ``configure_logging`` (the ``LOGGING_CONFIG`` callable) also installs a log-record
   factory, so a record is clean from the moment it is made, whatever handler (a test's,
@@ -35,6 +36,10 @@ SECRET_PATH_PREFIXES: tuple[str, ...] = (
 )
 # Token-less pages under those prefixes keep their names in the logs.
 _PUBLIC_TAILS = ("sent", "done", "accept")
+# Paths whose whole query string is withheld from the logs, whatever its parameters are
+# named: every token path (a link with a token may carry more than the token), and the
+# card sandbox's tokenizer (what a card is made of goes in, a card token comes out).
+SECRET_QUERY_PATH_PREFIXES: tuple[str, ...] = (*SECRET_PATH_PREFIXES, "/billing/sandbox/tokens/")
 # Query parameters whose value is a secret, wherever they appear.
 _SECRET_PARAMS = r"[\w.\-]*(?:token|secret|password|passwd|signature|sig|key|code)[\w.\-]*"
 
@@ -54,6 +59,10 @@ _SECRET_PATHS = re.compile(
 # a custom access-log format names, a token pasted into a URL or an error message.
 _ACCESS_TOKEN = re.compile(r"(ca_pat_)[0-9A-Za-z]+")
 _SECRET_QUERY = re.compile(r"((?:^|[?&;])" + _SECRET_PARAMS + r"=)[^&;#\s\"']+", re.IGNORECASE)
+_SECRET_PATH_QUERY = re.compile(
+    "((?:" + "|".join(re.escape(p) for p in SECRET_QUERY_PATH_PREFIXES) + r")[^\s\"'?#]*\?)"
+    + r"[^\s\"'#]+"
+)  # fmt: skip
 
 
 def redact(text: str) -> str:
@@ -63,7 +72,17 @@ def redact(text: str) -> str:
     if "/" not in text and "%2" not in text and "=" not in text:
         return text
     text = _SECRET_PATHS.sub(r"\1" + REDACTED, text)
+    if "?" in text:
+        text = _SECRET_PATH_QUERY.sub(r"\1" + REDACTED, text)
     return _SECRET_QUERY.sub(r"\1" + REDACTED, text)
+
+
+def redact_query(path: str, query: str) -> str:
+    """A query string on its own (gunicorn's ``%(q)s``), redacted as it would be after
+    ``path``: all of it on a secret path, else its secret parameters."""
+    if not query:
+        return query
+    return redact(f"{path}?{query}").partition("?")[2]
 
 
 def redact_record(record: logging.LogRecord) -> None:

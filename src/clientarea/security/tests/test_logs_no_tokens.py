@@ -309,7 +309,10 @@ def test_one_list_of_token_paths_for_logs_and_headers() -> None:
         ("GET /password-reset/done/", "GET /password-reset/done/"),
         ("Not Found: /contacts/confirm/", "Not Found: /contacts/confirm/"),
         ("GET /security/email/confirm/eyJ1Ijo:1t2:abc/", "GET /security/email/confirm/[redacted]"),
-        ('"GET /invitation/tok?x=1 HTTP/1.1"', '"GET /invitation/[redacted]?x=1 HTTP/1.1"'),
+        # A token path's query string goes too, whatever it holds.
+        ('"GET /invitation/tok?x=1 HTTP/1.1"', '"GET /invitation/[redacted]?[redacted] HTTP/1.1"'),
+        ("GET /billing/sandbox/tokens/?card=visa HTTP/1.1",
+         "GET /billing/sandbox/tokens/?[redacted] HTTP/1.1"),
         ("/login/?next=%2Finvitation%2FSecretTok%2F&a=1",
          "/login/?next=%2Finvitation%2F[redacted]&a=1"),
         ("/login/?next=%2finvitation%2fSecretTok%2f", "/login/?next=%2finvitation%2f[redacted]"),

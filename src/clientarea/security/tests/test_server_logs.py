@@ -25,6 +25,10 @@ TOKENS = {
     "/password-reset/MQ/{}/": "c9x2ab-R3setTokenThatIsSecret0123456789",
     "/security/email/confirm/{}/": "eyJ1IjoxfQ:1tXyZ:Ema1lChangeTokenSecret",
     "/contacts/confirm/{}/": "C0ntactConfirmTokenThatIsSecret012345",
+    "/ownership/{}/": "0wnershipTransferTokenThatIsSecret0123",
+    # the sandbox tokenizer's and a token page's query strings, whatever they hold
+    "/billing/sandbox/tokens/?card={}": "SandboxCardQueryThatIsSecret01234567",
+    "/invitation/accept/?ref={}": "AcceptPageQueryThatIsSecret0123456789",
     # a token in a query string, and a token path behind another prefix (a 404)
     "/login/?token={}": "QueryStr1ngTokenThatIsSecret0123456789",
     "/no-such-page/invitation/{}/": "NotFoundTok3nThatIsSecret0123456789ab",
@@ -52,10 +56,17 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def _request_every_token_link(port: int) -> None:
+# Credentials a client sends: never in an access log, whatever its format names.
+CREDENTIALS = {
+    "Authorization": "Bearer ca_pat_HeaderTokenThatIsSecret0123456789ab",
+    "Cookie": "sessionid=CookieSessionThatIsSecret0123456789",
+}
+
+
+def _request_every_token_link(port: int, headers: dict[str, str] | None = None) -> None:
     for template, token in TOKENS.items():
         url = f"http://127.0.0.1:{port}{template.format(token)}"
-        request = urllib.request.Request(url)
+        request = urllib.request.Request(url, headers=headers or {})
         try:
             # No redirects followed: the server's line for the link itself is the point.
             opener = urllib.request.build_opener(_NoRedirect)
@@ -122,6 +133,9 @@ def _assert_redacted(log: str, *, lines_for: str) -> None:
     assert "GET /security/email/confirm/[redacted] HTTP/1.1" in log
     assert "GET /contacts/confirm/[redacted] HTTP/1.1" in log
     assert "GET /login/?token=[redacted] HTTP/1.1" in log
+    assert "GET /ownership/[redacted] HTTP/1.1" in log
+    assert "GET /billing/sandbox/tokens/?[redacted] HTTP/1.1" in log
+    assert "GET /invitation/accept/?[redacted] HTTP/1.1" in log
 
 
 def test_runserver_access_log_has_no_token(serve: Starter, tmp_path: Path) -> None:
@@ -159,18 +173,25 @@ def test_gunicorn_access_log_has_no_token(serve: Starter, tmp_path: Path) -> Non
             "--no-control-socket",
             "--access-logfile",
             str(access),
+            # The default format plus what a careless operator might add: the headers
+            # that carry credentials.
+            "--access-logformat",
+            '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+            'auth="%({authorization}i)s" cookie="%({cookie}i)s"',
         ],
         "config.settings.test",
         port,
         errors,
     )
-    _request_every_token_link(port)
+    _request_every_token_link(port, headers=CREDENTIALS)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and access.read_text().count('"GET /') < len(TOKENS):
         time.sleep(0.2)
     log = access.read_text()
     _assert_redacted(log, lines_for='"GET /')
     assert "[redacted]" in log
+    assert not [secret for secret in CREDENTIALS.values() if secret.split("=")[-1] in log]
+    assert log.count('auth="[redacted]" cookie="[redacted]"') >= len(TOKENS), log
     gunicorn_log = errors.read_text()
     assert "Starting gunicorn" in gunicorn_log
     assert not [token for token in TOKENS.values() if token in gunicorn_log], gunicorn_log
