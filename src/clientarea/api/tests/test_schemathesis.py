@@ -160,7 +160,13 @@ def test_the_api_passes_every_schemathesis_check(
     failures: list[str] = []
     errors: list[str] = []
     tested: set[str] = set()
+    phases: dict[str, str] = {}  # name: status
+    transitions = 0
     for event in schemathesis.engine.from_schema(schema).execute():
+        if isinstance(event, events.PhaseStarted) and event.payload is not None:
+            transitions = max(transitions, event.payload.transitions_selected)
+        elif isinstance(event, events.PhaseFinished):
+            phases[event.phase.name.value] = event.status.value
         if isinstance(event, events.ScenarioFinished | events.FuzzScenarioFinished):
             label = event.recorder.label
             tested.add(label)
@@ -180,6 +186,11 @@ def test_the_api_passes_every_schemathesis_check(
         elif isinstance(event, events.FatalError):
             errors.append(f"fatal: {event.exception!r}")
     assert errors == [], "\n".join(errors[:1])
+    # Every phase ran, the stateful one along links between operations (Schemathesis
+    # infers them from the schema: an id a list or a create answers, used by a read).
+    ran = {name for name, status in phases.items() if status != "skip"}
+    assert ran >= {"coverage", "fuzzing", "stateful"}, phases
+    assert transitions > 0
     assert failures == [], "\n\n".join(sorted(set(failures)))
     operations = {f"{op.method.upper()} {op.path}" for op in schema.get_all_operations_ok()}
     assert operations - tested == set(), "operations never tested"
