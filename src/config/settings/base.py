@@ -324,6 +324,11 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://clientarea_ca
 # itself: say which one at start-up rather than on the first page that uses the cache.
 # django-environ names Django's removed MemcachedCache for memcache://, and PyLibMCCache
 # for pymemcache:// while pymemcache is missing: both mean pymemcache here.
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
+    # Django's default of 300 entries would evict the summaries of a provider's 301st
+    # service, and a rate-limit window, while they are still in use; expired entries are
+    # removed as the cache is written either way.
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 50_000)
 _cache_scheme = env.str("CACHE_URL", default="dbcache://").partition("://")[0]
 _CACHE_CLIENTS = {
     "redis": ("redis", "django.core.cache.backends.redis.RedisCache"),

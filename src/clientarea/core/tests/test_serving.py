@@ -165,6 +165,7 @@ def test_the_cache_is_the_database_by_default_and_redis_needs_its_library(
     assert caches == {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "clientarea_cache",
+        "OPTIONS": {"MAX_ENTRIES": 50_000},
     }
     assert "LocMemCache" in settings.CACHES["default"]["BACKEND"]  # the tests' own
     import importlib.util
