@@ -36,6 +36,8 @@ demo: migrate
 # SITE_URL's default, so emailed links (the demo's included) point at the port served.
 run: migrate
 	@PORT=$(PORT) $(PY) manage.py load_demo
+	@# WhiteNoise serves var/static (with DEBUG off it no longer looks in the apps).
+	@$(PY) manage.py collectstatic --noinput -v0
 	@echo "Client area: http://$(HOST):$(PORT)/   back office: http://$(HOST):$(PORT)/admin/"
 	@PORT=$(PORT) $(PY) manage.py run_all $(HOST):$(PORT)
 
