@@ -166,3 +166,19 @@ def test_postgres_advisory_lock_gives_one_turn_to_concurrent_workers() -> None:
     due.start()
     due.join(10)
     assert results["later"] is False and results["due"] is True
+
+
+@pytest.mark.django_db
+def test_retention_runs_hourly_within_the_housekeeping(monkeypatch: Any) -> None:
+    runs: list[int] = []
+    monkeypatch.setattr(run_worker.Command, "_retention", lambda self: runs.append(1))
+    call_command("run_worker", "--once")
+    # A minute later the housekeeping is due again; the retention is not.
+    PeriodicTurn.objects.filter(name=run_worker.HOUSEKEEPING_TURN).update(
+        due_at=timezone.now() - timedelta(seconds=1)
+    )
+    call_command("run_worker", "--once")
+    assert runs == [1]
+    PeriodicTurn.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    call_command("run_worker", "--once")
+    assert runs == [1, 1]

@@ -27,6 +27,8 @@ HOUSEKEEPING_SECONDS = 60.0
 # the turn within this long of it falling due.
 HOUSEKEEPING_ASK_SECONDS = 10.0
 HOUSEKEEPING_TURN = "worker.housekeeping"
+RETENTION_SECONDS = 3600.0
+RETENTION_TURN = "worker.retention"
 
 
 class Command(BaseCommand):
@@ -116,6 +118,12 @@ class Command(BaseCommand):
         demo_mail_purge()
         # Data retention (settings RETENTION_*): old throttling counters, tracked and
         # Django sessions, and the text of emails delivered long ago. Audit events stay.
+        # Hourly, in a turn of its own: its ages are days, and each job reads a large table.
+        with periodic_turn(RETENTION_TURN, every=timedelta(seconds=RETENTION_SECONDS)) as mine:
+            if mine:
+                self._retention()
+
+    def _retention(self) -> None:
         pruned = {
             "throttle counters": throttle_prune(),
             "tracked sessions": sessions_prune(),
