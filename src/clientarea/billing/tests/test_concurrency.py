@@ -72,7 +72,8 @@ def test_owner_and_accountant_paying_at_once_charge_once(
     answered = [threading.Event(), threading.Event()]
     first_check = threading.Lock()
     saw_the_other_waiting: list[bool] = []
-    real_check = services._check_payable
+    # Patched where card_payment_begin looks it up.
+    real_check = services.cards._check_payable
 
     def check_payable(invoice: Invoice, source: services.PaySource) -> None:
         # The first request to hold the invoice lock keeps it until the other request is
@@ -112,7 +113,7 @@ def test_owner_and_accountant_paying_at_once_charge_once(
             connections.close_all()
 
     gateways.SANDBOX.charge = charge
-    services._check_payable = check_payable
+    services.cards._check_payable = check_payable
     try:
         threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
         for t in threads:
@@ -121,7 +122,7 @@ def test_owner_and_accountant_paying_at_once_charge_once(
             t.join(timeout=60)
     finally:
         del gateways.SANDBOX.charge  # back to the class's method
-        services._check_payable = real_check
+        services.cards._check_payable = real_check
 
     assert errors == []
     assert saw_the_other_waiting == [True], "the two payments did not overlap"

@@ -157,7 +157,9 @@ def test_a_crash_after_the_charge_is_reconciled_to_paid_exactly_once(account: Ac
     invoice = make_invoice(account)
     OutboxEmail.objects.all().delete()
     with (
-        mock.patch.object(services, "card_payment_record", side_effect=RuntimeError("crash")),
+        mock.patch.object(
+            services.payments, "card_payment_record", side_effect=RuntimeError("crash")
+        ),
         pytest.raises(RuntimeError),
     ):
         pay(invoice, services.PayWithNewCard(token=card()))
@@ -192,7 +194,7 @@ def test_a_crash_before_the_charge_reached_the_processor_fails_the_payment(
 ) -> None:
     invoice = make_invoice(account)
     with (
-        mock.patch.object(services, "_charge", side_effect=RuntimeError("crash")),
+        mock.patch.object(services.payments, "_charge", side_effect=RuntimeError("crash")),
         pytest.raises(RuntimeError),
     ):
         pay(invoice, services.PayWithNewCard(token=card()))
@@ -213,7 +215,9 @@ def test_a_crash_before_the_charge_reached_the_processor_fails_the_payment(
 def test_a_decline_learnt_by_the_job_is_recorded_with_its_reason(account: Account) -> None:
     invoice = make_invoice(account)
     with (
-        mock.patch.object(services, "card_payment_record", side_effect=RuntimeError("crash")),
+        mock.patch.object(
+            services.payments, "card_payment_record", side_effect=RuntimeError("crash")
+        ),
         pytest.raises(RuntimeError),
     ):
         pay(invoice, services.PayWithNewCard(token=card(DECLINED_CARD)))

@@ -1105,7 +1105,7 @@ def test_two_people_paying_at_once_with_new_cards_charge_once_at_stripe(
     answered = [threading.Event(), threading.Event()]
     first_check = threading.Lock()
     saw_the_other_waiting: list[bool] = []
-    real_check = services._check_payable
+    real_check = services.cards._check_payable
 
     def check_payable(invoice: Invoice, source: services.PaySource) -> None:
         if first_check.acquire(blocking=False):
@@ -1143,7 +1143,7 @@ def test_two_people_paying_at_once_with_new_cards_charge_once_at_stripe(
 
     with (
         mock.patch.object(stripe, "charge", charge),
-        mock.patch.object(services, "_check_payable", check_payable),
+        mock.patch.object(services.cards, "_check_payable", check_payable),
     ):
         threads = [threading.Thread(target=submit, args=(i,)) for i in range(2)]
         for t in threads:
@@ -1203,7 +1203,7 @@ def test_the_return_and_a_webhook_or_another_return_at_once_record_one_payment(
 
     first_lock = threading.Lock()
     saw_the_other_waiting: list[bool] = []
-    real_lock = services._lock_invoice
+    real_lock = services.cards._lock_invoice
 
     def lock_invoice(invoice_id: int, account: Account | None = None) -> Invoice:
         locked = real_lock(invoice_id, account)
@@ -1229,7 +1229,7 @@ def test_the_return_and_a_webhook_or_another_return_at_once_record_one_payment(
         finally:
             connections.close_all()
 
-    with mock.patch.object(services, "_lock_invoice", lock_invoice):
+    with mock.patch.object(services.cards, "_lock_invoice", lock_invoice):
         threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
