@@ -1,5 +1,6 @@
 """The web servers' own access logs hold no token (ASVS 16.2.5): ``manage.py runserver``
-(what ``make run`` starts) and gunicorn with ``src/config/gunicorn.conf.py`` (production),
+(what ``make dev`` starts) and gunicorn with ``src/config/gunicorn.conf.py`` (``make run``
+and production),
 each started for real on a free loopback port, asked for token links, then read."""
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ def _assert_redacted(log: str, *, lines_for: str) -> None:
 
 
 def test_runserver_access_log_has_no_token(serve: Starter, tmp_path: Path) -> None:
-    """``make run``'s server, with the local settings (DEBUG on, as a developer runs it)."""
+    """``make dev``'s server, with the local settings (DEBUG on, as a developer runs it)."""
     port = _free_port()
     output = tmp_path / "runserver.log"
     serve(
