@@ -1,7 +1,7 @@
 """The web servers' own access logs hold no token (ASVS 16.2.5): ``manage.py runserver``
 (what ``make dev`` starts) and gunicorn with ``src/config/gunicorn.conf.py`` (``make run``
-and production),
-each started for real on a free loopback port, asked for token links, then read."""
+and production), each started for real on a free loopback port, asked for token links,
+then read."""
 
 from __future__ import annotations
 
