@@ -1,0 +1,16 @@
+"""An executable model of the access model, and an exhaustive explorer over it (issue 17).
+
+Plain Python, no Django: a small world (3 people, 2 accounts, one service and one domain
+per account) whose actions mirror the service functions of the real app, and whose
+invariants are checked after every step of every action sequence up to a depth.
+
+- ``catalogue``: the permission catalogue, email kinds and the small lattice of grants;
+- ``state``: the world's state (immutable), its initial value and its canonical form;
+- ``rules``: the actions, each mirroring one service function (cited), refused or applied;
+- ``reach``: what each person, token and contact reaches, mirroring the policy (the one
+  module the conformance step compares with the real app);
+- ``routes``: the route table grouped by rule and object, read from ``access_table``;
+- ``invariants``: the properties, written against the state and the published tables
+  (route table, channel table), independently of ``reach``;
+- ``explore``: breadth-first search over every action sequence, with a CLI.
+"""
