@@ -18,8 +18,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .catalogue import expand
 from .invariants import KNOWN_GAPS, STATE_INVARIANTS, mark_orphans, step_violations
-from .reach import FAULTS, NO_FAULTS, Faults, reach
+from .reach import FAULTS, NO_FAULTS, Faults, reach, token_grant
 from .rules import Action, Outcome, actions, apply
 from .state import State, initial, key
 
@@ -73,6 +74,11 @@ def events_of(pre: State, act: Action, out: Outcome, post: State) -> list[str]:
             before = pre.tokens[a][c]
             if t and before and t.revoked and not before.revoked and name != "token_revoke":
                 out_events.append(f"token voided by {name}")
+    if name == "edit":
+        a, u = act.account, act.target
+        t, grant = post.tokens[a][u], token_grant(post, a, u)
+        if t and grant is not None and grant.access.perms < expand(t.perms):
+            out_events.append("token narrowed by its creator's grant")
     if name == "worker":
         for a, row in enumerate(post.members):
             for u, m in enumerate(row):
@@ -171,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--depth", type=int, default=5)
     parser.add_argument("--fault", choices=sorted(FAULTS), action="append", default=[])
+    parser.add_argument("--events", action="store_true", help="count the kinds of step")
     args = parser.parse_args(argv)
     result = explore(args.depth, frozenset(args.fault), progress=lambda m: print(m, flush=True))
     print(
@@ -178,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{result.transitions} transitions tried ({result.applied} applied), "
         f"{result.seconds:.1f}s"
     )
+    if args.events:
+        for event, count in sorted(result.events.items()):
+            print(f"{count:>10}  {event}")
     for gap in result.gaps.values():
         print(f"known gap {gap.describe()}")
     if result.failure:

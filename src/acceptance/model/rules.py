@@ -587,7 +587,7 @@ def apply(s: State, act: Action, faults: Faults = NO_FAULTS) -> Outcome:
 INVITE_GRANTS = ("TE", "ALL")
 EDIT_GRANTS = ("INV", "MP")
 SCOPE_CHOICES = ("all", "service")
-TOKEN_CHOICES = ("mine/all", "ALL/service", "mine/all/users")
+TOKEN_CHOICES = ("mine/all", "ALL/service/users")
 
 
 def actions(s: State) -> Iterator[Action]:
@@ -647,6 +647,6 @@ def actions(s: State) -> Iterator[Action]:
             if t.old_link:
                 yield Action("transfer_accept_old_link", t.to, a)
         for actor in people:
-            for u in USERS:
+            for u in people:  # the offer is accepted with a login
                 for arg in ("stays", "leaves"):
                     yield Action("transfer_start", actor, a, u, arg)
