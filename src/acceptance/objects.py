@@ -96,6 +96,23 @@ def _api_token(account: Account) -> dict[str, Any]:
     return {"token_id": token.pk}
 
 
+# The API's people endpoints (their id is `pk`): the same objects as the pages'.
+def _api_membership(account: Account) -> dict[str, Any]:
+    return {"pk": _membership(account)["membership_id"]}
+
+
+def _api_invitation(account: Account) -> dict[str, Any]:
+    return {"pk": _invitation(account)["invitation_id"]}
+
+
+def _api_contact(account: Account) -> dict[str, Any]:
+    return {"pk": _contact(account)["contact_id"]}
+
+
+def _api_email(account: Account) -> dict[str, Any]:
+    return {"pk": _email(account)["email_id"]}
+
+
 def _transfer(account: Account) -> dict[str, Any]:
     transfer = OwnershipTransfer.objects.create(
         account=account,
@@ -138,6 +155,18 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "support:ticket_close": _ticket,
     "support:attachment_download": _attachment,
     "api_tokens:revoke": _api_token,
+    # API, support
+    "api:ticket_detail": _ticket,
+    "api:ticket_reply": _ticket,
+    "api:ticket_close": _ticket,
+    "api:ticket_attachment": _attachment,
+    # API, people
+    "api:contact_detail": _api_contact,
+    "api:contact_confirmation": _api_contact,
+    "api:email_detail": _api_email,
+    "api:user_detail": _api_membership,
+    "api:invitation_detail": _api_invitation,
+    "api:invitation_resend": _api_invitation,
     "api:invoice_detail": _invoice,
     "api:service_detail": _service,
     "api:service_password_reveal": _service,
@@ -146,6 +175,9 @@ OBJECT_KWARGS: dict[str, Callable[[Account], dict[str, Any]]] = {
     "api:domain_nameservers": _domain,
     "api:domain_lock": _domain,
     "api:domain_auto_renew": _domain,
+    # billing (API)
+    "api:invoice_pdf": _invoice,
+    "api:invoice_pay": _invoice,
 }
 # Object routes whose object (made by OBJECT_KWARGS) is the owner's own: anyone else of
 # the account gets the 404 of an object they cannot see (an API token is revoked by its
@@ -203,6 +235,11 @@ SCOPED_ROUTES: dict[str, str] = {
     "support:ticket_close": "service",
     "support:attachment_download": "service",
     "notifications:history_detail": "service",
+    # API, support: a token answers these as the pages do (a session: 401, never reached)
+    "api:ticket_detail": "service",
+    "api:ticket_reply": "service",
+    "api:ticket_close": "service",
+    "api:ticket_attachment": "service",
 }
 ACCOUNT_WIDE_OBJECTS = {"notifications:history_detail"}  # _email makes a general email
 # The in-scope object of these routes is read only with a permission besides the route's:
@@ -251,5 +288,10 @@ IN_SCOPE_KWARGS: dict[str, Callable[[Account, Any, Any], dict[str, Any]]] = {
     "support:ticket_close": _in_scope_ticket,
     "support:attachment_download": _in_scope_attachment,
     "notifications:history_detail": _in_scope_email,
+    # API, support
+    "api:ticket_detail": _in_scope_ticket,
+    "api:ticket_reply": _in_scope_ticket,
+    "api:ticket_close": _in_scope_ticket,
+    "api:ticket_attachment": _in_scope_attachment,
 }
 assert set(IN_SCOPE_KWARGS) == set(SCOPED_ROUTES)

@@ -50,9 +50,118 @@ DELETE = ("DELETE",)
 # The API's endpoints by area (their views: clientarea/api/views_<area>.py), joined into
 # ROUTES below. A row's rule is ``token`` or ``token:<permission>``; ``token:owner`` is a
 # token whose creator is the account's owner (and still is).
-API_BILLING_ROUTES: tuple[Route, ...] = ()
-API_SUPPORT_ROUTES: tuple[Route, ...] = ()
-API_PEOPLE_ROUTES: tuple[Route, ...] = ()
+API_BILLING_ROUTES: tuple[Route, ...] = (
+    Route(
+        "api:invoice_pdf",
+        GET,
+        "token:invoices",
+        object_param="pk",
+        note="GET /api/v1/invoices/{id}/pdf",
+    ),
+    Route(
+        "api:invoice_pay",
+        POST,
+        "token:invoices",
+        object_param="pk",
+        note="POST /api/v1/invoices/{id}/pay (Idempotency-Key header required)",
+    ),
+)
+API_SUPPORT_ROUTES: tuple[Route, ...] = (
+    Route(
+        "api:ticket_list",
+        GET_POST,
+        "token:tickets",
+        note="GET /api/v1/tickets (as the page lists them); POST opens one (JSON or "
+        "multipart with attachments; about a service or domain the token reaches)",
+    ),
+    Route(
+        "api:ticket_detail",
+        GET,
+        "token:tickets",
+        object_param="pk",
+        note="GET /api/v1/tickets/{id}: the thread, oldest first, with its attachments",
+    ),
+    Route(
+        "api:ticket_reply",
+        POST,
+        "token:tickets",
+        object_param="pk",
+        note="POST /api/v1/tickets/{id}/replies (JSON or multipart); reopens a closed ticket",
+    ),
+    Route(
+        "api:ticket_close",
+        POST,
+        "token:tickets",
+        object_param="pk",
+        note="POST /api/v1/tickets/{id}/close",
+    ),
+    Route(
+        "api:ticket_attachment",
+        GET,
+        "token:tickets",
+        object_param="pk",
+        note="GET /api/v1/tickets/attachments/{id}: the file, as the page serves it",
+    ),
+)
+API_PEOPLE_ROUTES: tuple[Route, ...] = (
+    Route(
+        "api:account_update",
+        PATCH,
+        "token:profile",
+        note="PATCH /api/v1/account: the page's checks, audited",
+    ),
+    Route("api:contact_list", GET_POST, "token:contacts", note="GET, POST /api/v1/contacts"),
+    Route(
+        "api:contact_detail",
+        (*GET, *PATCH, *DELETE),
+        "token:contacts",
+        object_param="pk",
+        note="GET, PATCH, DELETE /api/v1/contacts/{id}",
+    ),
+    Route(
+        "api:contact_confirmation",
+        POST,
+        "token:contacts",
+        object_param="pk",
+        note="POST /api/v1/contacts/{id}/confirmation: a new link to the address",
+    ),
+    Route("api:email_list", GET, "token:emails", note="GET /api/v1/emails"),
+    Route(
+        "api:email_detail",
+        GET,
+        "token:emails",
+        object_param="pk",
+        note="GET /api/v1/emails/{id}: one the access does not read answers 404",
+    ),
+    Route("api:user_list", GET, "token:owner", note="GET /api/v1/users"),
+    Route(
+        "api:user_detail",
+        (*PATCH, *DELETE),
+        "token:owner",
+        object_param="pk",
+        note="PATCH (permissions, scope, expiry), DELETE (revoke) /api/v1/users/{id}",
+    ),
+    Route(
+        "api:invitation_list",
+        GET_POST,
+        "token:owner",
+        note="GET, POST /api/v1/invitations: never a link or secret",
+    ),
+    Route(
+        "api:invitation_detail",
+        DELETE,
+        "token:owner",
+        object_param="pk",
+        note="DELETE /api/v1/invitations/{id}: cancel",
+    ),
+    Route(
+        "api:invitation_resend",
+        POST,
+        "token:owner",
+        object_param="pk",
+        note="POST /api/v1/invitations/{id}/resend",
+    ),
+)
 
 ROUTES: tuple[Route, ...] = (
     # identity
@@ -352,7 +461,11 @@ def render_markdown() -> str:
     ]
     for r in sorted((r for r in ROUTES if r.is_api), key=lambda r: r.name):
         code = r.rule.split(":", 1)[1] if r.rule.startswith("token:") else None
-        if code:
+        if code == "owner":
+            who = (
+                "`owner`: a token its creator made as the account's owner, carrying the Users power"
+            )
+        elif code:
             who = f"`{code}` ({permissions.BY_CODE[code].label})"
         else:
             who = {"token": "any token of the account", "public": "anyone"}[r.rule]

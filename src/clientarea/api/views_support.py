@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.http import FileResponse
@@ -78,7 +78,7 @@ def _body(request: Request) -> Any:
     """The parsed body; one too large for the server's limits is bad input, not a 500."""
     try:
         return request.data
-    except (RequestDataTooBig, TooManyFilesSent):
+    except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent):
         raise exceptions.ValidationError(
             {"non_field_errors": ["The request is too large: send less, or fewer files."]}
         ) from None
@@ -158,6 +158,9 @@ class TicketListView(APIView):
             201: TicketDetailSerializer,
             400: problem_doc("Bad input (the field is named), or a refused attachment."),
             403: NO_TICKETS,
+            # The service asks the token again: one revoked while the request ran reaches
+            # nothing, like the other writes (its next request is a 401).
+            404: problem_doc("The token stopped working while the request ran."),
             415: NOT_JSON_OR_MULTIPART,
             **COMMON_ERRORS,
         },
