@@ -120,9 +120,11 @@ CARRIED: dict[str, frozenset[str]] = {
 # An API object route about a service, a domain or a ticket (or a ticket's attachment) is
 # limited by a resource scope, as its page is. objects.SCOPED_ROUTES / IN_SCOPE_KWARGS may
 # name it (then they are used); otherwise the kind is read from the route's URL pattern and
-# the in-scope object is made here.
+# the in-scope object is made here. An email of Email History is as on its page: the one
+# OBJECT_KWARGS makes is a general email (account-wide: a scoped token reads it); the
+# in-scope one is a product email about the scoped service, read only with products too.
 PATH_KINDS = (("tickets", "ticket"), ("attachments", "ticket"), ("services", "service"),
-              ("domains", "domain"))  # fmt: skip
+              ("domains", "domain"), ("emails", "email"))  # fmt: skip
 
 
 def _patterns(resolver: Any, prefix: str, namespace: str) -> Any:
@@ -157,6 +159,9 @@ def _in_scope_maker(route: Route) -> Callable[[Account, Service, Domain], dict[s
         return lambda a, s, d: {param: s.pk}
     if kind == "domain":
         return lambda a, s, d: {param: d.pk}
+    if kind == "email":
+        email = IN_SCOPE_KWARGS["notifications:history_detail"]
+        return lambda a, s, d: {param: email(a, s, d)["email_id"]}
     # A ticket about the in-scope service (its attachment's id, for attachment routes).
     ticket_route = "support:attachment_download" if "attachment" in route.name else None
     made = IN_SCOPE_KWARGS[ticket_route or "support:ticket_detail"]
@@ -169,7 +174,17 @@ def scope_kind_of(route: Route) -> str | None:
     if route.name in SCOPED_ROUTES:
         return SCOPED_ROUTES[route.name]
     kind = _scopable_kind(route)
-    return "service" if kind == "ticket" else kind  # the in-scope ticket is about a service
+    # The in-scope ticket or email is about a service.
+    return "service" if kind in ("ticket", "email") else kind
+
+
+def account_wide(route: Route) -> bool:
+    return route.name in ACCOUNT_WIDE_OBJECTS or _scopable_kind(route) == "email"
+
+
+def in_scope_also_needs(route: Route) -> str | None:
+    also = IN_SCOPE_ALSO_NEEDS.get(route.name)
+    return also or ("products" if _scopable_kind(route) == "email" else None)
 
 
 # --- the world -----------------------------------------------------------------------------
@@ -290,7 +305,7 @@ def expected(route: Route, actor: str, target: str, token: ApiToken | None) -> s
     home = "B" if actor == "other_account" else "A"
     if route.object_param and target.removesuffix("-in") != home:
         return "not_found"
-    also = IN_SCOPE_ALSO_NEEDS.get(route.name) if target == "A-in" else None
+    also = in_scope_also_needs(route) if target == "A-in" else None
     also = also or ALSO_NEEDS.get(route.name)
     if also and also not in carried:
         return "not_found"
@@ -300,7 +315,7 @@ def expected(route: Route, actor: str, target: str, token: ApiToken | None) -> s
         # any other object of A is a 404 like B's, unless it is account-wide.
         if target == "A-in":
             return "reached" if kind == SCOPED_KIND[actor] else "not_found"
-        return "reached" if route.name in ACCOUNT_WIDE_OBJECTS else "not_found"
+        return "reached" if account_wide(route) else "not_found"
     return "reached"
 
 
