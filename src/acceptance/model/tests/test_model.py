@@ -9,6 +9,7 @@ from pathlib import Path
 
 from acceptance.model import catalogue, routes
 from acceptance.model.explore import explore
+from acceptance.model.invariants import mark_orphans
 from acceptance.model.reach import reach
 from acceptance.model.rules import SYSTEM, Action, actions, apply
 from acceptance.model.state import PERMUTATIONS, canonical, canonical_full, initial, relabel
@@ -109,3 +110,18 @@ def test_explorer_counts_small_depths():
     result = explore(2)
     assert result.failure is None
     assert result.per_depth[0][1] > 1 and result.states == result.per_depth[-1][1]
+
+
+def test_each_distinct_state_is_handed_over_with_its_shortest_sequence():
+    """The conformance step's entry point: replaying the sequence gives the state."""
+    seen: list[tuple[list[Action], object]] = []
+    explore(2, on_state=lambda steps, s: seen.append((steps, s)))
+    assert seen[0] == ([], initial())
+    assert len(seen) == explore(2).states
+    for steps, s in seen:
+        replayed = initial()
+        for act in steps:
+            out = apply(replayed, act)
+            assert out.ok
+            replayed = mark_orphans(out.state)
+        assert canonical(replayed) == canonical(s)
