@@ -51,6 +51,26 @@ def test_object_params_match_the_url_patterns() -> None:
             assert row.object_param in params, name
 
 
+def test_api_rules_are_a_token_a_permission_or_the_owners_users_power() -> None:
+    """``token:owner`` is a token its creator made as the account's owner, carrying the
+    Users power; any other ``token:<x>`` names a permission of the catalogue."""
+    from clientarea.accounts import permissions
+    from clientarea.api.access import ApiRule
+
+    for name, pattern in client_area_routes().items():
+        row = BY_NAME[name]
+        if not row.rule.startswith("token"):
+            continue
+        rule = rule_of(pattern.callback)
+        assert isinstance(rule, ApiRule), name
+        _, _, code = row.rule.partition(":")
+        if code == "owner":
+            assert rule.owner_power is permissions.OwnerPower.MANAGE_USERS, name
+            assert rule.permission is None, name
+        elif code:
+            assert code in permissions.BY_CODE and rule.owner_power is None, name
+
+
 def test_docs_page_is_current() -> None:
     from django.core.management import call_command
 
