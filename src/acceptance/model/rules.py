@@ -58,6 +58,8 @@ class Action(NamedTuple):
 
     def describe(self) -> str:
         who = {STAFF: "staff", SYSTEM: "system"}.get(self.actor, f"P{self.actor}")
+        if self.name.startswith("api_"):
+            who += "'s token"
         parts = [f"{who} {self.name}"]
         if self.account >= 0:
             parts.append(f"on A{self.account}")
@@ -566,6 +568,36 @@ RULES: dict[str, Callable[[State, Action, Faults], State]] = {
     "contact_confirm": contact_confirm,
     "tick": tick,
     "worker": worker,
+}
+
+
+# The real app's entry point for each action: what the conformance step replays (the
+# service function; the page or API endpoint over it for the HTTP replay).
+SERVICE_OF: dict[str, str] = {
+    "invite": "accounts.services.invitation_create (accounts:user_invite)",
+    "api_invite": "accounts.services.invitation_create (api:invitation_list POST)",
+    "resend": "accounts.services.invitation_resend (accounts:invitation_resend)",
+    "cancel": "accounts.services.invitation_cancel (accounts:invitation_cancel)",
+    "accept": "accounts.services.invitation_accept (accounts:invitation_page)",
+    "accept_new": "accounts.services.invitation_accept_new_user (accounts:invitation_page)",
+    "accept_old_link": "accounts.services.invitation_accept with the replaced token",
+    "edit": "accounts.services.membership_update (accounts:user_edit)",
+    "set_scope": "accounts.services.membership_update scope= (accounts:user_edit)",
+    "set_expiry": "accounts.services.membership_update expires_at= (accounts:user_edit)",
+    "revoke": "accounts.services.membership_revoke (accounts:user_revoke)",
+    "api_revoke": "accounts.services.membership_revoke (api:user_detail DELETE)",
+    "transfer_start": "accounts.ownership.ownership_transfer_start",
+    "transfer_cancel": "accounts.ownership.ownership_transfer_cancel",
+    "transfer_accept": "accounts.ownership.ownership_transfer_accept",
+    "transfer_accept_old_link": "accounts.ownership.ownership_transfer_accept, old token",
+    "close_request": "accounts.ownership.account_close_request (accounts:account_close)",
+    "close_confirm": "accounts.ownership.account_close_confirm (staff)",
+    "token_create": "api.services.token_create (api_tokens:create)",
+    "token_revoke": "api.services.token_revoke (api_tokens:revoke)",
+    "contact_add": "accounts.services.contact_create (accounts:contact_add)",
+    "contact_confirm": "accounts.services.contact_confirm (accounts:contact_confirm)",
+    "tick": "the clock moves on (time-machine / a later `now`)",
+    "worker": "membership_expire_due, invitation_expire_due, ownership_transfer_expire_due",
 }
 
 

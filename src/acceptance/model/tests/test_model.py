@@ -11,7 +11,7 @@ from acceptance.model import catalogue, routes
 from acceptance.model.explore import explore
 from acceptance.model.invariants import mark_orphans
 from acceptance.model.reach import reach
-from acceptance.model.rules import SYSTEM, Action, actions, apply
+from acceptance.model.rules import RULES, SERVICE_OF, SYSTEM, Action, actions, apply
 from acceptance.model.state import PERMUTATIONS, canonical, canonical_full, initial, relabel
 
 SRC = Path(__file__).resolve().parents[3]
@@ -125,3 +125,7 @@ def test_each_distinct_state_is_handed_over_with_its_shortest_sequence():
             assert out.ok
             replayed = mark_orphans(out.state)
         assert canonical(replayed) == canonical(s)
+
+
+def test_every_action_names_the_apps_entry_point():
+    assert set(SERVICE_OF) == set(RULES)
