@@ -63,6 +63,14 @@ class TicketFilter(serializers.Serializer):
         required=False, help_text=f"Only tickets of this status: {STATUS_HELP}."
     )
 
+    def to_internal_value(self, data: Any) -> Any:
+        # DRF reads an empty optional query parameter as absent; "?status=" is no status.
+        if hasattr(data, "get") and data.get("status") == "":
+            raise serializers.ValidationError(
+                {"status": [self.fields["status"].error_messages["invalid_choice"]]}
+            )
+        return super().to_internal_value(data)
+
 
 class DepartmentRefSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)

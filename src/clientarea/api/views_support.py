@@ -51,6 +51,17 @@ NO_TICKETS = problem_doc("The token does not carry tickets, or its creator no lo
 NOT_JSON_OR_MULTIPART = problem_doc("The body is neither application/json nor multipart/form-data.")
 
 
+class TicketClosed(exceptions.APIException):
+    """Closing a ticket that is closed already: the request conflicts with its state."""
+
+    status_code = 409
+    default_code = "already_closed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.problem_code = "already_closed"
+
+
 class TicketPagination(IdCursorPagination):
     """The newest tickets first, by id (unique and unchanging: a page never repeats or
     skips a ticket when others are answered meanwhile, as "last activity" would)."""
@@ -85,8 +96,13 @@ def _body(request: Request) -> Any:
 
 
 def _files(request: Request) -> list[UploadedFile]:
-    """The uploads of a multipart request (a JSON body carries none)."""
+    """The uploads of a multipart request (a JSON body carries none). An "attachments"
+    part that is not a file is refused: it would otherwise be silently dropped."""
     _body(request)
+    if request.POST.getlist("attachments"):
+        raise exceptions.ValidationError(
+            {"attachments": ["Send each attachment as a file (a part with a filename)."]}
+        )
     return list(request.FILES.getlist("attachments")) if request.FILES else []
 
 
@@ -271,17 +287,20 @@ class TicketCloseView(APIView):
     @extend_schema(
         operation_id="tickets_close",
         summary="Close a ticket",
-        description="A reply reopens it. An already closed ticket is a 400.",
+        description="A reply reopens it. An already closed ticket is a 409.",
         request=None,
         responses={
             200: TicketSerializer,
-            400: problem_doc("The ticket is already closed."),
+            400: problem_doc("Refused by the ticket's state."),
+            409: problem_doc("The ticket is already closed."),
             **ITEM_ERRORS,
         },
     )
     def post(self, request: Request, pk: int) -> Response:
         access = token_access(request)
         ticket = _ticket(access, pk)
+        if ticket.is_closed:
+            raise TicketClosed("This ticket is already closed.")
         closed = _ticket_action(
             lambda: support_services.ticket_close(
                 ticket=ticket, access=access, request=request._request

@@ -249,8 +249,9 @@ def test_list_newest_first_filters_by_status_and_pages_with_a_cursor(
     assert first["service"] is None and first["domain"] is None
     closed = call(secret, "GET", "/api/v1/tickets?status=closed").json()["results"]
     assert [r["id"] for r in closed] == [mine[1].pk]
-    body = assert_problem(call(secret, "GET", "/api/v1/tickets?status=nope"), 400, "invalid")
-    assert "status" in body["errors"]
+    for bad in ("nope", ""):
+        body = assert_problem(call(secret, "GET", f"/api/v1/tickets?status={bad}"), 400)
+        assert list(body["errors"]) == ["status"]
     page = call(secret, "GET", "/api/v1/tickets?page_size=2").json()
     assert [r["id"] for r in page["results"]] == [mine[2].pk, mine[1].pk]
     rest = Client().get(page["next"], HTTP_AUTHORIZATION=f"Bearer {secret}").json()
@@ -470,6 +471,16 @@ def test_a_form_field_beyond_the_servers_limit_is_a_400_not_a_500(
     assert not Ticket.objects.exists()
 
 
+def test_an_attachment_part_that_is_not_a_file_is_refused(account: Account) -> None:
+    ticket = TicketFactory(account=account)
+    _, secret = make_token(account, codes=["tickets"])
+    response = upload(
+        secret, f"/api/v1/tickets/{ticket.pk}/replies", {"message": "Hi", "attachments": "{}"}
+    )
+    assert list(assert_problem(response, 400, "invalid")["errors"]) == ["attachments"]
+    assert not TicketMessage.objects.exists()
+
+
 def test_open_with_attachments_as_multipart(account: Account, technical: Any) -> None:
     _, secret = make_token(account, codes=["tickets"])
     files = [
@@ -567,14 +578,34 @@ def test_an_empty_reply_is_a_400_naming_the_message(account: Account) -> None:
     assert not TicketMessage.objects.exists()
 
 
-def test_close_then_close_again_is_refused(account: Account) -> None:
+def test_close_then_close_again_is_a_conflict(account: Account) -> None:
     ticket = TicketFactory(account=account)
     _, secret = make_token(account, codes=["tickets"])
     closed = call(secret, "POST", f"/api/v1/tickets/{ticket.pk}/close")
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
-    again = assert_problem(call(secret, "POST", f"/api/v1/tickets/{ticket.pk}/close"), 400)
-    assert again["detail"] == "This ticket is already closed." and again["code"] == "refused"
+    again = assert_problem(call(secret, "POST", f"/api/v1/tickets/{ticket.pk}/close"), 409)
+    assert again["detail"] == "This ticket is already closed."
+    assert again["code"] == "already_closed"
     assert AuditEvent.objects.filter(action="ticket.closed").count() == 1
+
+
+def test_closed_since_the_lookup_is_the_services_refusal(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed by someone else between the lookup and the service's lock: the service's
+    own refusal, a 400 with its sentence, and nothing recorded twice."""
+    ticket = TicketFactory(account=account)
+    _, secret = make_token(account, codes=["tickets"])
+    real = support_services._lock
+
+    def closed_first(row: Ticket) -> Ticket:
+        Ticket.objects.filter(pk=row.pk).update(status=Ticket.Status.CLOSED)
+        return real(row)
+
+    monkeypatch.setattr(support_services, "_lock", closed_first)
+    body = assert_problem(call(secret, "POST", f"/api/v1/tickets/{ticket.pk}/close"), 400)
+    assert body["detail"] == "This ticket is already closed." and body["code"] == "refused"
+    assert not AuditEvent.objects.filter(action="ticket.closed").exists()
 
 
 def test_a_token_revoked_while_its_request_runs_changes_nothing(

@@ -37,6 +37,12 @@ from clientarea.api.services import token_create
 from clientarea.billing.tests.factories import make_invoice
 from clientarea.domains.tests.factories import DomainFactory
 from clientarea.hosting.tests.factories import ServiceFactory
+from clientarea.support.tests.factories import (
+    AttachmentFactory,
+    DepartmentFactory,
+    TicketFactory,
+    TicketMessageFactory,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -51,6 +57,18 @@ RULES_BEYOND_THE_SCHEMA: dict[str, set[str]] = {
     "POST /api/v1/services/{id}/password": {"password"},
     # Host names (internationalised ones too), once each whatever their case.
     "PUT /api/v1/domains/{id}/nameservers": {"nameservers"},
+    # Tickets: a subject of one line, a message without control characters, a department
+    # that takes new tickets, a service or domain the token reaches (one of the two),
+    # attachments of an allowed type whose content matches their name.
+    "POST /api/v1/tickets": {
+        "subject",
+        "message",
+        "department",
+        "service",
+        "domain",
+        "attachments",
+    },
+    "POST /api/v1/tickets/{id}/replies": {"message", "attachments"},
 }
 
 
@@ -74,6 +92,9 @@ def _furnish(account: Account) -> str:
         ServiceFactory(account=account)
         DomainFactory(account=account)
     MembershipFactory(account=account, permissions=["invoices"])
+    DepartmentFactory(name="Technical Support")  # where a new ticket goes by default
+    ticket = TicketFactory(account=account)
+    AttachmentFactory(message=TicketMessageFactory(ticket=ticket))
     options: dict[str, Any] = {}
     if "manages_users" in {f.name for f in _token_model()._meta.get_fields()}:
         options["manages_users"] = True  # the Users power, once tokens carry it
