@@ -1,7 +1,8 @@
 """Data retention: removing what is old, a bounded batch at a time.
 
 Each app owns its own retention job (security: tracked sessions and throttling counters;
-notifications: the text of delivered emails); the worker's housekeeping runs them. They
+notifications: the text of delivered emails; here, the database cache's expired entries);
+the worker's housekeeping runs them. They
 share this helper, so that a first run on a table that grew for years neither holds the
 database's write lock for long (SQLite has one writer: the web server would wait) nor
 loads the rows into memory: each statement touches at most ``batch_size`` rows, chosen by
@@ -11,9 +12,15 @@ Audit events are never deleted by any of them.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.db import DatabaseCache
+from django.db import connections, router
 from django.db.models import QuerySet
+from django.utils import timezone
 
 BATCH_SIZE = 2000
 MAX_BATCHES = 25
@@ -58,3 +65,27 @@ def update_in_batches(
         if updated < batch_size:
             break
     return total
+
+
+def database_cache_prune(*, now: datetime | None = None) -> int:
+    """Delete the expired entries of every database cache (CACHE_URL's default): the
+    API's rate-limit counters of windows long past, summaries no longer fresh. Django
+    removes them only once the table passes MAX_ENTRIES; until then they would only take
+    room. One DELETE per database cache; how many entries went."""
+    removed = 0
+    for alias in settings.CACHES:
+        backend = caches[alias]
+        if not isinstance(backend, DatabaseCache):
+            continue
+        connection = connections[router.db_for_write(backend.cache_model_class)]
+        # As Django's own cull: whole seconds, in the database's datetime format.
+        moment = (now or timezone.now()).replace(microsecond=0)
+        table = connection.ops.quote_name(backend._table)  # type: ignore[attr-defined]
+        expires = connection.ops.quote_name("expires")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {expires} < %s",  # noqa: S608 (names quoted)
+                [connection.ops.adapt_datetimefield_value(moment)],
+            )
+            removed += max(cursor.rowcount, 0)
+    return removed

@@ -228,3 +228,35 @@ class _Out:
 
     def flush(self) -> None:
         pass
+
+
+# --- the database cache's expired entries ------------------------------------------------
+
+
+def test_expired_database_cache_entries_go_fresh_ones_stay() -> None:
+    from django.core.cache import caches
+    from django.test import override_settings
+
+    from clientarea.core.apps import _create_cache_table
+    from clientarea.core.retention import database_cache_prune
+
+    database_cache = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "shared": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "clientarea_cache_retention",
+        },
+    }
+    with override_settings(CACHES=database_cache):
+        _create_cache_table(using="default")
+        shared = caches["shared"]
+        for i in range(5):
+            shared.set(f"api-rate:old:{i}", i, timeout=60)
+        shared.set("summary", "fresh", timeout=3600)
+        later = timezone.now() + timedelta(minutes=5)
+
+        removed, queries = _queries(lambda: database_cache_prune(now=later))
+
+        assert (removed, queries) == (5, 1)
+        assert shared.get("summary") == "fresh"
+        assert database_cache_prune(now=later) == 0

@@ -14,6 +14,7 @@ from clientarea.accounts.services import invitation_expire_due, membership_expir
 from clientarea.core.outside import pending_changes_reconcile_due
 from clientarea.core.periodic import periodic_turn
 from clientarea.core.registry import PERIODIC_JOBS
+from clientarea.core.retention import database_cache_prune
 from clientarea.notifications.demo_mail import demo_mail_purge
 from clientarea.notifications.services import outbox_bodies_prune, outbox_deliver_due
 from clientarea.security.sessions import sessions_prune
@@ -128,6 +129,7 @@ class Command(BaseCommand):
             "throttle counters": throttle_prune(),
             "tracked sessions": sessions_prune(),
             "email texts": outbox_bodies_prune(),
+            "expired cache entries": database_cache_prune(),
         }
         SessionStore.clear_expired()
         if any(pruned.values()):
