@@ -28,7 +28,10 @@ SITE_NAME = env.str("SITE_NAME", default="Jiinubi")
 # Links in emails are always built from SITE_URL, never from the request's Host header.
 # Unset, it is the local address on PORT (the port `make run` serves on), so that
 # `PORT=8080 make run` emails links that work; an explicit SITE_URL always wins.
-PORT = env.int("PORT", default=8000)
+try:
+    PORT = env.int("PORT", default=8000)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"PORT must be a port number, not {env.str('PORT')!r}.") from _error
 SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}").rstrip("/")
 # The provider's postal address, printed on invoices.
 SITE_ADDRESS = env.str(

@@ -75,6 +75,10 @@ def test_port_makes_site_urls_default_and_an_explicit_site_url_wins(
     assert _base_settings(monkeypatch, PORT="8080")["SITE_URL"] == "http://127.0.0.1:8080"
     explicit = _base_settings(monkeypatch, PORT="8080", SITE_URL="https://clients.example.com/")
     assert explicit["SITE_URL"] == "https://clients.example.com"
+    from django.core.exceptions import ImproperlyConfigured
+
+    with pytest.raises(ImproperlyConfigured, match="PORT must be a port number, not 'http'"):
+        _base_settings(monkeypatch, PORT="http")
 
 
 def test_make_run_and_make_dev_pass_the_port_to_everything_they_start() -> None:
