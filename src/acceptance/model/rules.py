@@ -622,15 +622,15 @@ SCOPE_CHOICES = ("all", "service")
 TOKEN_CHOICES = ("mine/all", "ALL/service/users")
 
 
-def actions(s: State) -> Iterator[Action]:
-    """Every action worth trying in `s`: each by every person with a login (allowed or
-    not), about every person or record it could name. Actions that name a record the
-    state does not hold (a membership, an invitation, a token) are not tried: their page
-    would have nothing to act on."""
+def actions(s: State, active: tuple[int, ...] = ACCOUNTS) -> Iterator[Action]:
+    """Every action worth trying in `s` on the `active` accounts: each by every person
+    with a login (allowed or not), about every person or record it could name. Actions
+    that name a record the state does not hold (a membership, an invitation, a token)
+    are not tried: their page would have nothing to act on."""
     people = [u for u in USERS if s.logins[u]]
     yield Action("tick", SYSTEM)
     yield Action("worker", SYSTEM)
-    for a in ACCOUNTS:
+    for a in active:
         for actor in people:
             for u in USERS:
                 for g in INVITE_GRANTS:

@@ -218,11 +218,16 @@ def _candidates(s: State) -> list[tuple[int, ...]]:
 _ACCOUNT_INVERSES = tuple(_inverse(q) for q in itertools.permutations(ACCOUNTS))
 
 
-def canonical(s: State) -> State:
+_SAME_ACCOUNTS = (tuple(ACCOUNTS),)
+
+
+def canonical(s: State, swap_accounts: bool = True) -> State:
     """The least of the state's relabellings that sort people by signature: every
     relabelling of a world behaves alike (no rule names a person or an account), so one
-    of them stands for all."""
-    return min(_relabel(s, p, _inverse(p), qi) for p in _candidates(s) for qi in _ACCOUNT_INVERSES)
+    of them stands for all. `swap_accounts=False` keeps the accounts' labels (when the
+    accounts are not explored alike)."""
+    accounts = _ACCOUNT_INVERSES if swap_accounts else _SAME_ACCOUNTS
+    return min(_relabel(s, p, _inverse(p), qi) for p in _candidates(s) for qi in accounts)
 
 
 def canonical_full(s: State) -> State:
@@ -230,6 +235,6 @@ def canonical_full(s: State) -> State:
     return min(_relabel(s, p, pi, qi) for p, _q, pi, qi in _RELABELLINGS)
 
 
-def key(s: State) -> bytes:
+def key(s: State, swap_accounts: bool = True) -> bytes:
     """A compact fingerprint of the state's canonical form (128 bits)."""
-    return hashlib.blake2b(repr(canonical(s)).encode(), digest_size=16).digest()
+    return hashlib.blake2b(repr(canonical(s, swap_accounts)).encode(), digest_size=16).digest()

@@ -12,7 +12,14 @@ from acceptance.model.explore import explore
 from acceptance.model.invariants import mark_orphans
 from acceptance.model.reach import reach
 from acceptance.model.rules import RULES, SERVICE_OF, SYSTEM, Action, actions, apply
-from acceptance.model.state import PERMUTATIONS, canonical, canonical_full, initial, relabel
+from acceptance.model.state import (
+    PERMUTATIONS,
+    State,
+    canonical,
+    canonical_full,
+    initial,
+    relabel,
+)
 
 SRC = Path(__file__).resolve().parents[3]
 
@@ -129,3 +136,12 @@ def test_each_distinct_state_is_handed_over_with_its_shortest_sequence():
 
 def test_every_action_names_the_apps_entry_point():
     assert set(SERVICE_OF) == set(RULES)
+
+
+def test_one_account_mode_acts_on_account_0_only():
+    """The deeper, narrower exploration: account 1 keeps its labels and is only touched
+    by what is global (logins, the clock, the worker)."""
+    seen: list[State] = []
+    result = explore(3, active=(0,), on_state=lambda steps, s: seen.append(s))
+    assert result.failure is None and result.states == len(seen) > 1
+    assert all(s.owners[1] == (1,) and not s.invites[1][2] for s in seen)
