@@ -1,11 +1,13 @@
 from django.urls import include, path
 
-from . import urls_billing, urls_people, urls_support, views
+from . import urls_billing, urls_people, urls_support, views, views_people
 
 app_name = "api"
 
 urlpatterns = [
-    path("v1/account", views.AccountView.as_view(), name="account"),
+    # GET reads (views.AccountView, any token); PATCH changes the profile
+    # (views_people.AccountProfileView, token:profile, its own row api:account_update).
+    path("v1/account", views_people.account_view, name="account"),
     path("v1/invoices", views.InvoiceListView.as_view(), name="invoice_list"),
     path("v1/invoices/<int:pk>", views.InvoiceDetailView.as_view(), name="invoice_detail"),
     path("v1/services", views.ServiceListView.as_view(), name="service_list"),

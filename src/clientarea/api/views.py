@@ -72,7 +72,20 @@ from .serializers import (
 from .services import TokenAccess
 
 
-class AccountView(APIView):
+class AccountPathAllow(APIView):
+    """``/api/v1/account`` answers GET (``AccountView``) and PATCH (the profile's view,
+    to which ``views_people.account_view`` hands it): the Allow header of either names
+    both. (Not ``allowed_methods``, which the schema generator reads as the class's own
+    methods.)"""
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = super().default_response_headers
+        headers["Allow"] = "GET, PATCH, HEAD, OPTIONS"
+        return headers
+
+
+class AccountView(AccountPathAllow):
     access_rule = token_rule()
 
     @extend_schema(

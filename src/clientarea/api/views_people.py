@@ -116,7 +116,7 @@ def _refused(call: Callable[[], Any]) -> Any:
 # --- the account's profile ----------------------------------------------------------------
 
 
-class AccountProfileView(APIView):
+class AccountProfileView(views.AccountPathAllow):
     access_rule = token_rule(Perm.PROFILE)
 
     @extend_schema(

@@ -58,10 +58,7 @@ def _snapshot() -> dict[str, Any]:
 
 # --- PATCH /api/v1/account ------------------------------------------------------------------
 
-ACCOUNT_URLS = "clientarea.api.tests.urls_account_patch"
 
-
-@pytest.mark.urls(ACCOUNT_URLS)
 def test_profile_changed_as_on_the_page_and_audited(account: Account) -> None:
     _, secret = make_token(account, codes=["profile"])
     response = call(secret, "PATCH", "/api/v1/account", {"city": "Cork", "postcode": "T12 X"})
@@ -76,7 +73,6 @@ def test_profile_changed_as_on_the_page_and_audited(account: Account) -> None:
     assert call(secret, "GET", "/api/v1/account").status_code == 200
 
 
-@pytest.mark.urls(ACCOUNT_URLS)
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -101,7 +97,6 @@ def test_bad_profile_input_is_a_clear_400_and_changes_nothing(
     assert _snapshot() == before
 
 
-@pytest.mark.urls(ACCOUNT_URLS)
 def test_profile_needs_the_permission_now(
     account: Account, member_factory: Callable[..., Membership]
 ) -> None:

@@ -75,8 +75,18 @@ def test_schema_is_valid_openapi_3_and_covers_every_endpoint() -> None:
     names = {p["name"] for p in listing["parameters"]}
     assert {"status", "cursor", "page_size"} <= names
     assert {"200", "400", "401", "403", "429"} <= set(listing["responses"])
-    problem = listing["responses"]["401"]["content"]["application/json"]["schema"]
+    # Every error answer is documented as what it is: application/problem+json.
+    problem = listing["responses"]["401"]["content"]["application/problem+json"]["schema"]
     assert problem["required"] == ["type", "title", "status", "detail"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if status[0] in "45":
+                    assert set(answer.get("content", {})) == {"application/problem+json"}, (
+                        path,
+                        method,
+                        status,
+                    )
     # The writes say what they take and every refusal they can answer.
     change = schema["paths"]["/api/v1/domains/{id}/nameservers"]["put"]
     assert "requestBody" in change
