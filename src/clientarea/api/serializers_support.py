@@ -166,44 +166,59 @@ class TicketDetailSerializer(TicketSerializer):
 
 
 # --- what the writes take -----------------------------------------------------------------
+# In a JSON body a text is a string and an id a number, as the schema says (DRF would take
+# 0 for "0" and "12" for 12); a multipart form sends every value as text, so there the
+# text of a number is a number. The view says which (context "json").
 
-ID_FIELD: dict[str, Any] = {"min_value": 1, "max_value": BIGINT_MAX}
+
+class TextField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if self.context.get("json") and not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class IdField(serializers.IntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=BIGINT_MAX, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if self.context.get("json") and (isinstance(data, bool) or not isinstance(data, int)):
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
 
 
 class TicketOpenSerializer(serializers.Serializer):
     """A new ticket, as the Open Ticket page takes it (JSON, or multipart with files)."""
 
-    subject = serializers.CharField(
+    subject = TextField(
         max_length=SUBJECT_MAX_LENGTH,
         help_text="One line.",
         error_messages={"blank": "Write a subject."},
     )
-    message = serializers.CharField(
+    message = TextField(
         max_length=MESSAGE_MAX_LENGTH,
         trim_whitespace=False,
         error_messages={"blank": "Write a message."},
     )
-    department = serializers.IntegerField(
+    department = IdField(
         required=False,
         allow_null=True,
         help_text="A department that takes new tickets; by default the first one listed "
         "on the Open Ticket page.",
-        **ID_FIELD,
     )
     priority = TicketPriorityField(required=False, help_text="'medium' by default.")
-    service = serializers.IntegerField(
+    service = IdField(
         required=False,
         allow_null=True,
         help_text="The id of a service the token reaches (it carries products, the service "
         "is in its scope) that the ticket is about. At most one of service and domain.",
-        **ID_FIELD,
     )
-    domain = serializers.IntegerField(
+    domain = IdField(
         required=False,
         allow_null=True,
         help_text="The id of a domain the token reaches (it carries domains, the domain is "
         "in its scope) that the ticket is about.",
-        **ID_FIELD,
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +230,7 @@ class TicketOpenSerializer(serializers.Serializer):
 
 
 class TicketReplySerializer(serializers.Serializer):
-    message = serializers.CharField(
+    message = TextField(
         max_length=MESSAGE_MAX_LENGTH,
         trim_whitespace=False,
         error_messages={"blank": "Write a message."},

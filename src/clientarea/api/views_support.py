@@ -106,6 +106,11 @@ def _files(request: Request) -> list[UploadedFile]:
     return list(request.FILES.getlist("attachments")) if request.FILES else []
 
 
+def _typed(request: Request) -> dict[str, bool]:
+    """A JSON body's values have their schema's types; a form's are all text."""
+    return {"json": not request.content_type.startswith("multipart/")}
+
+
 def _ticket_action(call: Callable[[], Any], field_names: dict[str, str]) -> Any:
     """A ticket service function, its refusals as the API's problems: the input at fault
     named as the field the request sent it in (`field_names`: the service's name for it
@@ -184,7 +189,7 @@ class TicketListView(APIView):
     def post(self, request: Request) -> Response:
         access = token_access(request)
         files = _files(request)
-        body = TicketOpenSerializer(data=_body(request))
+        body = TicketOpenSerializer(data=_body(request), context=_typed(request))
         body.is_valid(raise_exception=True)
         data = body.validated_data
         department = _department(data.get("department"))
@@ -263,7 +268,7 @@ class TicketReplyView(APIView):
         access = token_access(request)
         ticket = _ticket(access, pk)
         files = _files(request)
-        body = TicketReplySerializer(data=_body(request))
+        body = TicketReplySerializer(data=_body(request), context=_typed(request))
         body.is_valid(raise_exception=True)
         message = _ticket_action(
             lambda: support_services.ticket_reply_customer(

@@ -423,6 +423,9 @@ def test_open_about_an_item_out_of_reach_is_a_400_naming_the_field(
         ({**OPEN, "service": 1, "domain": 1}, "domain", "not both"),
         ({**OPEN, "service": 0}, "service", "greater than or equal to 1"),
         ({**OPEN, "subject": ["x"]}, "subject", "string"),
+        ({**OPEN, "message": 0}, "message", "string"),
+        ({**OPEN, "department": "1"}, "department", "integer"),
+        ({**OPEN, "service": True}, "service", "integer"),
     ],
 )
 def test_bad_input_is_a_clear_400_naming_the_field_and_stores_nothing(
