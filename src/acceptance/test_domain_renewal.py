@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from clientarea.accounts.models import Account
 from clientarea.accounts.policy import OutOfReach
+from clientarea.accounts.tests.factories import access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import services as billing
 from clientarea.billing.models import Invoice
@@ -74,8 +75,7 @@ def pay(
     assert invoice_id is not None
     return billing.invoice_pay(
         invoice_id=invoice_id,
-        account=account,
-        payer=account.owner,
+        access=access_of(account.owner, account),
         source=source,
         idempotency_key=key,
     )

@@ -16,6 +16,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
+from clientarea.accounts.policy import Access, access_for
 from clientarea.core.demo import DemoContext
 
 from . import services
@@ -31,21 +32,28 @@ def _key() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _access(user: User, account: Account) -> Access:
+    """The person's access, as the page they would pay on builds it (the services ask
+    the policy themselves)."""
+    access = access_for(user, account.pk)
+    assert access is not None, f"{user} has no access to {account}"
+    return access
+
+
 def _sandbox_card(
     account: Account, owner: User, name: str, exp_month: int, exp_year: int
 ) -> PaymentMethod:
     """A card stored as the Add a Card page stores it: the sandbox's token for a test
     card (see gateways.SANDBOX_CARDS), never a number."""
     return services.payment_method_store(
-        account=account, actor=owner, token=SANDBOX.test_token(name, exp_month, exp_year)
+        access=_access(owner, account), token=SANDBOX.test_token(name, exp_month, exp_year)
     )
 
 
 def _paid_by_card(invoice: Invoice, payer: User, card: PaymentMethod) -> None:
     begun = services.card_payment_begin(
         invoice_id=invoice.pk,
-        account=invoice.account,
-        payer=payer,
+        access=_access(payer, invoice.account),
         source=services.PayWithStoredMethod(payment_method_id=card.pk),
         new_card_token=None,
         idempotency_key=_key(),
@@ -69,8 +77,7 @@ def _new_card_attempt(invoice: Invoice, payer: User, card_name: str) -> None:
     token = SANDBOX.test_token(card_name, 11, today.year + 2)
     begun = services.card_payment_begin(
         invoice_id=invoice.pk,
-        account=invoice.account,
-        payer=payer,
+        access=_access(payer, invoice.account),
         source=services.PayWithNewCard(token=token.token),
         new_card_token=token,
         idempotency_key=_key(),

@@ -367,3 +367,24 @@ class StripeCustomer(models.Model):
 
     def __str__(self) -> str:
         return self.customer_id
+
+
+class PaymentRequest(models.Model):
+    """A payment asked for with an idempotency key chosen by its caller (the API's
+    Idempotency-Key header): a digest of the request it was first sent with, and the
+    final answer it got. The same key sent again with the same request answers that
+    again and pays nothing more (the payment's own key, ``Transaction.idempotency_key``,
+    is this key); with another request it is refused (``services.payment_request_claim``)."""
+
+    key = models.CharField(max_length=64, unique=True)
+    digest = models.CharField(max_length=64)
+    # None until a final answer (paid, declined, ...) was given.
+    answer_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    answer = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.key

@@ -209,8 +209,7 @@ def invoice_pay(request: AccountRequest, pk: int) -> HttpResponse:
         try:
             outcome = services.invoice_pay(
                 invoice_id=invoice.pk,
-                account=request.access.account,
-                payer=request.user,
+                access=request.access,
                 source=source,
                 idempotency_key=form.cleaned_data["idempotency_key"],
                 apply_credit_first=bool(form.cleaned_data.get("apply_credit")),
@@ -277,7 +276,7 @@ def invoice_pay_return(request: AccountRequest, pk: int) -> HttpResponse:
             card = services.card_for_saving(card_token)
         outcome = services.card_payment_return(
             invoice_id=invoice.pk,
-            account=request.access.account,
+            access=request.access,
             reference=reference,
             card_to_save=card,
             request=request,
@@ -313,10 +312,7 @@ def invoice_pay_cancel(request: AccountRequest, pk: int) -> HttpResponse:
     invoice = _invoice(request, pk)
     try:
         outcome = services.card_payment_cancel(
-            invoice_id=invoice.pk,
-            account=request.access.account,
-            actor=request.user,
-            request=request,
+            invoice_id=invoice.pk, access=request.access, request=request
         )
     except services.BillingError as exc:
         messages.error(request, str(exc))
@@ -381,8 +377,7 @@ def payment_method_add(request: AccountRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             saved = services.payment_method_add(
-                account=account,
-                actor=request.user,
+                access=request.access,
                 token=form.cleaned_data["card_token"],
                 return_url=request.build_absolute_uri(reverse("billing:payment_method_return")),
                 request=request,
@@ -433,8 +428,7 @@ def payment_method_return(request: AccountRequest) -> HttpResponse:
         if not reference or started != [request.access.account.pk, reference]:
             raise services.BillingError("The card was not saved: add it again.")
         method = services.payment_method_save_return(
-            account=request.access.account,
-            actor=request.user,
+            access=request.access,
             reference=reference,
             request=request,
         )
@@ -452,7 +446,7 @@ def payment_method_remove(request: AccountRequest, pk: int) -> HttpResponse:
     method = account_object_or_404(PaymentMethod.objects.all(), account, pk=pk)
     try:
         services.payment_method_remove(
-            account=account, actor=request.user, payment_method_id=method.pk, request=request
+            access=request.access, payment_method_id=method.pk, request=request
         )
     except services.BillingError as exc:
         messages.error(request, str(exc))

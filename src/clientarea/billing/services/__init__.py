@@ -59,6 +59,7 @@ from .outcomes import (
     NOT_CHARGED,
     PROCESSING_MESSAGE,
     BillingError,
+    IdempotencyKeyReused,
     PayByBankTransfer,
     PaymentOutcome,
     PaySource,
@@ -75,7 +76,13 @@ from .payment_methods import (
     payment_method_save_return,
     payment_method_store,
 )
-from .payments import bank_transfer_confirm, credit_add, invoice_pay
+from .payments import (
+    bank_transfer_confirm,
+    credit_add,
+    invoice_pay,
+    payment_request_answered,
+    payment_request_claim,
+)
 from .reconcile import payment_reconcile, payments_reconcile_due, processing_transactions_settle_due
 
 __all__ = [
@@ -95,6 +102,7 @@ __all__ = [
     "ZERO",
     "BillingError",
     "CardSaved",
+    "IdempotencyKeyReused",
     "LineInput",
     "PayByBankTransfer",
     "PaySource",
@@ -124,6 +132,8 @@ __all__ = [
     "payment_method_save_return",
     "payment_method_store",
     "payment_reconcile",
+    "payment_request_answered",
+    "payment_request_claim",
     "payments_reconcile_due",
     "processing_transactions_settle_due",
 ]

@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
+from clientarea.accounts.permissions import OwnerPower, Perm
+from clientarea.accounts.policy import Access, OutOfReach, access_require, may_use_owner_power
 from clientarea.audit.services import audit_record
 from clientarea.core import billable
 from clientarea.core.outside import OutsideError, outside_call
@@ -100,6 +102,35 @@ def _release_combined(invoice: Invoice, how: str) -> None:
             target=combined,
             changes={"reason": f"invoice #{invoice.number} was {how} on its own"},
         )
+
+
+def _invoice_for(invoice_id: int, access: Access, *, lock: bool = False) -> tuple[Invoice, Access]:
+    """The invoice, fresh from the database (row-locked when `lock`), if the policy lets
+    `access` (as it stands now: ``Access.current``) act on the account's invoices, and
+    that current access. Another account's invoice, or an access that has ended, is "no
+    such invoice" (``OutOfReach``, a 404); an access without Invoices is ``NotPermitted``
+    (403): the check every entry point gets (page, API, command), not only the caller's.
+    Only rows of the access's own account are ever locked."""
+    rows = Invoice.objects.select_related("account__owner").filter(
+        pk=invoice_id, account_id=access.account.pk
+    )
+    invoice = (rows.select_for_update(of=("self",)) if lock else rows).first()
+    if invoice is None:
+        raise OutOfReach("No such invoice.")
+    return invoice, access_require(access, Perm.INVOICES, invoice, noun="invoice")
+
+
+def _owner_access(access: Access) -> Access:
+    """`access` as it stands now, if it is the owner's (stored cards are theirs alone;
+    the pages are owner-only too, the service refuses whoever calls it)."""
+    current = access.current()
+    if (
+        current is None
+        or not current.is_owner
+        or not may_use_owner_power(current.user, current.account, OwnerPower.MANAGE_PAYMENT_METHODS)
+    ):
+        raise BillingError("Only the account owner can manage stored payment methods.")
+    return current
 
 
 def _lock_invoice(invoice_id: int, account: Account | None = None) -> Invoice:

@@ -16,9 +16,9 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from clientarea.accounts.models import Account, User
+from clientarea.accounts.models import Account
 from clientarea.accounts.permissions import OwnerPower
-from clientarea.accounts.policy import may_use_owner_power
+from clientarea.accounts.policy import Access, may_use_owner_power
 from clientarea.audit.services import audit_record
 from clientarea.core.outside import (
     OutsideError,
@@ -37,6 +37,7 @@ from ._common import (
     _card_expired,
     _card_from_token,
     _check_payable,
+    _invoice_for,
     _keep_surplus,
     _lock_invoice,
     _new_card_gateway,
@@ -86,16 +87,17 @@ def _gateway_of_stored_card(account: Account, payment_method_id: int) -> gateway
 def card_payment_begin(
     *,
     invoice_id: int,
-    account: Account,
-    payer: User,
+    access: Access,
     source: PayWithStoredMethod | PayWithNewCard,
     new_card_token: gateways.CardToken | None,
     idempotency_key: str,
 ) -> PaymentOutcome | tuple[Transaction, gateways.PaymentGateway, str]:
-    """Step A: record the card payment as processing, committed, before any charge."""
+    """Step A: record the card payment as processing, committed, before any charge, for
+    the person of `access` (the policy asked again under the invoice lock)."""
     gateway: gateways.PaymentGateway
     with transaction.atomic():
-        invoice = _lock_invoice(invoice_id, account)
+        invoice, current = _invoice_for(invoice_id, access, lock=True)
+        payer = current.user
         replay = _replayed(invoice, idempotency_key)
         if replay is not None:
             return replay
@@ -346,14 +348,20 @@ def _payment_of(invoice_id: int, account: Account, reference: str) -> Transactio
 def card_payment_return(
     *,
     invoice_id: int,
-    account: Account,
+    access: Access,
     reference: str,
     card_to_save: gateways.CardToken | None = None,
     request: HttpRequest | None = None,
 ) -> PaymentOutcome:
     """The browser is back from the card holder's bank (3-D Secure): ask the processor
     what became of the payment `reference` of this invoice and record it, once (a
-    webhook or the worker may have recorded it first)."""
+    webhook or the worker may have recorded it first). For the person of `access`
+    (Invoices, the invoice in reach), asked before anything is read or asked outside."""
+    if not PROCESSOR_REFERENCE_RE.match(reference or ""):
+        # Nothing is read for a reference no processor makes (what the page's query held).
+        raise BillingError("This payment is not one of this invoice's: nothing was changed.")
+    _, current = _invoice_for(invoice_id, access)
+    account = current.account
     tx = _payment_of(invoice_id, account, reference)
     if tx.status != Transaction.Status.PROCESSING:
         if (
@@ -379,11 +387,14 @@ def card_payment_return(
 
 
 def card_payment_cancel(
-    *, invoice_id: int, account: Account, actor: User, request: HttpRequest | None = None
+    *, invoice_id: int, access: Access, request: HttpRequest | None = None
 ) -> PaymentOutcome:
     """Give up on this invoice's card payment that waits for the card holder to
     authenticate (they left the bank's page): the processor cancels it, or tells us it
-    went through after all, which is then recorded as paid."""
+    went through after all, which is then recorded as paid. For the person of `access`
+    (Invoices, the invoice in reach)."""
+    _, current = _invoice_for(invoice_id, access)
+    account, actor = current.account, current.user
     tx = (
         Transaction.objects.select_related("invoice")
         .filter(invoice_id=invoice_id, account=account, status=Transaction.Status.PROCESSING)

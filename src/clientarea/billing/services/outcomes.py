@@ -13,6 +13,10 @@ class BillingError(Exception):
     """An action refused for a reason the user should read; nothing was changed."""
 
 
+class IdempotencyKeyReused(BillingError):
+    """The caller's idempotency key was sent before with another request."""
+
+
 @dataclass(frozen=True)
 class PayWithCredit:
     pass

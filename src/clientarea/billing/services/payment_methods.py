@@ -10,8 +10,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from clientarea.accounts.models import Account, User
-from clientarea.accounts.permissions import OwnerPower
-from clientarea.accounts.policy import may_use_owner_power
+from clientarea.accounts.policy import Access
 from clientarea.audit.services import audit_record
 from clientarea.core.outside import OutsideError, OutsideRefused, outside_call
 
@@ -23,6 +22,7 @@ from ._common import (
     _card_from_token,
     _customer,
     _new_card_gateway,
+    _owner_access,
     _stored_card_gateway,
 )
 from .outcomes import BillingError
@@ -74,12 +74,6 @@ def card_store_once(
     return method
 
 
-def _require_owner(account: Account, actor: User) -> None:
-    # The views are @owner_only already; the service refuses too, whoever calls it.
-    if not may_use_owner_power(actor, account, OwnerPower.MANAGE_PAYMENT_METHODS):
-        raise BillingError("Only the account owner can manage stored payment methods.")
-
-
 @dataclass(frozen=True)
 class CardSaved:
     """The answer to saving a card: the stored card, or the bank's page to send its
@@ -92,8 +86,7 @@ class CardSaved:
 
 def payment_method_add(
     *,
-    account: Account,
-    actor: User,
+    access: Access,
     token: str,
     return_url: str = "",
     request: HttpRequest | None = None,
@@ -101,7 +94,8 @@ def payment_method_add(
     """Store the card the browser handed to the card processor as `token` (owner only).
     The processor keeps it on the account's customer for later payments; its holder may
     have to authenticate with their bank first."""
-    _require_owner(account, actor)
+    current = _owner_access(access)
+    account = current.account
     gateway = _new_card_gateway()
     card = _card_from_token(gateway, token)
     if _card_expired(card.exp_month, card.exp_year):
@@ -125,15 +119,15 @@ def payment_method_add(
         raise BillingError("The card could not be saved right now; try again.") from None
     if saved.card is None:
         return CardSaved(None, redirect_url=saved.redirect_url, reference=saved.reference)
-    method = payment_method_store(account=account, actor=actor, token=saved.card, request=request)
+    method = payment_method_store(access=current, token=saved.card, request=request)
     return CardSaved(method)
 
 
 def payment_method_save_return(
-    *, account: Account, actor: User, reference: str, request: HttpRequest | None = None
+    *, access: Access, reference: str, request: HttpRequest | None = None
 ) -> PaymentMethod:
     """The owner is back from their bank after saving a card: store it if it was saved."""
-    _require_owner(account, actor)
+    current = _owner_access(access)
     gateway = _new_card_gateway()
     if not reference or len(reference) > 100 or not reference.isprintable():
         raise BillingError("The card was not saved: add it again.")
@@ -145,21 +139,21 @@ def payment_method_save_return(
         ) from None
     if saved is None or saved.card is None:
         raise BillingError("Your bank did not confirm the card, so it was not saved.")
-    return payment_method_store(account=account, actor=actor, token=saved.card, request=request)
+    return payment_method_store(access=current, token=saved.card, request=request)
 
 
 @transaction.atomic
 def payment_method_store(
     *,
-    account: Account,
-    actor: User,
+    access: Access,
     token: gateways.CardToken,
     request: HttpRequest | None = None,
 ) -> PaymentMethod:
     """Store a card the card gateway has already tokenized (in the browser, or by
     ``payment_method_add``): its token and what may be shown, nothing more. The same
     card token is stored once (a webhook and the browser's return may both bring it)."""
-    _require_owner(account, actor)
+    current = _owner_access(access)
+    account, actor = current.account, current.user
     existing = PaymentMethod.objects.filter(account=account, token=token.token).first()
     if existing is not None:
         return existing
@@ -174,8 +168,7 @@ CARD_NOT_REMOVED = (
 
 def payment_method_remove(
     *,
-    account: Account,
-    actor: User,
+    access: Access,
     payment_method_id: int,
     request: HttpRequest | None = None,
 ) -> None:
@@ -183,7 +176,8 @@ def payment_method_remove(
     detaches it from the account's customer), with no transaction open, then here. If
     the processor cannot be reached, nothing is removed and the owner is told so; a card
     the processor no longer holds (already detached) is simply removed here."""
-    _require_owner(account, actor)
+    current = _owner_access(access)
+    account, actor = current.account, current.user
     method = PaymentMethod.objects.filter(account=account, pk=payment_method_id).first()
     if method is None:
         raise BillingError("No such payment method.")

@@ -6,23 +6,24 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from clientarea.accounts.models import Account, User
+from clientarea.accounts.models import User
 from clientarea.accounts.permissions import OwnerPower
-from clientarea.accounts.policy import may_use_owner_power
+from clientarea.accounts.policy import Access, may_use_owner_power
 from clientarea.audit.services import audit_record
 
 from .. import gateways
-from ..models import CreditEntry, Invoice, Transaction
+from ..models import CreditEntry, Invoice, PaymentRequest, Transaction
 from ._common import (
     IDEMPOTENCY_KEY_RE,
     _apply_payment,
     _card_from_token,
     _check_payable,
     _customer,
+    _invoice_for,
     _lock_account,
     _lock_invoice,
     _new_card_gateway,
@@ -37,6 +38,7 @@ from .cards import _charge, _gateway_of_stored_card, card_payment_begin, card_pa
 from .outcomes import (
     PROCESSING_MESSAGE,
     BillingError,
+    IdempotencyKeyReused,
     PayByBankTransfer,
     PaymentOutcome,
     PaySource,
@@ -48,15 +50,16 @@ from .outcomes import (
 def invoice_pay(
     *,
     invoice_id: int,
-    account: Account,
-    payer: User,
+    access: Access,
     source: PaySource,
     idempotency_key: str,
     apply_credit_first: bool = False,
     return_url: str = "",
     request: HttpRequest | None = None,
 ) -> PaymentOutcome:
-    """Pay the balance of an invoice of `account`.
+    """Pay the balance of an invoice for the person of `access` (Invoices, the invoice of
+    their account): the policy is asked here, before anything else and again under each
+    lock, so no entry point pays for someone it should not (``_invoice_for``).
 
     Credit and bank transfer call nothing outside: one transaction, holding the invoice
     row lock. A card payment calls the card processor, which never happens inside a
@@ -81,16 +84,18 @@ def invoice_pay(
     own), and `source` pays the rest; the customer chose this in so many words, so a card
     refused afterwards leaves the credit applied and says so.
     """
+    # Refused before anything is read of the form or asked of the card processor.
+    _, current = _invoice_for(invoice_id, access)
+    account, payer = current.account, current.user
     if not IDEMPOTENCY_KEY_RE.match(idempotency_key or ""):
         raise BillingError("This payment form has expired: reload the page and try again.")
     if apply_credit_first and not isinstance(source, PayWithCredit):
-        credit = _apply_credit_first(invoice_id, account, payer, idempotency_key, request)
+        credit = _apply_credit_first(invoice_id, access, idempotency_key, request)
         if credit is not None and credit.status == "paid":
             return credit  # the credit covered the whole balance after all
         outcome = invoice_pay(
             invoice_id=invoice_id,
-            account=account,
-            payer=payer,
+            access=access,
             source=source,
             idempotency_key=idempotency_key,
             return_url=return_url,
@@ -105,7 +110,8 @@ def invoice_pay(
 
     if isinstance(source, PayWithCredit | PayByBankTransfer):
         with transaction.atomic():
-            invoice = _lock_invoice(invoice_id, account)
+            invoice, current = _invoice_for(invoice_id, access, lock=True)
+            payer = current.user
             replay = _replayed(invoice, idempotency_key)
             if replay is not None:
                 return replay
@@ -123,16 +129,17 @@ def invoice_pay(
         gateway = _new_card_gateway()
         new_card = _card_from_token(gateway, source.token)
         # Only the owner stores cards: a forged "save" from anyone else is ignored.
-        save = source.save and may_use_owner_power(
-            payer, account, OwnerPower.MANAGE_PAYMENT_METHODS
+        save = (
+            source.save
+            and current.is_owner
+            and may_use_owner_power(payer, account, OwnerPower.MANAGE_PAYMENT_METHODS)
         )
     else:
         gateway = _gateway_of_stored_card(account, source.payment_method_id)
     customer = _customer(gateway, account) if save or new_card is None else ""
     begun = card_payment_begin(
         invoice_id=invoice_id,
-        account=account,
-        payer=payer,
+        access=access,
         source=source,
         new_card_token=new_card,
         idempotency_key=idempotency_key,
@@ -150,8 +157,7 @@ def invoice_pay(
 
 def _apply_credit_first(
     invoice_id: int,
-    account: Account,
-    payer: User,
+    access: Access,
     idempotency_key: str,
     request: HttpRequest | None,
 ) -> PaymentOutcome | None:
@@ -159,7 +165,8 @@ def _apply_credit_first(
     this form's credit was applied already (the same form submitted again)."""
     credit_key = f"{idempotency_key[:57]}-credit"
     with transaction.atomic():
-        invoice = _lock_invoice(invoice_id, account)
+        invoice, current = _invoice_for(invoice_id, access, lock=True)
+        payer = current.user
         if _replayed(invoice, idempotency_key) is not None:
             return None  # the form's payment was made: its credit part was applied before
         applied = Transaction.objects.filter(idempotency_key=credit_key).first()
@@ -313,3 +320,33 @@ def credit_add(
         is_staff_action=bool(actor.is_staff),
     )
     return entry
+
+
+# --- a caller's idempotency key (the API's Idempotency-Key) ------------------------------
+
+
+def payment_request_claim(*, key: str, digest: str) -> PaymentRequest:
+    """Record that the payment with idempotency key `key` is asked for by the request
+    `digest` (a hash of what it asks), committed at once, before anything is paid: the
+    first request to come records it. The same key with another digest is refused
+    (``IdempotencyKeyReused``) and changes nothing; with the same digest the record is
+    returned, with the answer given first if there was one (to answer it again)."""
+    try:
+        with transaction.atomic():
+            asked, _ = PaymentRequest.objects.get_or_create(key=key, defaults={"digest": digest})
+    except IntegrityError:  # recorded at this very moment by the same key's other request
+        asked = PaymentRequest.objects.get(key=key)
+    if asked.digest != digest:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used with another request: nothing was "
+            "paid. Send a new key for a new payment."
+        )
+    return asked
+
+
+def payment_request_answered(*, key: str, status: int, answer: dict[str, object]) -> None:
+    """Keep the final answer to the request that asked for payment `key`, the first one
+    only (a request answered again replays it)."""
+    PaymentRequest.objects.filter(key=key, answer_status__isnull=True).update(
+        answer_status=status, answer=answer
+    )

@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
+from clientarea.accounts.tests.factories import access_of
 from clientarea.billing import services
 from clientarea.billing.gateways import SANDBOX, SANDBOX_CARDS
 from clientarea.billing.models import Invoice, PaymentMethod
@@ -49,7 +50,9 @@ def make_invoice(
 
 
 def make_payment_method(account: Account, number: str = TEST_CARD) -> PaymentMethod:
-    saved = services.payment_method_add(account=account, actor=account.owner, token=card(number))
+    saved = services.payment_method_add(
+        access=access_of(account.owner, account), token=card(number)
+    )
     assert saved.method is not None
     return saved.method
 

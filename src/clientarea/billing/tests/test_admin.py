@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
-from clientarea.accounts.tests.factories import ContactFactory, UserFactory
+from clientarea.accounts.tests.factories import ContactFactory, UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import services
 from clientarea.billing.models import CreditEntry, Invoice, InvoiceLine
@@ -107,15 +107,13 @@ def test_admin_actions_cancel_refund_and_confirm_transfer(
     services.credit_add(account_id=account.pk, amount=D("123.00"), reason="x", actor=account.owner)
     services.invoice_pay(
         invoice_id=to_refund.pk,
-        account=account,
-        payer=account.owner,
+        access=access_of(account.owner, account),
         source=services.PayWithCredit(),
         idempotency_key="a" * 20,
     )
     services.invoice_pay(
         invoice_id=by_transfer.pk,
-        account=account,
-        payer=account.owner,
+        access=access_of(account.owner, account),
         source=services.PayByBankTransfer(),
         idempotency_key="b" * 20,
     )

@@ -29,7 +29,7 @@ from django.utils import timezone
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import AccountFactory, UserFactory
+from clientarea.accounts.tests.factories import AccountFactory, UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import services
 from clientarea.billing.gateways import SANDBOX, ChargeResult, ChargeStatus, SaveResult
@@ -576,8 +576,9 @@ def test_f7_a_reference_that_is_none_is_refused_before_any_query(
     account: Account, django_assert_num_queries: Any
 ) -> None:
     invoice = make_invoice(account)
+    access = access_of(account.owner, account)
     with django_assert_num_queries(0), pytest.raises(services.BillingError):
-        services.card_payment_return(invoice_id=invoice.pk, account=account, reference="pi_\x00x")
+        services.card_payment_return(invoice_id=invoice.pk, access=access, reference="pi_\x00x")
 
 
 # --- F8: an amount no card can pay (cents of a zero-decimal currency) --------------------
@@ -605,8 +606,7 @@ def test_f8_cents_of_yen_get_no_card_form_and_no_charge(
     # Had the choice been sent anyway, the payment is refused before Stripe is asked.
     outcome = services.invoice_pay(
         invoice_id=invoice.pk,
-        account=account,
-        payer=account.owner,
+        access=access_of(account.owner, account),
         source=services.PayWithNewCard(token=pm),
         idempotency_key=new_key(),
         return_url="https://client.example/return",

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
+from clientarea.accounts.tests.factories import access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import gateways, services
 from clientarea.billing.models import PaymentMethod
@@ -60,7 +61,7 @@ def saved_card(gateway: StripeGateway, server: StripeServer, account: Account) -
 
 def remove(account: Account, method: PaymentMethod) -> None:
     services.payment_method_remove(
-        account=account, actor=account.owner, payment_method_id=method.pk
+        access=access_of(account.owner, account), payment_method_id=method.pk
     )
 
 
@@ -155,7 +156,7 @@ def test_only_the_owner_removes_a_card(
     accountant = member_factory("invoices").user
     with pytest.raises(services.BillingError, match="Only the account owner"):
         services.payment_method_remove(
-            account=account, actor=accountant, payment_method_id=method.pk
+            access=access_of(accountant, account), payment_method_id=method.pk
         )
     assert detaches(server) == []
     assert PaymentMethod.objects.filter(pk=method.pk).exists()

@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from clientarea.accounts.models import Account
+from clientarea.accounts.tests.factories import access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import purchases, services
 from clientarea.billing.models import CreditEntry, Invoice, Transaction
@@ -33,8 +34,7 @@ def limits(settings: Any) -> None:
 def pay(invoice: Invoice, source: Any, key: str = KEY) -> services.PaymentOutcome:
     return services.invoice_pay(
         invoice_id=invoice.pk,
-        account=invoice.account,
-        payer=invoice.account.owner,
+        access=access_of(invoice.account.owner, invoice.account),
         source=source,
         idempotency_key=key,
     )

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
+from clientarea.accounts.tests.factories import access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import gateways, services
 from clientarea.billing.gateways import SANDBOX, ChargeResult, ChargeStatus
@@ -50,8 +51,7 @@ def pay(
 ) -> services.PaymentOutcome:
     return services.invoice_pay(
         invoice_id=invoice.pk,
-        account=invoice.account,
-        payer=payer or invoice.account.owner,
+        access=access_of(payer or invoice.account.owner, invoice.account),
         source=source,
         idempotency_key=key,
     )

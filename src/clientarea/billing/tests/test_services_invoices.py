@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Contact
-from clientarea.accounts.tests.factories import ContactFactory
+from clientarea.accounts.tests.factories import ContactFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import selectors, services
 from clientarea.billing.models import CreditEntry, Invoice, InvoiceCounter, Transaction
@@ -85,8 +85,7 @@ def test_cancel_refuses_paid_invoices_and_refund_returns_credit(account: Account
     invoice = make_invoice(account)
     services.invoice_pay(
         invoice_id=invoice.pk,
-        account=account,
-        payer=account.owner,
+        access=access_of(account.owner, account),
         source=services.PayWithNewCard(token=card()),
         idempotency_key="k" * 20,
     )

@@ -8,7 +8,8 @@ from unittest import mock
 import pytest
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import ContactFactory
+from clientarea.accounts.policy import OutOfReach
+from clientarea.accounts.tests.factories import ContactFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.billing import gateways, services
 from clientarea.billing.models import CreditEntry, Invoice, PaymentMethod, Transaction
@@ -31,8 +32,7 @@ def charges() -> Iterator[mock.MagicMock]:
 def pay(invoice: Invoice, payer: Any, source: Any, key: str = KEY) -> services.PaymentOutcome:
     return services.invoice_pay(
         invoice_id=invoice.pk,
-        account=invoice.account,
-        payer=payer,
+        access=access_of(payer, invoice.account),
         source=source,
         idempotency_key=key,
     )
@@ -215,11 +215,11 @@ def test_another_accounts_card_or_invoice_cannot_be_used(
     with pytest.raises(services.BillingError):
         pay(invoice, account.owner, services.PayWithStoredMethod(payment_method_id=theirs.pk))
     their_invoice = make_invoice(other_account)
-    with pytest.raises(services.BillingError, match="No such invoice"):
+    # The policy's answer, whoever calls: a 404 that confirms nothing.
+    with pytest.raises(OutOfReach, match="No such invoice"):
         services.invoice_pay(
             invoice_id=their_invoice.pk,
-            account=account,
-            payer=account.owner,
+            access=access_of(account.owner, account),
             source=services.PayWithNewCard(token=card()),
             idempotency_key=KEY,
         )
@@ -234,11 +234,11 @@ def test_a_sub_account_cannot_store_a_card_even_by_asking(
     pay(invoice, accountant, services.PayWithNewCard(token=card(), save=True))
     assert PaymentMethod.objects.count() == 0
     with pytest.raises(services.BillingError, match="Only the account owner"):
-        services.payment_method_add(account=account, actor=accountant, token=card())
+        services.payment_method_add(access=access_of(accountant, account), token=card())
     method = make_payment_method(account)
     with pytest.raises(services.BillingError, match="Only the account owner"):
         services.payment_method_remove(
-            account=account, actor=accountant, payment_method_id=method.pk
+            access=access_of(accountant, account), payment_method_id=method.pk
         )
     assert PaymentMethod.objects.count() == 1
 

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account
+from clientarea.accounts.tests.factories import access_of
 from clientarea.billing import gateways, services
 from clientarea.billing.models import Invoice, PaymentMethod, Transaction
 from clientarea.billing.stripe_gateway import StripeGateway
@@ -62,8 +63,7 @@ def stored_card(account: Account, token: str) -> PaymentMethod:
 def pay(invoice: Invoice, method: PaymentMethod) -> services.PaymentOutcome:
     return services.invoice_pay(
         invoice_id=invoice.pk,
-        account=invoice.account,
-        payer=invoice.account.owner,
+        access=access_of(invoice.account.owner, invoice.account),
         source=services.PayWithStoredMethod(payment_method_id=method.pk),
         idempotency_key=KEY,
     )

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
+from clientarea.accounts.tests.factories import access_of
 from clientarea.billing import services
 from clientarea.billing.models import Invoice, InvoiceCounter, PaymentMethod, Transaction
 
@@ -399,8 +400,7 @@ def test_invoice_page_queries_do_not_grow_with_its_payments(
             )
             services.invoice_pay(
                 invoice_id=invoice.pk,
-                account=account,
-                payer=account.owner,
+                access=access_of(account.owner, account),
                 source=services.PayWithCredit(),
                 idempotency_key=f"k{n_payments}-{_}-xxxxxxxxxxxxxx",
             )
