@@ -22,7 +22,8 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
 
 def problems_as_problem_json(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Every error answer of the API is ``application/problem+json`` (``problems.py``):
-    say so in the schema, where drf-spectacular writes the renderer's JSON type."""
+    say so in the schema, where drf-spectacular writes the renderer's JSON type. And the
+    bodies that refuse unknown fields say they do (``additionalProperties: false``)."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
@@ -31,4 +32,13 @@ def problems_as_problem_json(result: dict[str, Any], **kwargs: Any) -> dict[str,
                 content = response.get("content") if isinstance(response, dict) else None
                 if str(status)[0] in "45" and content and "application/json" in content:
                     content["application/problem+json"] = content.pop("application/json")
+    schemas = result.get("components", {}).get("schemas", {})
+    for name in CLOSED_BODIES:
+        if name in schemas:
+            schemas[name]["additionalProperties"] = False
     return result
+
+
+# Request bodies that refuse a field they do not know (a 400 naming it), so that a typo
+# in a field's name is never silently a change of nothing: the schema says so.
+CLOSED_BODIES = ("PatchedProfileUpdateRequest",)

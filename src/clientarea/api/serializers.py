@@ -23,6 +23,16 @@ class QueryChoiceField(serializers.ChoiceField):
         return super().get_value(dictionary)
 
 
+class JsonCharField(serializers.CharField):
+    """A JSON string, nothing else: DRF's field turns 0 into "0", which the schema (a
+    string) does not allow."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
 class JsonBooleanField(serializers.BooleanField):
     """JSON's true or false, nothing else: DRF's field also takes 0, 1, "yes" and
     "off", which the schema (a boolean) does not allow."""
@@ -32,6 +42,7 @@ class JsonBooleanField(serializers.BooleanField):
             return data
         self.fail("invalid", input=data)
         raise AssertionError("unreachable")  # pragma: no cover
+
 
 class InvoiceFilter(serializers.Serializer):
     status = QueryChoiceField(

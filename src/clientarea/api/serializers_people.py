@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_countries import countries
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from clientarea.accounts.models import Contact, Invitation, Membership
 from clientarea.accounts.permissions import ALL_CODES, EmailKind
 from clientarea.accounts.scope import SCOPE_KINDS
+from clientarea.api.serializers import JsonCharField
 from clientarea.notifications.models import OutboxEmail
 
 PERMISSION_CHOICES = sorted(ALL_CODES)
@@ -52,18 +54,22 @@ class ScopeInSerializer(serializers.Serializer):
 class ProfileUpdateSerializer(serializers.Serializer):
     """Only the fields sent change; each is checked as the Account Profile page checks it."""
 
-    company_name = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    address_line1 = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    address_line2 = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    city = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    postcode = serializers.CharField(required=False, allow_blank=True, max_length=1000)
-    country = serializers.CharField(
-        required=False, max_length=100, help_text="ISO 3166-1 alpha-2 code, e.g. IE."
+    # The model's limits; the page's form checks the rest (one line, the VAT number).
+    company_name = JsonCharField(required=False, allow_blank=True, max_length=200)
+    address_line1 = JsonCharField(required=False, allow_blank=True, max_length=200)
+    address_line2 = JsonCharField(required=False, allow_blank=True, max_length=200)
+    city = JsonCharField(required=False, allow_blank=True, max_length=100)
+    postcode = JsonCharField(required=False, allow_blank=True, max_length=20)
+    country = serializers.ChoiceField(
+        choices=[code for code, _ in countries],
+        required=False,
+        help_text="ISO 3166-1 alpha-2 code, e.g. IE.",
+        error_messages={"invalid_choice": "Choose a country from the list ({input} is not one)."},
     )
-    tax_number = serializers.CharField(
+    tax_number = JsonCharField(
         required=False,
         allow_blank=True,
-        max_length=1000,
+        max_length=40,
         help_text="A VAT number valid for the country the account will have ('' for none).",
     )
 
@@ -102,11 +108,12 @@ class ContactSerializer(serializers.ModelSerializer):
 
 
 class ContactWriteSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=1000)
-    email = serializers.CharField(max_length=1000)
-    phone = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+    name = JsonCharField(max_length=150)
+    email = serializers.EmailField(max_length=254)
+    phone = JsonCharField(required=False, allow_blank=True, max_length=30, default="")
     email_kinds = serializers.ListField(
         child=serializers.ChoiceField(choices=CONTACT_KINDS),
+        min_length=1,
         max_length=len(CONTACT_KINDS) * 2,
         help_text="Only kinds the token's access reads itself; the others stay as they are.",
     )
@@ -257,6 +264,7 @@ class GrantSerializer(serializers.Serializer):
 
     permissions = serializers.ListField(
         child=serializers.ChoiceField(choices=PERMISSION_CHOICES),
+        min_length=1,
         max_length=len(PERMISSION_CHOICES) * 2,
         help_text="Permission codes (implied ones are added).",
     )
@@ -275,4 +283,4 @@ class GrantSerializer(serializers.Serializer):
 
 
 class InvitationCreateSerializer(GrantSerializer):
-    email = serializers.CharField(max_length=1000)
+    email = serializers.EmailField(max_length=254)
