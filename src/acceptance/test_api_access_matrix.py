@@ -52,6 +52,7 @@ from clientarea.domains.tests.factories import DomainFactory
 from clientarea.hosting.models import Service
 from clientarea.hosting.tests.factories import ServiceFactory
 from clientarea.notifications.models import OutboxEmail
+from clientarea.security.models import AccountSecurity
 
 # The API's own description: public, no account data (tested in the API's schema tests).
 NOT_TOKEN_ROUTES = {"api:schema", "api:docs"}
@@ -81,6 +82,8 @@ ACTORS: tuple[str, ...] = (
     "creator_revoked",
     "ownership_moved",  # made by A's owner, who then handed A over (and stayed, with All)
     "network",  # its allowed networks exclude the test client's address
+    # Its account (a third one) requires two-factor, which its creator (the owner) has off.
+    "two_factor_off",
     # Made carrying invoices and tickets; its creator now holds tickets alone.
     "reduced",
     # B's owner's token, All Permissions: B's objects are its own.
@@ -100,9 +103,18 @@ ISSUE_KINDS = {
     "ownership moved": "ownership_moved",
     "another account": "other_account",
     "allowed networks": "network",
+    "two-factor required, creator without it": "two_factor_off",
     "owner's token with the Users power": "owner:manages_users",
 }
-DEAD = {"no_token", "expired", "revoked", "creator_revoked", "ownership_moved", "network"}
+DEAD = {
+    "no_token",
+    "expired",
+    "revoked",
+    "creator_revoked",
+    "ownership_moved",
+    "network",
+    "two_factor_off",
+}
 SCOPED_KIND = {"scoped:service": "service", "scoped:domain": "domain"}
 # What each live token carries, intersected with its creator's grant (before scope).
 CARRIED: dict[str, frozenset[str]] = {
@@ -267,6 +279,9 @@ def build_world() -> World:
         membership=reduced, actor=owner, permission_codes=["tickets"], expires_at=None
     )
     made["other_account"] = _token(b, b.owner, EVERY)
+    c: Account = AccountFactory(company_name="Account C")
+    made["two_factor_off"] = _token(c, c.owner, EVERY)
+    AccountSecurity.objects.update_or_create(account=c, defaults={"require_two_factor": True})
     secrets: dict[str, str | None] = {"no_token": None}
     secrets.update({actor: secret for actor, (_, secret) in made.items()})
     tokens = {actor: token for actor, (token, _) in made.items()}
