@@ -15,7 +15,12 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -33,6 +38,7 @@ DEFAULT_DETAIL = {
     405: "This method is not allowed here.",
     406: "This endpoint answers JSON only.",
     409: "The request conflicts with the current state of the object.",
+    413: "The request body is too large.",
     415: "Send JSON.",
     429: "Too many requests with this token: wait and try again.",
     500: "Something went wrong on our side. Nothing was changed; try again later.",
@@ -80,7 +86,20 @@ def _flatten(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     return out
 
 
+class BodyTooLarge(exceptions.APIException):
+    status_code = 413
+    default_code = "too_large"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE), met when DRF reads the body.
+        exc = BodyTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE:,} bytes."
+        )
+        exc.problem_code = "too_large"
+    elif isinstance(exc, SuspiciousOperation):
+        exc = exceptions.ParseError("The request could not be read.")
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -214,3 +214,27 @@ def test_rate_window_ends_and_counting_starts_again(settings: Any) -> None:
     assert rate_consume("t", start + 1) is None
     assert rate_consume("t", start + 2) == pytest.approx(53.0)
     assert rate_consume("t", start + 55) is None  # the next window
+
+
+@pytest.mark.django_db
+def test_a_json_body_over_the_upload_limit_is_a_413(settings: Any) -> None:
+    """Django's DATA_UPLOAD_MAX_MEMORY_SIZE, met when DRF reads the body, is a 413
+    problem (it was an unexpected error, a 500), and nothing is changed."""
+    from clientarea.accounts.tests.factories import AccountFactory
+    from clientarea.api.tests.helpers import make_token
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    account = AccountFactory(city="Cork")
+    _, secret = make_token(account, codes=["profile"])
+    body = '{"city": "' + "x" * 2000 + '"}'
+    response = Client().generic(
+        "PATCH",
+        "/api/v1/account",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    problem = assert_problem(response, 413, "too_large")
+    assert "1,000 bytes" in problem["detail"]
+    account.refresh_from_db()
+    assert account.city == "Cork"
