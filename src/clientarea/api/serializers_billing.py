@@ -31,7 +31,8 @@ class InvoicePaySerializer(serializers.Serializer):
         required=False,
         default=False,
         help_text="With 'stored_card': the credit balance pays what it can first, the card "
-        "the rest (the credit stays applied if the card is then refused).",
+        "the rest (the credit stays applied if the card is then refused). Paying with "
+        "'credit' applies it anyway.",
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -44,10 +45,7 @@ class InvoicePaySerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {"payment_method": ["Only a stored card payment names a card."]}
                 )
-            if attrs.get("apply_credit_first"):
-                raise serializers.ValidationError(
-                    {"apply_credit_first": ["Paying with credit applies the credit already."]}
-                )
+            attrs["apply_credit_first"] = False  # paying with credit applies it already
         return attrs
 
 

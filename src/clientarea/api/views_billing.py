@@ -103,6 +103,7 @@ class InvoicePdfView(APIView):
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 KEY_MAX = 255
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
 
 
 class PaymentProblem(exceptions.APIException):
@@ -216,7 +217,8 @@ class InvoicePayView(APIView):
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_HEADER,
-                OpenApiTypes.STR,
+                # Printable ASCII; no space at either end (HTTP would drop it).
+                {"type": "string", "minLength": 1, "maxLength": KEY_MAX, "pattern": KEY_PATTERN},
                 OpenApiParameter.HEADER,
                 required=True,
                 description="A unique string of your choosing (at most 255 printable "

@@ -258,7 +258,6 @@ def test_a_long_printable_key_is_taken(account: Account) -> None:
         {"method": "cash"},
         {"method": "stored_card"},
         {"method": "credit", "payment_method": 1},
-        {"method": "credit", "apply_credit_first": True},
         {"method": "stored_card", "payment_method": "x"},
     ],
 )
