@@ -14,6 +14,7 @@ from rest_framework.request import Request
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+DIGITS = re.compile(r"[0-9]{1,18}")
 CURSOR_CHARS = re.compile(r"^[A-Za-z0-9+/]{1,200}={0,2}$")
 
 
@@ -34,7 +35,8 @@ class NumberCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return DEFAULT_PAGE_SIZE
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
             raise exceptions.ValidationError(
                 {"page_size": [f"A whole number from 1 to {MAX_PAGE_SIZE}."]}
             )
@@ -50,7 +52,7 @@ class NumberCursorPagination(CursorPagination):
             raise BadCursor() from None
         if cursor is not None and cursor.position is not None:
             position = str(cursor.position)
-            if not position.isdigit() or len(position) > 18:
+            if not DIGITS.fullmatch(position) or len(position) > 18:
                 raise BadCursor()
         return cursor
 

@@ -70,6 +70,34 @@ def _owner_checked(access: Access, obj: Model, *, noun: str) -> Access:
     )
 
 
+def _grant_within(acting: Access, codes: list[str], scope: Any) -> None:
+    """A grant given by anyone but the owner in person (a token with the Users power)
+    never exceeds what that access carries now: its permissions, inside its scope.
+    Otherwise a token carrying one permission could invite, or widen, a person with All
+    Permissions on everything. ``AccessNotPermitted`` (403), nothing changed."""
+    if acting.is_owner:
+        return
+    beyond = sorted(set(codes) - set(acting.permissions))
+    if beyond:
+        raise AccessNotPermitted(
+            beyond[0],
+            "A grant can hold only permissions this token carries itself; it does not "
+            f"carry {', '.join(beyond)}.",
+        )
+    if acting.scope is None:
+        return
+    wider = scope is None or any(
+        not set(scope.get(kind) or ()) <= set(acting.scope.get(kind, frozenset()))
+        for kind in set(scope) | set(acting.scope)
+    )
+    if wider:
+        raise AccessNotPermitted(
+            "scope",
+            "This token is limited to chosen services and domains: a grant it gives must "
+            "be limited to some of those.",
+        )
+
+
 def _codes_for_grant(permission_codes: Any) -> list[str]:
     codes = permissions.normalise(list(permission_codes))
     if not codes:

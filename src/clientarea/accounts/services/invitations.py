@@ -20,6 +20,7 @@ from ..policy import Access
 from ._common import (
     _acting,
     _codes_for_grant,
+    _grant_within,
     _iso,
     _new_token,
     _owner_checked,
@@ -105,7 +106,8 @@ def invitation_create(
     # locking query (a concurrent ownership change would make PostgreSQL drop the row;
     # see ownership._locked_account); the owner is read after the lock.
     account = Account.objects.select_for_update(no_key=True).get(pk=account.pk)
-    actor = _owner_checked(_acting(access, actor, account.pk), account, noun="account").user
+    acting = _owner_checked(_acting(access, actor, account.pk), account, noun="account")
+    actor = acting.user
     if account.close_requested_at is not None:
         raise InvitationError("This account is being closed: it takes no new people.")
     email = normalize_email(email)
@@ -114,6 +116,7 @@ def invitation_create(
     if access_expires_at is not None and access_expires_at <= now:
         raise InvitationError("The access expiry date must be in the future.")
     stored_scope = scope_checked(account=account, scope=scope, error=InvitationError)
+    _grant_within(acting, codes, stored_scope)
     _refuse_if_already_has_access(account, email, now=now)
     _expire_stale_invitations(account, email, now)
     if Invitation.objects.filter(

@@ -19,7 +19,14 @@ from ..models import Account, Invitation, Membership, User
 from ..policy import Access
 from ..scope import scope_from_json, scope_to_json
 from ..signals import access_ended
-from ._common import _access_checked, _acting, _codes_for_grant, _iso, _owner_checked
+from ._common import (
+    _access_checked,
+    _acting,
+    _codes_for_grant,
+    _grant_within,
+    _iso,
+    _owner_checked,
+)
 from .errors import AccessError
 from .scopes import scope_checked, scope_email_context
 
@@ -170,9 +177,8 @@ def membership_update(
         .select_related("user", "account__owner")
         .get(pk=membership.pk)
     )
-    actor = _owner_checked(
-        _acting(access, actor, membership.account_id), membership, noun="user"
-    ).user
+    acting = _owner_checked(_acting(access, actor, membership.account_id), membership, noun="user")
+    actor = acting.user
     if membership.status == Membership.Status.REVOKED:
         raise AccessError("This person's access was revoked; invite them again to restore it.")
     codes = _codes_for_grant(permission_codes)
@@ -188,6 +194,7 @@ def membership_update(
         if scope is UNCHANGED
         else scope_checked(account=membership.account, scope=scope, error=AccessError)
     )
+    _grant_within(acting, codes, stored_scope)
     if stored_scope != membership.scope:
         changes["scope"] = [membership.scope, stored_scope]
     if not changes and membership.status == Membership.Status.ACTIVE:

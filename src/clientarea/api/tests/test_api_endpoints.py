@@ -3,6 +3,7 @@ account's or an out-of-reach object is a 404, and that every error is a problem.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -155,3 +156,17 @@ def test_invoice_list_query_count_does_not_grow(account: Account, settings: Any)
     _, secret = make_token(account)
     api_get(secret, INVOICES)  # the last use is written once a minute: not in the counts
     assert _count(secret, 10, account) == _count(secret, 50, account)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page_size=%C2%B2",  # "²": a digit to str.isdigit(), not to int()
+        "page_size=%D9%A3",  # an Arabic-Indic three
+        "cursor=" + base64.b64encode(b"o=0&p=%C2%B2").decode(),
+    ],
+)
+def test_unicode_digits_in_paging_are_a_400_not_a_500(account: Account, query: str) -> None:
+    _, secret = make_token(account, codes=["invoices", "products"])
+    for path in ("/api/v1/invoices", "/api/v1/services"):
+        assert_problem(api_get(secret, f"{path}?{query}"), 400, "invalid")

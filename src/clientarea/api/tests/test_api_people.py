@@ -344,7 +344,7 @@ def test_only_an_owner_token_with_the_users_power_manages_users(
         problem = assert_problem(call(secret, method, path, body), 403)
         assert "Users power" in problem["detail"]
     assert _snapshot() == before
-    _, powered = make_token(account, codes=["invoices"], manages_users=True)
+    _, powered = make_token(account, codes=ALL, manages_users=True)
     assert call(powered, method, path, body).status_code in (200, 201, 204)
 
 
@@ -373,7 +373,7 @@ def test_users_listed_changed_and_revoked_as_on_the_page(
     MembershipFactory(account=other_account, permissions=["invoices"])
     service = ServiceFactory(account=account)
     _, member_secret = make_token(account, member.user, codes=["invoices"])
-    _, powered = make_token(account, codes=["invoices"], manages_users=True)
+    _, powered = make_token(account, codes=ALL, manages_users=True)
     listed = call(powered, "GET", "/api/v1/users").json()["results"]
     assert [u["id"] for u in listed] == [member.pk]
     assert listed[0]["email"] == member.user.email and listed[0]["usable"] is True
@@ -527,3 +527,48 @@ def test_a_sub_accounts_token_cannot_move_an_address_receiving_what_it_cannot_re
     assert response.json()["email_kinds"] == ["general", "invoice"]
     before["contacts"] = list(Contact.objects.order_by("pk").values())
     assert _snapshot() == before
+
+
+def test_a_users_power_token_gives_no_more_than_it_carries(
+    account: Account, member_factory: Callable[..., Membership]
+) -> None:
+    """The Users power is not a way round the token's own grant: a token carrying only
+    contacts, limited to one service, may not invite (or widen) a person with more
+    permissions or a wider scope than that. Found by an attacker-side review: it could
+    invite an address of its own with All Permissions on everything."""
+    mine = ServiceFactory(account=account)
+    other = ServiceFactory(account=account)
+    member = member_factory("contacts")
+    _, narrow = make_token(
+        account,
+        codes=["contacts"],
+        manages_users=True,
+        scope={"service": [mine.pk], "domain": []},
+    )
+    before = _snapshot()
+    for body in (
+        {"email": "attacker@evil.example", "permissions": ALL, "scope": None},
+        {"email": "attacker@evil.example", "permissions": ["contacts"], "scope": None},
+        {
+            "email": "attacker@evil.example",
+            "permissions": ["contacts"],
+            "scope": {"service": [mine.pk, other.pk], "domain": []},
+        },
+    ):
+        problem = assert_problem(call(narrow, "POST", "/api/v1/invitations", body), 403)
+        assert "token" in problem["detail"]
+    for body in (
+        {"permissions": ALL, "scope": {"service": [mine.pk], "domain": []}},
+        {"permissions": ["contacts"], "scope": None},
+    ):
+        assert_problem(call(narrow, "PATCH", f"/api/v1/users/{member.pk}", body), 403)
+    assert _snapshot() == before
+    member.refresh_from_db()
+    assert member.permissions == ["contacts"] and member.scope is None
+    # Within what it carries, it may.
+    within = {
+        "email": "helper@example.org",
+        "permissions": ["contacts"],
+        "scope": {"service": [mine.pk], "domain": []},
+    }
+    assert call(narrow, "POST", "/api/v1/invitations", within).status_code == 201
