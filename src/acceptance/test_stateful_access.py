@@ -802,6 +802,8 @@ class AccessMachine(RuleBasedStateMachine):
         self.grants.pop((person, key), None)
         if stays:
             self.grants[former, key] = (permissions.expand(CODES), "active")
+            # Every service and domain, whatever scope they had before they owned it.
+            self.scopes.pop((former, key), None)
             self.left.discard((former, key))
         else:
             self.left.add((former, key))
