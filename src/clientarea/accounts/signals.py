@@ -8,6 +8,12 @@ from django.dispatch import Signal
 # example) must be voided by a receiver, so access ends everywhere at once.
 access_ended = Signal()
 
+# Sent (inside the transaction) when a sub-account's grant is changed by
+# ``membership_update``, with `membership` as it is now. What acts on that person's
+# behalf (API tokens) keeps at most the new grant from then on: widening it again later
+# gives nothing back to what was made under the narrower one.
+access_changed = Signal()
+
 # Sent (inside the transaction) when an account's ownership moves, with `account` (its
 # owner already the new one), `former_owner`, `new_owner`, `former_owner_stays` and
 # `keep_payment_methods`. Billing removes the stored payment methods unless they are kept

@@ -7,11 +7,18 @@ class ApiConfig(AppConfig):
     verbose_name = "API"
 
     def ready(self) -> None:
-        from clientarea.accounts.signals import access_ended, ownership_transferred
+        from clientarea.accounts.signals import (
+            access_changed,
+            access_ended,
+            ownership_transferred,
+        )
 
         from . import receivers, schema  # noqa: F401 (schema registers an extension)
 
         access_ended.connect(receivers.on_access_ended, dispatch_uid="api.tokens.access_ended")
+        access_changed.connect(
+            receivers.on_access_changed, dispatch_uid="api.tokens.access_changed"
+        )
         ownership_transferred.connect(
             receivers.on_ownership_transferred, dispatch_uid="api.tokens.ownership_transferred"
         )

@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_variables
 from clientarea.accounts import permissions
 from clientarea.accounts.models import Account, Membership, User
 from clientarea.accounts.policy import Access, OutOfReach, access_for, is_owner, scope_intersect
-from clientarea.accounts.scope import Scope, scope_to_json
+from clientarea.accounts.scope import Scope, scope_from_json, scope_to_json
 from clientarea.accounts.services import scope_checked
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import validate_single_line
@@ -368,6 +368,39 @@ def token_void_for_ownership_moved(*, account: Account, former_owner: User) -> i
         ApiToken.objects.filter(account=account, created_by=former_owner, revoked_at=None),
         ApiToken.EndReason.OWNERSHIP_MOVED,
     )
+
+
+def token_narrow_to_grant(*, membership: Membership) -> int:
+    """A sub-account's grant changed: each live token they made for that account keeps
+    what it carries only as far as the new grant goes (permissions and scope), stored, so
+    a later widening of the grant gives nothing back ("the intersection from then on").
+    Called inside ``membership_update``'s transaction. Returns how many tokens changed."""
+    granted = permissions.expand(membership.permissions)
+    grant_scope = scope_from_json(membership.scope)
+    changed = 0
+    rows = ApiToken.objects.select_for_update(of=("self",)).filter(
+        account_id=membership.account_id,
+        created_by_id=membership.user_id,
+        revoked_at__isnull=True,
+    )
+    for token in rows.select_related("account"):
+        kept = [code for code in permissions.normalise(token.permissions) if code in granted]
+        scope = scope_to_json(scope_intersect(token.scope_items, grant_scope))
+        if kept == permissions.normalise(token.permissions) and scope == scope_to_json(
+            token.scope_items
+        ):
+            continue
+        audit_record(
+            action="api_token.narrowed",
+            account=token.account,
+            target=token,
+            target_label=token.name,
+            changes={"permissions": [token.permissions, kept], "scope": [token.scope, scope]},
+        )
+        token.permissions, token.scope = kept, scope
+        token.save(update_fields=["permissions", "scope"])
+        changed += 1
+    return changed
 
 
 @transaction.atomic

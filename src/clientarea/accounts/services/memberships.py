@@ -18,7 +18,7 @@ from .. import permissions
 from ..models import Account, Invitation, Membership, User
 from ..policy import Access
 from ..scope import scope_from_json, scope_to_json
-from ..signals import access_ended
+from ..signals import access_changed, access_ended
 from ._common import (
     _access_checked,
     _acting,
@@ -199,12 +199,23 @@ def membership_update(
         changes["scope"] = [membership.scope, stored_scope]
     if not changes and membership.status == Membership.Status.ACTIVE:
         return membership
+    lapsed = (
+        membership.status == Membership.Status.ACTIVE
+        and membership.expires_at is not None
+        and membership.expires_at <= timezone.now()
+    )
+    if lapsed:
+        # Past its expiry, not yet marked expired by the worker: it ended all the same,
+        # and what acted on it (tokens, sessions) ends now, before it is restored, so
+        # when the worker runs makes no difference.
+        access_ended.send(sender=Membership, membership=membership, reason="expired")
     membership.permissions = codes
     membership.expires_at = expires_at
     membership.scope = stored_scope
     # Extending an expired access restores it.
     membership.status = Membership.Status.ACTIVE
     membership.save(update_fields=["permissions", "expires_at", "scope", "status"])
+    access_changed.send(sender=Membership, membership=membership)
     audit_record(
         action="membership.permissions_changed",
         actor=actor,
