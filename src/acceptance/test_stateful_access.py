@@ -525,8 +525,11 @@ class AccessMachine(RuleBasedStateMachine):
             assert not should, f"changing {person}'s permissions on {key} was refused"
             return
         assert should, f"{person}'s permissions on {key} were changed"
+        if (person, key) in self.unswept:
+            self.tokens_end(person, key)  # it had lapsed: ended first, then restored
         self.grants[person, key] = (permissions.expand(codes), "active")
         self.unswept.discard((person, key))
+        self.tokens_narrow(person, key)
         self.touched.add((person, key))
 
     @precondition(lambda self: self.grants)
@@ -911,6 +914,15 @@ class AccessMachine(RuleBasedStateMachine):
         for token in self.api_tokens.values():
             if token.creator == person and token.key == key:
                 token.ended = True
+
+    def tokens_narrow(self, person: str, key: str) -> None:
+        """The person's grant was changed: each live token they made for the account keeps
+        only what the new grant allows, for good (widening it later gives nothing back)."""
+        granted, _ = self.grants[person, key]
+        for token in self.api_tokens.values():
+            if token.creator == person and token.key == key and not token.ended:
+                token.codes = token.codes & granted
+                token.scope = scope_and(token.scope, self.creator_scope(person, key))
 
     def token_reach(self, token: TokenModel) -> tuple[frozenset[str], ScopeModel] | None:
         """What the token reaches now: its permissions ∩ its creator's current grant and
@@ -1371,6 +1383,7 @@ class ScopedAccessMachine(AccessMachine):
             return
         assert should, f"{person}'s scope on {key} was set ({mode})"
         self.scopes[person, key] = scope
+        self.tokens_narrow(person, key)
         self.touched.add((person, key))
 
     @rule(key=accounts_st, kind=st.sampled_from(["service", "domain"]), delete=st.booleans())
