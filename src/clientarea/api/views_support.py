@@ -140,7 +140,7 @@ class TicketListView(APIView):
         description=(
             "As the Support Tickets page lists them: a token limited to chosen services "
             "and domains (its own scope, or its creator's) lists the tickets its creator "
-            "opened and those about an item of the scope."
+            "opened about no item and those about an item of the scope."
         ),
         parameters=[TicketFilter],
         responses={

@@ -25,14 +25,22 @@ def email_history_for(access: Access) -> QuerySet[OutboxEmail]:
     # the replies to tickets about items outside their scope.
     own_only = kinds & {EmailKind.SUPPORT.value} if access.scope is not None else frozenset()
     readable = Q(kind__in=sorted(kinds - per_item - own_only)) | Q(
-        kind__in=[EmailKind.PERSONAL.value, *sorted(own_only)], recipient_user=access.user
+        kind=EmailKind.PERSONAL.value, recipient_user=access.user
     )
-    if per_item and access.scope is not None:
+    if access.scope is not None:
         about = Q(pk__in=[])
         for kind, ids in sorted(access.scope.items()):
             if ids:
                 about |= Q(about_kind=kind, about_id__in=sorted(ids))
-        readable |= Q(kind__in=sorted(per_item)) & about
+        if per_item:
+            readable |= Q(kind__in=sorted(per_item)) & about
+        if own_only:
+            # Sent to them, and about no item or one of their scope: a ticket they opened
+            # about an item since taken out of their scope (or, for a scoped token, its
+            # creator's ticket about another item) is not theirs to read.
+            readable |= Q(kind__in=sorted(own_only), recipient_user=access.user) & (
+                Q(about_kind="") | about
+            )
     # Notes to the provider's staff are never the account's to read (they carry no
     # account either: this is the second lock).
     return (

@@ -11,12 +11,15 @@ from .models import Attachment, Ticket, TicketMessage
 
 def ticket_visible(access: Access) -> QuerySet[Ticket]:
     """The account's tickets this access reaches. A person limited to chosen services and
-    domains sees the tickets they opened and those about an item in their scope; the
-    rest of the account's tickets are not listed and their pages are 404s."""
+    domains sees the tickets they opened about no item and those about an item in their
+    scope; the rest of the account's tickets are not listed and their pages are 404s."""
     tickets = Ticket.objects.filter(account=access.account)
     if access.scope is None:
         return tickets
-    reach = Q(opener=access.user)
+    # Their own tickets about no item; any ticket about an item of their scope. A ticket
+    # they opened about an item since taken out of their scope (or, for a scoped token,
+    # its creator's ticket about another item) is not theirs any more: the scope rules.
+    reach = Q(opener=access.user, **{f"{f}__isnull": True for f in Ticket.ABOUT_FIELDS.values()})
     for kind, field in Ticket.ABOUT_FIELDS.items():
         ids = access.scope_ids(kind)
         if ids:

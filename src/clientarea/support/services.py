@@ -150,7 +150,8 @@ def ticket_require(access: Access, ticket: Ticket) -> Access:
     """The one rule for a customer's action on a ticket, asked by the service whoever
     called it (page, API): the access as it stands now reaches the ticket (of its
     account and, for a person limited to chosen services and domains, one they opened
-    or about an item of their scope: the pages' list, ``selectors.ticket_visible``),
+    about no item, or one about an item of their scope: the pages' list,
+    ``selectors.ticket_visible``),
     else "no such ticket" (``OutOfReach``); and it may use the account's tickets, else
     ``NotPermitted``. Returns the current access."""
     current = access.current()
@@ -237,9 +238,20 @@ def ticket_open(
             include_owner=False,
             include_contacts=False,
             people=[opener],
+            about=ticket_about(ticket),
         )
         _tell_staff("support/email/staff_new_ticket", ticket, message, len(files))
     return ticket
+
+
+def ticket_about(ticket: Ticket) -> tuple[str, int] | None:
+    """The item a ticket is about, as its emails name it (so that Email History shows a
+    person limited to chosen items only the support emails about their items)."""
+    for kind, field in Ticket.ABOUT_FIELDS.items():
+        item_id = getattr(ticket, f"{field}_id")
+        if item_id is not None:
+            return kind, item_id
+    return None
 
 
 def _tell_staff(template: str, ticket: Ticket, message: TicketMessage, attachments: int) -> None:
@@ -375,6 +387,7 @@ def ticket_reply_staff(
             },
             include_owner=include_owner,
             people=people,
+            about=ticket_about(locked),
         )
     ticket.status, ticket.updated_at = locked.status, locked.updated_at
     return message

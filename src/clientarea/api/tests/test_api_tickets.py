@@ -21,7 +21,7 @@ from django.urls import reverse
 
 from clientarea.accounts.models import Account, Membership
 from clientarea.accounts.services import membership_revoke
-from clientarea.accounts.tests.factories import access_of
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.api.services import token_revoke
 from clientarea.audit.models import AuditEvent
 from clientarea.domains.tests.factories import DomainFactory
@@ -696,3 +696,55 @@ def test_the_service_refuses_about_an_item_out_of_reach(
         about=(kind, mine.pk),
     )
     assert getattr(ticket, f"{kind}_id") == mine.pk
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_a_scoped_token_never_reaches_its_creators_ticket_about_another_item(
+    index: int, account: Account
+) -> None:
+    """Found by an attacker-side review: the owner's token limited to one service read
+    (and answered, and downloaded from) the owner's own ticket about another service,
+    and its staff reply in Email History. The scope rules: only the creator's tickets
+    about no item, and tickets about an item in scope."""
+    mine, other = ServiceFactory(account=account), ServiceFactory(account=account)
+    _, secret = make_token(
+        account,
+        codes=["tickets", "products", "emails"],
+        scope={"service": [mine.pk], "domain": []},
+    )
+    secret_ticket, attachment = _ticket_with_attachment(
+        account, opener=account.owner, service=other
+    )
+    method, path, body = _endpoints(secret_ticket, attachment)[index]
+    assert_problem(call(secret, method, path, body), 404)
+    _unchanged(secret_ticket)
+    about_nothing, kept = _ticket_with_attachment(account, opener=account.owner)
+    method, path, body = _endpoints(about_nothing, kept)[index]
+    assert call(secret, method, path, body).status_code in (200, 201)
+
+
+def test_a_scoped_tokens_email_history_leaves_out_support_about_other_items(
+    account: Account,
+) -> None:
+    mine, other = ServiceFactory(account=account), ServiceFactory(account=account)
+    _, secret = make_token(
+        account, codes=["tickets", "emails"], scope={"service": [mine.pk], "domain": []}
+    )
+    replies = {}
+    for label, item in (("mine", mine), ("other", other), ("none", None)):
+        ticket = TicketFactory(account=account, opener=account.owner, service=item)
+        support_services.ticket_reply_staff(
+            ticket=ticket, staff=UserFactory(is_staff=True), body=f"Reply {label}"
+        )
+        replies[label] = OutboxEmail.objects.filter(
+            kind=OutboxEmail.Kind.SUPPORT, to_email=account.owner.email
+        ).latest("pk")
+    assert (replies["other"].about_kind, replies["other"].about_id) == ("service", other.pk)
+    listed = {r["id"] for r in call(secret, "GET", "/api/v1/emails").json()["results"]}
+    assert replies["mine"].pk in listed and replies["none"].pk in listed
+    assert replies["other"].pk not in listed
+    assert_problem(call(secret, "GET", f"/api/v1/emails/{replies['other'].pk}"), 404)
+    # The owner's own session, unlimited, still reads all three.
+    _, whole = make_token(account, codes=["tickets", "emails"])
+    everything = {r["id"] for r in call(whole, "GET", "/api/v1/emails").json()["results"]}
+    assert {e.pk for e in replies.values()} <= everything
