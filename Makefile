@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: run dev test install install-dev lint typecheck pytest test-postgres migrate demo demo-reset bench
+.PHONY: run dev test install install-dev lint typecheck pytest test-postgres migrate demo demo-reset bench prove
 
 $(VENV)/bin/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -79,3 +79,9 @@ test-postgres: install-dev
 bench: install-dev
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_api.py
+
+# The access model (issue 17): every action sequence of the model, every invariant after
+# every step (make test runs depth 5). Both accounts to depth 6, one account to depth 8.
+prove: install-dev
+	PYTHONPATH=src nice $(PY) -m acceptance.model.explore --depth 6 --events
+	PYTHONPATH=src nice $(PY) -m acceptance.model.explore --depth 8 --one-account

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .catalogue import expand
 from .invariants import KNOWN_GAPS, STATE_INVARIANTS, mark_orphans, step_violations
-from .reach import FAULTS, NO_FAULTS, Faults, reach, token_grant
+from .reach import FAULTS, NO_FAULTS, Faults, reach
 from .rules import Action, Outcome, actions, apply
 from .state import ACCOUNTS, State, initial, key
 
@@ -76,8 +76,9 @@ def events_of(pre: State, act: Action, out: Outcome, post: State) -> list[str]:
                 out_events.append(f"token voided by {name}")
     if name == "edit":
         a, u = act.account, act.target
-        t, grant = post.tokens[a][u], token_grant(post, a, u)
-        if t and grant is not None and grant.access.perms < expand(t.perms):
+        # Narrowed for good: what it carries is stored smaller (token_narrow_to_grant).
+        before, t = pre.tokens[a][u], post.tokens[a][u]
+        if t and before and not t.revoked and expand(t.perms) < expand(before.perms):
             out_events.append("token narrowed by its creator's grant")
     if name == "worker":
         for a, row in enumerate(post.members):

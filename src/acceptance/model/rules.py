@@ -25,6 +25,7 @@ from .catalogue import (
     TRANSFER_TICKS,
     expand,
     normalise,
+    scope_intersect,
     scope_within,
 )
 from .reach import NO_FAULTS, Access, Faults, access_for, holds_users_power, token_grant
@@ -244,14 +245,28 @@ def _membership(s: State, a: int, u: int) -> Member:
 
 def _update(s: State, a: int, u: int, m: Member, new: Member) -> State:
     """membership_update after the owner check: refused for revoked access and for an
-    expiry in the past; a change (or a swept expiry) makes it active again."""
+    expiry in the past; a change (or a swept expiry) makes it active again. An access
+    past its expiry that the worker has not recorded yet ends first (access_ended voids
+    its tokens), and the person's live token keeps only what the new grant allows, for
+    good (access_changed -> api.services.token_narrow_to_grant)."""
     if m.status == "revoked":
         raise Refused("This person's access was revoked; invite them again to restore it.")
     if new.ttl == 0:
         raise Refused("The access expiry date must be in the future.")
     if new == m:
         return s
-    return s._replace(members=set_row(s.members, a, u, new._replace(status="active")))
+    if m.status == "active" and m.ttl == 0:
+        s = _void_tokens(s, a, u, NO_FAULTS)
+    s = s._replace(members=set_row(s.members, a, u, new._replace(status="active")))
+    t = s.tokens[a][u]
+    if t and not t.revoked:
+        granted = expand(new.perms)
+        narrowed = t._replace(
+            perms=tuple(sorted(expand(t.perms) & granted)),
+            scope=scope_intersect(t.scope, new.scope),
+        )
+        s = s._replace(tokens=set_row(s.tokens, a, u, narrowed))
+    return s
 
 
 def edit(s: State, act: Action, faults: Faults) -> State:
