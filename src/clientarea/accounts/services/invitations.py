@@ -178,9 +178,12 @@ def invitation_resend(
 ) -> Invitation:
     """Send a new link, valid 7 days from now; the old link stops working."""
     invitation = _locked_invitation(invitation)
-    actor = _owner_checked(
+    acting = _owner_checked(
         _acting(access, actor, invitation.account_id), invitation, noun="invitation"
-    ).user
+    )
+    actor = acting.user
+    # A new link gives the grant again: no more than the sender carries (a token).
+    _grant_within(acting, list(invitation.permissions), invitation.scope)
     if invitation.status not in (Invitation.Status.PENDING, Invitation.Status.EXPIRED):
         raise InvitationError(
             f"This invitation was {invitation.get_status_display().lower()}; "

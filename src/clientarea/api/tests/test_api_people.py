@@ -572,3 +572,17 @@ def test_a_users_power_token_gives_no_more_than_it_carries(
         "scope": {"service": [mine.pk], "domain": []},
     }
     assert call(narrow, "POST", "/api/v1/invitations", within).status_code == 201
+
+
+def test_a_users_power_token_resends_no_invitation_beyond_what_it_carries(
+    account: Account,
+) -> None:
+    """Resending gives the grant again (a new link): the owner's invitation with All
+    Permissions is not a narrow token's to send."""
+    invitation = InvitationFactory(account=account, permissions=ALL)
+    _, narrow = make_token(account, codes=["contacts"], manages_users=True)
+    before = _snapshot()
+    assert_problem(call(narrow, "POST", f"/api/v1/invitations/{invitation.pk}/resend"), 403)
+    assert _snapshot() == before
+    _, whole = make_token(account, codes=ALL, manages_users=True)
+    assert call(whole, "POST", f"/api/v1/invitations/{invitation.pk}/resend").status_code == 200
