@@ -85,3 +85,11 @@ class IdCursorPagination(NumberCursorPagination):
     """The same, in the order of the rows' ids (services, domains): unique and unchanging."""
 
     ordering = "id"
+
+
+def paginated(view: Any, request: Request, rows: Any, serializer_class: Any) -> Any:
+    """A list view's answer: the page of `rows` its pagination class cuts at the request's
+    cursor, serialized, with the next and previous links."""
+    paginator = view.pagination_class()
+    page = paginator.paginate_queryset(rows, request, view=view)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -38,7 +38,7 @@ from clientarea.hosting.models import Service
 from clientarea.hosting.scope import KIND as SERVICE_KIND
 
 from .access import token_access, token_rule
-from .pagination import IdCursorPagination, NumberCursorPagination
+from .pagination import IdCursorPagination, NumberCursorPagination, paginated
 from .responses import (
     BIGINT_MAX,
     CHANGE_ERRORS,
@@ -151,9 +151,7 @@ class InvoiceListView(APIView):
         invoices = billing_selectors.invoice_list_for(
             account=access.account, status=query.validated_data.get("status")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(invoices, request, view=self)
-        return paginator.get_paginated_response(InvoiceSerializer(page, many=True).data)
+        return paginated(self, request, invoices, InvoiceSerializer)
 
 
 class InvoiceDetailView(APIView):
@@ -240,9 +238,7 @@ class ServiceListView(APIView):
         rows = hosting_selectors.service_list_for(
             access=access, status=query.validated_data.get("status", "")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(ServiceSerializer(page, many=True).data)
+        return paginated(self, request, rows, ServiceSerializer)
 
 
 class ServiceDetailView(APIView):
@@ -382,9 +378,7 @@ class DomainListView(APIView):
         rows = domain_selectors.domain_list_for(
             access=access, status=query.validated_data.get("status", "")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(DomainSerializer(page, many=True).data)
+        return paginated(self, request, rows, DomainSerializer)
 
 
 class DomainDetailView(APIView):

@@ -41,7 +41,7 @@ from clientarea.security.throttle import THROTTLED_MESSAGE, throttle_consume
 
 from . import views
 from .access import token_access, token_owner_rule, token_rule
-from .pagination import IdCursorPagination
+from .pagination import IdCursorPagination, paginated
 from .responses import COMMON_ERRORS, ITEM_ERRORS, ActionRefused, object_pk, problem_doc
 from .serializers import AccountSerializer
 from .serializers_people import (
@@ -213,9 +213,7 @@ class ContactListView(APIView):
     def get(self, request: Request) -> Response:
         access = token_access(request)
         rows = account_selectors.contact_list_for(access.account)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(ContactSerializer(page, many=True).data)
+        return paginated(self, request, rows, ContactSerializer)
 
     @extend_schema(
         operation_id="contacts_create",
@@ -432,9 +430,7 @@ class UserListView(APIView):
     def get(self, request: Request) -> Response:
         access = token_access(request)
         rows = account_selectors.membership_list_for(access.account)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(UserSerializer(page, many=True).data)
+        return paginated(self, request, rows, UserSerializer)
 
 
 class UserDetailView(APIView):
@@ -503,9 +499,7 @@ class InvitationListView(APIView):
     def get(self, request: Request) -> Response:
         access = token_access(request)
         rows = account_selectors.invitation_pending_list_for(access.account)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(InvitationSerializer(page, many=True).data)
+        return paginated(self, request, rows, InvitationSerializer)
 
     @extend_schema(
         operation_id="invitations_create",

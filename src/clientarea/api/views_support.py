@@ -34,7 +34,7 @@ from clientarea.support.attachments import attachment_response
 from clientarea.support.models import Attachment, Department, Ticket
 
 from .access import token_access, token_rule
-from .pagination import IdCursorPagination
+from .pagination import IdCursorPagination, paginated
 from .responses import COMMON_ERRORS, ITEM_ERRORS, ActionRefused, object_pk, problem_doc
 from .serializers_support import (
     TicketDetailSerializer,
@@ -157,9 +157,7 @@ class TicketListView(APIView):
         rows = support_selectors.ticket_list_for(
             access=access, status=query.validated_data.get("status")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        return paginator.get_paginated_response(TicketSerializer(page, many=True).data)
+        return paginated(self, request, rows, TicketSerializer)
 
     @extend_schema(
         operation_id="tickets_open",
