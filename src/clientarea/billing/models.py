@@ -22,14 +22,18 @@ ZERO = Decimal("0.00")
 
 
 class InvoiceCounter(models.Model):
-    """The installation's invoice-number counter: one row, locked while a number is taken.
+    """The installation's invoice-number counter: one row, locked only at the very end of
+    the transaction that issues an invoice (``services.invoices.invoice_create``).
 
     A counter row rather than a database sequence: a sequence hands out numbers outside
     the transaction, so a rolled-back invoice would leave a gap, and SQLite has none. The
-    row lock (``select_for_update``) serializes the (rare) creation of invoices; the
-    number is taken in the same transaction that creates the invoice, so it is committed
-    with it or not at all, and ``Invoice.number`` is unique and invoices are never
-    deleted, so a number is never reused.
+    number is taken by one ``UPDATE ... SET last_number = last_number + 1 RETURNING``
+    (the row lock) as the last step of the invoice's transaction, after its lines, email
+    and checks are written, so the lock is held from that instant to the commit: invoices
+    are issued side by side and only their commits queue on the counter. Taken in the same
+    transaction, the number is committed with the invoice or not at all: **no gaps**.
+    ``Invoice.number`` is unique and invoices are never deleted, so a number is never
+    reused.
     """
 
     last_number = models.PositiveBigIntegerField(default=0)
@@ -58,7 +62,14 @@ class Invoice(models.Model):
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.PROTECT, related_name="invoices"
     )
-    number = models.PositiveBigIntegerField(unique=True, editable=False)
+    # NULL only inside the transaction that issues the invoice, until it takes its number
+    # as its last step (see InvoiceCounter): a committed invoice always has one, so code
+    # reads it as an int.
+    number: models.PositiveBigIntegerField[int | None, int] = models.PositiveBigIntegerField(
+        unique=True,
+        null=True,  # type: ignore[misc]
+        editable=False,
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNPAID)
     currency = models.CharField(max_length=3, editable=False)
     issue_date = models.DateField(default=timezone.localdate)
@@ -385,6 +396,8 @@ class PaymentRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Retention (payment_requests_prune): requests older than the cutoff.
+        indexes = [models.Index(fields=["created_at"], name="billing_payreq_created")]
 
     def __str__(self) -> str:
         return self.key

@@ -8,12 +8,15 @@ import datetime
 import uuid
 from collections.abc import Sequence
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Replace
 from django.http import HttpRequest
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, User
 from clientarea.audit.services import audit_record
+from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import notify
 
 from .. import gateways
@@ -32,13 +35,37 @@ from ._common import (
 from .outcomes import BillingError
 
 
-def _next_invoice_number() -> int:
-    """Take the next number under the counter's row lock (see InvoiceCounter)."""
-    InvoiceCounter.objects.get_or_create(pk=1)
-    counter = InvoiceCounter.objects.select_for_update().get(pk=1)
-    counter.last_number += 1
-    counter.save(update_fields=["last_number"])
-    return counter.last_number
+def _take_number() -> int:
+    """The next invoice number: one ``UPDATE ... RETURNING`` of the counter row, which
+    locks that row until this transaction ends (see InvoiceCounter). Called last."""
+    table = connection.ops.quote_name(InvoiceCounter._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET last_number = last_number + 1 "  # noqa: S608 (name quoted)
+        "WHERE id = 1 RETURNING last_number"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        if row is None:  # a fresh database: the row is made once, then incremented
+            InvoiceCounter.objects.get_or_create(pk=1)
+            cursor.execute(sql)
+            row = cursor.fetchone()
+    return int(row[0])
+
+
+def _number_invoice(invoice: Invoice, placeholder: str, emails: Sequence[OutboxEmail]) -> None:
+    """Take the invoice's number and put it where ``placeholder`` stood: the invoice row
+    and the text of its emails, rows this transaction wrote and nobody else can lock, so
+    nothing here waits while the counter row is held."""
+    number = _take_number()
+    Invoice.objects.filter(pk=invoice.pk).update(number=number)
+    invoice.number = number
+    if emails:
+        text = {
+            field: Replace(F(field), Value(placeholder), Value(str(number)))
+            for field in ("subject", "body_text", "body_after_send")
+        }
+        OutboxEmail.objects.filter(pk__in=[e.pk for e in emails]).update(**text)
 
 
 def _billing_address(account: Account) -> str:
@@ -64,7 +91,17 @@ def invoice_create(
     items: Sequence[str] | None = None,
 ) -> Invoice:
     """Issue an invoice with its lines and email it to the owner and invoice contacts.
-    `items` gives each line what it sells (see ``core.billable``), "" for a plain line."""
+    `items` gives each line what it sells (see ``core.billable``), "" for a plain line.
+
+    The number is taken last (``_number_invoice``): the invoice, its lines and its emails
+    are written first, the emails' text with a stand-in where the number goes; then the
+    counter row is incremented (its lock held from there to the commit), the number put
+    in place of the stand-in, and the audit event written. No number is lost if anything
+    before fails, and no number is taken twice. Called inside a caller's transaction, the
+    lock lasts to that transaction's commit: callers issue the invoice as their last step.
+    An invoice that is settled from the start (nothing to pay) hands over what it sells
+    after it has its number (those handlers name it), still inside the lock: a rare case.
+    """
     if not lines:
         raise BillingError("An invoice needs at least one line.")
     items = list(items) if items is not None else [""] * len(lines)
@@ -87,7 +124,7 @@ def invoice_create(
         status=Invoice.Status.PAID if settled else Invoice.Status.UNPAID,
         paid_at=timezone.now() if settled else None,
         account=account,
-        number=_next_invoice_number(),
+        number=None,  # taken last, below
         currency=account.currency,
         issue_date=issue_date,
         due_date=due_date,
@@ -113,6 +150,21 @@ def invoice_create(
         )
         for i, (line, amounts, item) in enumerate(zip(lines, totals.lines, items, strict=True))
     )
+    # The emails are rendered with a stand-in for the number (letters and digits only, so
+    # no escaping or header cleaning changes it), unique to this call.
+    placeholder = f"N{uuid.uuid4().hex}"
+    emails = notify(
+        account=account,
+        kind=INVOICE_EMAIL_KIND,
+        template="billing/email/invoice_created",
+        context={
+            "invoice": _NumberedAs(invoice, placeholder),
+            "invoice_url": _invoice_url(invoice),
+        },
+    )
+    _number_invoice(invoice, placeholder, emails)
+    # Audit events are append-only (never updated), so this one is written once the
+    # number is known: one INSERT inside the lock.
     audit_record(
         action="invoice.created",
         actor=actor,
@@ -122,15 +174,20 @@ def invoice_create(
         request=request,
         is_staff_action=bool(actor and actor.is_staff),
     )
-    notify(
-        account=account,
-        kind=INVOICE_EMAIL_KIND,
-        template="billing/email/invoice_created",
-        context={"invoice": invoice, "invoice_url": _invoice_url(invoice)},
-    )
     if settled:
         _invoice_paid(invoice)
     return invoice
+
+
+class _NumberedAs:
+    """The invoice as an email template sees it, with ``placeholder`` for its number."""
+
+    def __init__(self, invoice: Invoice, placeholder: str) -> None:
+        self._invoice = invoice
+        self.number = placeholder
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._invoice, name)
 
 
 @transaction.atomic
