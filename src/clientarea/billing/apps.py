@@ -35,6 +35,12 @@ class BillingConfig(AppConfig):
         from .refunds import refunds_reconcile_due
 
         register_periodic_job("billing.refunds_reconcile", refunds_reconcile_due)
+        # The API's Idempotency-Key records, past RETENTION_PAYMENT_REQUEST_DAYS.
+        from clientarea.core.registry import register_retention_job
+
+        from .services import payment_requests_prune
+
+        register_retention_job("payment idempotency keys", payment_requests_prune)
         ownership_transferred.connect(
             payment_methods_on_transfer, dispatch_uid="billing.payment_methods_on_transfer"
         )

@@ -93,3 +93,13 @@ PERIODIC_JOBS: dict[str, Callable[[], str]] = {}
 
 def register_periodic_job(name: str, job: Callable[[], str]) -> None:
     PERIODIC_JOBS[name] = job
+
+
+# Retention jobs of the domain apps, run by the worker's hourly retention turn beside its
+# own (sessions, throttles, email texts): each deletes what is past its age, in bounded
+# batches (core.retention), and returns how many rows went, named by the registered name.
+RETENTION_JOBS: dict[str, Callable[[], int]] = {}
+
+
+def register_retention_job(name: str, job: Callable[[], int]) -> None:
+    RETENTION_JOBS[name] = job

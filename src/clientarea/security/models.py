@@ -63,7 +63,17 @@ class TrackedSession(models.Model):
     objects = TrackedSessionQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["user", "ended_at", "-last_seen_at"])]
+        indexes = [
+            models.Index(fields=["user", "ended_at", "-last_seen_at"]),
+            # Retention (sessions_prune): sessions that ended, or open ones last seen,
+            # before the cutoff, found by index whatever the table's size.
+            models.Index(fields=["ended_at"], name="security_session_ended"),
+            models.Index(
+                fields=["last_seen_at"],
+                condition=models.Q(ended_at__isnull=True),
+                name="security_session_open_seen",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Session {self.pk} of {self.user_id}"
@@ -145,6 +155,8 @@ class ThrottleBucket(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scope", "key_digest"], name="throttle_unique_key")
         ]
+        # Retention (throttle_prune): counters whose window started before the cutoff.
+        indexes = [models.Index(fields=["window_started_at"], name="security_throttle_window")]
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key_digest[:8]}"

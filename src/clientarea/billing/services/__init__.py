@@ -82,6 +82,7 @@ from .payments import (
     invoice_pay,
     payment_request_answered,
     payment_request_claim,
+    payment_requests_prune,
 )
 from .reconcile import payment_reconcile, payments_reconcile_due, processing_transactions_settle_due
 
@@ -134,6 +135,7 @@ __all__ = [
     "payment_reconcile",
     "payment_request_answered",
     "payment_request_claim",
+    "payment_requests_prune",
     "payments_reconcile_due",
     "processing_transactions_settle_due",
 ]

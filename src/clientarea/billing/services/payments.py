@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -14,6 +16,7 @@ from clientarea.accounts.models import User
 from clientarea.accounts.permissions import OwnerPower
 from clientarea.accounts.policy import Access, may_use_owner_power
 from clientarea.audit.services import audit_record
+from clientarea.core.retention import delete_in_batches
 
 from .. import gateways
 from ..models import CreditEntry, Invoice, PaymentRequest, Transaction
@@ -342,6 +345,17 @@ def payment_request_claim(*, key: str, digest: str) -> PaymentRequest:
             "paid. Send a new key for a new payment."
         )
     return asked
+
+
+def payment_requests_prune(*, now: datetime | None = None) -> int:
+    """Retention (the worker's hourly turn): forget the Idempotency-Key records older than
+    ``RETENTION_PAYMENT_REQUEST_DAYS`` (30). Until then a retry with the same key gets the
+    first answer again, and the same key with another request is refused; after, the key
+    is new again, but a retry of the same payment still pays nothing more (the payment's
+    own idempotency key is derived from it and kept with the payment). How many went."""
+    days = int(getattr(settings, "RETENTION_PAYMENT_REQUEST_DAYS", 30))
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    return delete_in_batches(PaymentRequest.objects.filter(created_at__lt=cutoff))
 
 
 def payment_request_answered(*, key: str, status: int, answer: dict[str, object]) -> None:
