@@ -72,6 +72,11 @@ class OutboxEmail(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     # Which worker's claim this is; a worker sends a row only while its claim still holds.
     claim_token = models.CharField(max_length=32, blank=True)
+    # Set just before the message goes to the mail server, cleared once the outcome is
+    # recorded. Still set when a claim has lapsed: the worker stopped mid-send, so the
+    # server may have accepted it (SMTP gives no way to ask). It is sent again with the
+    # same Message-ID, so the recipient's mail system can fold a duplicate.
+    send_started_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)

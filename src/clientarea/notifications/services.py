@@ -51,7 +51,6 @@ from .models import OutboxEmail
 
 logger = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 300
 Audience = OutboxEmail.Audience
 
 
@@ -328,11 +327,28 @@ def retry_delay(attempts: int) -> timedelta:
     return min(timedelta(seconds=seconds), MAX_RETRY_DELAY)
 
 
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.OUTBOX_CLAIM_SECONDS)
+
+
+IN_DOUBT = (
+    "A worker stopped while sending this email: the mail server may have accepted it. "
+    "Sent again with the same Message-ID, so a copy that did arrive can be folded."
+)
+
+
 def _claim(batch_size: int, now: datetime) -> tuple[str, list[OutboxEmail]]:
-    """Claim due rows for this worker. SKIP LOCKED lets several workers share the outbox;
-    the claim (status SENDING + locked_until + claim_token) is committed before any network
-    I/O so a slow mail server never holds a database lock, and a crashed worker's claim
-    expires."""
+    """Claim due rows for this worker. SKIP LOCKED lets several workers share the outbox
+    (a row another claim has locked is passed over, never waited for or taken twice); the
+    claim (status SENDING + locked_until + claim_token) is committed before any network
+    I/O so a slow mail server never holds a database lock, and a dead worker's claim
+    lapses after OUTBOX_CLAIM_SECONDS.
+
+    A lapsed claim whose send had begun (send_started_at) is in doubt: the worker died
+    between starting the send and recording its outcome, and the server may have accepted
+    the message. That attempt counts; the row is sent again (with the same Message-ID)
+    unless it has used up its attempts, so a message that kills every worker sending it
+    cannot stall the outbox for ever."""
     token = secrets.token_hex(16)
     with transaction.atomic():
         due = (
@@ -345,23 +361,45 @@ def _claim(batch_size: int, now: datetime) -> tuple[str, list[OutboxEmail]]:
             .order_by("next_attempt_at", "pk")[:batch_size]
         )
         rows = list(due)
+        in_doubt = [r for r in rows if r.send_started_at is not None]
         OutboxEmail.objects.filter(pk__in=[r.pk for r in rows]).update(
             status=OutboxEmail.Status.SENDING,
-            locked_until=now + timedelta(seconds=CLAIM_SECONDS),
+            locked_until=now + _lease(),
             claim_token=token,
+            send_started_at=None,
         )
+        for row in in_doubt:
+            row.attempts += 1
+            logger.warning("Email %s: %s", row.pk, IN_DOUBT)
+            gave_up = row.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+            OutboxEmail.objects.filter(pk=row.pk).update(
+                attempts=row.attempts,
+                last_error=IN_DOUBT,
+                **(
+                    {
+                        "status": OutboxEmail.Status.FAILED,
+                        "locked_until": None,
+                        **_finished_body(row),
+                    }
+                    if gave_up
+                    else {}
+                ),
+            )
+            if gave_up:
+                rows.remove(row)
     return token, rows
 
 
 def _still_ours(row: OutboxEmail, token: str) -> bool:
-    """Re-check the claim just before sending; refresh it so it cannot lapse mid-send.
-    A row another worker took over (after our claim expired) or already sent is skipped:
-    nothing is ever sent twice by a retry."""
+    """Re-check the claim just before sending; renew it so it cannot lapse mid-send, and
+    record that the send begins (see `_claim` for a worker that dies before the outcome is
+    recorded). A row another worker took over (after our claim lapsed) or already sent is
+    skipped: no retry ever sends a message that was recorded as sent."""
     now = timezone.now()
     return bool(
         OutboxEmail.objects.filter(
             pk=row.pk, status=OutboxEmail.Status.SENDING, claim_token=token
-        ).update(locked_until=now + timedelta(seconds=CLAIM_SECONDS))
+        ).update(locked_until=now + _lease(), send_started_at=now)
     )
 
 
@@ -458,6 +496,7 @@ def _record_sent(row: OutboxEmail) -> None:
         sent_at=timezone.now(),
         attempts=row.attempts + 1,
         locked_until=None,
+        send_started_at=None,
         last_error="",
         **_finished_body(row),
     )
@@ -467,6 +506,7 @@ def _record_withheld(row: OutboxEmail) -> None:
     OutboxEmail.objects.filter(pk=row.pk).update(
         status=OutboxEmail.Status.WITHHELD,
         locked_until=None,
+        send_started_at=None,
         last_error="The recipient was no longer entitled to this email when it was due.",
         **_finished_body(row),
     )
@@ -483,6 +523,7 @@ def _record_failure(row: OutboxEmail, exc: Exception, token: str) -> None:
         attempts=attempts,
         next_attempt_at=timezone.now() + retry_delay(attempts),
         locked_until=None,
+        send_started_at=None,
         last_error=f"{type(exc).__name__}: {exc}"[:2000],
         **(_finished_body(row) if gave_up else {}),
     )

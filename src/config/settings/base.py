@@ -223,11 +223,19 @@ if EMAIL_CONFIG.get("EMAIL_FILE_PATH"):
     # `filemail:///var/mail/x` names an absolute path; django-environ drops the leading slash.
     EMAIL_CONFIG["EMAIL_FILE_PATH"] = "/" + EMAIL_CONFIG["EMAIL_FILE_PATH"].lstrip("/")
 vars().update(EMAIL_CONFIG)
+# Seconds each exchange with the mail server may take (Django's default is none: a mail
+# server that stops answering would hold a worker, and the row it sends, forever).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"{SITE_NAME} <no-reply@example.com>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Outbox retries: attempt n waits OUTBOX_RETRY_BASE_SECONDS * 2**(n-1), up to this many tries.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
+# A worker's claim on the emails it took (its lease): renewed for each email just before
+# sending it. A worker that dies leaves its emails to the others once this has passed.
+# It must outlast one send (a few exchanges of up to EMAIL_TIMEOUT each; a system check
+# says so), or another worker could take over an email still being sent.
+OUTBOX_CLAIM_SECONDS = env.int("OUTBOX_CLAIM_SECONDS", default=300)
 # The provider's support inbox: told of every new customer ticket and customer reply
 # ("" = nobody). Never an account's email: not in any customer's Email History.
 SUPPORT_STAFF_EMAIL = env.str("SUPPORT_STAFF_EMAIL", default="")

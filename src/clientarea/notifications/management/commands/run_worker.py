@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, close_old_connections
 
 from clientarea.accounts.closing import closure_sweeps_run
 from clientarea.accounts.ownership import ownership_transfer_expire_due
@@ -62,17 +63,29 @@ class Command(BaseCommand):
         self.stdout.write("Worker started: delivering the email outbox.")
         last_asked = float("-inf")
         while not stopping():
-            # Every worker delivers email; the housekeeping runs once per interval across
-            # all of them (core.periodic): each asks for the turn now and then, and the one
-            # that gets it runs it while the others go on delivering.
-            if time.monotonic() - last_asked >= HOUSEKEEPING_ASK_SECONDS:
-                last_asked = time.monotonic()
-                with periodic_turn(
-                    HOUSEKEEPING_TURN, every=timedelta(seconds=HOUSEKEEPING_SECONDS)
-                ) as mine:
-                    if mine:
-                        self._housekeeping()
-            stats = outbox_deliver_due()
+            try:
+                # Every worker delivers email; the housekeeping runs once per interval
+                # across all of them (core.periodic): each asks for the turn now and then,
+                # and the one that gets it runs it while the others go on delivering.
+                if time.monotonic() - last_asked >= HOUSEKEEPING_ASK_SECONDS:
+                    last_asked = time.monotonic()
+                    with periodic_turn(
+                        HOUSEKEEPING_TURN, every=timedelta(seconds=HOUSEKEEPING_SECONDS)
+                    ) as mine:
+                        if mine:
+                            self._housekeeping()
+                stats = outbox_deliver_due()
+            except DatabaseError:
+                # The database went away (a restart, a failover): what this worker had
+                # claimed waits for its claim to lapse (an email the server accepted
+                # meanwhile is in doubt and goes again, with the same Message-ID). The
+                # worker goes on once the database is back rather than exiting.
+                logger.exception("Worker turn stopped by a database error")
+                if once:
+                    raise
+                close_old_connections()
+                time.sleep(interval)
+                continue
             if any(stats.values()):
                 self.stdout.write(
                     f"outbox: sent {stats['sent']}, failed {stats['failed']}, "
@@ -80,6 +93,10 @@ class Command(BaseCommand):
                 )
             if once:
                 break
+            # Between turns, as a request's end does for the web processes (a worker gets
+            # no request cycle): drop a connection that broke (a database restart, a
+            # pooler closing it) or outlived CONN_MAX_AGE, so the next turn reconnects.
+            close_old_connections()
             if not (stats["sent"] or stats["withheld"]):
                 time.sleep(interval)
         self.stdout.write("Worker stopped.")
