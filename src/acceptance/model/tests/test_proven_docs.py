@@ -1,0 +1,49 @@
+"""docs/access.md's "What is proven" section is the output of `make prove` for the model
+in the repository: a model changed since then fails here until `make prove` is rerun."""
+
+from __future__ import annotations
+
+from acceptance.model import prove
+from acceptance.model.explore import explore
+from clientarea.core.management.commands import access_table
+
+
+def test_what_is_proven_is_current_for_this_model():
+    text = prove.DOCS.read_text()
+    # `manage.py access_table --write` rewrites the page's tables and keeps this section.
+    assert access_table.PROVEN_BEGIN == prove.BEGIN
+    assert prove.BEGIN in text and prove.END in text, "run make prove to write the section"
+    assert prove.documented_fingerprint(text) == prove.model_fingerprint(), (
+        "the access model changed since docs/access.md's 'What is proven' was written: "
+        "run `make prove` and commit docs/access.md"
+    )
+
+
+def test_the_fingerprint_follows_every_model_module(tmp_path, monkeypatch):
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for source in prove.MODEL_DIR.glob("*.py"):
+        (copy / source.name).write_bytes(source.read_bytes())
+    monkeypatch.setattr(prove, "MODEL_DIR", copy)
+    seen = {prove.model_fingerprint()}
+    (copy / "prove.py").write_text("# the writer of the section is not the model\n")
+    assert prove.model_fingerprint() in seen
+    for name in ("rules.py", "reach.py", "invariants.py", "state.py", "catalogue.py"):
+        (copy / name).write_text((copy / name).read_text() + "\n# changed\n")
+        fingerprint = prove.model_fingerprint()
+        assert fingerprint not in seen, name
+        seen.add(fingerprint)
+
+
+def test_the_section_is_replaced_in_place_and_renders_the_runs():
+    result = explore(2)
+    run = prove.Run("both accounts", 2, (0, 1))
+    section = prove.render_section([(run, result)], extra="Conformance: none yet.")
+    assert f"{prove.FINGERPRINT_PREFIX}{prove.model_fingerprint()} -->" in section
+    assert "| 2 | 133 |" in section and "Conformance: none yet." in section
+    assert "every account has exactly one owner" in section.lower()
+    docs = "# Access\n\nintro\n"
+    once = prove.write_section(docs, section)
+    twice = prove.write_section(once.replace("intro", "intro, edited"), section)
+    assert once.count(prove.BEGIN) == 1 and twice.count(prove.BEGIN) == 1
+    assert twice.startswith("# Access\n\nintro, edited\n") and twice.endswith(prove.END + "\n")
