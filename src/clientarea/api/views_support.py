@@ -30,12 +30,19 @@ from clientarea.accounts.permissions import Perm
 from clientarea.accounts.policy import Access, account_object_or_404
 from clientarea.support import selectors as support_selectors
 from clientarea.support import services as support_services
-from clientarea.support.attachments import attachment_response
+from clientarea.support.attachments import DOWNLOAD_UNAVAILABLE, attachment_response
 from clientarea.support.models import Attachment, Department, Ticket
 
 from .access import token_access, token_rule
 from .pagination import IdCursorPagination, paginated
-from .responses import COMMON_ERRORS, ITEM_ERRORS, ActionRefused, object_pk, problem_doc
+from .responses import (
+    COMMON_ERRORS,
+    ITEM_ERRORS,
+    ActionRefused,
+    OutsideDown,
+    object_pk,
+    problem_doc,
+)
 from .serializers_support import (
     TicketDetailSerializer,
     TicketFilter,
@@ -49,6 +56,9 @@ from .serializers_support import (
 
 NO_TICKETS = problem_doc("The token does not carry tickets, or its creator no longer holds it.")
 NOT_JSON_OR_MULTIPART = problem_doc("The body is neither application/json nor multipart/form-data.")
+STORE_DOWN = problem_doc(
+    "The attachment store could not be reached: nothing was saved or sent (see Retry-After)."
+)
 
 
 class TicketClosed(exceptions.APIException):
@@ -119,6 +129,8 @@ def _ticket_action(call: Callable[[], Any], field_names: dict[str, str]) -> Any:
         return call()
     except DjangoValidationError as exc:  # the attachments' checks
         raise exceptions.ValidationError({"attachments": list(exc.messages)}) from None
+    except support_services.AttachmentsUnavailable as exc:
+        raise OutsideDown(str(exc)) from None
     except support_services.TicketError as exc:
         if exc.field is None:
             raise ActionRefused(str(exc)) from None
@@ -181,6 +193,7 @@ class TicketListView(APIView):
             # nothing, like the other writes (its next request is a 401).
             404: problem_doc("The token stopped working while the request ran."),
             415: NOT_JSON_OR_MULTIPART,
+            503: STORE_DOWN,
             **COMMON_ERRORS,
         },
     )
@@ -259,6 +272,7 @@ class TicketReplyView(APIView):
             201: TicketMessageSerializer,
             400: problem_doc("Bad input (the field is named), or a refused attachment."),
             415: NOT_JSON_OR_MULTIPART,
+            503: STORE_DOWN,
             **ITEM_ERRORS,
         },
     )
@@ -354,6 +368,7 @@ class AttachmentDownloadView(APIView):
                 (200, media): OpenApiResponse(OpenApiTypes.BINARY, description="The file.")
                 for media in DOWNLOAD_TYPES
             },
+            503: problem_doc("The attachment store cannot give the file just now."),
             **ITEM_ERRORS,
         },
     )
@@ -365,4 +380,7 @@ class AttachmentDownloadView(APIView):
             account_field="message__ticket__account",
             pk=object_pk(pk),
         )
-        return attachment_response(attachment)
+        try:
+            return attachment_response(attachment)
+        except OSError:
+            raise OutsideDown(DOWNLOAD_UNAVAILABLE) from None

@@ -13,14 +13,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 
 from clientarea.core.validators import validate_multi_line
 
 from . import services
-from .attachments import HELP_TEXT, attachment_response
+from .attachments import DOWNLOAD_UNAVAILABLE, HELP_TEXT, attachment_response
 from .forms import MESSAGE_MAX_LENGTH, AttachmentsField
 from .models import Attachment, Department, Ticket, TicketMessage
 
@@ -147,7 +147,12 @@ class TicketAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         status_changed = "status" in form.changed_data
         try:
-            with transaction.atomic():
+            # The reply's files are stored before the transaction (the store may be
+            # another machine), and deleted again if it fails.
+            with (
+                services.attachments_store(data.get("reply_attachments") or []) as files,
+                transaction.atomic(),
+            ):
                 services.ticket_update_staff(
                     ticket=obj,
                     staff=staff,  # type: ignore[arg-type]
@@ -161,7 +166,7 @@ class TicketAdmin(admin.ModelAdmin):
                         ticket=obj,
                         staff=staff,  # type: ignore[arg-type]
                         body=data["reply"],
-                        files=data.get("reply_attachments") or [],
+                        files=files,
                         status=data["status"] if status_changed else None,
                         request=request,
                     )
@@ -175,6 +180,18 @@ class TicketAdmin(admin.ModelAdmin):
             messages.success(
                 request, f"Your reply to ticket #{obj.pk} was emailed to the customer."
             )
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # Unlike the admin's own, not one transaction around the whole request: saving
+        # stores the reply's attachments (an outside call, never inside a transaction)
+        # and then makes its changes in one transaction of its own (save_model).
+        return self._changeform_view(request, object_id, form_url, extra_context)
 
     # When the service refused, the admin must neither log a change nor say "changed
     # successfully": the error message stands and the page opens again.
@@ -198,10 +215,16 @@ class TicketAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def attachment_download(self, request: HttpRequest, pk: int) -> FileResponse:
+    def attachment_download(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         attachment = Attachment.objects.filter(pk=pk).first()
         if attachment is None:
             raise Http404("No such attachment.")
-        return attachment_response(attachment)
+        try:
+            return attachment_response(attachment)
+        except OSError:
+            messages.error(request, DOWNLOAD_UNAVAILABLE)
+            return HttpResponseRedirect(
+                reverse("admin:support_ticket_change", args=[attachment.message.ticket_id])
+            )

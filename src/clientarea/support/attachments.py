@@ -77,6 +77,11 @@ ACCEPT_ATTR = ",".join(f".{ext}" for ext in KINDS)
 SAFE_SERVED_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "application/pdf"})
 TEXT_TYPE = "text/plain"
 
+# When the store (the disk, or the S3-compatible bucket) cannot give the file back.
+DOWNLOAD_UNAVAILABLE = (
+    "This attachment cannot be fetched just now. Please try again in a few minutes."
+)
+
 HELP_TEXT = (
     f"Optional: up to {MAX_FILES} files of {filesizeformat(MAX_BYTES)} each "
     f"({', '.join(ALLOWED_EXTENSIONS)})."
@@ -162,7 +167,12 @@ def clean_filename(name: str) -> str:
 
 def attachment_response(attachment: Attachment) -> FileResponse:
     """Serve a stored attachment as a download, never as active content (customer pages
-    and the back office alike)."""
+    and the back office alike), always through the caller's access check: with object
+    storage too, the file is streamed from here rather than handed out as a signed URL
+    (which anyone holding it could use until it expired, after a revocation too, and which
+    could not carry these headers). The file is fetched before the response starts, so a
+    store that cannot give it raises ``OSError`` here (the callers say so), never a
+    download cut short."""
     response = FileResponse(
         attachment.file.open("rb"),
         as_attachment=True,

@@ -7,12 +7,16 @@ renamed, revoked or deleted.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import PurePath
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.core.files.storage import Storage
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 from clientarea.core.validators import validate_multi_line, validate_single_line
@@ -157,9 +161,21 @@ class Attachment(models.Model):
     def __str__(self) -> str:
         return self.original_name
 
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        storage, name = self.file.storage, self.file.name
-        result = super().delete(*args, **kwargs)
-        if name:
-            storage.delete(name)
-        return result
+
+# The app never deletes an attachment (a ticket is closed, never deleted, and an account
+# is kept for its retention period); should a row go all the same (the shell, a cascade),
+# its file goes with it, but only once the deletion is committed: never if it rolls back,
+# and never inside the transaction (the store may be another machine).
+@receiver(post_delete, sender=Attachment, dispatch_uid="support.attachment_file_delete")
+def _attachment_file_delete(sender: type[Attachment], instance: Attachment, **kwargs: Any) -> None:
+    name = instance.file.name
+    if name:
+        storage = instance.file.storage
+        transaction.on_commit(lambda: _file_delete(storage, name), using=kwargs.get("using"))
+
+
+def _file_delete(storage: Storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except OSError as exc:  # the store is down: an orphan nobody can reach, not an error
+        logging.getLogger(__name__).warning("Attachment file %s not deleted: %s", name, exc)

@@ -1,15 +1,24 @@
 """State-changing actions on support tickets. Each is one transaction that also writes its
-audit event and queues its email; uploaded files written before a failure are removed."""
+audit event and queues its email.
+
+Attachments are written to storage *before* that transaction (``attachments_store``):
+the store may be another machine (an S3-compatible bucket), and no outside system is
+called inside a transaction or under the ticket's row lock. If the store fails, nothing
+is saved or sent; if the transaction fails, the files just written are deleted again,
+after its rollback. A crash between the two leaves at most an object no row names (its
+name is random, so nobody can reach it)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import cast
 
 from django.core.exceptions import ValidationError
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -31,6 +40,8 @@ from .attachments import attachments_check, clean_filename
 from .models import Attachment, Department, Ticket, TicketMessage
 from .selectors import ticket_visible
 
+logger = logging.getLogger(__name__)
+
 SUBJECT_MAX_LENGTH = 200  # Ticket.subject's column
 BIGINT_MAX = 2**63 - 1  # ids beyond it name no row (and would overflow the lookup)
 ABOUT_REFUSED = "Choose one of the services or domains listed, or none."
@@ -46,15 +57,92 @@ class TicketError(Exception):
         self.field = field
 
 
+class AttachmentsUnavailable(TicketError):
+    """The attachment store could not take the files (unreachable, refusing, disk full):
+    nothing was saved or sent (the API's 503)."""
+
+
+ATTACHMENTS_UNAVAILABLE = (
+    "Your attachments could not be stored just now, so nothing was saved or sent. "
+    "Please try again in a few minutes."
+)
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An attachment already in storage (``attachments_store``), waiting for its row."""
+
+    name: str  # the storage's name: random, nothing the uploader chose
+    original_name: str
+    content_type: str
+    size: int
+
+
 @contextmanager
-def _remove_files_on_error() -> Iterator[list[str]]:
-    stored: list[str] = []
+def attachments_store(
+    files: Sequence[UploadedFile | StoredUpload],
+) -> Iterator[list[StoredUpload]]:
+    """Check the uploads and write them to storage, outside any transaction; the block
+    then records them. If the block fails, the files written here are deleted again (once
+    its transaction has rolled back). Files already stored by an outer
+    ``attachments_store`` pass through, left to it."""
+    uploads = [f for f in files if not isinstance(f, StoredUpload)]
+    checked = dict(zip(map(id, uploads), attachments_check(uploads), strict=True))
+    field = _file_field()
+    written: list[StoredUpload] = []
+    ready: list[StoredUpload] = []
     try:
-        yield stored
+        for item in files:
+            if isinstance(item, StoredUpload):
+                ready.append(item)
+                continue
+            upload, content_type = checked[id(item)]
+            try:
+                name = field.storage.save(
+                    field.generate_filename(None, upload.name or "attachment"),
+                    upload,
+                    max_length=field.max_length,
+                )
+            except OSError as exc:
+                logger.warning("Ticket attachment not stored: %s", exc)
+                raise AttachmentsUnavailable(ATTACHMENTS_UNAVAILABLE) from exc
+            stored = StoredUpload(
+                name=name,
+                original_name=clean_filename(upload.name or ""),
+                content_type=content_type,
+                size=upload.size or 0,
+            )
+            written.append(stored)
+            ready.append(stored)
+        yield ready
     except BaseException:
-        for name in stored:
-            default_storage.delete(name)
+        for stored in written:
+            _delete_file(stored.name)
         raise
+
+
+def _file_field() -> models.FileField:
+    return cast(models.FileField, Attachment._meta.get_field("file"))
+
+
+def _delete_file(name: str) -> None:
+    """Remove a stored file; one the store cannot delete now is logged (no row names it,
+    and its random name reaches nobody), never raised over the error being handled."""
+    try:
+        _file_field().storage.delete(name)
+    except OSError as exc:
+        logger.warning("Ticket attachment %s not deleted: %s", name, exc)
+
+
+def _clean_body(body: str) -> str:
+    body = body.strip()
+    if not body:
+        raise TicketError("Write a message.", field="message")
+    try:
+        validate_multi_line(body)
+    except ValidationError as exc:
+        raise TicketError(f"Message: {MULTI_LINE_MESSAGE}", field="message") from exc
+    return body
 
 
 def _add_message(
@@ -63,17 +151,8 @@ def _add_message(
     author: User,
     body: str,
     is_staff: bool,
-    files: Sequence[UploadedFile],
-    stored: list[str],
+    files: Sequence[StoredUpload],
 ) -> TicketMessage:
-    body = body.strip()
-    if not body:
-        raise TicketError("Write a message.", field="message")
-    try:
-        validate_multi_line(body)
-    except ValidationError as exc:
-        raise TicketError(f"Message: {MULTI_LINE_MESSAGE}", field="message") from exc
-    checked = attachments_check(files)
     message = TicketMessage.objects.create(
         ticket=ticket,
         author=author,
@@ -82,16 +161,16 @@ def _add_message(
         is_staff=is_staff,
         body=body,
     )
-    for upload, content_type in checked:
-        attachment = Attachment(
+    Attachment.objects.bulk_create(
+        Attachment(
             message=message,
-            original_name=clean_filename(upload.name or ""),
-            content_type=content_type,
-            size=upload.size or 0,
+            file=stored.name,
+            original_name=stored.original_name,
+            content_type=stored.content_type,
+            size=stored.size,
         )
-        attachment.file.save(upload.name or "attachment", upload, save=False)
-        stored.append(attachment.file.name or "")
-        attachment.save()
+        for stored in files
+    )
     return message
 
 
@@ -173,7 +252,7 @@ def ticket_open(
     subject: str,
     priority: str,
     body: str,
-    files: Sequence[UploadedFile] = (),
+    files: Sequence[UploadedFile | StoredUpload] = (),
     about: tuple[str, int] | None = None,
     request: HttpRequest | None = None,
 ) -> Ticket:
@@ -197,7 +276,8 @@ def ticket_open(
     if priority not in Ticket.Priority.values:
         raise TicketError("Choose a priority.", field="priority")
     about_fields = _about_fields(access=current, about=about)
-    with _remove_files_on_error() as stored, transaction.atomic():
+    body = _clean_body(body)
+    with attachments_store(files) as stored, transaction.atomic():
         now = timezone.now()
         ticket = Ticket.objects.create(
             account=account,
@@ -213,7 +293,7 @@ def ticket_open(
             **about_fields,
         )
         message = _add_message(
-            ticket=ticket, author=opener, body=body, is_staff=False, files=files, stored=stored
+            ticket=ticket, author=opener, body=body, is_staff=False, files=stored
         )
         audit_record(
             action="ticket.opened",
@@ -275,17 +355,21 @@ def ticket_reply_customer(
     ticket: Ticket,
     access: Access,
     body: str,
-    files: Sequence[UploadedFile] = (),
+    files: Sequence[UploadedFile | StoredUpload] = (),
     request: HttpRequest | None = None,
 ) -> TicketMessage:
     """A reply from the person of `access`, under their own name; a closed ticket is
-    reopened by it. The policy is asked first (``ticket_require``), on the locked row."""
-    with _remove_files_on_error() as stored, transaction.atomic():
+    reopened by it. The policy is asked first (``ticket_require``): before any file is
+    stored, and again on the locked row."""
+    if files:
+        ticket_require(access, ticket)
+    body = _clean_body(body)
+    with attachments_store(files) as stored, transaction.atomic():
         locked = _lock(ticket)
         author = ticket_require(access, locked).user
         before = locked.status
         message = _add_message(
-            ticket=locked, author=author, body=body, is_staff=False, files=files, stored=stored
+            ticket=locked, author=author, body=body, is_staff=False, files=stored
         )
         locked.status = Ticket.Status.CUSTOMER_REPLY
         locked.updated_at = message.created_at
@@ -346,7 +430,7 @@ def ticket_reply_staff(
     ticket: Ticket,
     staff: User,
     body: str,
-    files: Sequence[UploadedFile] = (),
+    files: Sequence[UploadedFile | StoredUpload] = (),
     status: str | None = None,
     request: HttpRequest | None = None,
 ) -> TicketMessage:
@@ -357,12 +441,11 @@ def ticket_reply_staff(
     new_status = status or Ticket.Status.ANSWERED
     if new_status not in Ticket.Status.values:
         raise TicketError("Unknown status.")
-    with _remove_files_on_error() as stored, transaction.atomic():
+    body = _clean_body(body)
+    with attachments_store(files) as stored, transaction.atomic():
         locked = _lock(ticket)
         before = locked.status
-        message = _add_message(
-            ticket=locked, author=staff, body=body, is_staff=True, files=files, stored=stored
-        )
+        message = _add_message(ticket=locked, author=staff, body=body, is_staff=True, files=stored)
         locked.status = new_status
         locked.updated_at = message.created_at
         locked.save(update_fields=["status", "updated_at"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -12,7 +12,7 @@ from clientarea.accounts.policy import AccountRequest, account_object_or_404, re
 from clientarea.accounts.scope import SCOPE_KINDS
 
 from . import selectors, services
-from .attachments import attachment_response
+from .attachments import DOWNLOAD_UNAVAILABLE, attachment_response
 from .forms import StatusFilterForm, TicketOpenForm, TicketReplyForm
 from .models import Attachment, Ticket
 
@@ -151,7 +151,7 @@ def ticket_close(request: AccountRequest, pk: int) -> HttpResponse:
 
 @requires(Perm.TICKETS)
 @require_GET
-def attachment_download(request: AccountRequest, pk: int) -> FileResponse:
+def attachment_download(request: AccountRequest, pk: int) -> HttpResponse:
     """Serve an attachment of one of the account's tickets, never as active content."""
     attachment = account_object_or_404(
         Attachment.objects.filter(message__ticket__in=selectors.ticket_visible(request.access)),
@@ -159,7 +159,11 @@ def attachment_download(request: AccountRequest, pk: int) -> FileResponse:
         account_field="message__ticket__account",
         pk=pk,
     )
-    return attachment_response(attachment)
+    try:
+        return attachment_response(attachment)
+    except OSError:  # the store cannot give it now: back to its ticket, saying so
+        messages.error(request, DOWNLOAD_UNAVAILABLE)
+        return redirect("support:ticket_detail", pk=attachment.message.ticket_id)
 
 
 def _reason(exc: Exception) -> str:

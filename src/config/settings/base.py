@@ -211,8 +211,27 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# Ticket attachments, the only uploaded files, are the default storage: the local disk
+# (MEDIA_ROOT), or an S3-compatible bucket once ATTACHMENTS_S3_BUCKET is set, so that
+# every app process on every machine reads the same files. The endpoint is for services
+# other than AWS (empty: AWS); the credentials are boto3's own (AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, a profile, or the machine's role), never a Django setting.
+ATTACHMENTS_S3_BUCKET = env.str("ATTACHMENTS_S3_BUCKET", default="")
+ATTACHMENTS_S3_ENDPOINT_URL = env.str("ATTACHMENTS_S3_ENDPOINT_URL", default="")
+ATTACHMENTS_S3_REGION = env.str("ATTACHMENTS_S3_REGION", default="")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": (
+        {
+            "BACKEND": "clientarea.support.storage.S3AttachmentStorage",
+            "OPTIONS": {
+                "bucket_name": ATTACHMENTS_S3_BUCKET,
+                "endpoint_url": ATTACHMENTS_S3_ENDPOINT_URL or None,
+                "region_name": ATTACHMENTS_S3_REGION or None,
+            },
+        }
+        if ATTACHMENTS_S3_BUCKET
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))

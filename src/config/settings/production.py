@@ -4,6 +4,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
 from .base import (
+    ATTACHMENTS_S3_BUCKET,
+    ATTACHMENTS_S3_ENDPOINT_URL,
+    ATTACHMENTS_S3_REGION,
     BILLING_CARD_GATEWAY,
     DEMO_MODE,
     DOMAINS_REGISTRAR_DRIVER,
@@ -44,6 +47,31 @@ if _stand_ins and not DEMO_MODE:
         + ". Configure the real ones (see the README: clientarea.hosting.whm.WhmPanelDriver, "
         'clientarea.domains.epp.EppRegistrarDriver, BILLING_CARD_GATEWAY="" for no cards), '
         "or set DEMO_MODE=true for a demonstration."
+    )
+
+# Half an object-store configuration would quietly keep attachments on this machine's
+# disk (the other app processes could not read them): refuse it. A bucket without keys is
+# fine: boto3 then finds the machine's role or profile.
+_s3_without_bucket = [
+    name
+    for name, value in (
+        ("ATTACHMENTS_S3_ENDPOINT_URL", ATTACHMENTS_S3_ENDPOINT_URL),
+        ("ATTACHMENTS_S3_REGION", ATTACHMENTS_S3_REGION),
+    )
+    if value
+]
+if _s3_without_bucket and not ATTACHMENTS_S3_BUCKET:
+    raise ImproperlyConfigured(
+        f"{' and '.join(_s3_without_bucket)} set without ATTACHMENTS_S3_BUCKET: set the "
+        "bucket to keep ticket attachments in object storage, or unset them to keep them "
+        "on the local disk (MEDIA_ROOT)."
+    )
+if ATTACHMENTS_S3_BUCKET and bool(env.str("AWS_ACCESS_KEY_ID", default="")) != bool(
+    env.str("AWS_SECRET_ACCESS_KEY", default="")
+):
+    raise ImproperlyConfigured(
+        "ATTACHMENTS_S3_BUCKET: set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+        "neither (to use the machine's role or profile)."
     )
 
 STORAGES = {
