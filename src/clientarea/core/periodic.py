@@ -5,17 +5,21 @@ housekeeping (expiries, reconciliation, retention) must run once per interval, n
 per worker: twice at the same moment it would do each job twice over, e.g. email the
 same expiry notice twice. ``periodic_turn`` gives the turn to one caller per interval:
 
-- **PostgreSQL**: a session-level advisory lock (``pg_try_advisory_lock``) is held for
-  the whole run, so a second worker never runs it at the same time, however long the run
-  takes; a worker that dies loses its connection and with it the lock. The lock is taken
-  on the worker's own connection (never through a transaction-pooling pooler such as
-  PgBouncer in transaction mode, which would hand the session to someone else: point the
-  worker at the database, or at a session-mode pool). Under the lock, the
-  ``PeriodicTurn`` row says whether the interval has passed since the last run began.
-- **SQLite** (no advisory locks): one conditional UPDATE of the ``PeriodicTurn`` row takes
-  the turn only if it is due and nobody holds it; SQLite runs writes one at a time, so
-  exactly one caller's UPDATE matches. The row is held until the run ends, or until
-  ``hold`` has passed (a worker killed mid-run does not keep it for good).
+- The ``PeriodicTurn`` row of the task says when it is next due and who holds it: one
+  conditional UPDATE takes the turn only if it is due and nobody holds it, so exactly one
+  caller's UPDATE matches (SQLite runs writes one at a time; PostgreSQL makes a second
+  UPDATE of the row wait for the first and then re-check its condition, which no longer
+  holds). The row is held until the run ends, or until ``hold`` has passed (a worker
+  killed mid-run does not keep it for good).
+- **PostgreSQL** also takes a *transaction-level* advisory lock
+  (``pg_try_advisory_xact_lock``) around that UPDATE, so workers asking at the same
+  moment do not queue on the row: the one that does not get the lock is told at once
+  that it is not its turn. It is released with the claim's commit, a moment later. No
+  session-level lock is held for the run: the run calls outside systems and must not sit
+  in a transaction, and a session-level lock would not survive a transaction-pooling
+  pooler (PgBouncer in transaction mode gives each transaction whichever server
+  connection is free, so the unlock could reach another session than the lock). Workers
+  may therefore connect through such a pooler like the app processes.
 
 Times are the workers' clocks (keep them in sync, as for everything else).
 """
@@ -28,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -86,25 +90,15 @@ def periodic_turn(
     holder = secrets.token_hex(8)
     connection = connections[using]
     if connection.vendor == "postgresql":
-        key = advisory_key(name)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            locked = bool(cursor.fetchone()[0])
-        if not locked:  # another worker is running it right now
-            yield False
-            return
-        try:
-            yield _claim(name, now, every, holder=holder, using=using, hold=None)
-        finally:
-            # Session-level: released explicitly, on the same connection that took it. If
-            # that connection is broken, closing it releases the lock all the same.
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:
-                connection.close()
-        return
-    mine = _claim(name, now, every, holder=holder, using=using, hold=hold)
+        with transaction.atomic(using=using):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [advisory_key(name)])
+                locked = bool(cursor.fetchone()[0])
+            # Not locked: another worker is claiming it right now (it gets the turn or
+            # finds it not due); either way not ours.
+            mine = locked and _claim(name, now, every, holder=holder, using=using, hold=hold)
+    else:
+        mine = _claim(name, now, every, holder=holder, using=using, hold=hold)
     try:
         yield mine
     finally:
