@@ -86,6 +86,13 @@ class OutboxEmail(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
             models.Index(fields=["account", "-created_at"]),
+            # Retention (outbox_bodies_prune): delivered emails still holding their text,
+            # by when they were sent; those already cleared are not in it.
+            models.Index(
+                fields=["sent_at"],
+                condition=models.Q(status="sent") & ~models.Q(body_text="", body_after_send=""),
+                name="notifications_sent_with_text",
+            ),
         ]
 
     def __str__(self) -> str:

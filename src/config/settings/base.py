@@ -137,6 +137,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Behind PgBouncer in transaction mode (docs/deploy.md) each transaction may get
+    # another server connection: nothing may outlive a transaction on the server, so no
+    # server-side cursors (iterator() would lose its cursor) and no prepared statements.
+    if env.bool("DATABASE_TRANSACTION_POOLING", default=False):
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = None
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -282,6 +288,10 @@ ACCOUNT_RETENTION_YEARS = env.int("ACCOUNT_RETENTION_YEARS", default=7)
 RETENTION_SESSION_DAYS = env.int("RETENTION_SESSION_DAYS", default=90)
 RETENTION_THROTTLE_HOURS = env.int("RETENTION_THROTTLE_HOURS", default=0)
 RETENTION_EMAIL_BODY_DAYS = env.int("RETENTION_EMAIL_BODY_DAYS", default=90)
+# The API's Idempotency-Key records (billing.PaymentRequest): a client retrying a payment
+# within this many days gets the first answer again (later, the payment's own key still
+# never pays twice).
+RETENTION_PAYMENT_REQUEST_DAYS = env.int("RETENTION_PAYMENT_REQUEST_DAYS", default=30)
 
 # Demo mode: the local stand-ins (panel, registrar, card sandbox) are allowed in production
 # settings, and every page says so in a banner. Never for real customers.

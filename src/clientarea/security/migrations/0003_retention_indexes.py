@@ -5,23 +5,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('security', '0002_tracked_session_staff_end'),
+        ("security", "0002_tracked_session_staff_end"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='throttlebucket',
-            index=models.Index(fields=['window_started_at'], name='security_throttle_window'),
+            model_name="throttlebucket",
+            index=models.Index(fields=["window_started_at"], name="security_throttle_window"),
         ),
         migrations.AddIndex(
-            model_name='trackedsession',
-            index=models.Index(fields=['ended_at'], name='security_session_ended'),
+            model_name="trackedsession",
+            index=models.Index(fields=["ended_at"], name="security_session_ended"),
         ),
         migrations.AddIndex(
-            model_name='trackedsession',
-            index=models.Index(condition=models.Q(('ended_at__isnull', True)), fields=['last_seen_at'], name='security_session_open_seen'),
+            model_name="trackedsession",
+            index=models.Index(
+                condition=models.Q(("ended_at__isnull", True)),
+                fields=["last_seen_at"],
+                name="security_session_open_seen",
+            ),
         ),
     ]

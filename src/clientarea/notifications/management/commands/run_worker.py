@@ -14,7 +14,7 @@ from clientarea.accounts.ownership import ownership_transfer_expire_due
 from clientarea.accounts.services import invitation_expire_due, membership_expire_due
 from clientarea.core.outside import pending_changes_reconcile_due
 from clientarea.core.periodic import periodic_turn
-from clientarea.core.registry import PERIODIC_JOBS
+from clientarea.core.registry import PERIODIC_JOBS, RETENTION_JOBS
 from clientarea.core.retention import database_cache_prune
 from clientarea.notifications.demo_mail import demo_mail_purge
 from clientarea.notifications.services import outbox_bodies_prune, outbox_deliver_due
@@ -148,6 +148,12 @@ class Command(BaseCommand):
             "email texts": outbox_bodies_prune(),
             "expired cache entries": database_cache_prune(),
         }
+        # The domain apps' own (e.g. billing's Idempotency-Key records).
+        for name, job in RETENTION_JOBS.items():
+            try:
+                pruned[name] = job()
+            except Exception:  # one failing job must not stop the others
+                logger.exception("Retention job %s failed", name)
         SessionStore.clear_expired()
         if any(pruned.values()):
             self.stdout.write(
