@@ -18,8 +18,17 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from clientarea.audit.services import audit_record
-from clientarea.security.services import account_requires_two_factor
-from clientarea.security.sessions import session_check, session_note_account
+from clientarea.security.services import (
+    account_requires_two_factor,
+    two_factor_gate_fields,
+    two_factor_missing,
+)
+from clientarea.security.sessions import (
+    session_check,
+    session_note_account,
+    session_state_fields,
+    session_state_read,
+)
 from clientarea.security.twofactor import user_has_two_factor
 
 from .links import account_reaching
@@ -29,6 +38,7 @@ from .policy import (
     RuleKind,
     UserRequest,
     access_for,
+    access_with,
     accounts_for,
     rule_of,
 )
@@ -94,6 +104,16 @@ def _select_account_url(request: HttpRequest) -> str:
     return url
 
 
+def _two_factor_missing(request: UserRequest, access: Access) -> bool:
+    """Does `access`'s account require two-factor that the person has off? Read with the
+    request's access when it is of that account; asked anew for an account reached by a
+    link (``account_reaching``)."""
+    read = request.two_factor_read
+    if read is not None and read[0] == access.account.pk:
+        return read[1]
+    return account_requires_two_factor(access.account.pk) and not user_has_two_factor(request.user)
+
+
 class AccessMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -101,17 +121,30 @@ class AccessMiddleware:
     def __call__(self, request: UserRequest) -> HttpResponse:
         request.access = None
         request.access_lost = False
+        request.two_factor_read = None
+        access: Access | None = None
+        account_id = None
         if request.user.is_authenticated:
+            account_id = request.session.get(SESSION_ACCOUNT_KEY)
+            # One query, on every request and never cached: the access (a revoked,
+            # expired or narrowed membership stops working at once, on every device,
+            # whatever the session remembers), the tracked session's state and the
+            # account's two-factor rule.
+            access, also = access_with(
+                request.user,
+                account_id,
+                **session_state_fields(request),
+                **(two_factor_gate_fields(request.user, account_id) if account_id else {}),
+            )
+            if also is not None:
+                session_state_read(request, also)
+                request.two_factor_read = (account_id, two_factor_missing(also))
             # Ended, idle or too old sessions stop here (ASVS 7.3.1, 7.3.2, 7.4.x).
             ended = session_check(request)
             if ended in SESSION_END_MESSAGES:
                 messages.info(request, SESSION_END_MESSAGES[ended])
         user = request.user
         if user.is_authenticated and user.is_active:
-            account_id = request.session.get(SESSION_ACCOUNT_KEY)
-            # Re-checked on every request: a revoked or expired membership stops working
-            # at once, on every device, whatever the session remembers.
-            access: Access | None = access_for(user, account_id)
             if account_id is not None and access is None:
                 del request.session[SESSION_ACCOUNT_KEY]
                 request.session[SESSION_LOST_ACCOUNT_KEY] = account_id
@@ -180,7 +213,7 @@ class AccessMiddleware:
                 request=request,
             )
             raise PermissionDenied("You do not have permission to do this on this account.")
-        if account_requires_two_factor(access.account.pk) and not user_has_two_factor(request.user):
+        if _two_factor_missing(request, access):
             # The owner requires two-factor on this account (ASVS 6.3.3).
             messages.warning(
                 request,

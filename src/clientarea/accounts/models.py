@@ -168,13 +168,21 @@ class Account(models.Model):
         return self.company_name or self.owner.get_full_name()
 
 
+def membership_usable_q(now: Any = None, prefix: str = "") -> models.Q:
+    """The condition of a membership that grants access right now: active and not past
+    its expiry. `prefix` reaches the membership through a relation ("memberships__"):
+    the access query joins it to the account with this same rule (``policy.access_with``)."""
+    now = now or timezone.now()
+    return models.Q(**{f"{prefix}status": Membership.Status.ACTIVE}) & (
+        models.Q(**{f"{prefix}expires_at__isnull": True})
+        | models.Q(**{f"{prefix}expires_at__gt": now})
+    )
+
+
 class MembershipQuerySet(models.QuerySet["Membership"]):
     def usable(self, now: Any = None) -> MembershipQuerySet:
         """Memberships that grant access right now: active and not past their expiry."""
-        now = now or timezone.now()
-        return self.filter(status=Membership.Status.ACTIVE).filter(
-            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
-        )
+        return self.filter(membership_usable_q(now))
 
 
 class Membership(models.Model):

@@ -22,14 +22,20 @@ from django.views.decorators.debug import sensitive_variables
 
 from clientarea.accounts import permissions
 from clientarea.accounts.models import Account, Membership, User
-from clientarea.accounts.policy import Access, OutOfReach, access_for, is_owner, scope_intersect
+from clientarea.accounts.policy import (
+    Access,
+    OutOfReach,
+    access_for,
+    access_with,
+    is_owner,
+    scope_intersect,
+)
 from clientarea.accounts.scope import Scope, scope_from_json, scope_to_json
 from clientarea.accounts.services import scope_checked
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import validate_single_line
 from clientarea.notifications.services import email_send_to_person
-from clientarea.security.services import account_requires_two_factor
-from clientarea.security.twofactor import user_has_two_factor
+from clientarea.security.services import two_factor_gate_fields, two_factor_missing
 
 from . import tokens
 from .models import ApiToken
@@ -509,12 +515,15 @@ def _token_checked(token: ApiToken, now: datetime) -> Access:
     if token.expires_at <= now:
         raise TokenRefused("token_expired", "The token expired.")
     creator = token.created_by
-    creator_access = access_for(creator, token.account_id, now)
-    if creator_access is None:
+    # The creator's access and the account's two-factor rule: one query, every time.
+    creator_access, also = access_with(
+        creator, token.account_id, now, **two_factor_gate_fields(creator, token.account_id)
+    )
+    if creator_access is None or also is None:
         raise TokenRefused("creator_access_ended", "The token's creator no longer has access.")
     if token.created_as_owner and not creator_access.is_owner:
         raise TokenRefused("ownership_moved", "The account changed owner since the token was made.")
-    if account_requires_two_factor(token.account_id) and not user_has_two_factor(creator):
+    if two_factor_missing(also):
         raise TokenRefused(
             "two_factor_required",
             "This account requires two-factor authentication, and the token's creator has "

@@ -10,6 +10,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Exists
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -23,7 +24,12 @@ from clientarea.notifications.services import email_send_to_person
 
 from .models import AccountSecurity, RecoveryCode, TrackedSession
 from .sessions import session_end_others
-from .twofactor import recovery_codes_create, totp_check, user_has_two_factor
+from .twofactor import (
+    recovery_codes_create,
+    totp_check,
+    two_factor_devices,
+    user_has_two_factor,
+)
 
 EMAIL_CHANGE_SALT = "clientarea.security.email-change"
 Reason = TrackedSession.EndReason
@@ -174,8 +180,34 @@ def account_security_for(account: Account) -> AccountSecurity | None:
     return AccountSecurity.objects.filter(account=account).first()
 
 
+def _two_factor_rule(account_id: int) -> Any:
+    return AccountSecurity.objects.filter(account_id=account_id, require_two_factor=True)
+
+
 def account_requires_two_factor(account_id: int) -> bool:
-    return AccountSecurity.objects.filter(account_id=account_id, require_two_factor=True).exists()
+    return bool(_two_factor_rule(account_id).exists())
+
+
+# The names under which `two_factor_gate_fields` are read.
+TWO_FACTOR_REQUIRED = "two_factor_required"
+TWO_FACTOR_ON = "two_factor_on"
+
+
+def two_factor_gate_fields(user: User, account_id: int) -> dict[str, Exists]:
+    """The account's two-factor rule and whether `user` has two-factor on, as expressions
+    that the request's one access query reads (``policy.access_with``): asked on every
+    request like the access itself, so a rule switched on (or a device removed) holds
+    from the very next request, on every process, with no cache to invalidate."""
+    return {
+        TWO_FACTOR_REQUIRED: Exists(_two_factor_rule(account_id)),
+        TWO_FACTOR_ON: Exists(two_factor_devices(user.pk)),
+    }
+
+
+def two_factor_missing(values: dict[str, Any]) -> bool:
+    """Read from `two_factor_gate_fields`: the account requires two-factor and the user
+    has it off."""
+    return bool(values[TWO_FACTOR_REQUIRED]) and not values[TWO_FACTOR_ON]
 
 
 def account_require_two_factor_set(

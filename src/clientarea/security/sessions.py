@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -68,6 +68,46 @@ def session_current(request: HttpRequest) -> TrackedSession | None:
     if not isinstance(token, str):
         return None
     return TrackedSession.objects.filter(digest=_digest(token)).first()
+
+
+# What `session_check` decides on, read with the request's access in its one query.
+_STATE_COLUMNS = (
+    "id",
+    "user_id",
+    "account_id",
+    "created_at",
+    "last_seen_at",
+    "ended_at",
+    "end_reason",
+)
+
+
+def session_state_fields(request: HttpRequest) -> dict[str, Subquery]:
+    """The request's tracked session's state as expressions for the request's one access
+    query (``policy.access_with``, from ``AccessMiddleware``): each a lookup of the
+    session's row by its digest (a unique index), read fresh on every request, so a
+    session ended from another device or by staff stops on its very next request, on
+    every process."""
+    token = request.session.get(SESSION_TRACKING_KEY) if hasattr(request, "session") else None
+    if not isinstance(token, str):
+        return {}
+    rows = TrackedSession.objects.filter(digest=_digest(token))
+    return {f"session_{column}": Subquery(rows.values(column)[:1]) for column in _STATE_COLUMNS}
+
+
+def session_state_read(request: HttpRequest, values: dict[str, Any]) -> None:
+    """Keep the state read by `session_state_fields` as the request's tracked session, so
+    that `session_check` decides on it without reading the row again. The row's other
+    fields (device, address) are loaded only if something asks for them. Without a row
+    (a session from before tracking), `session_check` looks and starts tracking it."""
+    if values.get("session_id") is None:
+        return
+    row = TrackedSession.from_db(
+        TrackedSession.objects.db,
+        list(_STATE_COLUMNS),
+        [values[f"session_{column}"] for column in _STATE_COLUMNS],
+    )
+    request._tracked_session = row  # type: ignore[attr-defined]
 
 
 def _kill(request: HttpRequest) -> None:

@@ -27,10 +27,15 @@ _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # 32 symbols, no 0/o/1/l
 _RECOVERY_CHARS = 24  # 24 x 5 bits = 120 bits
 
 
+def two_factor_devices(user_id: int) -> Any:
+    """The user's confirmed devices: two-factor is on while there is one."""
+    return TOTPDevice.objects.filter(user_id=user_id, confirmed=True)
+
+
 def user_has_two_factor(user: Any) -> bool:
     if user is None or not getattr(user, "pk", None):
         return False
-    return TOTPDevice.objects.filter(user_id=user.pk, confirmed=True).exists()
+    return bool(two_factor_devices(user.pk).exists())
 
 
 def users_with_two_factor(user_ids: Iterable[int]) -> set[int]:
