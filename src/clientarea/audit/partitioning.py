@@ -78,14 +78,14 @@ def _bound(first: datetime.date) -> str:
     return f"'{first.isoformat()} 00:00:00+00'"
 
 
-def _one(sql: str, params: list[object] | None = None) -> object:
+def _one(sql: str, params: list[str] | None = None) -> object:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         row = cursor.fetchone()
     return row[0] if row else None
 
 
-def _all(sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+def _all(sql: str, params: list[str] | None = None) -> list[tuple[object, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return list(cursor.fetchall())

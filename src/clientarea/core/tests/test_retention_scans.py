@@ -59,7 +59,7 @@ def test_the_worker_retention_turn_runs_the_apps_jobs(settings: Any, capsys: Any
     command = run_worker.Command()
     command._retention()
     assert not PaymentRequest.objects.exists()
-    assert "1 payment idempotency keys" in command.stdout._out.getvalue()  # type: ignore[attr-defined]
+    assert "1 payment idempotency keys" in command.stdout._out.getvalue()
 
 
 # --- PostgreSQL: the plans ---------------------------------------------------------------------
