@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html_join
 
@@ -191,7 +192,10 @@ class TicketAdmin(admin.ModelAdmin):
         # Unlike the admin's own, not one transaction around the whole request: saving
         # stores the reply's attachments (an outside call, never inside a transaction)
         # and then makes its changes in one transaction of its own (save_model).
-        return self._changeform_view(request, object_id, form_url, extra_context)
+        response: HttpResponse = self._changeform_view(  # type: ignore[attr-defined]
+            request, object_id, form_url, extra_context
+        )
+        return response
 
     # When the service refused, the admin must neither log a change nor say "changed
     # successfully": the error message stands and the page opens again.
@@ -215,7 +219,7 @@ class TicketAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def attachment_download(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def attachment_download(self, request: HttpRequest, pk: int) -> HttpResponseBase:
         if not self.has_view_permission(request):
             raise PermissionDenied
         attachment = Attachment.objects.filter(pk=pk).first()

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -151,7 +152,7 @@ def ticket_close(request: AccountRequest, pk: int) -> HttpResponse:
 
 @requires(Perm.TICKETS)
 @require_GET
-def attachment_download(request: AccountRequest, pk: int) -> HttpResponse:
+def attachment_download(request: AccountRequest, pk: int) -> HttpResponseBase:
     """Serve an attachment of one of the account's tickets, never as active content."""
     attachment = account_object_or_404(
         Attachment.objects.filter(message__ticket__in=selectors.ticket_visible(request.access)),

@@ -35,7 +35,7 @@ from django.urls import reverse
 from moto.server import ThreadedMotoServer
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.tests.factories import access_of
+from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.hosting.tests.factories import ServiceFactory
 from clientarea.notifications.models import OutboxEmail
@@ -81,7 +81,7 @@ def _stop_server(server: ThreadedMotoServer, *, close: bool) -> None:
     connect and are never answered (a store that hangs)."""
     server.stop()
     if close:
-        server._server.server_close()  # type: ignore[union-attr]
+        server._server.server_close()
 
 
 def _settings_module(name: str, env: dict[str, str]) -> ModuleType:
@@ -236,7 +236,7 @@ def test_the_ticket_page_stores_attachments_in_the_bucket_private_and_unguessabl
 
 
 def test_the_api_stores_a_replys_attachments_in_the_bucket(s3: Any, account: Account) -> None:
-    ticket = TicketFactory(account=account)
+    ticket: Ticket = TicketFactory(account=account)
     _, secret = make_token(account, codes=["tickets"])
     before = _keys(s3)
     response = Client().post(
@@ -402,7 +402,7 @@ def store_down(request: Any, settings: Any, aws_env: None) -> Iterator[None]:
     settings.STORAGES = _storages_for(endpoint)
     yield
     if request.param == "hanging":
-        server._server.server_close()  # type: ignore[union-attr]
+        server._server.server_close()
 
 
 def test_an_unreachable_store_is_a_clear_message_and_nothing_is_saved(
@@ -429,7 +429,7 @@ def test_an_unreachable_store_is_a_clear_message_and_nothing_is_saved(
 def test_an_unreachable_store_adds_no_reply_without_its_attachments(
     store_down: None, login_client: Callable[..., Client], account: Account
 ) -> None:
-    ticket = TicketFactory(account=account, status=Ticket.Status.ANSWERED)
+    ticket: Ticket = TicketFactory(account=account, status=Ticket.Status.ANSWERED)
     client = login_client(account.owner, account)
     response = client.post(
         reverse("support:ticket_reply", args=[ticket.pk]),
@@ -527,3 +527,53 @@ def test_production_takes_a_bucket_with_or_without_keys() -> None:
         }
         # The keys stay boto3's: never a Django setting.
         assert not hasattr(production, "AWS_SECRET_ACCESS_KEY")
+
+
+# --- the back office ----------------------------------------------------------------------
+
+
+def _staff_reply(ticket: Ticket, files: list[SimpleUploadedFile]) -> Any:
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    form = {
+        "status": ticket.status,
+        "department": ticket.department_id,
+        "priority": ticket.priority,
+        "reply": "Fixed: the log is attached.",
+        "reply_attachments": files,
+        "messages-TOTAL_FORMS": "0",
+        "messages-INITIAL_FORMS": "0",
+    }
+    return client.post(reverse("admin:support_ticket_change", args=[ticket.pk]), form, follow=True)
+
+
+def test_a_staff_reply_stores_its_files_outside_any_transaction(
+    s3: Any, account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket: Ticket = TicketFactory(account=account)
+    depth_at_store: list[int] = []
+    real_save = S3AttachmentStorage._save
+
+    def spy(self: S3AttachmentStorage, name: str, content: Any) -> str:
+        depth_at_store.append(len(connection.atomic_blocks))
+        return real_save(self, name, content)
+
+    monkeypatch.setattr(S3AttachmentStorage, "_save", spy)
+    outside = len(connection.atomic_blocks)
+    response = _staff_reply(ticket, [SimpleUploadedFile("fix.txt", b"done\n")])
+    assert "was emailed to the customer" in response.content.decode()
+    attachment = Attachment.objects.get(message__ticket=ticket, message__is_staff=True)
+    assert depth_at_store == [outside]
+    assert attachment.file.name in _keys(s3)
+
+
+def test_a_staff_reply_to_an_unreachable_store_saves_nothing(
+    store_down: None, account: Account
+) -> None:
+    ticket: Ticket = TicketFactory(account=account, status=Ticket.Status.OPEN)
+    response = _staff_reply(ticket, [SimpleUploadedFile("fix.txt", b"done\n")])
+    assert f"Nothing was saved: {UNAVAILABLE}" in response.content.decode()
+    assert not TicketMessage.objects.filter(ticket=ticket, is_staff=True).exists()
+    assert Ticket.objects.get(pk=ticket.pk).status == Ticket.Status.OPEN
+    _nothing_saved(tickets=1)
