@@ -6,6 +6,7 @@ has its own. SQLite has no row locks (one writer at a time does the same job the
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -101,7 +102,7 @@ def test_three_workers_draining_the_outbox_at_once_send_each_email_once() -> Non
                 break
             sent_by[number] += stats["sent"]
 
-    threads = [in_thread(lambda n=n: worker(n)) for n in range(3)]
+    threads = [in_thread(functools.partial(worker, n)) for n in range(3)]
     for thread in threads:
         thread.join(120)
     ids = Counter(m.extra_headers["Message-ID"] for m in mail.outbox)

@@ -199,3 +199,33 @@ def test_a_claim_shorter_than_one_send_is_reported(settings: Any) -> None:
     assert warning.id == "notifications.W002" and warning.level == checks.WARNING
     settings.EMAIL_TIMEOUT = None
     assert [w.id for w in check_outbox_claim()] == ["notifications.W001"]
+
+
+def test_the_worker_goes_on_after_a_database_error_and_recycles_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database restart mid-turn is logged and the worker goes on with the next turn
+    (it used to exit); between turns it drops a broken or too old connection."""
+    from django.db import OperationalError
+
+    from clientarea.notifications.management.commands import run_worker
+
+    turns: list[str] = []
+    recycled: list[int] = []
+
+    def deliver() -> dict[str, int]:
+        turns.append("turn")
+        if len(turns) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return {"sent": 1, "failed": 0, "withheld": 0}
+
+    monkeypatch.setattr(run_worker, "outbox_deliver_due", deliver)
+    monkeypatch.setattr(run_worker, "close_old_connections", lambda: recycled.append(1))
+    monkeypatch.setattr(run_worker.Command, "_housekeeping", lambda self: None)
+    command = run_worker.Command()
+    command._loop(once=False, interval=0, stopping=lambda: len(turns) >= 3)
+    assert turns == ["turn", "turn", "turn"]
+    assert len(recycled) == 3  # after the failed turn, and after each of the others
+    with pytest.raises(OperationalError):  # --once still reports it
+        turns.clear()
+        command._loop(once=True, interval=0, stopping=lambda: False)
