@@ -13,6 +13,7 @@ service functions and views handle both backends with one ``except``.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +21,13 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.files.base import File
 from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
+
+# A download is read whole before it is answered: in memory up to this, then a temporary file.
+SPOOL_MAX_BYTES = 1024 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
 class AttachmentStoreUnavailable(OSError):
@@ -75,14 +82,26 @@ class S3AttachmentStorage(S3Storage):
             signature_version="s3v4",
         )
 
-    def _open(self, name: str, mode: str = "rb") -> Any:
-        with _store_errors(name):
-            file = super()._open(name, mode)
-            if "r" in mode:
-                # Fetch it now (at most the attachment limit), so an outage is an error
-                # before a response starts, not a download cut in the middle.
-                file.file  # noqa: B018
-        return file
+    def _open(self, name: str, mode: str = "rb") -> File[bytes]:
+        """The whole object (at most the attachment limit), fetched now with one GET, so
+        an outage is an error before a response starts, never a download cut short.
+        (django-storages' own file asks twice more, HEAD then HEAD, before its GET.)"""
+        if mode != "rb":
+            raise ValueError("Attachments are written once, by save(), and read as bytes.")
+        # Handed to the caller, who closes it (FileResponse does).
+        body = tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX_BYTES)  # noqa: SIM115
+        try:
+            with _store_errors(name):
+                answer = self.connection.meta.client.get_object(
+                    Bucket=self.bucket_name, Key=self._normalize_name(clean_name(name))
+                )
+                for chunk in answer["Body"].iter_chunks(CHUNK_BYTES):
+                    body.write(chunk)
+        except BaseException:
+            body.close()
+            raise
+        body.seek(0)
+        return File(body, name=name)
 
     def _save(self, name: str, content: Any) -> str:
         with _store_errors(name):
