@@ -1,25 +1,19 @@
 """The retention jobs find what is old by index, not by reading whole tables (PostgreSQL's
-EXPLAIN of the very statements they run), and the API's Idempotency-Key records
-(billing.PaymentRequest) are pruned after RETENTION_PAYMENT_REQUEST_DAYS by the worker's
-retention turn."""
+EXPLAIN of the very statements they run). The apps' own jobs (billing's Idempotency-Key
+records) are taken from the registry, as the worker takes them."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from clientarea.billing.models import PaymentRequest
-from clientarea.billing.services import payment_requests_prune
 from clientarea.core.registry import RETENTION_JOBS
-from clientarea.notifications.management.commands import run_worker
 from clientarea.notifications.services import outbox_bodies_prune
 from clientarea.security.sessions import sessions_prune
 from clientarea.security.throttle import throttle_prune
@@ -27,39 +21,6 @@ from clientarea.security.throttle import throttle_prune
 pytestmark = pytest.mark.django_db
 
 DAY = timedelta(days=1)
-
-
-def _request(key: str, age: timedelta) -> None:
-    PaymentRequest.objects.create(key=key, digest="d", created_at=timezone.now() - age)
-
-
-def test_payment_requests_older_than_their_age_go_younger_ones_stay(settings: Any) -> None:
-    settings.RETENTION_PAYMENT_REQUEST_DAYS = 30
-    _request("old", 31 * DAY)
-    _request("young", 29 * DAY)
-    assert payment_requests_prune() == 1
-    assert list(PaymentRequest.objects.values_list("key", flat=True)) == ["young"]
-    settings.RETENTION_PAYMENT_REQUEST_DAYS = 7
-    assert payment_requests_prune() == 1
-    assert not PaymentRequest.objects.exists()
-
-
-def test_the_default_age_keeps_a_retry_within_a_month_replayable() -> None:
-    from django.conf import settings
-
-    assert settings.RETENTION_PAYMENT_REQUEST_DAYS == 30
-    _request("a-week-old", 7 * DAY)
-    assert payment_requests_prune() == 0
-
-
-def test_the_worker_retention_turn_runs_the_apps_jobs(settings: Any, capsys: Any) -> None:
-    settings.RETENTION_PAYMENT_REQUEST_DAYS = 30
-    assert "payment idempotency keys" in RETENTION_JOBS
-    _request("old", 40 * DAY)
-    command = run_worker.Command()
-    command._retention()
-    assert not PaymentRequest.objects.exists()
-    assert "1 payment idempotency keys" in command.stdout._out.getvalue()
 
 
 # --- PostgreSQL: the plans ---------------------------------------------------------------------
@@ -84,7 +45,7 @@ def _plan(sql: str) -> str:
         (sessions_prune, ["security_session_ended", "security_session_open_seen"]),
         (throttle_prune, ["security_throttle_window"]),
         (outbox_bodies_prune, ["notifications_sent_with_text"]),
-        (payment_requests_prune, ["billing_payreq_created"]),
+        (lambda: RETENTION_JOBS["payment idempotency keys"](), ["billing_payreq_created"]),
         (SessionStore.clear_expired, ["django_session_expire_date"]),
     ],
     ids=["tracked sessions", "throttle counters", "email texts", "idempotency keys", "sessions"],
