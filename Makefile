@@ -80,6 +80,12 @@ bench: install-dev
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_api.py
 
+# Throughput (issue 15): requests per second of each logged-in page and API list under
+# gunicorn (as `make run`), against the bare-Django floor of bench/floor/, in one run.
+.PHONY: bench-throughput
+bench-throughput: install-dev
+	$(PY) bench/bench_throughput.py
+
 # Scale (issue 15, P3): 100,000 accounts and 1,000,000 invoices on a throwaway PostgreSQL
 # cluster (or DATABASE_URL); page latency of a 20,000-invoice account against a
 # 1,000-invoice one, and EXPLAIN of every query those pages run. Takes tens of minutes.
@@ -87,9 +93,29 @@ bench: install-dev
 bench-scale: install-dev
 	$(PY) bench/bench_scale.py
 
+# Outbox under failure (issue 15, P5): 10,000 emails, 3 worker processes, a real SMTP
+# server (aiosmtpd) stopped and restarted mid-run, one worker SIGKILLed mid-batch, on a
+# throwaway PostgreSQL cluster (or DATABASE_URL): lost, duplicates, mails/s per worker.
+.PHONY: bench-outbox
+bench-outbox: install-dev
+	$(PY) bench/bench_outbox_failure.py
+
 # The access model (issue 17): every action sequence of the model, every invariant after
 # every step (make test runs depth 5). Both accounts to depth 6, one account to depth 8;
 # then rewrites docs/access.md's "What is proven" from the counts (make test fails when
 # that section is older than the model).
+#
+# First the model is replayed on the real app (conformance): every distinct state to
+# CONFORMANCE_DEPTH, then CONFORMANCE_WALKS random sequences of CONFORMANCE_WALK_LENGTH
+# actions from CONFORMANCE_SEED; its paragraph joins the section.
+CONFORMANCE_DEPTH ?= 4
+CONFORMANCE_WALKS ?= 300
+CONFORMANCE_WALK_LENGTH ?= 10
+CONFORMANCE_SEED ?= 17
 prove: install-dev
-	PYTHONPATH=src nice $(PY) -m acceptance.model.prove
+	mkdir -p var
+	CONFORMANCE_DEPTH=$(CONFORMANCE_DEPTH) CONFORMANCE_WALKS=$(CONFORMANCE_WALKS) \
+	  CONFORMANCE_WALK_LENGTH=$(CONFORMANCE_WALK_LENGTH) CONFORMANCE_SEED=$(CONFORMANCE_SEED) \
+	  CONFORMANCE_SUMMARY=var/conformance.md nice $(VENV)/bin/pytest -q -n0 -s -p no:logging \
+	  src/acceptance/model/tests/test_conformance.py
+	PYTHONPATH=src nice $(PY) -m acceptance.model.prove --extra-file var/conformance.md

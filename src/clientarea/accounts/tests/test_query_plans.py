@@ -1,0 +1,56 @@
+"""Queries that every page runs read the person's own rows through an index, however many
+accounts there are (bench/bench_scale.py measures them at 100,000 accounts).
+
+On PostgreSQL, with sequential scans priced out of the planner's reach (a table of a few
+test rows would otherwise be scanned whatever its indexes), a query that no index can
+serve still reads the whole table (a sequential scan, or a whole index walked). SQLite's
+planner serves both forms with its indexes, so there the test checks only the result."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.db.models import QuerySet
+
+from clientarea.accounts.models import Membership
+from clientarea.accounts.policy import accounts_for
+from clientarea.accounts.services import account_create, user_create
+
+pytestmark = pytest.mark.django_db
+
+
+def reads_whole_table(qs: QuerySet, table: str) -> bool:
+    """Whether the plan reads `table` without an index condition (a sequential scan, or
+    a walk of a whole index)."""
+    if connection.vendor != "postgresql":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the test's transaction only
+    nodes = [json.loads(qs.explain(format="json"))[0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("Plans", []))
+        if node.get("Relation Name") == table and not (
+            "Index Cond" in node or "Recheck Cond" in node
+        ):
+            return True
+    return False
+
+
+def test_accounts_for_reads_only_the_persons_accounts_by_index():
+    owner = user_create(email="o@example.com", password=None, first_name="O")
+    own = account_create(owner=owner, company_name="Own")
+    other = account_create(
+        owner=user_create(email="x@example.com", password=None, first_name="X"),
+        company_name="Member of",
+    )
+    Membership.objects.create(account=other, user=owner, permissions=["invoices"])
+    account_create(
+        owner=user_create(email="n@example.com", password=None, first_name="N"),
+        company_name="Not theirs",
+    )
+
+    assert list(accounts_for(owner)) == [other, own]
+    assert not reads_whole_table(accounts_for(owner), "accounts_account")
