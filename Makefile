@@ -100,6 +100,19 @@ bench-scale: install-dev
 bench-outbox: install-dev
 	$(PY) bench/bench_outbox_failure.py
 
+# Load and memory (issue 15): 50 simulated customers (Locust, headless) log in, browse, pay
+# and open tickets for 2 minutes against gunicorn (production's settings, DEMO_MODE for the
+# stand-ins) and a throwaway PostgreSQL cluster (or DATABASE_URL); p50/p95/p99 and errors
+# per page, requests/s, peak RSS of every gunicorn worker and of the background worker.
+# Locust is heavy: only this target installs it (pyproject's `bench` extra).
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(PIP) install --quiet -c requirements.lock -e '.[dev,bench]'
+	touch $@
+
+.PHONY: bench-load
+bench-load: $(VENV)/.installed-bench
+	$(PY) bench/bench_load.py
+
 # The access model (issue 17): every action sequence of the model, every invariant after
 # every step (make test runs depth 5). Both accounts to depth 6, one account to depth 8;
 # then rewrites docs/access.md's "What is proven" from the counts (make test fails when
