@@ -35,8 +35,11 @@ def users(request: AccountRequest) -> HttpResponse:
     now = timezone.now()
     members = list(page.object_list)
     with_2fa = users_with_two_factor([account.owner_id, *(m.user_id for m in members)])
-    # The names of the scoped items: one query per kind, however many rows name them.
-    labels = scope_label_map(account)
+    # The names of the items these rows' scopes name: one query per kind, however many
+    # rows name them (and however many items the account has).
+    labels = scope_label_map(
+        account, [m.scope_items for m in members] + [i.scope_items for i in invites.object_list]
+    )
     rows = [
         {
             "membership": m,
