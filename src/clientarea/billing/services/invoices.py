@@ -37,20 +37,28 @@ from .outcomes import BillingError
 
 def _take_number() -> int:
     """The next invoice number: one ``UPDATE ... RETURNING`` of the counter row, which
-    locks that row until this transaction ends (see InvoiceCounter). Called last."""
+    locks that row until this transaction ends (see InvoiceCounter). Called last.
+    (An SQLite older than 3.35 has no RETURNING: the UPDATE, then a read of the row this
+    transaction now holds.)"""
     table = connection.ops.quote_name(InvoiceCounter._meta.db_table)
-    sql = (
-        f"UPDATE {table} SET last_number = last_number + 1 "  # noqa: S608 (name quoted)
-        "WHERE id = 1 RETURNING last_number"
-    )
+    update = f"UPDATE {table} SET last_number = last_number + 1 WHERE id = 1"  # noqa: S608
+    returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
-        cursor.execute(sql)
-        row = cursor.fetchone()
-        if row is None:  # a fresh database: the row is made once, then incremented
+        for _ in range(2):
+            if returning:
+                cursor.execute(f"{update} RETURNING last_number")
+                row = cursor.fetchone()
+            else:
+                cursor.execute(update)
+                row = None
+                if cursor.rowcount:
+                    cursor.execute(f"SELECT last_number FROM {table} WHERE id = 1")  # noqa: S608
+                    row = cursor.fetchone()
+            if row is not None:
+                return int(row[0])
+            # A fresh database: the row is made once, then incremented.
             InvoiceCounter.objects.get_or_create(pk=1)
-            cursor.execute(sql)
-            row = cursor.fetchone()
-    return int(row[0])
+    raise RuntimeError("The invoice counter row could not be made.")
 
 
 def _number_invoice(invoice: Invoice, placeholder: str, emails: Sequence[OutboxEmail]) -> None:
