@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django import forms
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
@@ -96,13 +97,27 @@ def activity_filtered(account: Account, filters: dict[str, Any]) -> QuerySet[Aud
 
 
 def actions_recorded(account: Account) -> list[str]:
-    """The kinds of action recorded on the account (one query): the Action filter's list."""
-    return list(
-        AuditEvent.objects.filter(account=account)
-        .order_by()
-        .values_list("action", flat=True)
-        .distinct()
-    )
+    """The kinds of action recorded on the account (one query): the Action filter's list.
+
+    A loose index scan on (account, action): each step looks up the next action after the
+    last in the index, so it reads one entry per kind of action, however many events the
+    account has. (A DISTINCT read every event of the account: 40,000 for bench_scale's
+    large account, the Activity Log 5x slower than for a small one.)"""
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    # ORDER BY ... LIMIT 1 rather than MIN(): the planner then always walks the index,
+    # whatever its estimate of the account's events.
+    first = f"SELECT e.action FROM {table} e WHERE e.account_id = %s"  # noqa: S608
+    sql = f"""
+        WITH RECURSIVE recorded(action) AS (
+            SELECT ({first} ORDER BY e.action LIMIT 1)
+            UNION ALL
+            SELECT ({first} AND e.action > recorded.action ORDER BY e.action LIMIT 1)
+            FROM recorded WHERE recorded.action IS NOT NULL
+        )
+        SELECT action FROM recorded WHERE action IS NOT NULL"""  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account.pk, account.pk])
+        return [row[0] for row in cursor.fetchall()]
 
 
 # --- CSV ---------------------------------------------------------------------------------

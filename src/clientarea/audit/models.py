@@ -47,6 +47,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["account", "-created_at"]),
             models.Index(fields=["actor", "-created_at"]),
+            # The Action filter: its list of recorded actions (a loose index scan, see
+            # filters.actions_recorded) and the events of one action, newest first.
+            models.Index(fields=["account", "action", "-created_at"], name="audit_account_action"),
         ]
 
     def __str__(self) -> str:
