@@ -123,7 +123,7 @@ class AccessMiddleware:
         request.access_lost = False
         request.two_factor_read = None
         access: Access | None = None
-        account_id = None
+        account_id: Any = None
         if request.user.is_authenticated:
             account_id = request.session.get(SESSION_ACCOUNT_KEY)
             # One query, on every request and never cached: the access (a revoked,
@@ -138,7 +138,8 @@ class AccessMiddleware:
             )
             if also is not None:
                 session_state_read(request, also)
-                request.two_factor_read = (account_id, two_factor_missing(also))
+                # (`also` is read only when the account's row was: its id is an id.)
+                request.two_factor_read = (int(account_id), two_factor_missing(also))
             # Ended, idle or too old sessions stop here (ASVS 7.3.1, 7.3.2, 7.4.x).
             ended = session_check(request)
             if ended in SESSION_END_MESSAGES:
