@@ -53,7 +53,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-IN_DOUBT_LOG = "A worker stopped while sending this email"
+# What a worker logs for an email that may have reached the server without that being
+# recorded (services.IN_DOUBT: a worker died mid-send; services.CUT_OFF: the connection
+# was lost mid-send).
+IN_DOUBT_LOG = "may have accepted it"
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*(<[^>\r\n]+>)", re.MULTILINE | re.IGNORECASE)
 SENDER = re.compile(r"worker(\d+)@")
 ACCOUNTS = 100

@@ -296,7 +296,8 @@ def outbox_recipient_entitled(row: OutboxEmail) -> bool:
     account = Account.objects.select_related("owner").filter(pk=row.account_id).first()
     if account is None or account.closed_at is not None:
         return False
-    person = row.recipient_user
+    # The owner was just read with the account: no second query for the commonest case.
+    person = account.owner if row.recipient_user_id == account.owner_id else row.recipient_user
     # A person's address may have changed since (often because the old mailbox was
     # lost): the old address is sent nothing more of the account's.
     still_theirs = person is not None and person.email.lower() == row.to_email.lower()
@@ -334,6 +335,10 @@ def _lease() -> timedelta:
 IN_DOUBT = (
     "A worker stopped while sending this email: the mail server may have accepted it. "
     "Sent again with the same Message-ID, so a copy that did arrive can be folded."
+)
+CUT_OFF = (
+    "The connection to the mail server was lost while sending this email: the server may "
+    "have accepted it. It goes again with the same Message-ID."
 )
 
 
@@ -451,6 +456,10 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
                 if not delivered:
                     raise smtplib.SMTPException("The mail backend did not accept the message.")
             except Exception as exc:
+                if _is_connection_error(exc):
+                    # Lost after the final dot went out, the server may have kept the
+                    # message without its 250 reaching us: a retry may duplicate it.
+                    logger.warning("Email %s: %s", row.pk, CUT_OFF)
                 _record_failure(row, exc, token)
                 stats["failed"] += 1
                 if _is_connection_error(exc):

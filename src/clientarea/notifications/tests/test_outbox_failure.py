@@ -24,7 +24,7 @@ from clientarea.notifications.checks import check_outbox_claim
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import outbox_deliver_due
 
-from .test_smtp_delivery import SMTPServer, queue, smtp  # noqa: F401  (the fixture)
+from .test_smtp_delivery import Inbox, SMTPServer, later, queue, smtp  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +138,37 @@ def test_a_worker_that_dies_before_a_send_begins_duplicates_nothing(
     assert sorted(message_ids(smtp).values()) == [1, 1, 1]
 
 
+def test_a_connection_cut_after_the_server_stored_a_message_is_logged_and_resent_same_id(
+    smtp: SMTPServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same window from the server's side: it stores the message and the connection
+    is lost before its 250 reaches the worker (RFC 1047). The worker cannot tell, records
+    a failure and says the server may have it; the retry carries the same Message-ID."""
+
+    class CutsAfterStoring(Inbox):
+        cuts = 1
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            reply = await super().handle_DATA(server, session, envelope)
+            if self.cuts:
+                self.cuts -= 1
+                server.transport.close()
+            return reply
+
+    smtp.inbox = CutsAfterStoring()
+    smtp.start()
+    first, _second = queue(2)
+    with caplog.at_level(logging.WARNING, logger="clientarea.notifications.services"):
+        assert outbox_deliver_due() == {"sent": 0, "failed": 2, "withheld": 0}
+    warnings = [r.getMessage() for r in caplog.records if r.name == services.logger.name]
+    assert f"Email {first.pk}: {services.CUT_OFF}" in warnings
+    assert outbox_deliver_due(now=later(5)) == {"sent": 2, "failed": 0, "withheld": 0}
+    ids = message_ids(smtp)
+    assert len(smtp.inbox.messages) == 3 and sorted(ids.values()) == [1, 2]
+    assert ids.most_common(1)[0][0].startswith(f"<outbox-{first.pk}@")
+
+
 def test_a_message_that_kills_every_worker_sending_it_is_given_up_after_the_last_attempt(
     smtp: SMTPServer,  # noqa: F811
     settings: Any,
@@ -229,3 +260,21 @@ def test_the_worker_goes_on_after_a_database_error_and_recycles_its_connection(
     with pytest.raises(OperationalError):  # --once still reports it
         turns.clear()
         command._loop(once=True, interval=0, stopping=lambda: False)
+
+
+def test_each_email_costs_three_queries_besides_the_batch_claim(account: Any) -> None:
+    """Begin (renew the claim), re-check the recipient (the account with its owner), and
+    record it sent; the claim is four for the whole batch. An owner's email re-reads the
+    owner with the account."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from clientarea.accounts.permissions import EmailKind
+    from clientarea.notifications.services import notify
+
+    for _ in range(10):
+        notify(account=account, kind=EmailKind.GENERAL, template="notifications/email/notice",
+               context={"subject": "Notice", "body": "Text"})  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        assert outbox_deliver_due() == {"sent": 10, "failed": 0, "withheld": 0}
+    assert len(queries.captured_queries) == 4 + 3 * 10
