@@ -18,6 +18,9 @@ def site(request: HttpRequest) -> dict[str, Any]:
     return {
         "site_name": settings.SITE_NAME,
         "access": access,
+        # The menu's and pages' permission answers, built once per request (access.can
+        # builds the whole dict anew each time a template reads it).
+        "can": access.can if access is not None else {},
         "nav_items": nav,
         # The menu entry of the page shown (aria-current): "page" on the entry's own page,
         # "true" on a page inside its section (an invoice under Billing).
@@ -55,4 +58,6 @@ def _has_several_accounts(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    return accounts_for(user).values("pk")[:2].count() > 1
+    # The ids of at most two, unordered: the cheapest form of this query to build (its
+    # building, not the database, is most of its cost).
+    return len(accounts_for(user).order_by().values_list("pk", flat=True)[:2]) > 1
