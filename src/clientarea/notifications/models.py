@@ -85,7 +85,22 @@ class OutboxEmail(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"]),
-            models.Index(fields=["account", "-created_at"]),
+            # Email History: the account's emails newest first, with every column it filters
+            # on (who may read which), so that its page count reads the index alone, not
+            # every email of the account from the table (bench_scale: 22,000 emails, 0.7 s
+            # for the count when they lay scattered through the table, 40 ms from the index).
+            models.Index(
+                fields=[
+                    "account",
+                    "-created_at",
+                    "kind",
+                    "audience",
+                    "recipient_user",
+                    "about_kind",
+                    "about_id",
+                ],
+                name="notifications_history",
+            ),
             # Retention (outbox_bodies_prune): delivered emails still holding their text,
             # by when they were sent; those already cleared are not in it.
             models.Index(
