@@ -60,7 +60,7 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 def start_cluster() -> str:
     """A throwaway cluster, as .ci/postgres-tests starts one; stopped and removed at exit."""
     initdb = shutil.which("initdb") or sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1]
-    bindir = Path(initdb).parent
+    bindir = Path(initdb).resolve().parent  # the server's own directory, not a symlink's
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -93,10 +93,10 @@ def start_cluster() -> str:
         check=True,
         capture_output=True,
     )
-    subprocess.run(
-        _as_postgres([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "clientarea"]),
-        check=True,
-    )
+    import psycopg
+
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as c:
+        c.execute("CREATE DATABASE clientarea")
     print(f"PostgreSQL started on 127.0.0.1:{port} (throwaway, fsync off)")
     return f"postgres://postgres@127.0.0.1:{port}/clientarea"
 
