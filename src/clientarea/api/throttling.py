@@ -38,12 +38,19 @@ def rate_consume(token_key: str, now: float | None = None) -> float | None:
     now = time.time() if now is None else now
     window = int(now // period)
     key = f"api-rate:{token_key}:{window}"
-    cache.add(key, 0, timeout=period + 1)
+    # Every request but a window's first finds its count: one `incr` (with the database
+    # cache, half the statements of an `add` before each `incr`).
     try:
         count = cache.incr(key)
-    except ValueError:  # evicted between add and incr: start again
-        cache.set(key, 1, timeout=period + 1)
-        count = 1
+    except ValueError:  # the window's first request (or its count was evicted)
+        if cache.add(key, 1, timeout=period + 1):
+            count = 1
+        else:  # another request started the window meanwhile
+            try:
+                count = cache.incr(key)
+            except ValueError:  # evicted again at once: start again
+                cache.set(key, 1, timeout=period + 1)
+                count = 1
     if count > limit:
         return (window + 1) * period - now
     return None
