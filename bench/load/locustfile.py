@@ -21,6 +21,7 @@ import secrets
 from typing import Any
 
 from locust import HttpUser, between, task
+from urllib3.util.retry import Retry
 
 _DATA = json.loads(open(os.environ["BENCH_LOAD_CUSTOMERS"]).read())  # noqa: SIM115
 PASSWORD: str = _DATA["password"]
@@ -53,6 +54,14 @@ class Customer(HttpUser):
         # The benchmark's throwaway certificate (its server speaks HTTPS, as production).
         if os.environ.get("REQUESTS_CA_BUNDLE"):
             self.client.verify = os.environ["REQUESTS_CA_BUNDLE"]
+        # As browsers do: a GET sent on a kept-alive connection that the server closed as
+        # idle at that same instant (gunicorn's keepalive) is sent again, once, on a new
+        # connection. Nothing else is retried: not a POST, not an answer, not a timeout.
+        # urllib3 logs each retry ("Retrying ..."), and bench_load.py counts them.
+        self.client.adapters["https://"].max_retries = Retry(
+            total=1, connect=1, read=1, redirect=0, status=0, other=0,
+            allowed_methods=frozenset({"GET"}), raise_on_status=False,
+        )  # fmt: skip
         self.unpaid = [dict(i) for i in self.me["invoices"]]
         self.log_in()
 
@@ -142,8 +151,9 @@ class Customer(HttpUser):
 
     @task(1)
     def log_out_and_in(self) -> None:
+        # The browser keeps its cookies (logging out clears only its cache), among them
+        # the device cookie that marks it as one its person has logged in from.
         self.post("log out (POST)", "/logout/", {}, self._last_page, redirect_to="/login/")
-        self.client.cookies.clear()
         self.log_in()
 
     # Helpers
@@ -152,13 +162,16 @@ class Customer(HttpUser):
         form = self.page("log in: the form", "/login/", "csrfmiddlewaretoken")
         if form is None:
             return
-        self.post(
+        if self.post(
             "log in (POST)",
             "/login/",
             {"username": self.me["email"], "password": PASSWORD, "next": ""},
             form,
             redirect_to="/",
-        )
+        ):
+            # Where the login leads, as a browser follows it (and the page whose forms,
+            # log out's among them, carry the CSRF token the login rotated).
+            self.dashboard()
 
     _last_page = ""
 
