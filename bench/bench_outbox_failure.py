@@ -78,7 +78,7 @@ def postgres() -> Iterator[str]:
     initdb = shutil.which("initdb") or str(
         sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))[-1]
     )
-    bindir = Path(initdb).parent
+    bindir = Path(initdb).resolve().parent  # through a symlink in PATH to the real directory
     data = Path(tempfile.mkdtemp(prefix="clientarea-outbox-pg-"))
     if os.getuid() == 0:
         shutil.chown(data, "postgres")
