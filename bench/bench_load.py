@@ -23,7 +23,9 @@ What it does:
 - runs Locust headless (bench/load/locustfile.py) and reads its CSV statistics: p50, p95
   and p99 per page, errors, requests per second;
 - samples every server process's resident memory (psutil, over the process tree) during
-  the run and reads the kernel's high-water mark (VmHWM): the peak per process.
+  the run and reads the kernel's high-water mark (VmHWM): the peak per process;
+- and the CPU seconds gunicorn, the worker, PostgreSQL and Locust used: on a machine
+  shared with other work, gunicorn's CPU time per request says more than latency does.
 
 The login throttles count failed logins only (security.throttle), and every simulated
 customer logs in with its own email and the right password, so they never refuse one;
@@ -40,6 +42,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import resource
 import secrets
 import shutil
 import socket
@@ -117,6 +120,9 @@ class Postgres:
             version = str(row[0]).split(" on ")[0] if row else "PostgreSQL"
         print(f"{version}: a throwaway cluster on 127.0.0.1:{self.port}")
         return f"postgres://postgres@127.0.0.1:{self.port}/clientarea"
+
+    def postmaster(self) -> int:
+        return int((self.dir / "db" / "postmaster.pid").read_text().split()[0])
 
     def stop(self) -> None:
         subprocess.run(
@@ -313,12 +319,14 @@ def _customer(email: str, role: str, account: Any, by_credit: bool, i: int) -> d
 class MemorySampler(threading.Thread):
     """Every process of the gunicorn tree and the background worker, twice a second: its
     resident memory, and the kernel's high-water mark of it (VmHWM, which also catches a
-    peak between two samples). A gunicorn worker replaced during the run (max_requests)
-    keeps its last reading."""
+    peak between two samples), and the CPU time it has used, so the report can say where
+    the machine's time went. A gunicorn worker replaced during the run (max_requests)
+    keeps its last reading. PostgreSQL's processes are sampled for their CPU time when
+    the benchmark runs its own cluster."""
 
-    def __init__(self, gunicorn: int, worker: int) -> None:
+    def __init__(self, gunicorn: int, worker: int, postgres: int | None = None) -> None:
         super().__init__(daemon=True)
-        self.gunicorn, self.worker = gunicorn, worker
+        self.gunicorn, self.worker, self.postgres = gunicorn, worker, postgres
         self.seen: dict[int, dict[str, Any]] = {}
         self.stopping = threading.Event()
         self.last = 0.0  # when the run ended: a process not seen since was replaced
@@ -332,14 +340,24 @@ class MemorySampler(threading.Thread):
         except psutil.NoSuchProcess:
             tree = []
         tree.append((psutil.Process(self.worker), "background worker"))
+        if self.postgres is not None:
+            try:
+                postmaster = psutil.Process(self.postgres)
+                tree += [(p, "postgres") for p in [postmaster, *postmaster.children()]]
+            except psutil.NoSuchProcess:
+                pass
         for proc, role in tree:
             try:
                 rss = proc.memory_info().rss
                 hwm = _vm_hwm(proc.pid)
+                times = proc.cpu_times()
             except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
                 continue
-            entry = self.seen.setdefault(proc.pid, {"role": role, "start": rss, "peak": 0})
-            entry["now"] = rss
+            cpu = times.user + times.system
+            entry = self.seen.setdefault(
+                proc.pid, {"role": role, "start": rss, "peak": 0, "cpu_start": cpu}
+            )
+            entry["now"], entry["cpu"] = rss, cpu
             entry["peak"] = max(entry["peak"], rss, hwm)
             entry["alive"] = time.monotonic()
 
@@ -379,8 +397,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def report_stats(prefix: Path) -> int:
-    """Locust's per-page statistics; returns the number of failed requests."""
+def report_stats(prefix: Path) -> tuple[int, int]:
+    """Locust's per-page statistics; returns the numbers of failed and of all requests."""
     with open(f"{prefix}_stats.csv") as f:
         rows = list(csv.DictReader(f))
     print(f"\n{'page':<34}{'requests':>9}{'errors':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}"
@@ -405,7 +423,7 @@ def report_stats(prefix: Path) -> int:
         failures = list(csv.DictReader(f))
     for row in failures[:20]:
         print(f"ERROR {row['Occurrences']}x {row['Method']} {row['Name']}: {row['Error']}")
-    return int(total["Failure Count"])
+    return int(total["Failure Count"]), int(total["Request Count"])
 
 
 def report_memory(sampler: MemorySampler) -> None:
@@ -414,7 +432,24 @@ def report_memory(sampler: MemorySampler) -> None:
     for pid, entry in sorted(sampler.seen.items(), key=lambda kv: (kv[1]["role"], kv[0])):
         replaced = " (replaced during the run)" if entry["alive"] < sampler.last else ""
         start, peak, now = (entry[k] / mib for k in ("start", "peak", "now"))
-        print(f"{entry['role']:<20}{pid:>8}{start:>10.0f}MB{peak:>8.0f}MB{now:>9.0f}MB{replaced}")
+        if entry["role"] != "postgres":
+            print(
+                f"{entry['role']:<20}{pid:>8}{start:>10.0f}MB{peak:>8.0f}MB{now:>9.0f}MB{replaced}"
+            )
+
+
+def report_cpu(sampler: MemorySampler, locust_cpu: float, requests: int) -> None:
+    """CPU seconds each part used during the run: on a machine shared with other work
+    (and with Locust), the server's CPU time per request says more than its latency."""
+    by_role: dict[str, float] = {}
+    for entry in sampler.seen.values():
+        used = entry["cpu"] - entry["cpu_start"]
+        by_role[entry["role"]] = by_role.get(entry["role"], 0.0) + used
+    parts = ", ".join(f"{role} {seconds:.1f} s" for role, seconds in sorted(by_role.items()))
+    print(f"CPU time during the run: {parts}, Locust {locust_cpu:.1f} s")
+    web = by_role.get("gunicorn worker", 0.0) + by_role.get("gunicorn master", 0.0)
+    if requests:
+        print(f"gunicorn CPU per request: {1000 * web / requests:.0f} ms (all pages, logins too)")
 
 
 def main() -> int:
@@ -483,7 +518,9 @@ def main() -> int:
         )
         children.append(worker)
         wait_until_serving(f"{site}/login/", cert, gunicorn)
-        sampler = MemorySampler(gunicorn.pid, worker.pid)
+        sampler = MemorySampler(
+            gunicorn.pid, worker.pid, postgres.postmaster() if postgres is not None else None
+        )
         sampler.sample()
         workers = sum(1 for e in sampler.seen.values() if e["role"] == "gunicorn worker")
         print(
@@ -496,6 +533,7 @@ def main() -> int:
         prefix = tmp / "locust"
         print(f"Locust: {USERS} customers, spawned {SPAWN_RATE}/s, for {DURATION} ...")
         started = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         run = subprocess.run(
             [str(locust), "-f", str(LOAD_DIR / "locustfile.py"), "--headless",
              "-u", str(USERS), "-r", SPAWN_RATE, "-t", DURATION, "--host", site,
@@ -506,6 +544,8 @@ def main() -> int:
             capture_output=True, text=True,
         )  # fmt: skip
         elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # Locust's, the only one waited
+        locust_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         sampler.stopping.set()
         sampler.join()
         sampler.sample()
@@ -513,13 +553,14 @@ def main() -> int:
         if run.returncode not in (0, 1):  # 1: some requests failed, reported below
             print(run.stdout[-5000:], run.stderr[-5000:])
             return 2
-        errors = report_stats(prefix)
+        errors, requests = report_stats(prefix)
         retried = sum("Retrying (" in line for line in run.stderr.splitlines())
         print(
             f"GETs sent again after the server closed an idle kept-alive connection at the "
             f"same instant (as browsers do; not counted as errors): {retried}"
         )
         report_memory(sampler)
+        report_cpu(sampler, locust_cpu, requests)
 
         from clientarea.billing.models import Invoice
         from clientarea.notifications.models import OutboxEmail
