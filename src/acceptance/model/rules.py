@@ -146,9 +146,18 @@ def invite(s: State, act: Action, faults: Faults) -> State:
 
 def api_invite(s: State, act: Action, faults: Faults) -> State:
     """POST /api/v1/invitations with the token `actor` made (token:owner, then
-    invitation_create with the token's access)."""
+    invitation_create with the token's access). The grant it gives stays within what the
+    token carries (services._common._grant_within): its permissions, and its scope (an
+    invitation is for every item, so a scoped token invites nobody)."""
     _token_users_power(s, act.account, act.actor, faults)
-    return _invite(s, act.account, act.target, GRANTS[act.arg])
+    grant = token_grant(s, act.account, act.actor, faults)
+    assert grant is not None
+    codes = GRANTS[act.arg]
+    if not expand(codes) <= grant.access.perms:
+        raise Refused("A grant can hold only permissions this token carries itself.")
+    if grant.access.is_scoped:
+        raise Refused("This token is limited to chosen services and domains.")
+    return _invite(s, act.account, act.target, codes)
 
 
 def _invitation(s: State, a: int, u: int) -> Invite:
@@ -634,7 +643,10 @@ def apply(s: State, act: Action, faults: Faults = NO_FAULTS) -> Outcome:
 INVITE_GRANTS = ("TE", "ALL")
 EDIT_GRANTS = ("INV", "MP")
 SCOPE_CHOICES = ("all", "service")
-TOKEN_CHOICES = ("mine/all", "ALL/service/users")
+# A token with the Users power invites only within what it carries (a scoped one invites
+# nobody: an invitation is for every item), so the owner's Users-power token is for
+# every item; scoped tokens come from scoped people ("mine/all" takes their scope).
+TOKEN_CHOICES = ("mine/all", "ALL/all/users")
 
 
 def actions(s: State, active: tuple[int, ...] = ACCOUNTS) -> Iterator[Action]:

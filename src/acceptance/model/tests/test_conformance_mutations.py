@@ -113,7 +113,7 @@ def test_the_checker_finds_the_fault_planted_in_the_app(
     with checker(http=http) as check:
         for depth in range(1, LONGEST + 1):
             try:
-                check.run_tree(depth, refusals=False, active=(0,))
+                check.run_tree(depth, transitions=False, active=(0,))
             except Disagreement as exc:
                 found = exc
                 break
