@@ -94,7 +94,7 @@ class Session:
     def request(
         self, method: str, path: str, form: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         headers = dict(self.headers)
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -252,15 +252,18 @@ def serve(env: dict[str, str], app: str, port: int, log: Path) -> subprocess.Pop
     server = subprocess.Popen(
         cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if server.poll() is not None:
             sys.exit(f"gunicorn ({app}) exited: see {log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        try:  # an answer, not only the socket: on a busy machine workers boot slowly
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/login/")
+            conn.getresponse().read()
+            conn.close()
             return server
-        except OSError:
-            time.sleep(0.2)
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.5)
     sys.exit(f"gunicorn ({app}) did not start: see {log}")
 
 
