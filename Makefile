@@ -134,5 +134,6 @@ prove: install-dev
 	  CONFORMANCE_ONE_ACCOUNT_DEPTH=$(CONFORMANCE_ONE_ACCOUNT_DEPTH) \
 	  CONFORMANCE_WALK_LENGTH=$(CONFORMANCE_WALK_LENGTH) CONFORMANCE_SEED=$(CONFORMANCE_SEED) \
 	  CONFORMANCE_SUMMARY=var/conformance.md nice $(VENV)/bin/pytest -q -n0 -s -p no:logging \
-	  src/acceptance/model/tests/test_conformance.py
+	  src/acceptance/model/tests/test_conformance.py \
+	  src/acceptance/model/tests/test_conformance_mutations.py
 	PYTHONPATH=src nice $(PY) -m acceptance.model.prove --extra-file var/conformance.md

@@ -14,11 +14,11 @@ invariants are checked after every step of every action sequence up to a depth.
   (route table, channel table), independently of ``reach``;
 - ``explore``: breadth-first search over every action sequence, with a CLI.
 
-Conformance (the next step) plugs in here: ``explore.explore(depth, on_state=...)`` hands
-over each distinct state with its shortest action sequence; replay it on the real app
-(``rules.SERVICE_OF`` names each action's service function and page), people P0-P2 and
-accounts A0-A1 mapped to real ones (P0 owns A0, P1 owns A1, P2 has no login yet), then
-compare ``reach.reach(state)`` with the app's answers, expanding route groups with
+Conformance with the real app is ``conformance`` (the one module that imports Django; see
+its docstring and ``tests/test_conformance.py``): each distinct state the explorer hands
+to ``explore.explore(depth, on_state=...)`` is replayed on the app through the service
+``rules.SERVICE_OF`` names (P0 owns A0, P1 owns A1, P2 has no login yet), and
+``reach.reach(state)`` is compared with the app's answers, route groups expanded with
 ``routes.routes_of``. The clock: one tick is 4 days, so a transfer offer (72 hours) is
 dead after one tick and an invitation (7 days) after two; "soon" for an access expiry is
 3 days from then, a token's expiry 6 days.

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from acceptance.model.conformance import Disagreement, checker
+from acceptance.model.routes import item_of
 
 pytestmark = pytest.mark.django_db
 
@@ -110,7 +111,8 @@ def test_the_checker_finds_the_fault_planted_in_the_app(
     plant, http = FAULTS[fault]
     plant(monkeypatch)
     found: Disagreement | None = None
-    with checker(http=http) as check:
+    # The HTTP sample is narrowed to the routes about an item (the scope's).
+    with checker(http=http, http_routes=lambda route: bool(item_of(route))) as check:
         for depth in range(1, LONGEST + 1):
             try:
                 check.run_tree(depth, transitions=False, active=(0,))
