@@ -46,7 +46,8 @@ def reverse_cached(
     # The inputs reverse() reads besides its arguments: the URL configuration (the
     # setting, or one set for this thread) and the script prefix of this request.
     key = (settings.ROOT_URLCONF, get_urlconf(), get_script_prefix())
-    return _reverse(key, name, tuple(args), tuple(sorted(kwargs.items())), current_app)
+    items = tuple(sorted(kwargs.items())) if kwargs else ()
+    return _reverse(key, name, tuple(args), items, current_app)
 
 
 @receiver(setting_changed)
