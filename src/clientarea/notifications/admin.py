@@ -12,6 +12,7 @@ from django.urls import URLPattern, path
 from django.views.decorators.cache import never_cache
 
 from .demo_mail import demo_mail_for_outbox, demo_mail_list
+from .mail_server import mail_server_outage
 from .models import OutboxEmail
 from .services import outbox_retry
 
@@ -52,6 +53,20 @@ class OutboxEmailAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        """The list says when the mail server cannot be reached: since when, why, and how
+        much mail waits for it (the emails stay pending, their attempts unused)."""
+        outage = mail_server_outage()
+        waiting = (
+            OutboxEmail.objects.filter(
+                status__in=[OutboxEmail.Status.PENDING, OutboxEmail.Status.SENDING]
+            ).count()
+            if outage
+            else 0
+        )
+        context = {**(extra_context or {}), "mail_server_outage": outage, "mail_waiting": waiting}
+        return super().changelist_view(request, extra_context=context)
 
     # --- the local mail viewer (demo mode only) ------------------------------------------
 

@@ -128,3 +128,29 @@ class OutboxEmail(models.Model):
         """The text Email History may show: never while a one-time link is still in it
         (before it is sent), whoever asks."""
         return None if self.body_after_send else self.body_text
+
+
+class MailServerState(models.Model):
+    """Whether the mail server is reachable, as every worker process last found it: one
+    row (pk 1), written only when that changes and on each failed try during an outage.
+
+    A failure that is the server's (connection refused, a timeout or a 4xx while
+    connecting, greeting or logging in, a 421, a connection lost before the server said
+    anything about the message) is no fault of the emails: they stay pending with their
+    attempts unchanged, and every worker waits until ``retry_at`` before connecting again
+    (exponential, up to OUTBOX_SERVER_RETRY_MAX_SECONDS), so several workers do not each
+    hammer a server that is down. Kept in the database because the workers share nothing
+    else; see ``notifications.mail_server``."""
+
+    # Unreachable since this moment (the first failed try of this outage); None: reachable.
+    unreachable_since = models.DateTimeField(null=True, blank=True)
+    # No worker connects before this moment (the back-off, or one worker's probe in flight).
+    retry_at = models.DateTimeField(null=True, blank=True)
+    # Failed tries in this outage: the back-off doubles with each.
+    failures = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        if self.unreachable_since is None:
+            return "Mail server reachable"
+        return f"Mail server unreachable since {self.unreachable_since:%Y-%m-%d %H:%M:%S}"

@@ -47,6 +47,7 @@ from clientarea.accounts.policy import (
 )
 from clientarea.core.retention import update_in_batches
 
+from .mail_server import describe, mail_server_failed, mail_server_gate, mail_server_reached
 from .models import OutboxEmail
 
 logger = logging.getLogger(__name__)
@@ -424,26 +425,71 @@ def _is_connection_error(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
+def _is_server_fault(exc: Exception, answered: bool) -> bool:
+    """Is this failure to send one email the server's, not the email's? Then it uses up
+    no attempt (see ``mail_server``). A refused greeting (EHLO goes with the first email);
+    a 421 "service not available" to any command (smtplib has closed the connection); a
+    connection lost or timed out before the server answered anything about this email
+    (`answered`: its MAIL FROM). Anything else the server said about the email (a 4xx or
+    5xx to MAIL FROM, RCPT TO or DATA), or a connection lost after that (the server may
+    have stored it), is the email's and counts as today."""
+    if isinstance(exc, smtplib.SMTPHeloError):
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return any(code == 421 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code == 421
+    return _is_connection_error(exc) and not answered
+
+
+class _Answered:
+    """Notes whether the server has answered the email being sent's MAIL FROM: the first
+    reply about that email (smtplib's ``sendmail`` sends EHLO first on a fresh connection,
+    a reply about the server). Wraps the open SMTP session's ``mail``; another backend
+    (console, locmem, demo mail) has no session and never loses a connection."""
+
+    def __init__(self, connection: Any) -> None:
+        self.answered = False
+        session: Any = getattr(connection, "connection", None)
+        real_mail = getattr(session, "mail", None)
+        if session is None or real_mail is None:
+            return
+
+        def mail(*args: Any, **kwargs: Any) -> Any:
+            reply = real_mail(*args, **kwargs)
+            self.answered = True
+            return reply
+
+        session.mail = mail
+
+
 def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> dict[str, int]:
     """Send what is due (as of `now`). Returns counts of sent and failed attempts.
 
     Each row is marked SENT right after the server accepted it, so a failure later in the
-    batch never makes an earlier row go out again. When the server disappears mid-batch
-    the rest of the batch is released to be retried with back-off."""
+    batch never makes an earlier row go out again. A failure that is the mail server's
+    (it cannot be reached, or goes away before saying anything about an email) uses up no
+    attempt: the rows it left unsent go back to pending as they were, and every worker
+    backs off (``mail_server``) instead of each trying again on its own."""
     now = now or timezone.now()
-    token, rows = _claim(batch_size, now)
     stats = {"sent": 0, "failed": 0, "withheld": 0}
-    if not rows:
+    gate = mail_server_gate(now)
+    if not gate.open:  # the server is down: no worker connects before the back-off ends
+        return stats
+    token, rows = _claim(batch_size, now)
+    if not rows and not gate.probing:  # (a probe connects anyway: is the outage over?)
         return stats
     connection = get_connection(fail_silently=False)
     try:
         try:
             connection.open()
-        except Exception as exc:  # the server is down: every claimed row waits its turn
-            for row in rows:
-                _record_failure(row, exc, token)
-                stats["failed"] += 1
+        except Exception as exc:  # connect, TLS, greeting or login: the server's failure
+            _release(rows, exc, token)
+            mail_server_failed(exc, now=now, probing=gate.probing)
             return stats
+        if gate.probing:
+            mail_server_reached(gate.state)
+        session = _Answered(connection)
         for index, row in enumerate(rows):
             if not _still_ours(row, token):
                 continue
@@ -451,21 +497,27 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
                 _record_withheld(row)
                 stats["withheld"] += 1
                 continue
+            session.answered = False
             try:
                 delivered = _message_for(row, connection).send()
                 if not delivered:
                     raise smtplib.SMTPException("The mail backend did not accept the message.")
             except Exception as exc:
+                if _is_server_fault(exc, session.answered):
+                    # Nothing was said about this email: it and the rest wait, unchanged.
+                    _release(rows[index:], exc, token)
+                    mail_server_failed(exc, now=now, probing=False)
+                    break
                 if _is_connection_error(exc):
-                    # Lost after the final dot went out, the server may have kept the
-                    # message without its 250 reaching us: a retry may duplicate it.
+                    # Lost after the server answered about this email (perhaps after the
+                    # final dot): it may have kept the message without its 250 reaching
+                    # us, so a retry may duplicate it. The attempt counts: a message that
+                    # makes the server drop the connection must not retry for ever.
                     logger.warning("Email %s: %s", row.pk, CUT_OFF)
                 _record_failure(row, exc, token)
                 stats["failed"] += 1
                 if _is_connection_error(exc):
-                    for rest in rows[index + 1 :]:
-                        _record_failure(rest, exc, token)
-                        stats["failed"] += 1
+                    _release(rows[index + 1 :], exc, token)
                     break
             else:
                 _record_sent(row)
@@ -518,6 +570,21 @@ def _record_withheld(row: OutboxEmail) -> None:
         send_started_at=None,
         last_error="The recipient was no longer entitled to this email when it was due.",
         **_finished_body(row),
+    )
+
+
+def _release(rows: list[OutboxEmail], exc: Exception, token: str) -> None:
+    """The server's failure, not theirs: back to pending with their attempts and due time
+    unchanged (one UPDATE), the error kept so staff see why they wait."""
+    if not rows:
+        return
+    OutboxEmail.objects.filter(
+        pk__in=[r.pk for r in rows], claim_token=token, status=OutboxEmail.Status.SENDING
+    ).update(
+        status=OutboxEmail.Status.PENDING,
+        locked_until=None,
+        send_started_at=None,
+        last_error=f"Mail server unavailable: {describe(exc)}"[:2000],
     )
 
 

@@ -256,6 +256,10 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Outbox retries: attempt n waits OUTBOX_RETRY_BASE_SECONDS * 2**(n-1), up to this many tries.
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=30)
+# An outage of the mail server uses up no email's attempts: every worker waits
+# OUTBOX_RETRY_BASE_SECONDS, doubling, up to this long between tries to reach it
+# (clientarea.notifications.mail_server), so mail goes within this long of its return.
+OUTBOX_SERVER_RETRY_MAX_SECONDS = env.int("OUTBOX_SERVER_RETRY_MAX_SECONDS", default=300)
 # A worker's claim on the emails it took (its lease): renewed for each email just before
 # sending it. A worker that dies leaves its emails to the others once this has passed.
 # It must outlast one send (a few exchanges of up to EMAIL_TIMEOUT each; a system check

@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from django.core.management import call_command
 from django.utils import timezone
 
+from clientarea.notifications.mail_server import mail_server_outage
 from clientarea.notifications.models import OutboxEmail
 from clientarea.notifications.services import email_queue, outbox_deliver_due, retry_delay
 
@@ -115,22 +116,27 @@ def test_server_down_for_a_while_then_back_delivers_everything_exactly_once(
     smtp: SMTPServer,
 ) -> None:
     queue(4)
-    # Down: nothing listens on the port. Every attempt fails, is kept with its error
-    # and waits its back-off.
-    assert outbox_deliver_due() == {"sent": 0, "failed": 4, "withheld": 0}
-    rows = list(OutboxEmail.objects.all())
-    assert all(r.status == OutboxEmail.Status.PENDING and r.attempts == 1 for r in rows)
-    assert all("Connection refused" in r.last_error or "Errno" in r.last_error for r in rows)
-    # Not due again before the back-off has passed.
+    # Down: nothing listens on the port. The emails are not at fault: they stay pending,
+    # their attempts unused, with the server's error; the workers back off.
     assert outbox_deliver_due() == {"sent": 0, "failed": 0, "withheld": 0}
-    assert outbox_deliver_due(now=later(1)) == {"sent": 0, "failed": 4, "withheld": 0}
-    assert set(OutboxEmail.objects.values_list("attempts", flat=True)) == {2}
+    rows = list(OutboxEmail.objects.all())
+    assert all(r.status == OutboxEmail.Status.PENDING and r.attempts == 0 for r in rows)
+    assert all("Connection refused" in r.last_error or "Errno" in r.last_error for r in rows)
+    outage = mail_server_outage()
+    assert outage is not None and outage.failures == 1
+    # Nobody connects again before the back-off has passed; after it, one try more.
+    assert outbox_deliver_due() == {"sent": 0, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due(now=later(1)) == {"sent": 0, "failed": 0, "withheld": 0}
+    outage = mail_server_outage()
+    assert outage is not None and outage.failures == 2
+    assert set(OutboxEmail.objects.values_list("attempts", flat=True)) == {0}
     # More mail is written while the server is still down.
     queue(2, prefix="Later")
     # Back up: everything arrives, once.
     smtp.start()
     stats = outbox_deliver_due(now=later(60))
     assert stats == {"sent": 6, "failed": 0, "withheld": 0}
+    assert mail_server_outage() is None
     for _ in range(3):
         assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.subjects() == [
@@ -165,12 +171,14 @@ def test_a_permanent_refusal_gives_up_at_once_and_keeps_the_error(smtp: SMTPServ
 
 def test_after_the_last_attempt_the_email_is_kept_as_failed(smtp: Any, settings: Any) -> None:
     settings.OUTBOX_MAX_ATTEMPTS = 3
+    smtp.start()
     queue(1)
+    smtp.inbox.refuse["person0@example.com"] = "451 4.3.0 Try again later"
     for minutes in (0, 10, 60):
         outbox_deliver_due(now=later(minutes))
     row = OutboxEmail.objects.get()
     assert row.status == OutboxEmail.Status.FAILED and row.attempts == 3 and row.last_error
-    smtp.start()
+    del smtp.inbox.refuse["person0@example.com"]
     assert outbox_deliver_due(now=later(24 * 60)) == {"sent": 0, "failed": 0, "withheld": 0}
     assert smtp.inbox.messages == []
 
