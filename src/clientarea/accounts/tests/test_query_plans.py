@@ -13,10 +13,12 @@ import json
 import pytest
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from clientarea.accounts.models import Membership
 from clientarea.accounts.policy import accounts_for
 from clientarea.accounts.services import account_create, user_create
+from clientarea.core.context_processors import _selectable_ids, _selectable_sql
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +56,19 @@ def test_accounts_for_reads_only_the_persons_accounts_by_index():
 
     assert list(accounts_for(owner)) == [other, own]
     assert not reads_whole_table(accounts_for(owner), "accounts_account")
+
+
+def test_the_menus_switch_account_check_reads_by_index():
+    owner = user_create(email="o@example.com", password=None, first_name="O")
+    own = account_create(owner=owner, company_name="Own")
+    account_create(
+        owner=user_create(email="n@example.com", password=None, first_name="N"),
+        company_name="Not theirs",
+    )
+
+    ids = _selectable_ids(owner.pk, timezone.now())
+
+    assert list(ids) == [own.pk]
+    assert not reads_whole_table(ids, "accounts_account")
+    # The menu's prepared SQL is this query's (no fallback to building it each request).
+    assert _selectable_sql(connection.alias) is not None
