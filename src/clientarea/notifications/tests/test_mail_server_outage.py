@@ -8,6 +8,7 @@ No sleeping: each turn is given its `now`, the next try's moment as the shared r
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -233,3 +234,49 @@ def test_staff_see_the_outage_on_the_outbox_list(
     outbox_deliver_due(now=next_try())
     assert "mail-server-outage" not in admin_client.get(url).content.decode()
     assert MailServerState.objects.get().unreachable_since is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_three_workers_at_once_record_one_failure_and_one_of_them_probes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On PostgreSQL, each worker a thread with its own connection: three finding the
+    server down at the same moment back off once (one failure, one ERROR); three asking
+    when the back-off ends let one of them probe."""
+    from django.db import connection
+
+    from clientarea.notifications.mail_server import mail_server_failed
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite runs one writer at a time anyway")
+    now = timezone.now()
+    start = threading.Barrier(3)
+    gates: list[Any] = []
+
+    def in_thread(target: Any) -> threading.Thread:
+        def run() -> None:
+            try:
+                start.wait(30)
+                target()
+            finally:
+                connection.close()  # this thread's own connection
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def fail() -> None:
+        mail_server_failed(ConnectionRefusedError("refused"), now=now, probing=False)
+
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        for thread in [in_thread(fail) for _ in range(3)]:
+            thread.join(30)
+    outage = mail_server_outage()
+    assert outage is not None and outage.failures == 1
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+    retry_at = next_try()
+    start.reset()
+    for thread in [in_thread(lambda: gates.append(mail_server_gate(retry_at))) for _ in range(3)]:
+        thread.join(30)
+    assert sorted((g.open, g.probing) for g in gates) == [(False, False)] * 2 + [(True, True)]
