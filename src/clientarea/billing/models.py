@@ -150,7 +150,18 @@ class InvoiceLine(models.Model):
 
     class Meta:
         ordering = ["position", "id"]
-        indexes = [models.Index(fields=["item"], name="billing_line_item")]
+        indexes = [
+            models.Index(fields=["item"], name="billing_line_item"),
+            # The lines of combined invoices (Pay several at once), by the invoice holding
+            # them: the unpaid total and the dashboard leave those invoices out (selectors.
+            # unpaid_invoices) by probing this small index, not every line of each unpaid
+            # invoice (bench_scale: 700 unpaid invoices, 10 ms -> 1 ms).
+            models.Index(
+                fields=["invoice"],
+                condition=models.Q(item__startswith="billing.invoice:"),
+                name="billing_line_pays_invoice",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.description
