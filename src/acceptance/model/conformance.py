@@ -902,6 +902,12 @@ class Checker:
                 kwargs.update(IN_SCOPE_KWARGS[route.name](account, service, domain))
             elif item:  # the item itself
                 kwargs[route.object_param] = self.world.item_pk[a][item]
+            elif route.name == "accounts:ownership_transfer_cancel" and (
+                pending := OwnershipTransfer.objects.filter(
+                    account=account, status=OwnershipTransfer.Status.PENDING
+                ).first()
+            ):
+                kwargs["transfer_id"] = pending.pk  # one pending offer per account
             else:
                 kwargs.update(OBJECT_KWARGS[route.name](account))
         return reverse(route.name, kwargs=kwargs or None)
