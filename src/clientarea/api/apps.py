@@ -23,3 +23,9 @@ class ApiConfig(AppConfig):
             receivers.on_ownership_transferred, dispatch_uid="api.tokens.ownership_transferred"
         )
         receivers.connect_scope_kinds()
+        # The rate limit's counts kept in the database (throttling.py), windows long past.
+        from clientarea.core.registry import register_retention_job
+
+        from .throttling import rate_windows_prune
+
+        register_retention_job("api rate windows", rate_windows_prune)

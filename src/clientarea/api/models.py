@@ -100,3 +100,28 @@ class ApiToken(models.Model):
         if self.expires_at <= (now or timezone.now()):
             return "Expired"
         return "Active"
+
+
+class RateWindow(models.Model):
+    """One token's request count in one fixed window of the rate limit, when the count is
+    kept in the database (throttling.py says when): one upsert per request adds to it."""
+
+    # Names the token (its id and a piece of its hash, see throttling.py): no foreign key,
+    # so a token's deletion does not have to look for its windows (retention removes them).
+    token_key = models.CharField(max_length=64)
+    # The window's first second (Unix time): a whole multiple of the window's length.
+    window_start = models.BigIntegerField()
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target: one row per token and window.
+            models.UniqueConstraint(fields=["token_key", "window_start"], name="api_rate_window"),
+        ]
+        indexes = [
+            # Retention deletes by age alone (the unique index leads with the token).
+            models.Index(fields=["window_start"], name="api_ratewindow_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token_key} @ {self.window_start}: {self.requests}"

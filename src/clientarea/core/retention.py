@@ -69,9 +69,9 @@ def update_in_batches(
 
 def database_cache_prune(*, now: datetime | None = None) -> int:
     """Delete the expired entries of every database cache (CACHE_URL's default): the
-    API's rate-limit counters of windows long past, summaries no longer fresh. Django
-    removes them only once the table passes MAX_ENTRIES; until then they would only take
-    room. One DELETE per database cache; how many entries went."""
+    summaries no longer fresh (the API's rate-limit counts are kept elsewhere, see
+    api/throttling.py). Django removes them only once the table passes MAX_ENTRIES; until
+    then they would only take room. One DELETE per database cache; how many entries went."""
     removed = 0
     for alias in settings.CACHES:
         backend = caches[alias]

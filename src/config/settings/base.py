@@ -357,12 +357,13 @@ EPP_VERIFY_TLS = env.bool("EPP_VERIFY_TLS", default=True)
 EPP_HELLO_AFTER_SECONDS = env.float("EPP_HELLO_AFTER_SECONDS", default=60.0)
 EPP_LOGIN_RETRY_SECONDS = env.float("EPP_LOGIN_RETRY_SECONDS", default=60.0)
 
-# The cache: the panel's and the registry's summaries (PANEL_SUMMARY_CACHE_SECONDS) and
-# the API's per-token rate limit; nothing a permission or a revocation depends on. By
-# default the database (the table `clientarea_cache`, made by `migrate`), so every app
-# process and the worker share it with nothing more to run; Redis or Memcached when
-# configured: CACHE_URL=rediscache://host:6379/1, pymemcache://host:11211, or
-# locmemcache:// (each process its own memory, nothing shared).
+# The cache: the panel's and the registry's summaries (PANEL_SUMMARY_CACHE_SECONDS) and,
+# with Redis or Memcached only (an atomic incr), the API's per-token rate limit (else it
+# counts in the database: api/throttling.py); nothing a permission or a revocation
+# depends on. By default the database (the table `clientarea_cache`, made by `migrate`),
+# so every app process and the worker share it with nothing more to run; Redis or
+# Memcached when configured: CACHE_URL=rediscache://host:6379/1, pymemcache://host:11211,
+# or locmemcache:// (each process its own memory, nothing shared).
 CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://clientarea_cache")}
 # Redis and Memcached need their client library, which the project does not install by
 # itself: say which one at start-up rather than on the first page that uses the cache.
@@ -370,8 +371,8 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="dbcache://clientarea_ca
 # for pymemcache:// while pymemcache is missing: both mean pymemcache here.
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.db.DatabaseCache":
     # Django's default of 300 entries would evict the summaries of a provider's 301st
-    # service, and a rate-limit window, while they are still in use; expired entries are
-    # removed as the cache is written either way.
+    # service while they are still in use; expired entries are removed as the cache is
+    # written either way.
     CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 50_000)
 _cache_scheme = env.str("CACHE_URL", default="dbcache://").partition("://")[0]
 _CACHE_CLIENTS = {

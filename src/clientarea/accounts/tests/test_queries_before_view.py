@@ -1,7 +1,7 @@
 """Issue 15: what a request costs before its view runs. A page: the session, the user and
 one query for the whole access (account and owner, the usable membership with its
 permissions and scope, the account's two-factor rule, the tracked session's state). The
-API: the token and its creator's access."""
+API: the token, its creator's access and the rate limit's count."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from clientarea.security.models import AccountSecurity
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("clientarea.accounts.tests.probe_urls")]
 
 PAGE_LIMIT = 3  # the session, the user, the access
-API_LIMIT = 2  # the token, its creator's access
+API_LIMIT = 2  # the token, its creator's access (the rate limit's count apart, below)
 
 
 def queries_before_view(client: Client, path: str, **extra: Any) -> list[str]:
@@ -68,9 +68,18 @@ def test_scoped_sub_account_page(
     assert len(sql) <= PAGE_LIMIT, "\n".join(sql)
 
 
+def _api_steady(secret: str) -> list[str]:
+    """Less the rate limit's one statement, the upsert of the token's count (kept in the
+    database unless the cache is Redis or Memcached: api/throttling.py)."""
+    sql = _steady(Client(), "/api/v1/probe/", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    counting = [q for q in sql if "api_ratewindow" in q]
+    assert len(counting) == 1, "\n".join(sql)
+    return [q for q in sql if q not in counting]
+
+
 def test_api_token_request(account: Account) -> None:
     _token, secret = make_token(account)
-    sql = _steady(Client(), "/api/v1/probe/", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    sql = _api_steady(secret)
     assert len(sql) <= API_LIMIT, "\n".join(sql)
 
 
@@ -79,5 +88,5 @@ def test_api_token_of_a_scoped_sub_account(
 ) -> None:
     member = member_factory("invoices", "products", scope={"service": [1], "domain": []})
     _token, secret = make_token(account, member.user)
-    sql = _steady(Client(), "/api/v1/probe/", HTTP_AUTHORIZATION=f"Bearer {secret}")
+    sql = _api_steady(secret)
     assert len(sql) <= API_LIMIT, "\n".join(sql)

@@ -46,9 +46,17 @@ def _plan(sql: str) -> str:
         (throttle_prune, ["security_throttle_window"]),
         (outbox_bodies_prune, ["notifications_sent_with_text"]),
         (lambda: RETENTION_JOBS["payment idempotency keys"](), ["billing_payreq_created"]),
+        (lambda: RETENTION_JOBS["api rate windows"](), ["api_ratewindow_start"]),
         (SessionStore.clear_expired, ["django_session_expire_date"]),
     ],
-    ids=["tracked sessions", "throttle counters", "email texts", "idempotency keys", "sessions"],
+    ids=[
+        "tracked sessions",
+        "throttle counters",
+        "email texts",
+        "idempotency keys",
+        "rate windows",
+        "sessions",
+    ],
 )
 def test_each_retention_statement_finds_old_rows_by_index(
     job: Callable[[], int], indexes: list[str]
