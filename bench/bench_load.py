@@ -42,6 +42,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import re
 import resource
 import secrets
 import shutil
@@ -572,6 +573,17 @@ def main() -> int:
             for status in OutboxEmail.Status.values
         }
         print(f"\ninvoices paid during the run: {paid}; outbox after it: {outbox}")
+        # Every payment the server made should be one Locust recorded; one more means a
+        # customer was stopped at the end of the run while its payment was being answered.
+        pay_answered = re.compile(r'"POST /billing/invoices/\d+/pay/ HTTP/1\.1" 302 ')
+        answered = len(pay_answered.findall((tmp / "access.log").read_text(errors="replace")))
+        with open(f"{prefix}_stats.csv") as f:
+            recorded = sum(
+                int(row["Request Count"])
+                for row in csv.DictReader(f)
+                if row["Name"].startswith("pay: by")
+            )
+        print(f"payments the server answered (access log): {answered}; Locust recorded: {recorded}")
         cpu = os.cpu_count()
         load1, load5, _ = os.getloadavg()
         print(
