@@ -92,7 +92,7 @@ def _database_count(token_key: str, window_start: int) -> int:
         "ON CONFLICT (token_key, window_start) "
         f"DO UPDATE SET {requests} = {table}.{requests} + 1"
     )
-    params = [token_key, window_start]
+    params: tuple[str, int] = (token_key, window_start)
     if connection.features.can_return_columns_from_insert:
         with connection.cursor() as cursor:
             cursor.execute(f"{upsert} RETURNING {requests}", params)
