@@ -146,13 +146,23 @@ def _create_partition_sql(first: datetime.date) -> str:
 
 def _move_from_default_sql(first: datetime.date) -> list[str]:
     """A month partition made while the default partition holds events of that month:
-    they are moved into it (made detached, filled, emptied out of the default, attached)."""
+    they are moved into it (made detached, filled, emptied out of the default, attached).
+
+    New audit events wait meanwhile: the table is locked against writers (readers go on)
+    until the commit. Without it, an event committed by the app between the copy and the
+    delete would be deleted uncopied, and one committed after the move would make the
+    ATTACH fail (it finds a row of that month in the default partition). Writers that
+    waited see the new partition once they get the lock, so their events go into it. The
+    lock is taken on the parent table, the one the app writes through, before anything
+    else: a writer's transaction already under way is waited for, so its events are moved
+    too. The move itself is one statement (the rows deleted are the rows copied)."""
     name, low, high = _q(partition_name(first)), _bound(first), _bound(next_month(first))
     in_month = f"created_at >= {low} AND created_at < {high}"
     return [
+        f"LOCK TABLE {_q(TABLE)} IN SHARE ROW EXCLUSIVE MODE",
         f"CREATE TABLE {name} (LIKE {_q(TABLE)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
-        f"INSERT INTO {name} SELECT * FROM {_q(DEFAULT_PARTITION)} WHERE {in_month}",  # noqa: S608
-        f"DELETE FROM {_q(DEFAULT_PARTITION)} WHERE {in_month}",  # noqa: S608
+        f"WITH moved AS (DELETE FROM {_q(DEFAULT_PARTITION)} WHERE {in_month} RETURNING *) "  # noqa: S608
+        f"INSERT INTO {name} SELECT * FROM moved",
         f"ALTER TABLE {_q(TABLE)} ATTACH PARTITION {name} FOR VALUES FROM ({low}) TO ({high})",
     ]
 
