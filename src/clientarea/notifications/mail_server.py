@@ -2,8 +2,10 @@
 
 An outage of the mail server is no fault of the emails waiting for it: it must delay them,
 never use up their attempts (OUTBOX_MAX_ATTEMPTS would otherwise turn every queued email
-into "failed" after about an hour down). So a failure that is the server's leaves the
-emails pending as they were, and backs off here, once for all workers:
+into "failed" after about an hour down). So a failure that is the server's (opening a
+connection fails: connect, TLS, greeting, EHLO, login; see ``outbox_deliver_due`` for why
+nothing later is) leaves the emails pending as they were, and backs off here, once for
+all workers:
 
 - One row (``MailServerState``, pk 1) says since when the server has been unreachable and
   until when nobody connects (``retry_at``). Every worker reads it at the start of its turn

@@ -425,34 +425,28 @@ def _is_connection_error(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
-def _is_server_fault(exc: Exception, answered: bool) -> bool:
-    """Is this failure to send one email the server's, not the email's? Then it uses up
-    no attempt (see ``mail_server``). A refused greeting (EHLO goes with the first email);
-    a 421 "service not available" to any command (smtplib has closed the connection); a
-    connection lost or timed out before the server answered anything about this email
-    (`answered`: its MAIL FROM). Anything else the server said about the email (a 4xx or
-    5xx to MAIL FROM, RCPT TO or DATA), or a connection lost after that (the server may
-    have stored it), is the email's and counts as today."""
-    if isinstance(exc, smtplib.SMTPHeloError):
-        return True
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return any(code == 421 for code, _ in exc.recipients.values())
-    if isinstance(exc, smtplib.SMTPResponseException):
-        return exc.smtp_code == 421
-    return _is_connection_error(exc) and not answered
+def _open(connection: Any) -> None:
+    """Connect, TLS, greeting, login, and EHLO (smtplib would otherwise send it with the
+    first email): all of it the same for every email, so a failure here is the server's."""
+    connection.open()
+    hello = getattr(getattr(connection, "connection", None), "ehlo_or_helo_if_needed", None)
+    if hello is not None:
+        hello()
 
 
-class _Answered:
-    """Notes whether the server has answered the email being sent's MAIL FROM: the first
-    reply about that email (smtplib's ``sendmail`` sends EHLO first on a fresh connection,
-    a reply about the server). Wraps the open SMTP session's ``mail``; another backend
-    (console, locmem, demo mail) has no session and never loses a connection."""
+class _Session:
+    """The open SMTP session, as far as the worker needs to know it: whether the server
+    has answered the MAIL FROM of the email being sent (before that, nothing about it can
+    have been stored), and whether smtplib has closed the connection (after a 421 or a
+    lost connection). Another backend (console, locmem, demo mail) has no session: it is
+    never lost and never answers."""
 
     def __init__(self, connection: Any) -> None:
         self.answered = False
-        session: Any = getattr(connection, "connection", None)
-        real_mail = getattr(session, "mail", None)
-        if session is None or real_mail is None:
+        self._smtp: Any = getattr(connection, "connection", None)
+        real_mail = getattr(self._smtp, "mail", None)
+        if self._smtp is None or real_mail is None:
+            self._smtp = None
             return
 
         def mail(*args: Any, **kwargs: Any) -> Any:
@@ -460,17 +454,29 @@ class _Answered:
             self.answered = True
             return reply
 
-        session.mail = mail
+        self._smtp.mail = mail
+
+    @property
+    def lost(self) -> bool:
+        return self._smtp is not None and getattr(self._smtp, "sock", None) is None
 
 
 def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> dict[str, int]:
     """Send what is due (as of `now`). Returns counts of sent and failed attempts.
 
     Each row is marked SENT right after the server accepted it, so a failure later in the
-    batch never makes an earlier row go out again. A failure that is the mail server's
-    (it cannot be reached, or goes away before saying anything about an email) uses up no
-    attempt: the rows it left unsent go back to pending as they were, and every worker
-    backs off (``mail_server``) instead of each trying again on its own."""
+    batch never makes an earlier row go out again.
+
+    Whose failure is it? Only opening a connection (connect, TLS, greeting, EHLO, login)
+    is the server's: it uses up no attempt, the claimed rows go back to pending as they
+    were, and every worker backs off (``mail_server``). Once a session is open, whatever
+    goes wrong while sending one email (any reply to its MAIL FROM, RCPT TO or DATA,
+    a 421 included; the connection lost) is that email's: one attempt, and its own
+    back-off. Were such a failure the server's, an email the server fails on (a relay's
+    421 for one address, a message it hangs up on) would go back unchanged, head every
+    batch and hold the whole outbox for good. A real outage still costs nothing beyond
+    the one email in flight when it began: the worker reconnects to go on with the rest,
+    and that connection failing is the server's."""
     now = now or timezone.now()
     stats = {"sent": 0, "failed": 0, "withheld": 0}
     gate = mail_server_gate(now)
@@ -482,15 +488,25 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
     connection = get_connection(fail_silently=False)
     try:
         try:
-            connection.open()
-        except Exception as exc:  # connect, TLS, greeting or login: the server's failure
+            _open(connection)
+        except Exception as exc:  # the server's failure: nothing was sent
             _release(rows, exc, token)
             mail_server_failed(exc, now=now, probing=gate.probing)
             return stats
         if gate.probing:
             mail_server_reached(gate.state)
-        session = _Answered(connection)
+        session = _Session(connection)
         for index, row in enumerate(rows):
+            if session.lost:  # the last email's failure closed it: a new one for the rest
+                with contextlib.suppress(Exception):
+                    connection.close()
+                try:
+                    _open(connection)
+                except Exception as exc:
+                    _release(rows[index:], exc, token)
+                    mail_server_failed(exc, now=now, probing=False)
+                    break
+                session = _Session(connection)
             if not _still_ours(row, token):
                 continue
             if not outbox_recipient_entitled(row):
@@ -503,22 +519,13 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
                 if not delivered:
                     raise smtplib.SMTPException("The mail backend did not accept the message.")
             except Exception as exc:
-                if _is_server_fault(exc, session.answered):
-                    # Nothing was said about this email: it and the rest wait, unchanged.
-                    _release(rows[index:], exc, token)
-                    mail_server_failed(exc, now=now, probing=False)
-                    break
-                if _is_connection_error(exc):
+                if _is_connection_error(exc) and session.answered:
                     # Lost after the server answered about this email (perhaps after the
                     # final dot): it may have kept the message without its 250 reaching
-                    # us, so a retry may duplicate it. The attempt counts: a message that
-                    # makes the server drop the connection must not retry for ever.
+                    # us, so a retry may duplicate it.
                     logger.warning("Email %s: %s", row.pk, CUT_OFF)
                 _record_failure(row, exc, token)
                 stats["failed"] += 1
-                if _is_connection_error(exc):
-                    _release(rows[index + 1 :], exc, token)
-                    break
             else:
                 _record_sent(row)
                 stats["sent"] += 1

@@ -23,7 +23,7 @@ from clientarea.notifications.mail_server import (
     server_retry_delay,
 )
 from clientarea.notifications.models import MailServerState, OutboxEmail
-from clientarea.notifications.services import outbox_deliver_due
+from clientarea.notifications.services import email_queue, outbox_deliver_due
 
 from .test_smtp_delivery import Inbox, SMTPServer, later, queue, smtp  # noqa: F401 (fixture)
 
@@ -173,50 +173,123 @@ def test_a_4xx_to_one_recipient_retries_that_email_only(smtp: SMTPServer) -> Non
     assert len(smtp.inbox.messages) == 3
 
 
-def test_a_421_mid_batch_is_the_servers_the_rest_wait_unchanged(smtp: SMTPServer) -> None:  # noqa: F811
-    """421 "service not available" (a server shutting down): smtplib drops the
-    connection; the email it answered and those after it use up nothing."""
+def test_a_421_mid_batch_costs_that_email_one_attempt_the_rest_go_on(
+    smtp: SMTPServer,  # noqa: F811
+) -> None:
+    """421 to one email's RCPT: smtplib drops the connection. The email answered uses one
+    attempt (were it the server's, an email always answered so would hold the queue); the
+    worker reconnects and sends the rest; nothing says the server is down."""
     smtp.start()
     queue(4)
     smtp.inbox.refuse["person1@example.com"] = "421 4.3.2 Service shutting down"
-    assert outbox_deliver_due() == {"sent": 1, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due() == {"sent": 3, "failed": 1, "withheld": 0}
     assert dict(OutboxEmail.objects.values_list("to_email", "attempts")) == {
-        "person0@example.com": 1, "person1@example.com": 0,
-        "person2@example.com": 0, "person3@example.com": 0,
+        "person0@example.com": 1, "person1@example.com": 1,
+        "person2@example.com": 1, "person3@example.com": 1,
     }  # fmt: skip
-    assert OutboxEmail.objects.filter(status=OutboxEmail.Status.PENDING).count() == 3
-    outage = mail_server_outage()
-    assert outage is not None and "421" in outage.last_error
+    waiting = OutboxEmail.objects.get(to_email="person1@example.com")
+    assert waiting.status == OutboxEmail.Status.PENDING and "421" in waiting.last_error
+    assert mail_server_outage() is None
     del smtp.inbox.refuse["person1@example.com"]
-    assert outbox_deliver_due(now=next_try()) == {"sent": 3, "failed": 0, "withheld": 0}
+    assert outbox_deliver_due(now=waiting.next_attempt_at) == {
+        "sent": 1, "failed": 0, "withheld": 0,
+    }  # fmt: skip
     assert sorted(_message_id_counts(smtp).values()) == [1, 1, 1, 1]
 
 
-def test_a_connection_lost_before_any_reply_about_the_email_is_the_servers(
+def test_a_server_going_down_mid_batch_costs_only_the_email_in_flight(
+    smtp: SMTPServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server shuts down while sending (421 to one email, then no connection): that
+    email uses one attempt; the reconnect failing is the server's, so the rest wait with
+    their attempts unchanged and every worker backs off."""
+    smtp.start()
+    queue(4)
+    smtp.inbox.refuse["person1@example.com"] = "421 4.3.2 Service shutting down"
+    opened = services._open
+    opens: list[int] = []
+
+    def down_after_first(connection: Any) -> None:
+        opens.append(1)
+        if len(opens) > 1:
+            raise ConnectionRefusedError(111, "Connection refused")
+        opened(connection)
+
+    monkeypatch.setattr(services, "_open", down_after_first)
+    assert outbox_deliver_due() == {"sent": 1, "failed": 1, "withheld": 0}
+    assert dict(OutboxEmail.objects.values_list("to_email", "attempts")) == {
+        "person0@example.com": 1, "person1@example.com": 1,
+        "person2@example.com": 0, "person3@example.com": 0,
+    }  # fmt: skip
+    outage = mail_server_outage()
+    assert outage is not None and "Connection refused" in outage.last_error
+    monkeypatch.undo()
+    del smtp.inbox.refuse["person1@example.com"]
+    # Its own back-off (30 s) ends no later than the server's: all three go.
+    assert outbox_deliver_due(now=next_try()) == {"sent": 3, "failed": 0, "withheld": 0}
+    assert mail_server_outage() is None
+    assert sorted(_message_id_counts(smtp).values()) == [1, 1, 1, 1]
+
+
+class HangsUpOnBigMail(Inbox):
+    """Hangs up instead of answering MAIL FROM for a message over 2,000 bytes (smtplib
+    announces its SIZE): the server fails on that one email, every time."""
+
+    hang_ups = 10**6
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: Any) -> str:  # fmt: skip
+        size = next((int(o[5:]) for o in mail_options if o.upper().startswith("SIZE=")), 0)
+        if size > 2000 and self.hang_ups:
+            self.hang_ups -= 1
+            server.transport.close()
+        envelope.mail_from = address
+        return "250 OK"
+
+
+def test_a_connection_lost_before_any_reply_about_the_email_costs_it_one_attempt(
+    smtp: SMTPServer,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server hangs up when asked to take one email (MAIL FROM unanswered): nothing
+    can have been stored (no warning about a possible duplicate), but the attempt counts,
+    and the worker reconnects for the rest."""
+    inbox = HangsUpOnBigMail()
+    inbox.hang_ups = 1
+    smtp.inbox = inbox
+    smtp.start()
+    big = email_queue(to_email="big@example.com", subject="Big", body="x" * 3000)
+    queue(2)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert outbox_deliver_due() == {"sent": 2, "failed": 1, "withheld": 0}
+    assert not [r for r in caplog.records if "may have accepted" in r.getMessage()]
+    big.refresh_from_db()
+    assert (big.status, big.attempts) == (OutboxEmail.Status.PENDING, 1)
+    assert mail_server_outage() is None
+    assert outbox_deliver_due(now=big.next_attempt_at) == {"sent": 1, "failed": 0, "withheld": 0}
+    assert sorted(_message_id_counts(smtp).values()) == [1, 1, 1]
+
+
+def test_an_email_the_server_always_hangs_up_on_never_holds_the_queue(
     smtp: SMTPServer,  # noqa: F811
 ) -> None:
-    """The server hangs up when asked to take the email (MAIL FROM unanswered): nothing
-    was said about it, nothing can have been stored, no attempt counts."""
-
-    class HangsUpOnce(Inbox):
-        hang_ups = 1
-
-        async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
-                              mail_options: Any) -> str:  # fmt: skip
-            if self.hang_ups:
-                self.hang_ups -= 1
-                server.transport.close()
-            envelope.mail_from = address
-            return "250 OK"
-
-    smtp.inbox = HangsUpOnce()
+    smtp.inbox = HangsUpOnBigMail()
     smtp.start()
+    big = email_queue(to_email="big@example.com", subject="Big", body="x" * 3000)
     queue(2)
-    assert outbox_deliver_due() == NOTHING
-    assert attempts() == {(OutboxEmail.Status.PENDING, 0)}
-    assert not OutboxEmail.objects.filter(send_started_at__isnull=False).exists()
-    assert mail_server_outage() is not None
-    assert outbox_deliver_due(now=next_try()) == {"sent": 2, "failed": 0, "withheld": 0}
+    turns = 0
+    now = timezone.now()
+    while big.status == OutboxEmail.Status.PENDING:
+        email_queue(to_email=f"new{turns}@example.com", subject="New", body="Sent meanwhile")
+        stats = outbox_deliver_due(now=now)
+        big.refresh_from_db()
+        turns += 1
+        assert stats["failed"] == 1 and stats["sent"] >= 1 and big.attempts == turns
+        assert mail_server_outage() is None
+        now = big.next_attempt_at
+    assert (big.status, turns) == (OutboxEmail.Status.FAILED, 8)  # OUTBOX_MAX_ATTEMPTS
+    assert not OutboxEmail.objects.exclude(pk=big.pk).exclude(status="sent").exists()
 
 
 def test_staff_see_the_outage_on_the_outbox_list(
@@ -280,3 +353,31 @@ def test_three_workers_at_once_record_one_failure_and_one_of_them_probes(
     for thread in [in_thread(lambda: gates.append(mail_server_gate(retry_at))) for _ in range(3)]:
         thread.join(30)
     assert sorted((g.open, g.probing) for g in gates) == [(False, False)] * 2 + [(True, True)]
+
+
+def test_a_421_to_one_recipient_never_holds_the_queue(smtp: SMTPServer) -> None:  # noqa: F811
+    """A relay answering 421 to RCPT for one address (a per-address rate limit or policy)
+    is not the server going away: that email uses an attempt each time and waits its own
+    back-off, every other email goes, and after OUTBOX_MAX_ATTEMPTS it is given up. Before,
+    the 421 counted as an outage: the email went back unchanged, headed every batch, and
+    nothing queued behind it was ever sent."""
+    smtp.start()
+    smtp.inbox.refuse["person0@example.com"] = "421 4.7.0 Too many messages, try later"
+    queue(3)  # person0 first: it heads every batch it is due in
+    assert outbox_deliver_due() == {"sent": 2, "failed": 1, "withheld": 0}
+    assert mail_server_outage() is None
+    stuck = OutboxEmail.objects.get(to_email="person0@example.com")
+    assert (stuck.status, stuck.attempts) == (OutboxEmail.Status.PENDING, 1)
+    assert "421" in stuck.last_error
+    turns = 1
+    while stuck.status == OutboxEmail.Status.PENDING:
+        # Worker turns when the email is due again; new mail queued meanwhile goes out.
+        email_queue(to_email=f"new{turns}@example.com", subject="New", body="Sent meanwhile")
+        stats = outbox_deliver_due(now=stuck.next_attempt_at)
+        stuck.refresh_from_db()
+        turns += 1
+        assert stats == {"sent": 1, "failed": 1, "withheld": 0}
+        assert stuck.attempts == turns and mail_server_outage() is None
+    assert (stuck.status, turns) == (OutboxEmail.Status.FAILED, 8)  # OUTBOX_MAX_ATTEMPTS
+    assert OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT).count() == 2 + 7
+    assert len(smtp.inbox.messages) == 9
