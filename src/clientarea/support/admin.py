@@ -85,6 +85,19 @@ class TicketAdminForm(forms.ModelForm):
         model = Ticket
         fields = ["status", "department", "priority"]
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Files are sent as part of a reply: without one they would be stored and never
+        # recorded or shown, while the save looked normal. Refused before anything is
+        # stored or changed.
+        if cleaned.get("reply_attachments") and not cleaned.get("reply"):
+            self.add_error(
+                "reply_attachments",
+                "Attachments are sent with a reply: write the reply too, or remove the "
+                "files. Nothing was saved.",
+            )
+        return cleaned
+
 
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
@@ -151,7 +164,10 @@ class TicketAdmin(admin.ModelAdmin):
             # The reply's files are stored before the transaction (the store may be
             # another machine), and deleted again if it fails.
             with (
-                services.attachments_store(data.get("reply_attachments") or []) as files,
+                # Only a reply carries files (the form refuses them without one).
+                services.attachments_store(
+                    (data.get("reply_attachments") or []) if data.get("reply") else []
+                ) as files,
                 transaction.atomic(),
             ):
                 services.ticket_update_staff(

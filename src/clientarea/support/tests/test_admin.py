@@ -16,7 +16,7 @@ from clientarea.accounts.models import Account, Membership
 from clientarea.accounts.tests.factories import UserFactory, access_of
 from clientarea.audit.models import AuditEvent
 from clientarea.notifications.models import OutboxEmail
-from clientarea.support.models import Ticket, TicketMessage
+from clientarea.support.models import Attachment, Ticket, TicketMessage
 from clientarea.support.services import ticket_open
 
 from .factories import AttachmentFactory, DepartmentFactory, TicketFactory, TicketMessageFactory
@@ -144,6 +144,38 @@ def test_a_bad_staff_attachment_changes_nothing(staff_client: Client, dev_ticket
     assert response.status_code == 200
     assert "this type of file is not accepted" in response.content.decode()
     assert not TicketMessage.objects.filter(is_staff=True).exists()
+
+
+def test_attachments_without_a_reply_are_refused_and_nothing_is_stored(
+    staff_client: Client, dev_ticket: Ticket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored: list[str] = []
+    storage: Any = Attachment._meta.get_field("file").storage
+    storage.exists("x")  # the lazy default storage made, to spy on its class
+    storage_class = type(getattr(storage, "_wrapped", storage))
+    real_save = storage_class._save
+
+    def spy(self: Any, name: str, content: Any) -> str:
+        stored.append(name)
+        return real_save(self, name, content)
+
+    monkeypatch.setattr(storage_class, "_save", spy)
+    audited = AuditEvent.objects.count()
+    for reply in ("", "   "):
+        response = post_change(
+            staff_client,
+            dev_ticket,
+            status="customer_reply",
+            reply=reply,
+            reply_attachments=[SimpleUploadedFile("fix.txt", b"done\n")],
+        )
+        assert response.status_code == 200  # the form again, with the reason
+        assert "Attachments are sent with a reply" in response.content.decode()
+    assert stored == []  # no file written (none left behind unrecorded)
+    dev_ticket.refresh_from_db()
+    assert dev_ticket.status == Ticket.Status.OPEN
+    assert not TicketMessage.objects.filter(is_staff=True).exists()
+    assert AuditEvent.objects.count() == audited
 
 
 def test_staff_cannot_add_or_delete_tickets(staff_client: Client, dev_ticket: Ticket) -> None:
