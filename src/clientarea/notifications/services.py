@@ -425,6 +425,16 @@ def _is_connection_error(exc: Exception) -> bool:
     return isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | TimeoutError)
 
 
+def _may_be_the_servers(exc: Exception, answered: bool) -> bool:
+    """A failure with one email that may as well be the server's: a 421 to MAIL FROM (the
+    same sender for every email: a server shutting down, the sender throttled), or the
+    connection lost before MAIL FROM was answered. A 421 to one recipient is not: it is
+    about that address."""
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return exc.smtp_code == 421
+    return _is_connection_error(exc) and not answered
+
+
 def _open(connection: Any) -> None:
     """Connect, TLS, greeting, login, and EHLO (smtplib would otherwise send it with the
     first email): all of it the same for every email, so a failure here is the server's."""
@@ -476,7 +486,11 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
     421 for one address, a message it hangs up on) would go back unchanged, head every
     batch and hold the whole outbox for good. A real outage still costs nothing beyond
     the one email in flight when it began: the worker reconnects to go on with the rest,
-    and that connection failing is the server's."""
+    and that connection failing is the server's. And when the next email fails the same
+    server-like way (`_may_be_the_servers`) with nothing sent between, the server is
+    failing every email (a throttled sender): that one and the rest wait unchanged and
+    the workers back off, so such a server costs one attempt per back-off, not one per
+    email queued. The first has paid, so the queue still moves on."""
     now = now or timezone.now()
     stats = {"sent": 0, "failed": 0, "withheld": 0}
     gate = mail_server_gate(now)
@@ -493,9 +507,11 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
             _release(rows, exc, token)
             mail_server_failed(exc, now=now, probing=gate.probing)
             return stats
-        if gate.probing:
-            mail_server_reached(gate.state)
+        # A probe ends the outage once the server has taken an email (or the probe had
+        # none to offer): connecting alone does not prove it, a throttled sender connects.
+        probing = gate.probing
         session = _Session(connection)
+        suspect = False  # the last email failed in a way that may be the server's
         for index, row in enumerate(rows):
             if session.lost:  # the last email's failure closed it: a new one for the rest
                 with contextlib.suppress(Exception):
@@ -504,7 +520,8 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
                     _open(connection)
                 except Exception as exc:
                     _release(rows[index:], exc, token)
-                    mail_server_failed(exc, now=now, probing=False)
+                    mail_server_failed(exc, now=now, probing=probing)
+                    probing = False
                     break
                 session = _Session(connection)
             if not _still_ours(row, token):
@@ -519,6 +536,13 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
                 if not delivered:
                     raise smtplib.SMTPException("The mail backend did not accept the message.")
             except Exception as exc:
+                doubtful = _may_be_the_servers(exc, session.answered)
+                if doubtful and suspect:
+                    _release(rows[index:], exc, token)
+                    mail_server_failed(exc, now=now, probing=probing)
+                    probing = False
+                    break
+                suspect = doubtful
                 if _is_connection_error(exc) and session.answered:
                     # Lost after the server answered about this email (perhaps after the
                     # final dot): it may have kept the message without its 250 reaching
@@ -527,8 +551,14 @@ def outbox_deliver_due(*, batch_size: int = 50, now: datetime | None = None) -> 
                 _record_failure(row, exc, token)
                 stats["failed"] += 1
             else:
+                suspect = False
                 _record_sent(row)
                 stats["sent"] += 1
+                if probing:
+                    mail_server_reached(gate.state)
+                    probing = False
+        if probing:  # it answered about every email it was offered, or had none
+            mail_server_reached(gate.state)
     finally:
         # Closing a connection to a server that just went away is not worth an error.
         with contextlib.suppress(Exception):

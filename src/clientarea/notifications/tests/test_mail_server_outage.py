@@ -381,3 +381,37 @@ def test_a_421_to_one_recipient_never_holds_the_queue(smtp: SMTPServer) -> None:
     assert (stuck.status, turns) == (OutboxEmail.Status.FAILED, 8)  # OUTBOX_MAX_ATTEMPTS
     assert OutboxEmail.objects.filter(status=OutboxEmail.Status.SENT).count() == 2 + 7
     assert len(smtp.inbox.messages) == 9
+
+
+def test_a_throttled_sender_costs_one_attempt_per_back_off_not_one_per_email(
+    smtp: SMTPServer,  # noqa: F811
+) -> None:
+    """421 to every MAIL FROM (the sender throttled; the server accepts connections): the
+    first email pays its attempt, the second failing the same way makes it the server's,
+    so the rest wait unchanged and the workers back off, doubling, until it takes mail."""
+
+    class Throttles(Inbox):
+        throttled = True
+
+        async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                              mail_options: Any) -> str:  # fmt: skip
+            if self.throttled:
+                return "421 4.7.0 Sender throttled, try later"
+            envelope.mail_from = address
+            return "250 OK"
+
+    inbox = Throttles()
+    smtp.inbox = inbox
+    smtp.start()
+    queue(6)
+    assert outbox_deliver_due() == {"sent": 0, "failed": 1, "withheld": 0}
+    outage = mail_server_outage()
+    assert outage is not None and outage.failures == 1 and "421" in outage.last_error
+    for failures in (2, 3):  # each probe: one more email pays, the back-off doubles
+        assert outbox_deliver_due(now=next_try()) == {"sent": 0, "failed": 1, "withheld": 0}
+        outage = mail_server_outage()
+        assert outage is not None and outage.failures == failures
+    assert sorted(OutboxEmail.objects.values_list("attempts", flat=True)) == [0, 0, 0, 1, 1, 1]
+    inbox.throttled = False
+    assert outbox_deliver_due(now=next_try())["sent"] == 6
+    assert mail_server_outage() is None
