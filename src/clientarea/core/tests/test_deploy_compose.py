@@ -109,6 +109,28 @@ def test_it_starts_the_deployment_the_docs_describe() -> None:
     assert "@postgres:5432/" in env["DATABASE_URL"]
 
 
+def test_production_is_the_default_and_images_are_pinned() -> None:
+    """A copy that never sets DEMO_MODE runs as production (the stand-ins refused), and a
+    trial is an explicit opt-in; the SMTP catcher is a released version, not ``latest``."""
+    for name, service in _app_services().items():
+        demo = str(service["environment"]["DEMO_MODE"])
+        # Unset or empty in deploy/.env: Compose substitutes the default after ":-".
+        default = re.fullmatch(r"\$\{DEMO_MODE:-(\w*)\}", demo)
+        assert default is not None, f"service {name}: DEMO_MODE={demo}"
+        assert default.group(1).lower() in {"", "false", "0", "no", "off"}, name
+    example = (DEPLOY / "env.example").read_text()
+    settings = dict(
+        line.split("=", 1) for line in example.splitlines() if "=" in line and line[0] != "#"
+    )
+    assert settings.get("DEMO_MODE", "false").lower() == "false"
+    for name, service in _services().items():
+        image = service.get("image", "")
+        if "build" in service:
+            continue  # the project's own image, built here
+        assert re.fullmatch(r"[\w./-]+:v?\d[\w.-]*", image), f"{name}: {image} has no version"
+    assert re.fullmatch(r"axllent/mailpit:v1\.\d+(\.\d+)?", _services()["mailpit"]["image"])
+
+
 def test_every_variable_given_to_the_app_is_one_the_project_reads() -> None:
     read = _read_variables()
     for name, service in _app_services().items():
