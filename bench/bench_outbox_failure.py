@@ -22,7 +22,9 @@ What it does, in one run:
 The claim (OUTBOX_CLAIM_SECONDS) is 15 s here instead of 300, so the batch the killed
 worker held is taken over within the run, and retries back off from 1 s instead of 30
 (the workers' shared back-off while the SMTP server is down: at most 4 s, not 300). The
-outage uses up no email's attempts and is logged at ERROR once, not per email.
+outage uses up no attempt of the emails waiting, only one of the email each worker was
+sending when the server went away (its connection lost mid-send is that email's: see
+``outbox_deliver_due``), and is logged at ERROR once, not per email.
 
 Expected: 0 lost. Duplicates: 0, except that SMTP cannot rule out one: the server
 accepted a message (answered 250 to the final dot) and the worker died before recording
@@ -413,7 +415,8 @@ def report(
     outage_logged = sum(
         path.read_text(errors="replace").count(OUTAGE_LOG) for path in logs.glob("*.log")
     )
-    # An outage uses up no attempt: 1 per email, 2 for one sent again (in doubt).
+    # An outage uses up no attempt of the emails waiting: 1 per email, 2 for one sent
+    # again (in doubt) and for the one each worker was sending when the server went away.
     attempts = Counter(OutboxEmail.objects.values_list("attempts", flat=True))
     left = outbox_left()
     per_worker = Counter(worker for _, worker, _ in recorder.received)
