@@ -335,6 +335,9 @@ class Stats:
     max_depth: int = 0
     # Each tree walked: (its depth, how many accounts acted, its states).
     trees: list[tuple[int, int, int]] = field(default_factory=list)
+    # Each tree's explorer report: (the depth it fully explored, its distinct states), so
+    # a run can be held to having replayed every state the model has at that depth.
+    explored: list[tuple[int, int]] = field(default_factory=list)
     walk_length: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # of this process (the machine may be shared)
@@ -1037,7 +1040,7 @@ class Checker:
             if path:
                 children.setdefault(tuple(path[:-1]), []).append(path[-1])
 
-        explore(depth, on_state=collect, active=active)
+        explored = explore(depth, on_state=collect, active=active)
 
         def walk(s: State, ctx: Ctx, seq: tuple[Action, ...]) -> None:
             self.visit(s, ctx, seq)
@@ -1051,6 +1054,7 @@ class Checker:
 
         walk(initial(), Ctx(), ())
         self.stats.trees.append((depth, len(active), self.stats.states - states_before))
+        self.stats.explored.append((explored.depth, explored.states))
         self.stats.seconds += time.monotonic() - start
         self.stats.cpu_seconds += time.process_time() - cpu
         return self.stats

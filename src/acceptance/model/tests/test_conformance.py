@@ -13,7 +13,11 @@ from typing import Any
 
 import pytest
 
-from acceptance.model.conformance import checker
+from acceptance.model.conformance import Stats, checker
+from acceptance.model.routes import PAGE_GROUPS, TOKEN_GROUPS, rule_of
+from acceptance.model.state import ACCOUNTS, USERS
+from acceptance.objects import OWNERS_OBJECT_ROUTES
+from clientarea.access_table import ROUTES
 
 pytestmark = pytest.mark.django_db
 
@@ -39,5 +43,49 @@ def test_the_app_answers_what_the_model_predicts(settings: Any) -> None:
         if WALKS:
             stats = check.run_random(WALKS, WALK_LENGTH, SEED)
     print(f"\n{stats.summary()}")
+    assert_it_covered_the_model(stats)
     if SUMMARY:
         Path(SUMMARY).write_text(stats.markdown(SEED if WALKS else None))
+
+
+def test_a_run_that_reached_nothing_does_not_pass() -> None:
+    """The coverage check above refuses a run that replayed nothing, fewer states than the
+    explorer reports, or no policy answers (plain Python: no run of the app here)."""
+    nothing = Stats()
+    short = Stats(states=3, trees=[(2, 2, 3)], explored=[(2, 134)])
+    stopped = Stats(states=134, trees=[(2, 2, 134)], explored=[(1, 134)])
+    no_answers = Stats(states=134, trees=[(2, 2, 134)], explored=[(2, 134)])
+    for stats in (nothing, short, stopped, no_answers):
+        with pytest.raises(AssertionError):
+            assert_it_covered_the_model(stats)
+
+
+def assert_it_covered_the_model(stats: Stats) -> None:
+    """An explorer or a checker that reached nothing must not pass: every tree replayed
+    at least the distinct states the explorer reports at its depth, each state's policy
+    answers were compared for every person and account, and the HTTP sample requested
+    every page route (and every API route) for each reach it sampled."""
+    assert stats.trees and len(stats.explored) == len(stats.trees)
+    for (depth, _, replayed), (explored_depth, distinct) in zip(
+        stats.trees, stats.explored, strict=True
+    ):
+        assert explored_depth == depth, "the explorer stopped before the depth asked"
+        assert distinct > depth  # more than a single line of states
+        assert replayed >= distinct, f"depth {depth}: {replayed} of {distinct} states replayed"
+    per_state = len(ACCOUNTS) * len(USERS) * (1 + len(PAGE_GROUPS) + len(TOKEN_GROUPS))
+    assert per_state > 0
+    assert stats.policy_checks >= stats.states * per_state
+    if not HTTP:
+        return
+    page_routes = [
+        r
+        for r in ROUTES
+        if rule_of(r) is not None and not r.is_api and r.name not in OWNERS_OBJECT_ROUTES
+    ]
+    api_routes = [r for r in ROUTES if r.is_api and rule_of(r) is not None]
+    assert page_routes and api_routes
+    # A sample is a person's pages (one request per page route) or a token's API (one per
+    # API route); the first state's owner is always sampled.
+    assert stats.http_samples >= 2
+    assert stats.http_requests >= len(page_routes)
+    assert stats.http_requests >= stats.http_samples * min(len(page_routes), len(api_routes))
