@@ -512,15 +512,18 @@ def contact_add(s: State, act: Action, faults: Faults) -> State:
     if s.contacts[a]:
         raise Refused("(model) one contact per account")
     sponsor = NO_ONE if access.is_owner else act.actor
-    return s._replace(contacts=set_at(s.contacts, a, Contact(act.arg, False, sponsor)))
+    contact = Contact(act.arg, False, sponsor, INVITATION_TICKS)
+    return s._replace(contacts=set_at(s.contacts, a, contact))
 
 
 def contact_confirm(s: State, act: Action, faults: Faults) -> State:
-    """contact_confirm: the address's holder opens the link."""
+    """contact_confirm: the address's holder opens the link while it is fresh (as long
+    as an invitation's: contact_for_token)."""
     c = s.contacts[act.account]
-    if not c or c.confirmed:
+    if not c or c.confirmed or c.ttl == 0:
         raise Refused("This confirmation link is not valid, was already used or has expired.")
-    return s._replace(contacts=set_at(s.contacts, act.account, c._replace(confirmed=True)))
+    confirmed = c._replace(confirmed=True, ttl=NO_TTL)
+    return s._replace(contacts=set_at(s.contacts, act.account, confirmed))
 
 
 # --- the clock and the worker -------------------------------------------------------------
@@ -544,6 +547,7 @@ def tick(s: State, act: Action, faults: Faults) -> State:
         tokens=tuple(
             tuple(t._replace(ttl=_tick_ttl(t.ttl)) if t else t for t in row) for row in s.tokens
         ),
+        contacts=tuple(c._replace(ttl=_tick_ttl(c.ttl)) if c else c for c in s.contacts),
     )
 
 

@@ -73,6 +73,9 @@ class Contact(NamedTuple):
     kind: str
     confirmed: bool
     sponsor: int  # kind_sponsors: the sub-account who chose the kind, or NO_ONE
+    # The confirmation link's ticks left (contact_for_token: as long as an invitation's;
+    # 0: expired); NO_TTL once confirmed.
+    ttl: int = NO_TTL
 
 
 class Absent(NamedTuple):
