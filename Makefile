@@ -67,7 +67,7 @@ PYTEST_WORKERS ?= 2
 pytest: install-dev
 	@test -x /usr/bin/chromium || command -v chromium >/dev/null || \
 	  echo "NOTE: Chromium is not installed: the real-browser tests will be SKIPPED (apt-get install chromium)."
-	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
