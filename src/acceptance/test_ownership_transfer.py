@@ -408,3 +408,26 @@ def test_a_user_who_is_not_staff_cannot_open_the_admin_pages(account: Account) -
     assert response.status_code in (302, 403)
     account.refresh_from_db()
     assert User.objects.filter(pk=account.owner_id).exists()
+
+
+def test_a_lapsed_sub_account_accepting_does_not_revive_its_tokens(account: Account) -> None:
+    """Found by the access model's explorer (depth 7): the offer's recipient is a
+    sub-account whose access lapsed before the worker marked it expired; their token died
+    with that access and must not come back when they become the owner."""
+    from clientarea.api.models import ApiToken
+    from clientarea.api.tests.helpers import api_get, make_token
+
+    member = MembershipFactory(
+        account=account, permissions=ALL, expires_at=timezone.now() + timedelta(hours=1)
+    )
+    token, secret = make_token(account, member.user, codes=ALL)
+    start(account, member.user.email, stays=True)
+    Membership.objects.filter(pk=member.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert api_get(secret, "/api/v1/invoices").status_code == 401
+
+    ownership_transfer_accept(token=token_for(member.user.email), user=member.user)
+    account.refresh_from_db()
+    assert account.owner_id == member.user_id
+    assert api_get(secret, "/api/v1/invoices").status_code == 401
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token.end_reason == ApiToken.EndReason.ACCESS_ENDED

@@ -212,6 +212,11 @@ def _accept(s: State, a: int, invitee: int, user: int) -> State:
         raise Refused("You already own this account.")
     if _usable_member(s, a, user):
         raise Refused("You already have access to this account.")
+    old = s.members[a][user]
+    if old and old.status == "active":
+        # membership_grant restoring an access past its expiry that the worker has not
+        # recorded yet: it ended all the same, so its tokens end first (access_ended).
+        s = _void_tokens(s, a, user, NO_FAULTS)
     # membership_grant: created, or restored with exactly the invitation's grant.
     member = Member(inv.perms, EVERYTHING, "active", NO_TTL, revoked_since_offer=False)
     s = s._replace(members=set_row(s.members, a, user, member))
@@ -391,6 +396,10 @@ def transfer_accept(s: State, act: Action, faults: Faults) -> State:
     # _move_ownership: one UPDATE of the owner; the new owner's membership deleted; the
     # former owner a sub-account with All Permissions, or gone; ownership_transferred
     # voids the former owner's tokens.
+    if m and m.status == "active" and m.ttl == 0:
+        # Past its expiry, not yet recorded by the worker: its tokens end first
+        # (_move_ownership sends access_ended before deleting the membership).
+        s = _void_tokens(s, a, user, NO_FAULTS)
     former = _owner(s, a)
     owners = (former, user) if "transfer_two_owners" in faults else (user,)
     members = set_row(s.members, a, user, NONE)

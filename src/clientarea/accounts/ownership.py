@@ -285,7 +285,13 @@ def _move_ownership(
     former = account.owner
     now = timezone.now()
     removed = Membership.objects.filter(account=account, user=new_owner)
-    was_member = removed.exists()
+    was_member = False
+    for membership in removed:
+        was_member = True
+        if membership.status == Membership.Status.ACTIVE and not membership.is_usable(now):
+            # Past its expiry, not yet marked expired by the worker: that access ended all
+            # the same, so what acted on it (tokens) ends before the person becomes owner.
+            access_ended.send(sender=Membership, membership=membership, reason="expired")
     removed.delete()
     account.owner = new_owner
     account.save(update_fields=["owner"])

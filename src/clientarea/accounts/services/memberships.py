@@ -56,6 +56,11 @@ def membership_grant(
         defaults={"permissions": codes, "expires_at": expires_at, "scope": stored_scope},
     )
     if not created:
+        if membership.status == Membership.Status.ACTIVE and not membership.is_usable():
+            # Past its expiry, not yet marked expired by the worker (an invitation accepted
+            # again, access restored): it ended all the same, so what acted on it (tokens)
+            # ends now, before it is restored, as membership_update does.
+            access_ended.send(sender=Membership, membership=membership, reason="expired")
         membership.permissions = codes
         membership.expires_at = expires_at
         membership.scope = stored_scope

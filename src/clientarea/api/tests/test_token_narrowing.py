@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from clientarea.accounts.models import Account, Membership
-from clientarea.accounts.services import membership_update
+from clientarea.accounts.services import membership_grant, membership_update
 from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory
 from clientarea.api.models import ApiToken
 from clientarea.audit.models import AuditEvent
@@ -96,3 +96,27 @@ def test_extending_a_lapsed_access_does_not_revive_its_tokens(account: Account) 
     assert token.revoked_at is not None and token.end_reason == ApiToken.EndReason.ACCESS_ENDED
     _, fresh = make_token(account, member.user, codes=["invoices"])
     assert api_get(fresh, "/api/v1/invoices").status_code == 200  # a new token works
+
+
+def test_accepting_again_after_a_lapsed_access_does_not_revive_its_tokens(
+    account: Account,
+) -> None:
+    """Found by the access model's explorer (depth 7): access lapses before the worker
+    marks it expired, the owner invites the person again and they accept; the old token
+    must stay dead (membership_grant restores the same row)."""
+    member = MembershipFactory(
+        account=account,
+        permissions=["invoices"],
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    token, secret = make_token(account, member.user, codes=["invoices"])
+    Membership.objects.filter(pk=member.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    member.refresh_from_db()
+    assert member.status == Membership.Status.ACTIVE  # the worker has not run yet
+
+    membership_grant(
+        account=account, user=member.user, permission_codes=["invoices"], send_email=False
+    )
+    assert_problem(api_get(secret, "/api/v1/invoices"), 401)
+    token.refresh_from_db()
+    assert token.revoked_at is not None and token.end_reason == ApiToken.EndReason.ACCESS_ENDED
