@@ -78,7 +78,9 @@ def test_an_unchanged_grant_leaves_its_tokens_alone(account: Account) -> None:
     assert not AuditEvent.objects.filter(action="api_token.narrowed").exists()
 
 
-def test_extending_a_lapsed_access_does_not_revive_its_tokens(account: Account) -> None:
+def _lapsed_member_with_token(account: Account) -> tuple[Membership, ApiToken, str]:
+    """A sub-account with a token whose access is past its expiry, which the worker has
+    not marked expired yet."""
     member = MembershipFactory(
         account=account,
         permissions=["invoices"],
@@ -88,6 +90,11 @@ def test_extending_a_lapsed_access_does_not_revive_its_tokens(account: Account) 
     Membership.objects.filter(pk=member.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
     member.refresh_from_db()
     assert member.status == Membership.Status.ACTIVE  # the worker has not run yet
+    return member, token, secret
+
+
+def test_extending_a_lapsed_access_does_not_revive_its_tokens(account: Account) -> None:
+    member, token, secret = _lapsed_member_with_token(account)
     assert_problem(api_get(secret, "/api/v1/invoices"), 401)
 
     _grant(member, ["invoices"], expires_at=timezone.now() + timedelta(days=30))
@@ -104,15 +111,7 @@ def test_accepting_again_after_a_lapsed_access_does_not_revive_its_tokens(
     """Found by the access model's explorer (depth 7): access lapses before the worker
     marks it expired, the owner invites the person again and they accept; the old token
     must stay dead (membership_grant restores the same row)."""
-    member = MembershipFactory(
-        account=account,
-        permissions=["invoices"],
-        expires_at=timezone.now() + timedelta(hours=1),
-    )
-    token, secret = make_token(account, member.user, codes=["invoices"])
-    Membership.objects.filter(pk=member.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
-    member.refresh_from_db()
-    assert member.status == Membership.Status.ACTIVE  # the worker has not run yet
+    member, token, secret = _lapsed_member_with_token(account)
 
     membership_grant(
         account=account, user=member.user, permission_codes=["invoices"], send_email=False
