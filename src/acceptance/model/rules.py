@@ -327,7 +327,10 @@ def revoke(s: State, act: Action, faults: Faults) -> State:
 
 
 def api_revoke(s: State, act: Action, faults: Faults) -> State:
-    """DELETE /api/v1/users/{id} with the token `actor` made."""
+    """DELETE /api/v1/users/{id} with the token `actor` made. The view's rule
+    (token_owner_rule: a live token carrying the Users power) is asked before the
+    service, so a dead token is refused even where revoking would change nothing."""
+    _token_users_power(s, act.account, act.actor, faults)
     return _revoke(
         s,
         act.account,
