@@ -40,7 +40,7 @@ def test_the_section_is_replaced_in_place_and_renders_the_runs():
     run = prove.Run("both accounts", 2, (0, 1))
     section = prove.render_section([(run, result)], extra="Conformance: none yet.")
     assert f"{prove.FINGERPRINT_PREFIX}{prove.model_fingerprint()} -->" in section
-    assert "| 2 | 133 |" in section and "Conformance: none yet." in section
+    assert f"| 2 | {result.states:,} |" in section and "Conformance: none yet." in section
     assert "every account has exactly one owner" in section.lower()
     docs = "# Access\n\nintro\n"
     once = prove.write_section(docs, section)
