@@ -64,16 +64,20 @@ def test_fresh_database_migrates_loads_demo_and_serves_login(tmp_path: Path) -> 
     assert "Subject: Probe" in delivered and "probe@example.com" in delivered
 
     # What `make run` starts (gunicorn and the worker), then `make dev` (runserver).
-    _serve_and_stop(manage, env, dev=False)
-    _serve_and_stop(manage, env, dev=True)
+    _serve_and_stop(manage, env, tmp_path / "run.log", dev=False)
+    _serve_and_stop(manage, env, tmp_path / "dev.log", dev=True)
 
 
-def _serve_and_stop(manage: list[str], env: dict[str, str], *, dev: bool) -> None:
+def _serve_and_stop(manage: list[str], env: dict[str, str], log: Path, *, dev: bool) -> None:
     port = _free_port()
+    # The output goes to a file, read while it runs: Ctrl-C waits for the worker to have
+    # started (on a busy machine it can start after the web server answers; stopped
+    # before it installed its handlers, it would end without a word).
+    output = log.open("w")
     server = subprocess.Popen(
         [*manage, "run_all", *(["--dev"] if dev else []), f"127.0.0.1:{port}"],
-        env=env,
-        stdout=subprocess.PIPE,
+        env={**env, "PYTHONUNBUFFERED": "1"},  # each line in the file as it is written
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -95,8 +99,13 @@ def _serve_and_stop(manage: list[str], env: dict[str, str], *, dev: bool) -> Non
         # Static files come from the app itself (WhiteNoise), under either server.
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/js/menus.js") as r:
             assert r.status == 200 and b"Escape" in r.read()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "Worker started" not in log.read_text():
+            time.sleep(0.2)
+        assert "Worker started" in log.read_text()
         server.send_signal(signal.SIGINT)  # Ctrl-C
-        out, _ = server.communicate(timeout=60)
+        server.wait(timeout=60)
+        out = log.read_text()
         assert "Worker stopped." in out and "Web server and worker stopped." in out
         if dev:
             assert "StatReloader" in out or "Watching for file changes" in out, out
@@ -110,3 +119,4 @@ def _serve_and_stop(manage: list[str], env: dict[str, str], *, dev: bool) -> Non
         if server.poll() is None:
             server.kill()
             server.wait()
+        output.close()
