@@ -715,44 +715,20 @@ class Checker:
                 self.stats.policy_checks += 1
                 pages = self._real_pages(a, real, got) if real is not None else frozenset()
                 want_pages = model_reach.person_pages(s, u, a)
-                if pages != want_pages:
-                    raise Disagreement(
-                        seq,
-                        f"P{u}'s pages of A{a}",
-                        _first(want_pages - pages, "missing"),
-                        _first(pages - want_pages, "extra"),
-                    )
+                _same_reach(seq, f"P{u}'s pages of A{a}", want_pages, pages)
                 receives = frozenset(
                     (kind, item)
                     for kind, item in EMAILS
                     if real is not None and real.reads_email(kind, *_about(w.about(a, item)))
                 )
                 want_receives = model_reach.person_receives(s, u, a)
-                if receives != want_receives:
-                    raise Disagreement(
-                        seq,
-                        f"the emails of A{a} P{u} may be sent",
-                        sorted(want_receives),
-                        sorted(receives),
-                    )
+                _same_reach(seq, f"the emails of A{a} P{u} may be sent", want_receives, receives)
                 history = self._real_history(a, real, got) if real is not None else frozenset()
                 want_history = model_reach.person_history(s, u, a)
-                if history != want_history:
-                    raise Disagreement(
-                        seq,
-                        f"P{u}'s Email History of A{a}",
-                        sorted(want_history),
-                        sorted(history),
-                    )
+                _same_reach(seq, f"P{u}'s Email History of A{a}", want_history, history)
                 tokens = self._real_token(a, u, ctx)
                 want_tokens = model_reach.token_endpoints(s, a, u)
-                if tokens != want_tokens:
-                    raise Disagreement(
-                        seq,
-                        f"the API through P{u}'s token on A{a}",
-                        _first(want_tokens - tokens, "missing"),
-                        _first(tokens - want_tokens, "extra"),
-                    )
+                _same_reach(seq, f"the API through P{u}'s token on A{a}", want_tokens, tokens)
                 self.stats.policy_checks += len(PAGE_GROUPS) + len(TOKEN_GROUPS) + 2 * len(EMAILS)
             self._check_contact(s, ctx, seq, a, account)
 
@@ -1083,6 +1059,18 @@ class Checker:
 
 def _about(about: tuple[str, int] | None) -> tuple[str | None, int | None]:
     return about if about else (None, None)
+
+
+def _same_reach(
+    seq: tuple[Action, ...],
+    what: str,
+    want: frozenset[tuple[str, str]],
+    got: frozenset[tuple[str, str]],
+) -> None:
+    """The app's reach equals the model's, or a disagreement naming the first missing
+    and the first extra (rule or kind, item)."""
+    if got != want:
+        raise Disagreement(seq, what, _first(want - got, "missing"), _first(got - want, "extra"))
 
 
 def _first(found: frozenset[tuple[str, str]], label: str) -> str:
