@@ -24,6 +24,10 @@ from clientarea.domains.drivers import add_years
 from clientarea.domains.models import DomainPrice, DomainRenewal
 from clientarea.domains.tests.factories import DomainFactory
 
+# The notice after paying. Not just "is paid": the pay page itself says "once it is paid,
+# the domain is renewed", so such a wait ended before the payment was sent.
+PAID_NOTICE = re.compile(r"Thank you: invoice #\S+ is paid\.")
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
 
@@ -76,7 +80,7 @@ def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots:
     assert page.get_by_text("once it is paid, the domain is renewed at the registry").is_visible()
     shots(page, "pay the renewal invoice")
     _pay_by_new_card(page, "28.99")
-    page.get_by_text("is paid").first.wait_for()
+    page.get_by_text(PAID_NOTICE).wait_for()
     shots(page, "renewal invoice paid")
 
     close_old_connections()
@@ -124,7 +128,7 @@ def test_adding_funds(browser: Any, live_server: Any, settings: Any, shots: Shot
     assert page.get_by_label(re.compile("Credit balance")).count() == 0
     shots(page, "pay the funds invoice")
     _pay_by_new_card(page, "50.00")
-    page.get_by_text("is paid").first.wait_for()
+    page.get_by_text(PAID_NOTICE).wait_for()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
     summary = page.locator(".billing-summary").inner_text()
     assert "50.00 EUR" in summary
@@ -164,7 +168,7 @@ def test_paying_two_invoices_at_once(
     assert page.get_by_text("pays the 2 chosen invoices in one payment").is_visible()
     shots(page, "pay the combined invoice")
     _pay_by_new_card(page, f"{total}")
-    page.get_by_text("is paid").first.wait_for()
+    page.get_by_text(PAID_NOTICE).wait_for()
     shots(page, "combined invoice paid")
     close_old_connections()
     for invoice in (first, second):
