@@ -19,12 +19,15 @@ from django.utils.http import urlencode
 
 from clientarea.audit.services import audit_record
 from clientarea.security.services import (
+    TWO_FACTOR_NAMES,
     account_requires_two_factor,
     two_factor_gate_fields,
     two_factor_missing,
 )
 from clientarea.security.sessions import (
+    SESSION_STATE_NAMES,
     session_check,
+    session_digest,
     session_note_account,
     session_state_fields,
     session_state_read,
@@ -38,6 +41,7 @@ from .policy import (
     RuleKind,
     UserRequest,
     access_for,
+    access_query,
     access_with,
     accounts_for,
     rule_of,
@@ -114,6 +118,18 @@ def _two_factor_missing(request: UserRequest, access: Access) -> bool:
     return account_requires_two_factor(access.account.pk) and not user_has_two_factor(request.user)
 
 
+# A page's one access query: the access, the tracked session's state and the account's
+# two-factor rule, by the person's and the account's ids, the time and the session's digest.
+PAGE_ACCESS = access_query(
+    also=lambda user_id, account_id, now, session: {
+        **session_state_fields(session),
+        **two_factor_gate_fields(user_id, account_id),
+    },
+    also_names=(*SESSION_STATE_NAMES, *TWO_FACTOR_NAMES),
+    session=str,
+)
+
+
 class AccessMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -131,10 +147,7 @@ class AccessMiddleware:
             # whatever the session remembers), the tracked session's state and the
             # account's two-factor rule.
             access, also = access_with(
-                request.user,
-                account_id,
-                **session_state_fields(request),
-                **(two_factor_gate_fields(request.user, account_id) if account_id else {}),
+                request.user, account_id, query=PAGE_ACCESS, session=session_digest(request)
             )
             if also is not None:
                 session_state_read(request, also)

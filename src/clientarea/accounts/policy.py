@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -26,6 +27,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import F, FilteredRelation, Model, Q, QuerySet
 from django.http import Http404, HttpRequest
 from django.utils import timezone
+
+from clientarea.core.prepared import PreparedQuery
 
 from . import permissions
 from .models import Account, Contact, Membership, User, membership_usable_q
@@ -237,26 +240,15 @@ _MEMBERSHIP_COLUMNS = {
 }
 
 
-def access_with(
-    user: User, account_id: int | None, now: Any = None, **also: Any
-) -> tuple[Access | None, dict[str, Any] | None]:
-    """``access_for``, in one query, which also reads `also`: expressions (an ``Exists``,
-    a ``Subquery``) that a caller needs on every request next to the access, such as
-    the tracked session's state or the account's two-factor rule (``AccessMiddleware``,
-    the API's tokens). Returns the access (or None) and the values of `also`, or None
-    for them when no account row was read (no account asked for, an inactive user, no
-    such account): the caller then reads them on its own.
-
-    The query: the account with its owner, and the user's usable membership of it
+def _access_queryset(
+    user_id: int, account_id: int, now: datetime, also: dict[str, Any]
+) -> QuerySet[Account]:
+    """The account with its owner, and the user's usable membership of it
     (``membership_usable_q``, the same rule as ``Membership.objects.usable``) as a LEFT
-    JOIN. A person has at most one membership per account (a unique constraint), so it
-    is one row, whatever the data."""
-    if account_id is None or not user.is_authenticated or not user.is_active:
-        return None, None
-    usable = membership_usable_q(now or timezone.now(), prefix="memberships__") & Q(
-        memberships__user=user
-    )
-    row = (
+    JOIN, with the expressions `also` beside them. A person has at most one membership
+    per account (a unique constraint), so it is one row, whatever the data."""
+    usable = membership_usable_q(now, prefix="memberships__") & Q(memberships__user=user_id)
+    return (
         Account.objects.select_related("owner")
         .annotate(**{_MEMBERSHIP_JOIN: FilteredRelation("memberships", condition=usable)})
         .annotate(
@@ -267,12 +259,79 @@ def access_with(
             **also,
         )
         .filter(pk=account_id)
-        .first()
+        .order_by()[:1]
     )
-    if row is None:
+
+
+@dataclass(frozen=True)
+class AccessQuery:
+    """The access query with more read beside it in the same statement, prepared once
+    per process (``core/prepared.py``): built on every request with the ORM, it was
+    more Python work than a whole bare Django page."""
+
+    prepared: PreparedQuery[Account]
+    also: tuple[str, ...]  # the names of what is read beside the access
+
+
+def access_query(
+    also: Callable[..., dict[str, Any]] | None = None,
+    also_names: tuple[str, ...] = (),
+    **kinds: type,
+) -> AccessQuery:
+    """The access query reading, beside the access, the expressions (an ``Exists``, a
+    ``Subquery``) that ``also(user_id=, account_id=, now=, **values)`` returns under
+    `also_names`: what a caller needs on every request next to the access, such as the
+    tracked session's state or the account's two-factor rule (``AccessMiddleware``, the
+    API's tokens). `kinds` names the further values `also` takes and their types."""
+
+    def build(user_id: int, account_id: int, now: datetime, **values: Any) -> QuerySet[Account]:
+        extra = also(user_id=user_id, account_id=account_id, now=now, **values) if also else {}
+        if set(extra) != set(also_names):
+            raise TypeError(f"The access query reads {sorted(extra)}, not {sorted(also_names)}.")
+        return _access_queryset(user_id, account_id, now, extra)
+
+    prepared = PreparedQuery(Account, build, user_id=int, account_id=int, now=datetime, **kinds)
+    return AccessQuery(prepared, also_names)
+
+
+ACCESS_ONLY = access_query()
+
+
+def access_with(
+    user: User,
+    account_id: int | None,
+    now: Any = None,
+    query: AccessQuery = ACCESS_ONLY,
+    **values: Any,
+) -> tuple[Access | None, dict[str, Any] | None]:
+    """``access_for``, in one query, which also reads what `query` reads beside the access
+    (``access_query``), given `values`. Returns the access (or None) and the values read
+    beside it, or None for them when no account row was read (no account asked for, an
+    inactive user, no such account): the caller then reads them on its own."""
+    if account_id is None or not user.is_authenticated or not user.is_active:
         return None, None
-    values = {name: getattr(row, name) for name in also}
-    return _access_of(user, row), values
+    account_pk = _an_id(account_id)
+    if account_pk is None:
+        return None, None
+    rows = query.prepared.fetch(
+        user_id=user.pk, account_id=account_pk, now=now or timezone.now(), **values
+    )
+    if not rows:
+        return None, None
+    row = rows[0]
+    return _access_of(user, row), {name: getattr(row, name) for name in query.also}
+
+
+def _an_id(value: Any) -> int | None:
+    """An account id as the session or a caller holds it: an int (a digit string from an
+    older session), else None (no account)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _access_of(user: User, account: Account) -> Access | None:

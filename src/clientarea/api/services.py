@@ -26,6 +26,7 @@ from clientarea.accounts.policy import (
     Access,
     OutOfReach,
     access_for,
+    access_query,
     access_with,
     is_owner,
     scope_intersect,
@@ -35,7 +36,11 @@ from clientarea.accounts.services import scope_checked
 from clientarea.audit.services import audit_record
 from clientarea.core.validators import validate_single_line
 from clientarea.notifications.services import email_send_to_person
-from clientarea.security.services import two_factor_gate_fields, two_factor_missing
+from clientarea.security.services import (
+    TWO_FACTOR_NAMES,
+    two_factor_gate_fields,
+    two_factor_missing,
+)
 
 from . import tokens
 from .models import ApiToken
@@ -507,6 +512,13 @@ def _manages_users(token: ApiToken, creator_access: Access) -> bool:
     return token.manages_users and token.created_as_owner and creator_access.is_owner
 
 
+# A token's creator's access and the account's two-factor rule, in one prepared query.
+TOKEN_ACCESS = access_query(
+    also=lambda user_id, account_id, now: two_factor_gate_fields(user_id, account_id),
+    also_names=TWO_FACTOR_NAMES,
+)
+
+
 def _token_checked(token: ApiToken, now: datetime) -> Access:
     """The token's own state and its creator's footing, as the database has them now:
     the creator's current access, or ``TokenRefused`` saying why the token is dead."""
@@ -516,9 +528,7 @@ def _token_checked(token: ApiToken, now: datetime) -> Access:
         raise TokenRefused("token_expired", "The token expired.")
     creator = token.created_by
     # The creator's access and the account's two-factor rule: one query, every time.
-    creator_access, also = access_with(
-        creator, token.account_id, now, **two_factor_gate_fields(creator, token.account_id)
-    )
+    creator_access, also = access_with(creator, token.account_id, now, query=TOKEN_ACCESS)
     if creator_access is None or also is None:
         raise TokenRefused("creator_access_ended", "The token's creator no longer has access.")
     if token.created_as_owner and not creator_access.is_owner:

@@ -1,9 +1,7 @@
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -11,6 +9,7 @@ from django.utils import timezone
 from clientarea.accounts.middleware import account_pin_field
 from clientarea.accounts.models import Account, Membership
 
+from .prepared import PreparedQuery
 from .registry import NAV_ITEMS, NavItem
 
 
@@ -63,31 +62,10 @@ def _has_several_accounts(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return False
-    prepared = _selectable_sql(Account.objects.db)
-    if prepared is None:  # the query's shape did not allow preparing it: build it
-        return len(_selectable_ids(user.pk, timezone.now())) > 1
-    sql, marked, user_at, now_at = prepared
-    params = list(marked)
-    for i in user_at:
-        params[i] = user.pk
-    now = connections[Account.objects.db].ops.adapt_datetimefield_value(timezone.now())
-    for i in now_at:
-        params[i] = now
-    with connections[Account.objects.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        return len(cursor.fetchall()) > 1
+    return len(SELECTABLE.fetch(user_id=user.pk, now=timezone.now())) > 1
 
 
-# Switch Account is in every page's menu, so whether the person has several accounts is
-# asked on every request, and never remembered across requests (a revocation hides it at
-# once). Building that query with the ORM cost more than a tenth of a page; its SQL is the
-# same for everyone, so it is built once per process with marks where the person's id and
-# the time go, and each request only puts them in.
-_USER_MARK = -730_519_027  # no user's id: marks where the person's id goes
-_NOW_MARK = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
-
-
-def _selectable_ids(user_id: int, now: datetime) -> QuerySet[Account, int]:
+def _selectable_ids(user_id: int, now: datetime) -> QuerySet[Account, tuple[int]]:
     """The ids of at most two of policy.accounts_for(the user) at `now`: the accounts they
     own or hold a usable membership of, not closed (a test holds the two to the same)."""
     usable = Membership.objects.usable(now).filter(user_id=user_id).values("account_id")
@@ -95,20 +73,12 @@ def _selectable_ids(user_id: int, now: datetime) -> QuerySet[Account, int]:
     # account (50 ms a page at 100,000 accounts, bench_scale).
     mine = Account.objects.filter(owner_id=user_id).order_by().values("pk").union(usable)
     return (
-        Account.objects.filter(pk__in=mine, closed_at__isnull=True)
-        .order_by()
-        .values_list("pk", flat=True)[:2]
+        Account.objects.filter(pk__in=mine, closed_at__isnull=True).order_by().values_list("pk")[:2]
     )
 
 
-@lru_cache(maxsize=4)
-def _selectable_sql(alias: str) -> tuple[str, tuple[Any, ...], list[int], list[int]] | None:
-    """The SQL of ``_selectable_ids``, its parameters, and where the user's id and the time
-    go in them; None if the marks are not found as given (the ORM changed them)."""
-    sql, params = _selectable_ids(_USER_MARK, _NOW_MARK).query.get_compiler(using=alias).as_sql()
-    now = connections[alias].ops.adapt_datetimefield_value(_NOW_MARK)
-    user_at = [i for i, p in enumerate(params) if type(p) is int and p == _USER_MARK]
-    now_at = [i for i, p in enumerate(params) if p == now]
-    if len(user_at) != 2 or len(now_at) != 1:
-        return None
-    return sql, tuple(params), user_at, now_at
+# Switch Account is in every page's menu, so whether the person has several accounts is
+# asked on every request, and never remembered across requests (a revocation hides it at
+# once). Building that query with the ORM cost more than a tenth of a page: it is built
+# once per process (core/prepared.py).
+SELECTABLE = PreparedQuery(Account, _selectable_ids, user_id=int, now=datetime)

@@ -193,14 +193,17 @@ TWO_FACTOR_REQUIRED = "two_factor_required"
 TWO_FACTOR_ON = "two_factor_on"
 
 
-def two_factor_gate_fields(user: User, account_id: int) -> dict[str, Exists]:
-    """The account's two-factor rule and whether `user` has two-factor on, as expressions
+TWO_FACTOR_NAMES = (TWO_FACTOR_REQUIRED, TWO_FACTOR_ON)
+
+
+def two_factor_gate_fields(user_id: int, account_id: int) -> dict[str, Exists]:
+    """The account's two-factor rule and whether the user has two-factor on, as expressions
     that the request's one access query reads (``policy.access_with``): asked on every
     request like the access itself, so a rule switched on (or a device removed) holds
     from the very next request, on every process, with no cache to invalidate."""
     return {
         TWO_FACTOR_REQUIRED: Exists(_two_factor_rule(account_id)),
-        TWO_FACTOR_ON: Exists(two_factor_devices(user.pk)),
+        TWO_FACTOR_ON: Exists(two_factor_devices(user_id)),
     }
 
 

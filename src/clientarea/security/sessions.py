@@ -82,17 +82,28 @@ _STATE_COLUMNS = (
 )
 
 
-def session_state_fields(request: HttpRequest) -> dict[str, Subquery]:
-    """The request's tracked session's state as expressions for the request's one access
-    query (``policy.access_with``, from ``AccessMiddleware``): each a lookup of the
-    session's row by its digest (a unique index), read fresh on every request, so a
-    session ended from another device or by staff stops on its very next request, on
-    every process."""
+# The names under which `session_state_fields` are read.
+SESSION_STATE_NAMES = tuple(f"session_{column}" for column in _STATE_COLUMNS)
+
+
+def session_digest(request: HttpRequest) -> str:
+    """The digest by which the request's tracked session is found; "" (no row has it)
+    for a session that carries no tracking token."""
     token = request.session.get(SESSION_TRACKING_KEY) if hasattr(request, "session") else None
-    if not isinstance(token, str):
-        return {}
-    rows = TrackedSession.objects.filter(digest=_digest(token))
-    return {f"session_{column}": Subquery(rows.values(column)[:1]) for column in _STATE_COLUMNS}
+    return _digest(token) if isinstance(token, str) else ""
+
+
+def session_state_fields(digest: str) -> dict[str, Subquery]:
+    """The state of the tracked session with `digest` (``session_digest``) as expressions
+    for the request's one access query (``policy.access_with``, from ``AccessMiddleware``):
+    each a lookup of the session's row by its digest (a unique index), read fresh on every
+    request, so a session ended from another device or by staff stops on its very next
+    request, on every process. All None when there is no such row."""
+    rows = TrackedSession.objects.filter(digest=digest)
+    return {
+        name: Subquery(rows.values(column)[:1])
+        for name, column in zip(SESSION_STATE_NAMES, _STATE_COLUMNS, strict=True)
+    }
 
 
 def session_state_read(request: HttpRequest, values: dict[str, Any]) -> None:

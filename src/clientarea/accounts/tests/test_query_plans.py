@@ -18,7 +18,7 @@ from django.utils import timezone
 from clientarea.accounts.models import Membership
 from clientarea.accounts.policy import accounts_for
 from clientarea.accounts.services import account_create, user_create
-from clientarea.core.context_processors import _selectable_ids, _selectable_sql
+from clientarea.core.context_processors import SELECTABLE, _selectable_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +68,7 @@ def test_the_menus_switch_account_check_reads_by_index():
 
     ids = _selectable_ids(owner.pk, timezone.now())
 
-    assert list(ids) == [own.pk]
+    assert list(ids) == [(own.pk,)]
     assert not reads_whole_table(ids, "accounts_account")
     # The menu's prepared SQL is this query's (no fallback to building it each request).
-    assert _selectable_sql(connection.alias) is not None
+    assert SELECTABLE.is_prepared(connection.alias)

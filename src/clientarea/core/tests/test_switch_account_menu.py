@@ -12,7 +12,7 @@ from django.utils import timezone
 from clientarea.accounts.models import Membership, User
 from clientarea.accounts.policy import accounts_for
 from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
-from clientarea.core.context_processors import _has_several_accounts, _selectable_sql
+from clientarea.core.context_processors import SELECTABLE, _has_several_accounts
 
 
 def several(user: User) -> bool:
@@ -23,7 +23,7 @@ def several(user: User) -> bool:
 
 @pytest.mark.django_db
 def test_the_prepared_query_answers_as_accounts_for_does() -> None:
-    assert _selectable_sql("default") is not None  # the prepared path is the one tested
+    assert SELECTABLE.is_prepared("default")  # the prepared path is the one tested
     now = timezone.now()
     person = UserFactory()
     stranger = UserFactory()

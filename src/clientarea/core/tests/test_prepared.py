@@ -1,0 +1,166 @@
+"""Queries prepared once per process (core/prepared.py) answer exactly as the queryset
+built for each call would, and the request's queries take that path."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Exists, OuterRef, QuerySet, Value
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from clientarea.accounts.middleware import PAGE_ACCESS
+from clientarea.accounts.models import Account, Membership, User
+from clientarea.accounts.policy import ACCESS_ONLY, AccessQuery, access_for, access_with
+from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
+from clientarea.api.services import TOKEN_ACCESS
+from clientarea.core.context_processors import SELECTABLE
+from clientarea.core.prepared import PreparedQuery
+
+pytestmark = pytest.mark.django_db
+
+
+def _members(account_id: int, since: datetime, name: str) -> QuerySet[Account]:
+    """A query with a join, an annotation reading another table and all three kinds."""
+    return (
+        Account.objects.select_related("owner")
+        .annotate(
+            busy=Exists(Membership.objects.filter(account=OuterRef("pk"), created_at__gte=since)),
+            label=Value("fixed"),
+        )
+        .filter(pk__gte=account_id, owner__first_name=name)
+        .order_by("pk")
+    )
+
+
+MEMBERS = PreparedQuery(Account, _members, account_id=int, since=datetime, name=str)
+
+
+def _as_compared(accounts: list[Account]) -> list[tuple[object, ...]]:
+    return [
+        (a.pk, a.company_name, a.credit_balance, a.created_at, a.owner.email, a.busy, a.label)
+        for a in accounts
+    ]
+
+
+def test_rows_are_those_of_the_queryset_built_each_time() -> None:
+    assert MEMBERS.is_prepared("default")
+    olivia = UserFactory(first_name="Olivia")
+    first = AccountFactory(owner=olivia, credit_balance="12.50")
+    second = AccountFactory(owner=olivia)
+    AccountFactory(owner=UserFactory(first_name="Other"))
+    MembershipFactory(account=second)
+    now = timezone.now()
+    for values in (
+        {"account_id": first.pk, "since": now - timedelta(days=1), "name": "Olivia"},
+        {"account_id": second.pk, "since": now - timedelta(days=1), "name": "Olivia"},
+        {"account_id": first.pk, "since": now + timedelta(days=1), "name": "Olivia"},
+        {"account_id": first.pk, "since": now, "name": "Nobody"},
+    ):
+        built = list(_members(**values))
+        with CaptureQueriesContext(connection) as queries:
+            prepared = MEMBERS.fetch(**values)
+        assert len(queries) == 1  # the owner came with the row (select_related)
+        assert _as_compared(prepared) == _as_compared(built), values
+    assert [
+        a.busy
+        for a in MEMBERS.fetch(account_id=first.pk, since=now - timedelta(days=1), name="Olivia")
+    ] == [False, True]
+
+
+def test_a_value_that_reaches_the_sql_changed_is_built_each_time() -> None:
+    """`icontains` sends "%value%": no mark is found as given, so the queryset is built
+    for each call, still answering right."""
+    prepared = PreparedQuery(
+        Account, lambda name: Account.objects.filter(company_name__icontains=name), name=str
+    )
+    assert not prepared.is_prepared("default")
+    acme = AccountFactory(company_name="Acme Web Studio")
+    AccountFactory(company_name="Globex")
+    assert prepared.fetch(name="web") == [acme]
+
+
+def test_values_list_rows_are_tuples() -> None:
+    prepared = PreparedQuery(
+        Account,
+        lambda owner_id: Account.objects.filter(owner_id=owner_id).values_list(
+            "pk", "company_name"
+        ),
+        owner_id=int,
+    )
+    account = AccountFactory(company_name="Acme")
+    assert prepared.is_prepared("default")
+    assert prepared.fetch(owner_id=account.owner_id) == [(account.pk, "Acme")]
+    assert prepared.fetch(owner_id=account.owner_id + 1000) == []
+    flat = PreparedQuery(
+        Account,
+        lambda owner_id: Account.objects.filter(owner_id=owner_id).values_list("pk", flat=True),
+        owner_id=int,
+    )
+    assert not flat.is_prepared("default")  # built each time: its rows are not tuples
+    assert flat.fetch(owner_id=account.owner_id) == [account.pk]
+
+
+def test_every_value_must_be_given_and_of_a_kind_with_marks() -> None:
+    with pytest.raises(TypeError):
+        PreparedQuery(Account, lambda when: Account.objects.all(), when=float)
+    with pytest.raises(TypeError):
+        MEMBERS.fetch(account_id=1, since=timezone.now())
+
+
+def test_each_thread_compiles_its_own() -> None:
+    """A compiler belongs to its thread's connection: a second thread gets its own."""
+    MEMBERS.fetch(account_id=0, since=timezone.now(), name="x")
+    mine = MEMBERS._local.by_alias["default"]
+    theirs = []
+    thread = threading.Thread(
+        target=lambda: theirs.append(MEMBERS._compiled("default"))  # compile only: no query
+    )
+    thread.start()
+    thread.join()
+    assert theirs[0] is not None and theirs[0] is not mine
+    assert theirs[0].sql == mine.sql
+
+
+def test_the_requests_queries_are_prepared() -> None:
+    """The queries asked on every request take the prepared path on this database (a
+    Django upgrade that broke the marks would fall back silently, and slowly)."""
+    for query in (ACCESS_ONLY.prepared, PAGE_ACCESS.prepared, TOKEN_ACCESS.prepared, SELECTABLE):
+        assert query.is_prepared(connection.alias)
+
+
+def test_the_access_is_the_same_through_either_path(owner: User, account: Account) -> None:
+    """``access_with``'s prepared query and the queryset it is built from give the same
+    access: the owner, a scoped member, an expired one, a stranger."""
+    member = MembershipFactory(account=account, permissions=["invoices"], scope={"domain": [7]})
+    expired = MembershipFactory(
+        account=account, permissions=["tickets"], expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    stranger = UserFactory()
+    now = timezone.now()
+    unprepared = PreparedQuery(
+        Account,
+        lambda **values: ACCESS_ONLY.prepared.build(**values),
+        user_id=int,
+        account_id=int,
+        now=datetime,
+    )
+    unprepared._local.by_alias = {"default": None}  # as when the marks are not found
+    for person in (owner, member.user, expired.user, stranger):
+        access = access_for(person, account.pk, now)
+        other, _ = access_with(person, account.pk, now, query=AccessQuery(unprepared, ()))
+        summary = [
+            (a.is_owner, sorted(a.permissions), a.scope) if a is not None else None
+            for a in (access, other)
+        ]
+        assert summary[0] == summary[1], person
+    assert access_for(member.user, account.pk, now).scope == {"domain": frozenset({7})}
+
+
+def test_an_account_id_that_is_no_id_finds_no_access(owner: User, account: Account) -> None:
+    assert access_for(owner, str(account.pk)) is not None
+    for odd in (True, "x1", "", "\u0661", 1.5, [account.pk]):  # (an Arabic-Indic one)
+        assert access_for(owner, odd) is None
