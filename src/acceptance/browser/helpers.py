@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.sessions.backends.db import SessionStore
 from django.db import close_old_connections
@@ -20,14 +21,24 @@ from clientarea.notifications.models import OutboxEmail
 # A password the validators accept (15+ characters, not common, not like the email).
 NEW_PASSWORD = "Juniper-Harbour-Cobalt-71"
 LINK_RE = re.compile(r"https?://\S+/invitation/[A-Za-z0-9_\-]+/")
+CONFIRM_PASSWORD_PATH = "/confirm-password/"
+
+
+def _left(path: str) -> Any:
+    """A URL test for `page.wait_for_url`: true once the browser is on another path."""
+    return lambda url: urlsplit(url).path != path
 
 
 def log_in(page: Any, base_url: str, email: str, password: str = TEST_PASSWORD) -> None:
+    """Log in (a login without two-factor authentication) and wait for the page after.
+
+    Waits until the browser has left the login page, not for a load state: right after
+    the click, `wait_for_load_state()` can answer for the login page itself."""
     page.goto(f"{base_url}/login/")
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_load_state()
+    page.wait_for_url(_left("/login/"))
 
 
 def open_user_menu(page: Any, first_name: str) -> None:
@@ -41,15 +52,32 @@ def main_menu(page: Any) -> list[str]:
     return [text.strip() for text in nav.get_by_role("link").all_inner_texts()]
 
 
-def confirm_password_if_asked(page: Any, password: str) -> bool:
-    """Sensitive actions ask "Confirm your password" unless the login was just made:
-    answer it as a user would. True if the page asked."""
-    heading = page.get_by_role("heading", name="Confirm your password")
-    if not heading.is_visible():
-        return False
+def _confirm_heading(page: Any) -> Any:
+    return page.get_by_role("heading", name="Confirm your password", exact=True)
+
+
+def confirm_password(page: Any, password: str) -> None:
+    """The page asks "Confirm your password" (waited for: the action must ask): answer it
+    as a user would, and wait until the browser has left it for the page it protects."""
+    _confirm_heading(page).wait_for()
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Confirm").click()
-    page.wait_for_load_state()
+    page.wait_for_url(_left(CONFIRM_PASSWORD_PATH))
+
+
+def confirm_password_if_asked(page: Any, password: str, *, otherwise: Any) -> bool:
+    """Sensitive actions ask "Confirm your password" unless the login was just made:
+    answer it if asked. True if the page asked.
+
+    `otherwise` is a locator for what only the page reached without the question shows
+    (never something of the page the click was made on). Waiting for either tells the two
+    apart once the next page is there; `is_visible()` at once could look at a page not yet
+    loaded and answer "not asked"."""
+    heading = _confirm_heading(page)
+    heading.or_(otherwise).first.wait_for()
+    if not heading.is_visible():
+        return False
+    confirm_password(page, password)
     return True
 
 

@@ -32,7 +32,8 @@ def test_owner_creates_a_token_and_reads_the_docs(
     page.get_by_role("button", name="Log in").click()
     page.get_by_text("Hello, Olivia!").click()
     page.get_by_role("link", name="API Tokens").click()
-    assert page.get_by_role("heading", name="API Tokens").is_visible()
+    # Waited for: right after the click the list may not be loaded yet.
+    page.get_by_role("heading", name="API Tokens", exact=True).wait_for()
     page.get_by_role("link", name="Create Token").first.click()
     page.get_by_label("Name", exact=True).fill("Accounting export")
     page.get_by_role("checkbox", name="View & Pay Invoices").check()
@@ -43,6 +44,9 @@ def test_owner_creates_a_token_and_reads_the_docs(
     assert secret.startswith("ca_pat_")
     shots(page, "token shown once")
     page.get_by_role("link", name="Done").click()
+    # The list's heading, not the token's name: the page that shows the token names it too
+    # (and holds the secret), so the checks below could have read that page.
+    page.get_by_role("heading", name="API Tokens", exact=True).wait_for()
     assert page.get_by_text("Accounting export").is_visible()
     assert secret not in page.content()
 

@@ -19,7 +19,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from acceptance.browser.conftest import Shots, assert_accessible
-from acceptance.browser.helpers import confirm_password_if_asked, log_in, time_passes
+from acceptance.browser.helpers import confirm_password, log_in, time_passes
 from clientarea.accounts.models import Account, User
 from clientarea.accounts.tests.factories import (
     TEST_PASSWORD,
@@ -151,7 +151,7 @@ def test_paying_and_saving_a_card_never_sends_the_number(
     time_passes(context)  # as if the login was a while ago: the page asks
     page.goto(f"{base}/billing/payment-methods/")
     page.get_by_role("link", name="Add a Card").click()
-    assert confirm_password_if_asked(page, TEST_PASSWORD)
+    confirm_password(page, TEST_PASSWORD)
     page.get_by_role("heading", name="Add a Card").wait_for()
     assert _card_number_field(page).is_visible()  # the page is only for a card
     _type_card(page, VISA)

@@ -27,6 +27,9 @@ from clientarea.domains.tests.factories import DomainFactory
 # The notice after paying. Not just "is paid": the pay page itself says "once it is paid,
 # the domain is renewed", so such a wait ended before the payment was sent.
 PAID_NOTICE = re.compile(r"Thank you: invoice #\S+ is paid\.")
+# Where Continue to Payment and Pay Selected Invoices lead: waited for by address, since
+# a load state right after the click can be the page the click was made on.
+PAY_PAGE = re.compile(r"/billing/invoices/\d+/pay/$")
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 D = Decimal
@@ -45,8 +48,10 @@ def _pay_by_new_card(page: Any, amount: str) -> None:
     page.get_by_label("Expiry month").select_option(label="12")
     page.get_by_label("Expiry year").select_option(index=3)
     page.get_by_label("Security code (CVC)").fill("123")
-    page.get_by_role("button", name=f"Pay {amount} EUR").click()
-    page.wait_for_load_state()
+    # The button's script asks the tokenizer, then posts the form: wait for that post's
+    # page (a load state right after the click is the pay page's own).
+    with page.expect_navigation():
+        page.get_by_role("button", name=f"Pay {amount} EUR").click()
 
 
 def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots: Shots) -> None:
@@ -75,8 +80,9 @@ def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots:
     assert_accessible(page)
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("button", name="Continue to Payment").click()
-    page.wait_for_load_state()
-    assert re.search(r"/billing/invoices/\d+/pay/$", page.url), page.url
+    # The pay page's address: a load state could be the renewal form's, which also says
+    # "Once it is paid, the domain is renewed at the registry" (text matches ignore case).
+    page.wait_for_url(PAY_PAGE)
     assert page.get_by_text("once it is paid, the domain is renewed at the registry").is_visible()
     shots(page, "pay the renewal invoice")
     _pay_by_new_card(page, "28.99")
@@ -97,6 +103,7 @@ def test_renewing_a_domain(browser: Any, live_server: Any, settings: Any, shots:
     page.goto(f"{base}/domains/")
     page.get_by_role("link", name="acme-studio.dev").click()
     page.get_by_role("link", name="Renew").click()
+    page.get_by_role("heading", name="Renew acme-studio.dev", exact=True).wait_for()
     assert page.get_by_text("There is no renewal price for acme-studio.dev").is_visible()
     assert page.get_by_role("link", name="open a support ticket").is_visible()
     shots(page, "no price offers a ticket")
@@ -123,13 +130,15 @@ def test_adding_funds(browser: Any, live_server: Any, settings: Any, shots: Shot
     assert_accessible(page)
     page.get_by_label("Amount (EUR)").fill("50.00")
     page.get_by_role("button", name="Continue to Payment").click()
-    page.wait_for_load_state()
-    assert re.search(r"/billing/invoices/\d+/pay/$", page.url), page.url
+    page.wait_for_url(PAY_PAGE)
     assert page.get_by_label(re.compile("Credit balance")).count() == 0
     shots(page, "pay the funds invoice")
     _pay_by_new_card(page, "50.00")
     page.get_by_text(PAID_NOTICE).wait_for()
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
+    # The list's address: a .billing-summary is not only the list's (the pay page has one,
+    # with its balance due), so read it once the list is there.
+    page.wait_for_url(f"{base}/billing/")
     summary = page.locator(".billing-summary").inner_text()
     assert "50.00 EUR" in summary
     shots(page, "credit balance after adding funds")
@@ -164,7 +173,7 @@ def test_paying_two_invoices_at_once(
     assert_accessible(page)
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("button", name="Pay Selected Invoices").click()
-    page.wait_for_load_state()
+    page.wait_for_url(PAY_PAGE)
     assert page.get_by_text("pays the 2 chosen invoices in one payment").is_visible()
     shots(page, "pay the combined invoice")
     _pay_by_new_card(page, f"{total}")
@@ -175,6 +184,8 @@ def test_paying_two_invoices_at_once(
         invoice.refresh_from_db()
         assert invoice.status == Invoice.Status.PAID
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Billing").click()
+    # The list's address: the combined invoice's page has rows naming both invoices too.
+    page.wait_for_url(f"{base}/billing/")
     for invoice in (first, second):
         row = page.get_by_role("row").filter(has_text=f"#{invoice.number}")
         assert "Paid" in row.inner_text()

@@ -50,6 +50,7 @@ def test_sub_account_opens_a_ticket_under_their_own_name_and_gets_the_staff_repl
     assert main_menu(page) == ["Dashboard", "Support"]
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Support").click()
     page.get_by_role("link", name="Open Ticket").click()
+    page.get_by_role("heading", name="Open Ticket", exact=True).wait_for()
     assert page.get_by_text("under your name (Sam Ryan, sam@example.com)").is_visible()
     page.get_by_label("Department").select_option(label="Technical Support")
     page.get_by_label("Subject").fill("Mail to info@ bounces")
