@@ -16,6 +16,9 @@ hand-written SQL and nothing is cached across requests but the SQL text. If the 
 cannot be found as given (a Django version that folds or reorders parameters), the
 queryset is simply built on every call, as before (``is_prepared`` says which; a test
 holds the request path to the prepared one).
+
+This is not a server-side prepared statement: the SQL goes with its parameters like any
+other query, so it works unchanged behind a transaction-mode pooler (docs/deploy.md).
 """
 
 from __future__ import annotations
