@@ -1,10 +1,14 @@
 """Every route, every kind of actor, own / another account's object: the exact outcome.
 
-Generated from the access table. Each (route, method, object owner) case builds one world
-— account A with its owner and sub-accounts, account B with its own — and then, for every
-actor, logs in and makes the request inside a savepoint that is rolled back, so what one
-actor's POST changes never leaks into the next actor's request. POSTs go through a client
-with CSRF enforcement on and a valid token, so a 403 means the policy refused.
+Generated from the access table. One world — account A with its owner and sub-accounts,
+account B with its own, every actor logged in — is built once and shared by the cases
+(``matrix_world``, acceptance/conftest.py), inside a transaction rolled back after them.
+Each (route, method, object owner) case runs in a savepoint of its own (the test's, rolled
+back) with every browser's cookies as they were when the world was built, and makes each
+actor's request inside one more savepoint that is rolled back, so what one actor's POST
+changes never leaks into the next actor's request, nor one case's into the next. POSTs go
+through a client with CSRF enforcement on and a valid token, so a 403 means the policy
+refused.
 """
 
 from __future__ import annotations
@@ -231,9 +235,11 @@ def url_for(route: Route, world: World, target: str) -> str:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("route", "method", "target"), cases())
-def test_access_matrix(route: Route, method: str, target: str, settings: Any) -> None:
+def test_access_matrix(
+    route: Route, method: str, target: str, settings: Any, matrix_world: World
+) -> None:
     settings.DEMO_MODE = True  # the demo-only pages exist (and are checked) too
-    world = build_world()
+    world = matrix_world
     url = url_for(route, world, target)
     failures = []
     for actor in ACTORS:

@@ -18,7 +18,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from acceptance.actors import browser, post
-from acceptance.test_access_matrix import ACTORS, build_world, url_for
+from acceptance.test_access_matrix import ACTORS, World, url_for
 from clientarea.access_table import ROUTES, Route
 from clientarea.accounts.services import membership_revoke
 from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
@@ -52,8 +52,10 @@ def cases() -> list[Any]:
 
 
 @pytest.mark.parametrize(("route", "target"), cases())
-def test_every_answer_to_a_logged_in_person_is_never_stored(route: Route, target: str) -> None:
-    world = build_world()
+def test_every_answer_to_a_logged_in_person_is_never_stored(
+    route: Route, target: str, matrix_world: World
+) -> None:
+    world = matrix_world  # built once for the module (acceptance/conftest.py)
     url = url_for(route, world, target)
     failures = []
     for actor in LOGGED_IN:
