@@ -3,11 +3,13 @@ exact outcome.
 
 Generated from the route table (every ``api:`` route but the public schema and docs), so
 an endpoint is covered as soon as its row lands; one whose row has no object maker fails
-``test_every_api_object_route_has_an_object_maker``. Each (route, method, target) case
-builds one world — account A (whose ownership moved once, so a token of its former owner
-exists), its sub-accounts and their tokens, account B and its owner's token — and then,
-for every token actor, sends the request inside a savepoint that is rolled back, so what
-one actor's call changes never leaks into the next actor's.
+``test_every_api_object_route_has_an_object_maker``. One world — account A (whose
+ownership moved once, so a token of its former owner exists), its sub-accounts and their
+tokens, account B and its owner's token — is built once and shared by the cases, inside a
+transaction rolled back after them. Each (route, method, target) case runs in a savepoint
+of its own (the test's, rolled back) and, for every token actor, sends the request inside
+one more savepoint that is rolled back, so what one actor's call changes never leaks into
+the next actor's, nor one case's into the next.
 
 The request carries an empty body (``application/json``): the matrix asks whether the
 policy lets a request through, not whether the body is right. So an answer the policy
@@ -376,10 +378,15 @@ def url_for(route: Route, world: World, target: str) -> str:
     return reverse(route.name, kwargs=kwargs or None)
 
 
+# The cases share one world, built once (``matrix_world``, acceptance/conftest.py) in a
+# transaction rolled back after them; each case runs in a savepoint of its own.
+BUILD_WORLD = build_world
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(("route", "method", "target"), cases())
-def test_api_access_matrix(route: Route, method: str, target: str) -> None:
-    world = build_world()
+def test_api_access_matrix(route: Route, method: str, target: str, matrix_world: World) -> None:
+    world = matrix_world
     url = url_for(route, world, target)
     client = Client()
     failures = []
