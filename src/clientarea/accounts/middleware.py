@@ -146,11 +146,11 @@ class AccessMiddleware:
             # expired or narrowed membership stops working at once, on every device,
             # whatever the session remembers), the tracked session's state and the
             # account's two-factor rule.
-            access, also = access_with(
-                request.user, account_id, query=PAGE_ACCESS, session=session_digest(request)
-            )
+            digest = session_digest(request)
+            access, also = access_with(request.user, account_id, query=PAGE_ACCESS, session=digest)
             if also is not None:
-                session_state_read(request, also)
+                if digest:  # (no tracking token: nothing of a session was looked up)
+                    session_state_read(request, also)
                 # (`also` is read only when the account's row was: its id is an id.)
                 request.two_factor_read = (int(account_id), two_factor_missing(also))
             # Ended, idle or too old sessions stop here (ASVS 7.3.1, 7.3.2, 7.4.x).

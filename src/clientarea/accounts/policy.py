@@ -324,14 +324,12 @@ def access_with(
 
 def _an_id(value: Any) -> int | None:
     """An account id as the session or a caller holds it: an int (a digit string from an
-    older session), else None (no account)."""
-    if isinstance(value, bool):
+    older session) that an id column can hold, else None (no account)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 20:
+        value = int(value)
+    if type(value) is not int or not 0 < value < 2**63:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        return int(value)
-    return None
+    return value
 
 
 def _access_of(user: User, account: Account) -> Access | None:

@@ -85,20 +85,31 @@ class PreparedQuery(Generic[M]):
             raise TypeError(f"Expected the values {sorted(self.kinds)}, got {sorted(values)}.")
         alias = using or router.db_for_read(self.model)
         compiled = self._compiled(alias)
-        if compiled is None:
+        filled = self.sql_for(alias, **values)
+        if compiled is None or filled is None:
             return list(self.build(**values).using(alias))
-        connection = connections[alias]
+        with connections[alias].cursor() as cursor:
+            cursor.execute(*filled)
+            rows = cursor.fetchall()
+        if compiled.tuples:
+            return list(compiled.compiler.results_iter(results=[rows], tuple_expected=True))
+        return list(_instances(compiled.compiler, alias, rows))
+
+    def sql_for(self, using: str, **values: Any) -> tuple[str, list[Any]] | None:
+        """The prepared SQL and its parameters for `values`; None when the queryset is
+        built instead: not prepared, or a value not plainly of its kind (a str for an
+        int, a naive time, an int past 64 bits), which the ORM converts or answers
+        without SQL (an out-of-range id finds nothing), and raw SQL would not."""
+        compiled = self._compiled(using)
+        if compiled is None or not all(_plain(self.kinds[n], v) for n, v in values.items()):
+            return None
+        connection = connections[using]
         params = list(compiled.params)
         for name, places in compiled.places.items():
             value = self._adapted(connection, values[name])
             for i in places:
                 params[i] = value
-        with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, params)
-            rows = cursor.fetchall()
-        if compiled.tuples:
-            return list(compiled.compiler.results_iter(results=[rows], tuple_expected=True))
-        return list(_instances(compiled.compiler, alias, rows))
+        return compiled.sql, params
 
     def is_prepared(self, using: str) -> bool:
         return self._compiled(using) is not None
@@ -155,6 +166,14 @@ class PreparedQuery(Generic[M]):
         if unmarked_differ:  # a value reached the SQL in some form other than a parameter
             return None
         return _Compiled(sql, params, places, compiler, tuples)
+
+
+def _plain(kind: type, value: Any) -> bool:
+    if kind is int:
+        return type(value) is int and -(2**63) <= value < 2**63
+    if kind is datetime:
+        return isinstance(value, datetime) and value.tzinfo is not None
+    return type(value) is kind
 
 
 def _same(a: Any, b: Any) -> bool:

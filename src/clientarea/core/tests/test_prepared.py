@@ -4,12 +4,14 @@ built for each call would, and the request's queries take that path."""
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet, Value
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from clientarea.accounts.middleware import PAGE_ACCESS
@@ -164,3 +166,81 @@ def test_an_account_id_that_is_no_id_finds_no_access(owner: User, account: Accou
     assert access_for(owner, str(account.pk)) is not None
     for odd in (True, "x1", "", "\u0661", 1.5, [account.pk]):  # (an Arabic-Indic one)
         assert access_for(owner, odd) is None
+
+
+REQUEST_QUERIES = {
+    "ACCESS_ONLY": ACCESS_ONLY.prepared,
+    "PAGE_ACCESS": PAGE_ACCESS.prepared,
+    "TOKEN_ACCESS": TOKEN_ACCESS.prepared,
+    "SELECTABLE": SELECTABLE,
+}
+VALUE_SETS = [
+    {"user_id": 5, "account_id": 5, "now": datetime(2026, 1, 1, tzinfo=UTC), "session": ""},
+    {
+        "user_id": 1,
+        "account_id": 2,
+        "now": datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        "session": "a" * 64,
+    },
+    {  # values equal to the marks of other places
+        "user_id": -730_519_001,
+        "account_id": -730_519_000,
+        "now": datetime(2001, 2, 3, 4, 5, 2, 789_012, tzinfo=UTC),
+        "session": "\x1fmark-0-0\x1f",
+    },
+    {
+        "user_id": 0,
+        "account_id": 2**62,
+        "now": datetime(2030, 6, 1, tzinfo=UTC),
+        "session": "%_'\"\\",
+    },
+]
+
+
+@pytest.mark.parametrize("name", list(REQUEST_QUERIES))
+def test_the_filled_in_sql_is_the_sql_the_orm_builds_for_those_values(name: str) -> None:
+    """Each value lands in its own places, with its type, for every request query: the
+    SQL and parameters are exactly those of the queryset built for the same values."""
+    query = REQUEST_QUERIES[name]
+    for value_set in VALUE_SETS:
+        values = {k: v for k, v in value_set.items() if k in query.kinds}
+        built = query.build(**values).query.get_compiler(using=connection.alias).as_sql()
+        filled = query.sql_for(connection.alias, **values)
+        assert filled is not None
+        assert filled[0] == built[0]
+        assert [(type(p), p) for p in filled[1]] == [(type(p), p) for p in built[1]], values
+
+
+def test_a_value_not_plainly_of_its_kind_is_left_to_the_orm(owner: User, account: Account) -> None:
+    """An id past 64 bits, a str for an int, a naive time: the ORM converts these or
+    answers without SQL (an id out of range finds nothing); raw SQL would fail (SQLite
+    raises OverflowError), so such a call is built instead, answering as the ORM does."""
+    now = timezone.now()
+    prepared = ACCESS_ONLY.prepared
+    for odd in (
+        {"account_id": 2**63},
+        {"account_id": str(account.pk)},
+        {"now": now.replace(tzinfo=None)},
+    ):
+        values = {"user_id": owner.pk, "account_id": account.pk, "now": now, **odd}
+        assert prepared.sql_for(connection.alias, **values) is None, odd
+    assert prepared.fetch(user_id=owner.pk, account_id=2**63, now=now) == []
+    assert prepared.fetch(user_id=owner.pk, account_id=-(2**63) - 1, now=now) == []
+    assert [
+        a.pk for a in prepared.fetch(user_id=owner.pk, account_id=str(account.pk), now=now)
+    ] == [account.pk]
+
+
+def test_a_session_holding_a_huge_account_id_is_sent_to_access_removed(
+    owner: User, account: Account
+) -> None:
+    client = Client()
+    client.force_login(owner)
+    session = client.session
+    session["current_account_id"] = "9" * 25
+    session.save()
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("accounts:access_removed")
+    for huge in (2**63, 2**64, "9" * 19, "9" * 25, 0, -1):
+        assert access_for(owner, huge) is None
