@@ -64,10 +64,8 @@ def session_current(request: HttpRequest) -> TrackedSession | None:
     cached: TrackedSession | None = getattr(request, "_tracked_session", None)
     if cached is not None:
         return cached
-    token = request.session.get(SESSION_TRACKING_KEY) if hasattr(request, "session") else None
-    if not isinstance(token, str):
-        return None
-    return TrackedSession.objects.filter(digest=_digest(token)).first()
+    digest = session_digest(request)
+    return TrackedSession.objects.filter(digest=digest).first() if digest else None
 
 
 # What `session_check` decides on, read with the request's access in its one query.

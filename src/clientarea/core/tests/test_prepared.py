@@ -21,6 +21,8 @@ from clientarea.accounts.tests.factories import AccountFactory, MembershipFactor
 from clientarea.api.services import TOKEN_ACCESS
 from clientarea.core.context_processors import SELECTABLE
 from clientarea.core.prepared import PreparedQuery
+from clientarea.security.models import TrackedSession
+from clientarea.security.sessions import SESSION_TRACKING_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -244,3 +246,24 @@ def test_a_session_holding_a_huge_account_id_is_sent_to_access_removed(
     assert response["Location"] == reverse("accounts:access_removed")
     for huge in (2**63, 2**64, "9" * 19, "9" * 25, 0, -1):
         assert access_for(owner, huge) is None
+
+
+def test_a_session_without_a_tracking_token_adopts_no_tracked_row(
+    owner: User, account: Account
+) -> None:
+    """The page's access query looks a session up by the digest "" when it carries no
+    tracking token. No row is ever written with it; were one there (ended), it must not
+    be taken for this session's: the session is tracked anew, not logged out."""
+    TrackedSession.objects.create(user=owner, digest="", ended_at=timezone.now(), end_reason="user")
+    client = Client()
+    client.force_login(owner)
+    session = client.session
+    session["current_account_id"] = account.pk
+    session.pop(SESSION_TRACKING_KEY, None)
+    session.save()
+    TrackedSession.objects.exclude(digest="").delete()
+    response = client.get("/")
+    assert response.status_code == 200
+    assert (
+        TrackedSession.objects.filter(user=owner, ended_at__isnull=True).exclude(digest="").exists()
+    )
