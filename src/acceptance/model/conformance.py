@@ -208,6 +208,12 @@ class World:
                 )
                 self.history[a][row.pk] = (kind, item)
         self.index_of_account = {pk: a for a, pk in self.account_pk.items()}
+        # An account outside the model: where a person gets a login "elsewhere"
+        # (rules.login_elsewhere) in the one-account trees.
+        self.elsewhere_owner: User = UserFactory(email="elsewhere@model.example")
+        self.elsewhere: Account = AccountFactory(
+            owner=self.elsewhere_owner, company_name="Elsewhere"
+        )
 
     def account(self, a: int) -> Account:
         return Account.objects.select_related("owner").get(pk=self.account_pk[a])
@@ -417,6 +423,7 @@ class Checker:
         self._refusals_seen: set[tuple[str, str]] = set()
         self._accepted_seen: set[Any] = set()
         self._http_seen: set[Any] = set()
+        self.elsewhere = False  # the tree being walked offers rules.login_elsewhere
 
     # --- the clock ---------------------------------------------------------------------
 
@@ -630,6 +637,18 @@ class Checker:
     def _do_contact_confirm(self, act: Action, s: State, ctx: Ctx) -> None:
         account_services.contact_confirm(token=ctx.contact_link[act.account])
 
+    def _do_login_elsewhere(self, act: Action, s: State, ctx: Ctx) -> None:
+        """The person accepts, as a new user, an invitation to an account outside the
+        model (what another account's invitation does to this one: a login)."""
+        w = self.world
+        account_services.invitation_create(
+            account=w.elsewhere,
+            email=EMAIL[act.actor],
+            permission_codes=GRANTS["INV"],
+            actor=w.elsewhere_owner,
+        )
+        self._accept_new(_latest_link(EMAIL[act.actor], "/invitation/"), ctx)
+
     def _do_tick(self, act: Action, s: State, ctx: Ctx) -> None:
         ctx.clock += 1
         self.at(ctx)
@@ -754,9 +773,9 @@ class Checker:
         """Every account email the step queued went to someone the model entitles to it
         in the state after the step."""
         w = self.world
-        rows = OutboxEmail.objects.filter(pk__gt=mark, account_id__isnull=False).exclude(
-            kind=permissions.EmailKind.PERSONAL.value
-        )
+        rows = OutboxEmail.objects.filter(
+            pk__gt=mark, account_id__in=list(w.account_pk.values())
+        ).exclude(kind=permissions.EmailKind.PERSONAL.value)
         person_of = {EMAIL[u]: u for u in USERS}
         for row in rows.values("to_email", "kind", "account_id", "about_kind", "about_id"):
             self.stats.step_emails += 1
@@ -782,7 +801,7 @@ class Checker:
         refuses too and nothing changes; the first time each accepted action occurs for
         a given actor's and target's access (and token), the app accepts it and its
         answers after it are the model's."""
-        for act in actions(s):
+        for act in actions(s, elsewhere=self.elsewhere):
             out = apply(s, act)
             if out.ok:
                 self._check_accepted(s, ctx, seq, act, out.state)
@@ -1007,7 +1026,8 @@ class Checker:
         self, depth: int, *, transitions: bool = True, active: tuple[int, ...] = ACCOUNTS
     ) -> Stats:
         """Every distinct state the explorer reaches within `depth` (acting on the
-        `active` accounts), depth-first."""
+        `active` accounts, and with logins given elsewhere when that is not every
+        account, as the one-account exploration does), depth-first."""
         start, cpu = time.monotonic(), time.process_time()
         states_before = self.stats.states
         children: dict[tuple[Action, ...], list[Action]] = {}
@@ -1016,7 +1036,8 @@ class Checker:
             if path:
                 children.setdefault(tuple(path[:-1]), []).append(path[-1])
 
-        explored = explore(depth, on_state=collect, active=active)
+        self.elsewhere = tuple(active) != tuple(ACCOUNTS)
+        explored = explore(depth, on_state=collect, active=active, elsewhere=self.elsewhere)
 
         def walk(s: State, ctx: Ctx, seq: tuple[Action, ...]) -> None:
             self.visit(s, ctx, seq)

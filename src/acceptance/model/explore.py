@@ -96,12 +96,14 @@ def explore(
     progress: Callable[[str], None] | None = None,
     on_state: Callable[[list[Action], State], None] | None = None,
     active: tuple[int, ...] = ACCOUNTS,
+    elsewhere: bool = False,
 ) -> Result:
     """Explore every sequence of up to `depth` actions. `on_state` is called with the
     shortest sequence to each distinct state and the state (the conformance step replays
     the sequence on the real app and compares its answers with ``reach`` of the state).
     `active`: the accounts actions are tried on (the others stay as they are, and keep
-    their labels: only people are relabelled then)."""
+    their labels: only people are relabelled then). `elsewhere`: people may also get a
+    login through an account outside the exploration (see ``compose``)."""
     swap_accounts = tuple(active) == tuple(ACCOUNTS)
     start = time.monotonic()
     result = Result(depth=0)
@@ -145,7 +147,7 @@ def explore(
         # form.
         met: set[State] = set()
         for s, index in frontier:
-            for act in actions(s, active):
+            for act in actions(s, active, elsewhere=elsewhere):
                 out = apply(s, act, faults)
                 result.transitions += 1
                 post = mark_orphans(out.state) if out.ok else out.state
@@ -197,7 +199,9 @@ and one service and one domain; memberships (grants {invoices}, {tickets, emails
 ownership transfers, API tokens (with the Users power), a secondary contact, closing, a
 clock and the worker. Every sequence of actions (each tried by everyone, allowed or not)
 up to the depth below was explored breadth-first, states deduplicated up to relabelling
-people (and accounts, when actions are tried on both)."""
+people (and accounts, when actions are tried on both). The one-account exploration also
+lets a person get a login through an account outside it, the one thing other accounts
+can change for an account."""
 
 
 def render_runs(runs: list[tuple[str, Result]]) -> str:
@@ -245,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--one-account",
         action="store_true",
-        help="try actions on account 0 only (account 1 keeps its owner): deeper, narrower",
+        help="try actions on account 0 only, with logins given elsewhere (see compose)",
     )
     parser.add_argument(
         "--markdown", action="store_true", help="print the 'What is proven' section"
@@ -256,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         frozenset(args.fault),
         progress=lambda m: print(m, flush=True),
         active=(0,) if args.one_account else ACCOUNTS,
+        elsewhere=args.one_account,
     )
     print(
         f"explored to depth {result.depth}: {result.states} distinct states, "

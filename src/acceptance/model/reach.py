@@ -44,6 +44,12 @@ FAULTS: dict[str, str] = {
     "history_ignores_kinds": "Email History lists every kind to anyone holding emails",
     "resend_keeps_old_link": "a resent invitation's old link still admits its holder",
 }
+# Faults that break no invariant of one account but make one account's fate depend on
+# another's: what the locality check of ``compose`` must find.
+LOCALITY_FAULTS: dict[str, str] = {
+    "revoke_in_every_account": "revoking a person ends their access to every account",
+    "closing_hides_every_account": "closing one account hides every account's pages",
+}
 
 
 class Access(NamedTuple):
@@ -130,7 +136,7 @@ def person_pages(
     """The page groups person u may use on account a: AccessMiddleware's check of the
     view's rule (Access.allows) and, for an object, scoped_object_or_404."""
     access = access_for(s, u, a)
-    if access is None:
+    if access is None or ("closing_hides_every_account" in faults and "closed" in s.closing):
         return frozenset()
     return _groups(access, PAGE_GROUPS, faults)
 

@@ -316,6 +316,10 @@ def _revoke(s: State, a: int, u: int, faults: Faults, check: Callable[[], None])
     check()
     if "revoke_noop" in faults:
         return s
+    if "revoke_in_every_account" in faults:
+        for b in ACCOUNTS:
+            if b != a and _usable_member(s, b, u):
+                s = _end_membership(s, b, u, "revoked", faults)
     return _end_membership(s, a, u, "revoked", faults)
 
 
@@ -583,6 +587,16 @@ def worker(s: State, act: Action, faults: Faults) -> State:
     return s
 
 
+def login_elsewhere(s: State, act: Action, faults: Faults) -> State:
+    """Person `actor` gets a login through an account outside the exploration (another
+    account's invitation, accepted as a new user: user_create). A login is the only thing
+    an account's actions change outside that account (see ``compose``), so this one step
+    stands for everything the accounts not explored can do to the one that is."""
+    if s.logins[act.actor]:
+        raise Refused("You already have a login: log in with it to accept.")
+    return s._replace(logins=set_at(s.logins, act.actor, True))
+
+
 RULES: dict[str, Callable[[State, Action, Faults], State]] = {
     "invite": invite,
     "api_invite": api_invite,
@@ -608,6 +622,7 @@ RULES: dict[str, Callable[[State, Action, Faults], State]] = {
     "contact_confirm": contact_confirm,
     "tick": tick,
     "worker": worker,
+    "login_elsewhere": login_elsewhere,
 }
 
 
@@ -638,6 +653,7 @@ SERVICE_OF: dict[str, str] = {
     "contact_confirm": "accounts.services.contact_confirm (accounts:contact_confirm)",
     "tick": "the clock moves on (time-machine / a later `now`)",
     "worker": "membership_expire_due, invitation_expire_due, ownership_transfer_expire_due",
+    "login_elsewhere": "accounts.services.invitation_accept_new_user on another account",
 }
 
 
@@ -665,14 +681,21 @@ SCOPE_CHOICES = ("all", "service")
 TOKEN_CHOICES = ("mine/all", "ALL/all/users")
 
 
-def actions(s: State, active: tuple[int, ...] = ACCOUNTS) -> Iterator[Action]:
+def actions(
+    s: State, active: tuple[int, ...] = ACCOUNTS, *, elsewhere: bool = False
+) -> Iterator[Action]:
     """Every action worth trying in `s` on the `active` accounts: each by every person
     with a login (allowed or not), about every person or record it could name. Actions
     that name a record the state does not hold (a membership, an invitation, a token)
-    are not tried: their page would have nothing to act on."""
+    are not tried: their page would have nothing to act on. `elsewhere`: a person without
+    a login may get one through an account outside the exploration (``login_elsewhere``)."""
     people = [u for u in USERS if s.logins[u]]
     yield Action("tick", SYSTEM)
     yield Action("worker", SYSTEM)
+    if elsewhere:
+        for u in USERS:
+            if not s.logins[u]:
+                yield Action("login_elsewhere", u)
     for a in active:
         for actor in people:
             for u in USERS:

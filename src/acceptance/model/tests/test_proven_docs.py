@@ -4,7 +4,6 @@ in the repository: a model changed since then fails here until `make prove` is r
 from __future__ import annotations
 
 from acceptance.model import prove
-from acceptance.model.explore import explore
 from clientarea.core.management.commands import access_table
 
 
@@ -36,14 +35,29 @@ def test_the_fingerprint_follows_every_model_module(tmp_path, monkeypatch):
 
 
 def test_the_section_is_replaced_in_place_and_renders_the_runs():
-    result = explore(2)
-    run = prove.Run("both accounts", 2, (0, 1))
-    section = prove.render_section([(run, result)], extra="Conformance: none yet.")
+    runs = (
+        prove.Run("both accounts", 2, False, locality_to=2),
+        prove.Run("one account", 3, True, views_to=2),
+    )
+    done, ok = prove.prove(runs, processes=1)
+    assert ok
+    section = prove.render_section(done, extra="Conformance: none yet.")
+    result = done[0][1].result
     assert f"{prove.FINGERPRINT_PREFIX}{prove.model_fingerprint()} -->" in section
     assert f"| 2 | {result.states:,} |" in section and "Conformance: none yet." in section
     assert "every account has exactly one owner" in section.lower()
+    # What the two explorations prove together, with the counts they measured.
+    assert "**Any number of accounts, to depth 3.**" in section
+    assert f"every state of both accounts to depth 2 ({result.states:,} states" in section
+
     docs = "# Access\n\nintro\n"
     once = prove.write_section(docs, section)
     twice = prove.write_section(once.replace("intro", "intro, edited"), section)
     assert once.count(prove.BEGIN) == 1 and twice.count(prove.BEGIN) == 1
     assert twice.startswith("# Access\n\nintro, edited\n") and twice.endswith(prove.END + "\n")
+
+
+def test_the_section_claims_no_composition_when_a_view_was_missed():
+    runs = (prove.Run("both", 3, False), prove.Run("one", 1, True, views_to=3))
+    done, ok = prove.prove(runs, processes=1)
+    assert not ok and prove.composition_paragraph(done) == ""
