@@ -1,12 +1,12 @@
-"""Why exploring one account proves the model for any number of accounts.
+"""Why exploring one account proves the model for both accounts, and for more.
 
 The accounts share nothing but the people. Three facts make that precise; they hold by
 the way the rules, ``reach`` and the invariants are written, and ``locality_violations``
 checks them on every state the both-accounts exploration meets (``make test`` to depth
 3 and on random walks of 20 steps, ``make prove`` to depth 5):
 
-1. An action on account a (every action but the clock and the worker) is allowed or
-   refused, and changes a's records, by the people's logins and a's records alone; it
+1. An action on account a (every action but the clock and the worker) is tried, allowed
+   or refused, and changes a's records, by the people's logins and a's records alone; it
    changes no other account, and changes the logins only by giving someone one (accepting
    an invitation as a new person).
 2. The clock and the worker change each account by that account's records alone.
@@ -15,13 +15,19 @@ checks them on every state the both-accounts exploration meets (``make test`` to
    and a's records alone.
 
 Call account a's *view* the logins with a's records. By induction on the steps: after n
-steps on any number of accounts, each account's view is one the one-account exploration
-reaches in at most n steps, where a login given through another account is one step
-(``rules.login_elsewhere``) and a step on another account that leaves the view as it was
-is none; and by 3., each invariant about the account holds in the whole state exactly
-when it holds there. So the one-account exploration with ``login_elsewhere``, to depth
-n, proves every invariant after every sequence of n steps on any number of accounts.
-Step invariants are about the account acted on, so 1. carries them over too.
+steps on the model's two accounts, each account's view is one the one-account
+exploration reaches in at most n steps, where a login given through another account is
+one step (``rules.login_elsewhere``) and a step on another account that leaves the view
+as it was is none; and by 3., each invariant about the account holds in the whole state
+exactly when it holds there. So the one-account exploration with ``login_elsewhere``, to
+depth n, proves every invariant after every sequence of n steps on both accounts. Step
+invariants are about the account acted on, so 1. carries them over too. Nothing in the
+argument counts the accounts: with the same three people and more accounts, whose rules
+are those of these two, it goes through unchanged (1.-3. are checked for two).
+
+The people are not composed this way: they are fixed at three, each with a login or not,
+and the symmetry between them is only used to merge states that are the same up to
+relabelling (``state.canonical``).
 
 ``uncovered`` checks the conclusion itself where both explorations run: every view of
 every state the both-accounts exploration reaches is reached by the one-account
@@ -79,9 +85,9 @@ _INITIAL = initial()
 def locality_violations(s: State, faults: Faults = NO_FAULTS) -> list[str]:
     """Facts 1-3 in state `s`: for each account a, the other account's records are
     replaced (by its records at the start, and by a copy of a's), and everything about a
-    must come out the same: what is reached, the invariants, and the outcome of every
-    action on a, of the clock and of the worker (actions on a must leave the other
-    account as it was)."""
+    must come out the same: what is reached, the invariants, the actions tried on a, and
+    the outcome of each, of the clock and of the worker (actions on a must leave the
+    other account as it was)."""
     out: list[str] = []
     r = reach(s, faults)
     for a in ACCOUNTS:
@@ -105,7 +111,10 @@ def _differences(s: State, other: State, a: int, r: Reach, faults: Faults) -> li
     for name, invariant in ACCOUNT_INVARIANTS.items():
         if invariant(s, r, a) != invariant(other, r2, a):
             out.append(f"the invariant {name} about A{a} depends on another account")
-    for act in actions(s, (a,)):
+    offered = list(actions(s, (a,)))
+    if offered != list(actions(other, (a,))):
+        out.append(f"the actions tried on A{a} depend on another account")
+    for act in offered:
         mine, theirs = apply(s, act, faults), apply(other, act, faults)
         on_account = act.account >= 0
         if on_account and (mine.ok, mine.reason) != (theirs.ok, theirs.reason):
