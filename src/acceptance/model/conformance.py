@@ -94,6 +94,7 @@ from clientarea.notifications.services import email_queue
 
 from . import reach as model_reach
 from .catalogue import ALL_CODES, DOMAIN_ITEM, EMAILS, EVERYTHING, GRANTS, SERVICE
+from .conformance_stats import Stats
 from .explore import explore
 from .invariants import mark_orphans
 from .routes import PAGE_GROUPS, TOKEN_GROUPS, item_of, needed, rule_of
@@ -101,6 +102,8 @@ from .rules import STAFF, Action, actions, apply
 from .state import ACCOUNTS, USERS, State, initial
 
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+# A run split into shards deals out the subtrees under the states at this depth.
+SHARD_DEPTH = 2
 TICK = timedelta(days=4)  # catalogue: one tick is 4 days
 SOON = timedelta(days=3)  # "Access expires" soon: before the next tick
 TOKEN_LIFE = timedelta(days=6)  # alive after one tick, expired after two
@@ -339,84 +342,6 @@ def model_access_of(world: World, a: int, access: Any) -> model_reach.Access | N
     return model_reach.Access(access.is_owner, perms, scope)
 
 
-@dataclass
-class Stats:
-    states: int = 0
-    actions_replayed: int = 0
-    refusals_checked: int = 0
-    transitions_checked: int = 0  # accepted steps off the tree (see check_transitions)
-    policy_checks: int = 0  # route groups, endpoint groups, emails compared
-    tokens_checked: int = 0
-    step_emails: int = 0
-    http_samples: int = 0
-    http_requests: int = 0
-    http_seconds: float = 0.0
-    random_walks: int = 0
-    max_depth: int = 0
-    # Each tree walked: (its depth, how many accounts acted, its states).
-    trees: list[tuple[int, int, int]] = field(default_factory=list)
-    # Each tree's explorer report: (the depth it fully explored, its distinct states), so
-    # a run can be held to having replayed every state the model has at that depth.
-    explored: list[tuple[int, int]] = field(default_factory=list)
-    walk_length: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # of this process (the machine may be shared)
-
-    def summary(self) -> str:
-        return (
-            f"conformance: {self.states} states replayed on the app ({self.trees_text()}"
-            f"{f', {self.random_walks} random walks' if self.random_walks else ''}), "
-            f"{self.actions_replayed} actions replayed, {self.transitions_checked} more "
-            f"accepted steps and {self.refusals_checked} refusals checked, "
-            f"{self.policy_checks} policy answers compared ({self.tokens_checked} token "
-            f"checks, {self.step_emails} queued emails), {self.http_samples} HTTP "
-            f"samples ({self.http_requests} requests, {self.http_seconds:.1f}s), "
-            f"{self.seconds:.1f}s ({self.cpu_seconds:.1f}s of CPU)"
-        )
-
-    def trees_text(self) -> str:
-        return ", ".join(
-            f"every state to depth {depth} with "
-            f"{'both accounts' if accounts == len(ACCOUNTS) else 'account A0'} acting"
-            f"{'' if accounts == len(ACCOUNTS) else ', logins given elsewhere'} "
-            f"({states} states)"
-            for depth, accounts, states in self.trees
-        )
-
-    def markdown(self, seed: int | None = None) -> str:
-        """The conformance paragraph of docs/access.md's "What is proven" (``make prove``
-        hands it to ``acceptance.model.prove --extra-file``)."""
-        walks = (
-            f", then {self.random_walks} random sequences of {self.walk_length} actions "
-            f"(seed {seed})"
-            if self.random_walks
-            else ""
-        )
-        return (
-            "### Conformance with the app\n\n"
-            f"The model's states ({self.trees_text()}{walks}) were replayed on the app "
-            "through its service functions, each step in a rolled-back savepoint "
-            f"({self.states} states, {self.actions_replayed} actions). After each step the "
-            "app's own answers were those of the model: every person's access to each "
-            "account and every route group of the route table (`Access.allows` and the "
-            "object's scope), every live token (`token_authenticate` and the token "
-            "permission check, per endpoint group), who may be sent each kind of email and "
-            "what the contact receives, Email History, and every email the step queued "
-            f"({self.policy_checks} answers, {self.step_emails} queued emails). "
-            f"{self.transitions_checked} more accepted steps (the first of each kind of "
-            "step by each kind of actor, leading to a state met before) were accepted and "
-            f"checked the same way. {self.refusals_checked} kinds of refused action were "
-            "refused by the app too, "
-            "changing nothing. Over HTTP with CSRF checks on, the first state of each "
-            f"distinct reach ({self.http_samples} samples, {self.http_requests} requests: "
-            "every page route as the person, every API route with the token) answered as "
-            "the model predicts. Five faults planted in the app (revoke a no-op, the scope "
-            "ignored on the domain's pages, a token outliving its creator's access, two "
-            "owners after a transfer, Email History ignoring kinds) are each found within "
-            f"3 steps. Time: {self.seconds:.0f} s ({self.cpu_seconds:.0f} s of CPU).\n"
-        )
-
-
 class Checker:
     """Replays model states on the real app and compares their reach."""
 
@@ -427,8 +352,10 @@ class Checker:
         *,
         http: bool = True,
         http_routes: Callable[[Route], bool] | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.world = world
+        self.shard = shard  # (this one, of how many): see _my_part
         self.clock = clock  # time_machine's coordinates
         self.http = http
         self.http_routes = http_routes or (lambda route: True)
@@ -1053,12 +980,16 @@ class Checker:
 
         self.elsewhere = tuple(active) != tuple(ACCOUNTS)
         explored = explore(depth, on_state=collect, active=active, elsewhere=self.elsewhere)
+        mine = self._my_part(children)
 
         def walk(s: State, ctx: Ctx, seq: tuple[Action, ...]) -> None:
-            self.visit(s, ctx, seq)
-            if transitions:
-                self.check_transitions(s, ctx, seq)
+            if mine(seq, True):
+                self.visit(s, ctx, seq)
+                if transitions:
+                    self.check_transitions(s, ctx, seq)
             for act in children.get(seq, ()):
+                if not mine((*seq, act), False):
+                    continue
                 with rolled_back():
                     post, child, path = self.step(s, ctx, seq, act)
                     walk(post, child, path)
@@ -1071,12 +1002,41 @@ class Checker:
         self.stats.cpu_seconds += time.process_time() - cpu
         return self.stats
 
+    def _my_part(
+        self, children: dict[tuple[Action, ...], list[Action]]
+    ) -> Callable[[tuple[Action, ...], bool], bool]:
+        """Which states of the tree this shard checks (`checked`) or walks through: the
+        subtrees under the states at depth SHARD_DEPTH are dealt out in turn; the states
+        above them are checked by shard 0, and walked through by every shard on its way
+        down (each state is checked by exactly one shard)."""
+        index, count = self.shard
+        if count == 1:
+            return lambda seq, checked: True
+        level: list[tuple[Action, ...]] = [()]
+        for _ in range(SHARD_DEPTH):
+            level = [(*seq, act) for seq in level for act in children.get(seq, ())]
+        dealt = {seq: n % count for n, seq in enumerate(level)}
+        on_the_way = {
+            seq[:k] for seq, owner in dealt.items() if owner == index for k in range(SHARD_DEPTH)
+        }
+
+        def mine(seq: tuple[Action, ...], checked: bool) -> bool:
+            if len(seq) >= SHARD_DEPTH:
+                return dealt[seq[:SHARD_DEPTH]] == index
+            return index == 0 or (not checked and seq in on_the_way)
+
+        return mine
+
     def run_random(self, walks: int, length: int, seed: int) -> Stats:
-        """`walks` random sequences of `length` applied actions (deeper than the tree)."""
+        """`walks` random sequences of `length` applied actions (deeper than the tree),
+        each from its own seed (so a shard walks its share of the same walks)."""
         start, cpu = time.monotonic(), time.process_time()
-        rng = random.Random(seed)
-        self.stats.walk_length = length
-        for _ in range(walks):
+        index, count = self.shard
+        self.stats.walk_length, self.stats.seed = length, seed
+        for n in range(walks):
+            if n % count != index:
+                continue
+            rng = random.Random(f"{seed}/{n}")
             self.stats.random_walks += 1
             with rolled_back():
                 s, ctx, seq = initial(), Ctx(), ()
@@ -1173,11 +1133,14 @@ def _route_checks() -> Iterator[list[bool]]:
 
 @contextmanager
 def checker(
-    *, http: bool = True, http_routes: Callable[[Route], bool] | None = None
+    *,
+    http: bool = True,
+    http_routes: Callable[[Route], bool] | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Checker]:
     """A world at the model's start, on a frozen clock, and a checker for it (inside the
     caller's database transaction: a test's, or the runner's). `http_routes` narrows the
     HTTP sample to some routes (the mutation checks: those a fault is about)."""
     with time_machine.travel(BASE, tick=False) as clock:
         world = World()
-        yield Checker(world, clock, http=http, http_routes=http_routes)
+        yield Checker(world, clock, http=http, http_routes=http_routes, shard=shard)

@@ -10,7 +10,7 @@ import pytest
 from acceptance.model import compose
 from acceptance.model.reach import LOCALITY_FAULTS
 from acceptance.model.rules import Action, apply
-from acceptance.model.state import initial
+from acceptance.model.state import initial, set_at
 
 # Every state of both accounts to this depth has facts 1-3 checked (make prove: 5).
 LOCALITY_DEPTH = 3
@@ -45,6 +45,36 @@ def test_without_logins_from_elsewhere_views_are_missed() -> None:
     _, both, _ = compose.views(3, one_account=False)
     _, one, _ = compose.views(3, one_account=True, elsewhere=False)
     assert compose.uncovered(both, one) > 0
+
+
+def test_nothing_about_an_account_reads_another_in_the_one_account_states_to_depth_4() -> None:
+    """With the other account's records unreadable (make prove: to depth 7)."""
+    result, _, broken = compose.views(4, one_account=True, blind_to=4)
+    assert result.depth == 4 and result.states > 3000
+    assert broken == []
+
+
+@pytest.mark.parametrize("fault", sorted(LOCALITY_FAULTS))
+def test_the_unreadable_account_check_finds_a_planted_cross_account_fault(fault: str) -> None:
+    faults = frozenset({fault})
+    _, _, broken = compose.views(3, one_account=True, faults=faults, blind_to=3)
+    assert any("reads another account" in v for v in broken), broken
+    print(f"\n{fault}: {broken}")
+
+
+def test_the_unreadable_account_check_finds_a_login_taken_away(monkeypatch) -> None:
+    """Fact 1's last clause: an action may give a login, never take one."""
+    from acceptance.model import rules
+
+    real = rules.RULES["revoke"]
+
+    def revoke_and_log_out(s, act, faults):
+        after = real(s, act, faults)
+        return after._replace(logins=set_at(after.logins, act.target, False))
+
+    monkeypatch.setitem(rules.RULES, "revoke", revoke_and_log_out)
+    _, _, broken = compose.views(2, one_account=True, blind_to=2)
+    assert any("changed the logins" in v for v in broken), broken
 
 
 @pytest.mark.parametrize("fault", sorted(LOCALITY_FAULTS))

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from acceptance.model.conformance import Stats, checker
+from acceptance.model.conformance import checker, rolled_back
+from acceptance.model.conformance_stats import Stats, uncovered_trees
 from acceptance.model.routes import PAGE_GROUPS, TOKEN_GROUPS, rule_of
 from acceptance.model.state import ACCOUNTS, USERS
 from acceptance.objects import OWNERS_OBJECT_ROUTES
@@ -31,22 +32,53 @@ WALKS = int(os.environ.get("CONFORMANCE_WALKS", "0"))
 WALK_LENGTH = int(os.environ.get("CONFORMANCE_WALK_LENGTH", "8"))
 SEED = int(os.environ.get("CONFORMANCE_SEED", "0"))
 HTTP = os.environ.get("CONFORMANCE_HTTP", "1") == "1"
-# Where to write the paragraph for docs/access.md's "What is proven" (make prove).
+# "i/n": this process checks its share of the states (make prove runs n side by side).
+SHARD = tuple(int(n) for n in os.environ.get("CONFORMANCE_SHARD", "0/1").split("/"))
+# Where to write this run's counts (JSON) for docs/access.md's "What is proven" (make
+# prove merges the shards' with acceptance.model.conformance_stats).
 SUMMARY = os.environ.get("CONFORMANCE_SUMMARY", "")
+
+
+def _run(
+    shard: tuple[int, int], depth: int, one_account_depth: int, walks: int, http: bool = HTTP
+) -> Stats:
+    with checker(http=http, shard=shard) as check:
+        stats = check.run_tree(depth)
+        if one_account_depth > depth:
+            stats = check.run_tree(one_account_depth, active=(0,))
+        if walks:
+            stats = check.run_random(walks, WALK_LENGTH, SEED)
+    return stats
 
 
 def test_the_app_answers_what_the_model_predicts(settings: Any) -> None:
     settings.DEMO_MODE = True  # the demo-only pages exist (and are checked) too
-    with checker(http=HTTP) as check:
-        stats = check.run_tree(DEPTH)
-        if ONE_ACCOUNT_DEPTH > DEPTH:
-            stats = check.run_tree(ONE_ACCOUNT_DEPTH, active=(0,))
-        if WALKS:
-            stats = check.run_random(WALKS, WALK_LENGTH, SEED)
+    index, count = SHARD
+    assert 0 <= index < count
+    stats = _run((index, count), DEPTH, ONE_ACCOUNT_DEPTH, WALKS)
     print(f"\n{stats.summary()}")
-    assert_it_covered_the_model(stats)
+    if count == 1:
+        assert_it_covered_the_model(stats)
     if SUMMARY:
-        Path(SUMMARY).write_text(stats.markdown(SEED if WALKS else None))
+        Path(SUMMARY).write_text(stats.to_json())
+
+
+def test_shards_check_every_state_once_between_them(settings: Any) -> None:
+    """Split in three, the shards check as many states as one run (each state by exactly
+    one shard), and their merged counts cover the model."""
+    settings.DEMO_MODE = True
+    parts = []
+    for index in range(3):
+        with rolled_back():
+            parts.append(_run((index, 3), 1, 2, 3, http=False))
+    with rolled_back():
+        whole = _run((0, 1), 1, 2, 3, http=False)
+    merged = Stats.merged(parts)
+    assert all(part.states for part in parts)
+    assert merged.states == whole.states and merged.trees == whole.trees
+    assert merged.random_walks == whole.random_walks == 3
+    assert uncovered_trees(merged) == []
+    assert uncovered_trees(parts[1]), "a shard alone does not cover the model"
 
 
 def test_a_run_that_reached_nothing_does_not_pass() -> None:

@@ -37,7 +37,7 @@ def test_the_fingerprint_follows_every_model_module(tmp_path, monkeypatch):
 def test_the_section_is_replaced_in_place_and_renders_the_runs():
     runs = (
         prove.Run("both accounts", 2, False, locality_to=2),
-        prove.Run("one account", 3, True, views_to=2),
+        prove.Run("one account", 3, True, blind_to=2, views_to=2),
     )
     done, ok = prove.prove(runs, processes=1)
     assert ok
@@ -47,8 +47,10 @@ def test_the_section_is_replaced_in_place_and_renders_the_runs():
     assert f"| 2 | {result.states:,} |" in section and "Conformance: none yet." in section
     assert "every account has exactly one owner" in section.lower()
     # What the two explorations prove together, with the counts they measured.
-    assert "**Any number of accounts, to depth 3.**" in section
-    assert f"every state of both accounts to depth 2 ({result.states:,} states" in section
+    assert "**Both accounts, to depth 3, through one.**" in section
+    assert f"the {result.states:,} distinct states of both accounts to depth 2" in section
+    blind = done[1][1].result.per_depth[1][1]  # the one-account exploration's, to depth 2
+    assert f"on each of the {blind:,} distinct states (up to relabelling people)" in section
 
     docs = "# Access\n\nintro\n"
     once = prove.write_section(docs, section)
