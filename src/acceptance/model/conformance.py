@@ -9,6 +9,10 @@ How a run goes:
   (owned by P0) and A1 (owned by P1), one service and one domain per account (the
   model's two items), staff, and one email of each of the model's kinds per account in
   the outbox, addressed to someone else (what Email History lists).
+- The one-account trees (actions on A0 only: the exploration that stands for both
+  accounts, see ``compose``) also give P2 a login "elsewhere": P2 accepts, as a new
+  user, an invitation to a third account outside the model (``World.elsewhere``), whose
+  answers are not compared.
 - The clock is ``time_machine``'s: one model tick is 4 days.
 - ``Checker.run`` walks the explorer's tree of distinct states depth-first (each state's
   shortest sequence, as the explorer found it), applying one action per state in a
@@ -37,6 +41,10 @@ How a run goes:
 
 The first disagreement stops the run (``Disagreement``) with the action sequence and the
 first differing route, token or email.
+
+A run can be split into shards, one process each (``make prove``): the subtrees under
+the states at depth ``SHARD_DEPTH`` are dealt out in turn, and so are the random walks;
+``conformance_stats`` merges the shards' counts and checks they cover every state.
 
 Not covered: what the model leaves out (payments, tickets opened, several contacts or
 tokens per person); pages over HTTP only for the sample; an accepted step that leads to a
