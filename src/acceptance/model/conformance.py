@@ -11,8 +11,8 @@ How a run goes:
   the outbox, addressed to someone else (what Email History lists).
 - The one-account trees (actions on A0 only: the exploration that stands for both
   accounts, see ``compose``) also give P2 a login "elsewhere": P2 accepts, as a new
-  user, an invitation to a third account outside the model (``World.elsewhere``), whose
-  answers are not compared.
+  user, an invitation to a third account outside the model (``World.elsewhere``, where
+  P0 and P1 hold every permission from the start), whose answers are not compared.
 - The clock is ``time_machine``'s: one model tick is 4 days.
 - ``Checker.run`` walks the explorer's tree of distinct states depth-first (each state's
   shortest sequence, as the explorer found it), applying one action per state in a
@@ -90,7 +90,7 @@ from clientarea.accounts.models import (
     User,
 )
 from clientarea.accounts.policy import AccessRule, NotPermitted, OutOfReach, RuleKind
-from clientarea.accounts.tests.factories import AccountFactory, UserFactory
+from clientarea.accounts.tests.factories import AccountFactory, MembershipFactory, UserFactory
 from clientarea.accounts.tests.helpers import LINK_RE
 from clientarea.api import services as api_services
 from clientarea.api.models import ApiToken
@@ -225,6 +225,12 @@ class World:
         self.elsewhere: Account = AccountFactory(
             owner=self.elsewhere_owner, company_name="Elsewhere"
         )
+        # P0 and P1 hold every permission there: every answer about A0 and A1 is
+        # compared with a person's access to another account around.
+        for u in (0, 1):
+            MembershipFactory(
+                account=self.elsewhere, user=self.people[u], permissions=sorted(ALL_CODES)
+            )
 
     def account(self, a: int) -> Account:
         return Account.objects.select_related("owner").get(pk=self.account_pk[a])
