@@ -113,6 +113,7 @@ BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 # A run split into shards deals out the subtrees under the states at this depth.
 SHARD_DEPTH = 2
 TICK = timedelta(days=4)  # catalogue: one tick is 4 days
+STEP = timedelta(microseconds=1)  # between two actions replayed (see Ctx.steps)
 SOON = timedelta(days=3)  # "Access expires" soon: before the next tick
 TOKEN_LIFE = timedelta(days=6)  # alive after one tick, expired after two
 EMAIL = {u: f"p{u}@model.example" for u in USERS}
@@ -165,6 +166,10 @@ class Ctx:
     copying): the clock, the links people hold, the tokens' secrets, P2's login."""
 
     clock: int = 0
+    # Actions replayed so far: each happens one microsecond after the one before, as two
+    # requests never share an instant in production (the app orders some events by their
+    # times: a revocation made at the very instant of a transfer offer counts as after it).
+    steps: int = 0
     invite_link: dict[tuple[int, int], str] = field(default_factory=dict)
     old_invite_link: dict[tuple[int, int], str] = field(default_factory=dict)
     transfer_link: dict[int, str] = field(default_factory=dict)
@@ -176,6 +181,7 @@ class Ctx:
     def copy(self) -> Ctx:
         return Ctx(
             self.clock,
+            self.steps,
             dict(self.invite_link),
             dict(self.old_invite_link),
             dict(self.transfer_link),
@@ -384,12 +390,13 @@ class Checker:
     # --- the clock ---------------------------------------------------------------------
 
     def at(self, ctx: Ctx) -> None:
-        self.clock.move_to(BASE + ctx.clock * TICK)
+        self.clock.move_to(BASE + ctx.clock * TICK + ctx.steps * STEP)
 
     # --- replaying one action ------------------------------------------------------------
 
     def replay(self, act: Action, s: State, ctx: Ctx) -> None:
         """Do `act` on the real app (ctx is updated in place); _Refused if it refuses."""
+        ctx.steps += 1
         self.at(ctx)
         self.stats.actions_replayed += 1
         try:

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from acceptance.model.conformance import checker, rolled_back
+from acceptance.model.conformance import Ctx, checker, rolled_back
 from acceptance.model.conformance_stats import Stats, uncovered_trees
 from acceptance.model.routes import PAGE_GROUPS, TOKEN_GROUPS, rule_of
-from acceptance.model.state import ACCOUNTS, USERS
+from acceptance.model.rules import Action
+from acceptance.model.state import ACCOUNTS, USERS, initial
 from acceptance.objects import OWNERS_OBJECT_ROUTES
 from clientarea.access_table import ROUTES
 
@@ -123,3 +124,24 @@ def assert_it_covered_the_model(stats: Stats) -> None:
     assert stats.http_samples >= 2
     assert stats.http_requests >= len(page_routes)
     assert stats.http_requests >= stats.http_samples * min(len(page_routes), len(api_routes))
+
+
+def test_a_revoke_then_an_offer_are_replayed_in_that_order(settings: Any) -> None:
+    """Found by the depth-6 replay: with every action at the same frozen instant, a
+    revocation and the transfer offer made after it shared a time, and the app (which
+    counts a revocation at the offer's very instant as after it) refused the offer the
+    model accepts. Each replayed action now has its own instant, as in production."""
+    settings.DEMO_MODE = True
+    steps = [
+        Action("invite", 0, 0, 1, "TE"),
+        Action("accept", 1, 0, 1),
+        Action("revoke", 0, 0, 1),
+        Action("transfer_start", 0, 0, 1, "stays"),
+        Action("transfer_accept", 1, 0),
+    ]
+    with checker(http=False) as check:
+        s, ctx, seq = initial(), Ctx(), ()
+        for act in steps:
+            s, ctx, seq = check.step(s, ctx, seq, act)
+            check.check_state(s, ctx, seq)
+        assert s.owners[0] == (1,) and ctx.steps == len(steps)
