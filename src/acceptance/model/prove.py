@@ -172,6 +172,7 @@ def _explore_run(run: Run) -> Explored:
         run.depth,
         one_account=run.one_account,
         check_locality_to=run.locality_to,
+        blind_to=run.blind_to,
         views_to=run.views_to,
         progress=lambda m: print(f"[{run.title}] {m}", flush=True),
     )

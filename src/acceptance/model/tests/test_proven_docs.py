@@ -63,3 +63,22 @@ def test_the_section_claims_no_composition_when_a_view_was_missed():
     runs = (prove.Run("both", 3, False), prove.Run("one", 1, True, views_to=3))
     done, ok = prove.prove(runs, processes=1)
     assert not ok and prove.composition_paragraph(done) == ""
+
+
+def test_prove_fails_when_the_unreadable_account_check_finds_a_fault(monkeypatch):
+    """make prove runs the check it writes about: an action that takes a login away (fact
+    1 allows only giving one) fails the one-account run."""
+    from acceptance.model import rules
+    from acceptance.model.state import set_at
+
+    real = rules.RULES["revoke"]
+
+    def revoke_and_log_out(s, act, faults):
+        after = real(s, act, faults)
+        return after._replace(logins=set_at(after.logins, act.target, False))
+
+    monkeypatch.setitem(rules.RULES, "revoke", revoke_and_log_out)
+    runs = (prove.Run("both", 1, False), prove.Run("one", 3, True, blind_to=2, views_to=1))
+    done, ok = prove.prove(runs, processes=1)
+    assert not ok
+    assert any("changed the logins" in v for v in done[1][1].locality_broken)
