@@ -119,11 +119,17 @@ class Stats:
             if self.random_walks
             else ""
         )
+        # Split between processes, each samples the first of each kind on its own, and
+        # replays the steps down to its share of the tree: those counts are per process.
+        each = f", in each of the {self.shards} processes" if self.shards > 1 else ""
         return (
             "### Conformance with the app\n\n"
             f"The model's states ({self.trees_text()}{walks}) were replayed on the app "
             "through its service functions, each step in a rolled-back savepoint "
-            f"({self.states} states, {self.actions_replayed} actions). After each step the "
+            f"({self.states} states checked, each once; {self.actions_replayed} actions "
+            "replayed"
+            f"{', each process replaying the steps down to its share' if self.shards > 1 else ''}"
+            "). After each step the "
             "app's own answers were those of the model: every person's access to each "
             "account and every route group of the route table (`Access.allows` and the "
             "object's scope), every live token (`token_authenticate` and the token "
@@ -131,16 +137,17 @@ class Stats:
             "what the contact receives, Email History, and every email the step queued "
             f"({self.policy_checks} answers, {self.step_emails} queued emails). "
             f"{self.transitions_checked} more accepted steps (the first of each kind of "
-            "step by each kind of actor, leading to a state met before) were accepted and "
-            f"checked the same way. {self.refusals_checked} kinds of refused action were "
-            "refused by the app too, "
+            f"step by each kind of actor, leading to a state met before{each}) were "
+            f"accepted and checked the same way. {self.refusals_checked} refused actions "
+            f"(the first of each kind of refusal{each}) were refused by the app too, "
             "changing nothing. Over HTTP with CSRF checks on, the first state of each "
-            f"distinct reach ({self.http_samples} samples, {self.http_requests} requests: "
-            "every page route as the person, every API route with the token) answered as "
-            "the model predicts. Five faults planted in the app (revoke a no-op, the scope "
-            "ignored on the domain's pages, a token outliving its creator's access, two "
-            "owners after a transfer, Email History ignoring kinds) are each found within "
-            f"3 steps. Time: {self.seconds:.0f} s ({self.cpu_seconds:.0f} s of CPU"
+            f"distinct reach{each} ({self.http_samples} samples, {self.http_requests} "
+            "requests: every page route as the person, every API route with the token) "
+            "answered as the model predicts. Five faults planted in the app (revoke a "
+            "no-op, the scope ignored on the domain's pages, a token outliving its "
+            "creator's access, two owners after a transfer, Email History ignoring kinds) "
+            f"are each found within 3 steps. Time: {self.seconds:.0f} s "
+            f"({self.cpu_seconds:.0f} s of CPU"
             f"{f', {self.shards} processes side by side' if self.shards > 1 else ''}).\n"
         )
 
