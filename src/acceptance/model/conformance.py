@@ -376,6 +376,9 @@ class Checker:
     ) -> None:
         self.world = world
         self.shard = shard  # (this one, of how many): see _my_part
+        self.shard_depth = SHARD_DEPTH
+        # Set to a list to record what is checked: (the tree's number, the state's steps).
+        self.checked: list[tuple[int, tuple[Action, ...]]] | None = None
         self.clock = clock  # time_machine's coordinates
         self.http = http
         self.http_routes = http_routes or (lambda route: True)
@@ -1005,6 +1008,8 @@ class Checker:
 
         def walk(s: State, ctx: Ctx, seq: tuple[Action, ...]) -> None:
             if mine(seq, True):
+                if self.checked is not None:
+                    self.checked.append((len(self.stats.trees), seq))
                 self.visit(s, ctx, seq)
                 if transitions:
                     self.check_transitions(s, ctx, seq)
@@ -1027,23 +1032,24 @@ class Checker:
         self, children: dict[tuple[Action, ...], list[Action]]
     ) -> Callable[[tuple[Action, ...], bool], bool]:
         """Which states of the tree this shard checks (`checked`) or walks through: the
-        subtrees under the states at depth SHARD_DEPTH are dealt out in turn; the states
+        subtrees under the states at depth ``shard_depth`` are dealt out in turn; the states
         above them are checked by shard 0, and walked through by every shard on its way
         down (each state is checked by exactly one shard)."""
         index, count = self.shard
+        depth = self.shard_depth
         if count == 1:
             return lambda seq, checked: True
         level: list[tuple[Action, ...]] = [()]
-        for _ in range(SHARD_DEPTH):
+        for _ in range(depth):
             level = [(*seq, act) for seq in level for act in children.get(seq, ())]
         dealt = {seq: n % count for n, seq in enumerate(level)}
         on_the_way = {
-            seq[:k] for seq, owner in dealt.items() if owner == index for k in range(SHARD_DEPTH)
+            seq[:k] for seq, owner in dealt.items() if owner == index for k in range(depth)
         }
 
         def mine(seq: tuple[Action, ...], checked: bool) -> bool:
-            if len(seq) >= SHARD_DEPTH:
-                return dealt[seq[:SHARD_DEPTH]] == index
+            if len(seq) >= depth:
+                return dealt[seq[:depth]] == index
             return index == 0 or (not checked and seq in on_the_way)
 
         return mine

@@ -65,22 +65,28 @@ def test_the_app_answers_what_the_model_predicts(settings: Any) -> None:
 
 
 def test_shards_check_every_state_once_between_them(settings: Any) -> None:
-    """Split in two, the shards check as many states as one run (each state by exactly
-    one shard), and their merged counts cover the model."""
+    """Split in two (the subtrees under the depth-1 states dealt out, so states above,
+    at and below that depth are all tried), the shards check exactly the states one
+    run checks, each once, and their merged counts cover the model; the walks are dealt
+    out too."""
     settings.DEMO_MODE = True
-    parts = []
-    for index in range(2):
-        with rolled_back():
-            parts.append(_run((index, 2), 1, 2, 3, http=False))
-    with rolled_back():
-        whole = _run((0, 1), 1, 2, 3, http=False)
-    merged = Stats.merged(parts)
-    assert all(part.states for part in parts)
+    runs: list[tuple[Stats, list[Any]]] = []
+    for shard in ((0, 2), (1, 2), (0, 1)):
+        with rolled_back(), checker(http=False, shard=shard) as check:
+            check.shard_depth, check.checked = 1, []
+            check.run_tree(1, transitions=False)
+            stats = check.run_tree(2, transitions=False, active=(0,))
+            stats = check.run_random(3, 3, seed=1)
+            runs.append((stats, check.checked))
+    (first, first_seen), (second, second_seen), (whole, whole_seen) = runs
+    assert first_seen and second_seen and not set(first_seen) & set(second_seen)
+    assert sorted(first_seen + second_seen) == sorted(whole_seen)
+    assert any(len(seq) == 2 for _, seq in second_seen)  # below the dealt depth
+    merged = Stats.merged([first, second])
     assert merged.states == whole.states and merged.trees == whole.trees
-    assert merged.random_walks == whole.random_walks == 3
-    assert [part.random_walks for part in parts] == [2, 1]
+    assert (first.random_walks, second.random_walks, whole.random_walks) == (2, 1, 3)
     assert uncovered_trees(merged) == []
-    assert uncovered_trees(parts[1]), "a shard alone does not cover the model"
+    assert uncovered_trees(second), "a shard alone does not cover the model"
 
 
 def test_a_run_that_reached_nothing_does_not_pass() -> None:
