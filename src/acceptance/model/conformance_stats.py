@@ -14,7 +14,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .state import ACCOUNTS
+from .routes import PAGE_GROUPS, TOKEN_GROUPS
+from .state import ACCOUNTS, USERS
 
 
 @dataclass
@@ -154,7 +155,9 @@ class Stats:
 
 def uncovered_trees(stats: Stats) -> list[str]:
     """What keeps a run from counting as having replayed the model: a tree whose explorer
-    stopped short of its depth, or that replayed fewer states than the explorer has."""
+    stopped short of its depth, that did not check exactly the states the explorer has
+    (each state once: fewer is a gap, more is a state checked twice), or fewer policy
+    answers than every person and token on every account in every state."""
     out = []
     if not stats.trees or len(stats.trees) != len(stats.explored):
         out.append("no tree, or a tree without its explorer's report")
@@ -163,8 +166,11 @@ def uncovered_trees(stats: Stats) -> list[str]:
     ):
         if explored_depth != depth:
             out.append(f"depth {depth}: the explorer stopped at depth {explored_depth}")
-        if replayed < distinct:
-            out.append(f"depth {depth}: {replayed} of {distinct} states replayed")
+        if replayed != distinct:
+            out.append(f"depth {depth}: {replayed} states checked, the model has {distinct}")
+    per_state = len(ACCOUNTS) * len(USERS) * (1 + len(PAGE_GROUPS) + len(TOKEN_GROUPS))
+    if stats.policy_checks < stats.states * per_state:
+        out.append(f"{stats.policy_checks} policy answers for {stats.states} states")
     return out
 
 

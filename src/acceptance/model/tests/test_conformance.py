@@ -99,6 +99,12 @@ def test_a_run_that_reached_nothing_does_not_pass() -> None:
     for stats in (nothing, short, stopped, no_answers):
         with pytest.raises(AssertionError):
             assert_it_covered_the_model(stats)
+        assert uncovered_trees(stats), stats
+    # Merged shards are held to exactly the model's states: a shard's counts merged twice
+    # (some states checked twice) do not pass.
+    per_state = len(ACCOUNTS) * len(USERS) * (1 + len(PAGE_GROUPS) + len(TOKEN_GROUPS))
+    most = Stats(states=90, trees=[(2, 2, 90)], explored=[(2, 134)], policy_checks=90 * per_state)
+    assert uncovered_trees(Stats.merged([most, most]))
 
 
 def assert_it_covered_the_model(stats: Stats) -> None:
