@@ -110,6 +110,8 @@ def composition_paragraph(runs: list[tuple[Run, Explored]]) -> str:
     for run, done in (both, one):
         if done.result.failure or done.locality_broken or done.result.depth != run.depth:
             return ""
+    if one[0].blind_to < one[0].depth - 1:
+        return ""  # the argument steps from every view short of the deepest level
     views = compose.within(both[1].views, both[0].depth)
     if compose.uncovered(views, one[1].views):
         return ""
@@ -201,7 +203,10 @@ def prove(
             print(f"[{run.title}] AN ACCOUNT DOES NOT STAND ALONE: {explored.locality_broken}")
             ok = False
     if ok and not composition_paragraph(done):
-        print("THE ONE-ACCOUNT EXPLORATION MISSED VIEWS THE BOTH-ACCOUNTS ONE REACHED")
+        print(
+            "THE EXPLORATIONS DO NOT PROVE BOTH ACCOUNTS TOGETHER: a view of both accounts "
+            "was missed, or the unreadable-account check stopped short"
+        )
         ok = False
     return done, ok
 

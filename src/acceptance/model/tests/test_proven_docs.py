@@ -60,7 +60,13 @@ def test_the_section_is_replaced_in_place_and_renders_the_runs():
 
 
 def test_the_section_claims_no_composition_when_a_view_was_missed():
-    runs = (prove.Run("both", 3, False), prove.Run("one", 1, True, views_to=3))
+    runs = (prove.Run("both", 3, False), prove.Run("one", 1, True, blind_to=0, views_to=3))
+    done, ok = prove.prove(runs, processes=1)
+    assert not ok and prove.composition_paragraph(done) == ""
+
+
+def test_the_section_claims_no_composition_without_the_unreadable_account_check():
+    runs = (prove.Run("both", 2, False), prove.Run("one", 3, True, blind_to=1, views_to=2))
     done, ok = prove.prove(runs, processes=1)
     assert not ok and prove.composition_paragraph(done) == ""
 
