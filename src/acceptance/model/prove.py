@@ -49,7 +49,7 @@ class Run:
     views_to: int | None = None  # accounts' views noted to this depth
 
 
-# Both accounts to BOTH_DEPTH; one account, standing for any number (``compose``), to
+# Both accounts to BOTH_DEPTH; one account, standing for both (``compose``), to
 # ONE_DEPTH; the views both reach compared to BOTH_DEPTH.
 BOTH_DEPTH, ONE_DEPTH, LOCALITY_DEPTH = 6, 8, 5
 RUNS: tuple[Run, ...] = (
